@@ -1,0 +1,116 @@
+"""The one place where TensorFlow / Keras version differences live.
+
+Everything else imports ``keras`` from here, never from TensorFlow or the
+``keras`` package directly: mixing Keras 2 and Keras 3 objects in one model
+builds models that silently never train (see ../shared/design/tf-keras-versions.md).
+
+- TF 2.15: ``tf.keras`` is Keras 2.
+- TF >= 2.16: ``import keras`` is Keras 3, unless ``TF_USE_LEGACY_KERAS=1`` and
+  ``tf-keras`` is installed, in which case ``tf.keras`` is Keras 2 (``tf_keras``).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+# TF's C++ start-up chatter (oneDNN notices, CPU feature lines) is noise in test
+# output; real errors still come through as Python exceptions.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+
+def _pick_keras():
+    legacy = os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
+    if legacy:
+        try:
+            import tf_keras  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "TF_USE_LEGACY_KERAS=1 is set but the 'tf-keras' package is not "
+                "installed; install tf-keras matching your TensorFlow version or unset "
+                "TF_USE_LEGACY_KERAS"
+            ) from exc
+        return tf_keras
+    if hasattr(tf.keras, "version") or _tf_at_least(2, 16):
+        import keras as k  # Keras 3
+
+        return k
+    return tf.keras  # TF 2.15: Keras 2 bundled as tf.keras
+
+
+def _tf_at_least(major: int, minor: int) -> bool:
+    parts = tf.__version__.split(".")
+    return (int(parts[0]), int(parts[1])) >= (major, minor)
+
+
+keras = _pick_keras()
+
+
+def keras_version() -> str:
+    v = getattr(keras, "__version__", None)
+    if v is None and hasattr(keras, "version"):
+        v = keras.version()
+    return str(v or tf.keras.__version__)
+
+
+KERAS3 = keras_version().startswith("3.")
+
+
+def versions() -> dict:
+    """Versions that change trained weights and therefore the numbers."""
+    import numpy
+
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras_version(),
+        "keras_family": "keras3" if KERAS3 else "keras2",
+        "numpy": numpy.__version__,
+    }
+
+
+def version_family() -> str:
+    """Key under which pinned verdicts are stored: same family, same numbers."""
+    v = versions()
+    return f"tf{_major_minor(v['tensorflow'])}-keras{_major_minor(v['keras'])}"
+
+
+def _major_minor(v: str) -> str:
+    return ".".join(v.split(".")[:2])
+
+
+def set_determinism(seed: int) -> None:
+    """Seed Python, numpy and TF, and make TF ops deterministic."""
+    with warnings.catch_warnings():
+        # Keras 2.15's set_random_seed uses a deprecated random.randrange form.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def layer_output_shape(layer) -> tuple:
+    return tuple(layer.output.shape)
+
+
+def count_params(model) -> int:
+    return int(model.count_params())
+
+
+def load_model(path):
+    # compile=False: we only need weights and the graph; recompiling on load is what
+    # the training code does explicitly, and it avoids optimizer-variable warnings.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return keras.models.load_model(path, compile=False)
+
+
+def save_model(model, path) -> None:
+    with warnings.catch_warnings():
+        # TF 2.21 + numpy 2.4 warn about the __array__ copy keyword while saving.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model.save(path)
+
+
+def cifar10_download():
+    """Keras's own CIFAR-10 loader (downloads into Keras's cache on first use)."""
+    return keras.datasets.cifar10.load_data()

@@ -1,0 +1,242 @@
+"""CIFAR-10 as uint8 arrays, from a local copy or Keras's downloader, cached once.
+
+Sources, in order of precedence:
+1. an explicit path (``--data`` / ``CNNCLAIMS_DATA``) to the official
+   ``cifar-10-batches-py`` folder (or a folder containing it), or to an image-folder
+   tree ``train/<class>/*.{jpg,png}``, ``test/<class>/*``;
+2. otherwise ``keras.datasets.cifar10.load_data()`` (downloads; Keras's own cache).
+
+Decoded arrays are stored once as ``<cache>/data/cifar10-<fingerprint>.npz``; the
+fingerprint covers every source file's name, size and mtime, so editing the source
+invalidates the cache without re-hashing 60,000 files on each warm load.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import CLASSES
+from .cache import CacheError, default_cache_dir, discard, read_npz, stable_hash, write_npz
+from .errors import DataError
+
+ENV_DATA = "CNNCLAIMS_DATA"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+FULL_PER_CLASS = {"train": 5000, "test": 1000}
+BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+DATA_FORMAT_VERSION = 1  # bump when decoding changes, so old caches are not reused
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """CIFAR-10 in label order: x uint8 (n, 32, 32, 3), y uint8 (n,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str  # human-readable: which source a run used
+    fingerprint: str
+
+    def as_tuples(self):
+        return (self.x_train, self.y_train), (self.x_test, self.y_test)
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "batches" | "folder" | "keras"
+    path: Path | None
+
+    def describe(self) -> str:
+        if self.kind == "keras":
+            return "keras.datasets.cifar10 (downloaded, official arrays)"
+        label = "cifar-10-batches-py" if self.kind == "batches" else "image folder"
+        return f"{label} at {self.path}"
+
+
+def resolve_source(path: str | os.PathLike | None = None) -> Source:
+    """Explicit path, else $CNNCLAIMS_DATA, else Keras's downloader."""
+    raw = path if path not in (None, "") else os.environ.get(ENV_DATA) or None
+    if raw is None:
+        return Source("keras", None)
+    p = Path(raw).expanduser().resolve()
+    hint = (
+        f"point --data or ${ENV_DATA} at the official 'cifar-10-batches-py' folder or an "
+        "image-folder tree with train/<class>/ and test/<class>/"
+    )
+    if not p.exists():
+        raise DataError(f"CIFAR-10 source {p} does not exist; {hint}")
+    if not p.is_dir():
+        raise DataError(f"CIFAR-10 source {p} is not a folder; {hint}")
+    if (p / "cifar-10-batches-py").is_dir():
+        p = p / "cifar-10-batches-py"
+    if any((p / f).exists() for f in BATCH_FILES):
+        return Source("batches", p)
+    if (p / "train").is_dir() or (p / "test").is_dir():
+        return Source("folder", p)
+    raise DataError(f"CIFAR-10 source {p} holds neither data_batch_* files nor train/ and test/ folders; {hint}")
+
+
+def fingerprint(source: Source, per_class: dict | None = None) -> str:
+    if source.kind == "keras":
+        entries = ["keras.datasets.cifar10"]
+    else:
+        entries = []
+        for root, dirs, files in os.walk(source.path):
+            dirs.sort()
+            for name in sorted(files):
+                st = os.stat(os.path.join(root, name))
+                rel = os.path.relpath(os.path.join(root, name), source.path)
+                entries.append((rel, st.st_size, st.st_mtime_ns))
+    return stable_hash([DATA_FORMAT_VERSION, source.kind, per_class, entries])[:20]
+
+
+def load_cifar10(
+    path=None,
+    cache_dir=None,
+    per_class: dict | None = None,
+    progress=print,
+) -> Cifar10:
+    """Load CIFAR-10 (decoding at most once per source) as uint8 arrays.
+
+    ``per_class`` gives the expected number of images per class and split
+    (default: the full data set, 5,000 train and 1,000 test); a copy with other
+    counts is an error rather than a silently smaller experiment.
+    """
+    source = resolve_source(path)
+    per_class = dict(per_class or FULL_PER_CLASS)
+    fp = fingerprint(source, per_class)
+    cache_file = Path(cache_dir or default_cache_dir()) / "data" / f"cifar10-{fp}.npz"
+    n_tr, n_te = 10 * per_class["train"], 10 * per_class["test"]
+    expected = {
+        "x_train": (np.uint8, (n_tr, 32, 32, 3)),
+        "y_train": (np.uint8, (n_tr,)),
+        "x_test": (np.uint8, (n_te, 32, 32, 3)),
+        "y_test": (np.uint8, (n_te,)),
+    }
+    if cache_file.exists():
+        try:
+            arrays = read_npz(cache_file, expected)
+            return Cifar10(**arrays, source=source.describe(), fingerprint=fp)
+        except CacheError as exc:
+            discard(cache_file, str(exc))
+    t0 = time.perf_counter()
+    progress(f"cnnclaims: decoding CIFAR-10 from {source.describe()} ...")
+    if source.kind == "keras":
+        (xtr, ytr), (xte, yte) = _from_keras()
+    elif source.kind == "batches":
+        (xtr, ytr), (xte, yte) = read_batches(source.path)
+    else:
+        (xtr, ytr), (xte, yte) = read_image_folder(source.path)
+    for split, y in (("train", ytr), ("test", yte)):
+        _check_counts(source, split, y, per_class[split])
+    write_npz(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    progress(f"cnnclaims: decoded {len(xtr)} + {len(xte)} images in {time.perf_counter() - t0:.1f}s, cached at {cache_file}")
+    return Cifar10(xtr, ytr, xte, yte, source=source.describe(), fingerprint=fp)
+
+
+def _check_counts(source: Source, split: str, y: np.ndarray, want: int) -> None:
+    counts = np.bincount(y, minlength=10)
+    bad = [f"{CLASSES[c]}: {counts[c]}" for c in range(10) if counts[c] != want]
+    if bad:
+        raise DataError(
+            f"{source.describe()}: {split} split should hold {want} images per class, found "
+            f"{', '.join(bad)}; the copy is incomplete or not CIFAR-10"
+        )
+
+
+def _from_keras():
+    from .compat import cifar10_download
+
+    try:
+        (xtr, ytr), (xte, yte) = cifar10_download()
+    except Exception as exc:
+        raise DataError(
+            f"keras.datasets.cifar10.load_data() failed ({exc}); without internet, set "
+            f"--data or ${ENV_DATA} to a local CIFAR-10 copy"
+        ) from exc
+    return (xtr.astype(np.uint8), ytr.reshape(-1).astype(np.uint8)), (
+        xte.astype(np.uint8),
+        yte.reshape(-1).astype(np.uint8),
+    )
+
+
+def read_batches(path: Path):
+    """Read the official python-pickle batches (channel-first rows of 3,072 bytes)."""
+    path = Path(path)
+    missing = [f for f in BATCH_FILES if not (path / f).is_file()]
+    if missing:
+        raise DataError(f"cifar-10-batches-py folder {path} lacks {', '.join(missing)}; re-extract cifar-10-python.tar.gz")
+
+    def one(name):
+        f = path / name
+        try:
+            with open(f, "rb") as fh:
+                d = pickle.load(fh, encoding="bytes")
+            data = np.asarray(d[b"data"], dtype=np.uint8)
+            labels = np.asarray(d[b"labels"], dtype=np.int64)
+        except Exception as exc:
+            raise DataError(f"{f} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc})") from exc
+        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
+            raise DataError(f"{f}: data is {data.shape} with {len(labels)} labels; expected (n, 3072) and n labels")
+        if labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+            raise DataError(f"{f}: labels outside 0..9")
+        return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels.astype(np.uint8)
+
+    parts = [one(n) for n in BATCH_FILES[:5]]
+    xtr = np.concatenate([p[0] for p in parts])
+    ytr = np.concatenate([p[1] for p in parts])
+    return (xtr, ytr), one("test_batch")
+
+
+def read_image_folder(path: Path, workers: int | None = None):
+    """Read ``train/<class>/*`` and ``test/<class>/*`` (class folders in label order)."""
+    path = Path(path)
+    out = []
+    for split in ("train", "test"):
+        split_dir = path / split
+        if not split_dir.is_dir():
+            raise DataError(f"image folder {path} has no {split}/ folder; expected {split}/<class>/*.jpg")
+        found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+        missing = [c for c in CLASSES if c not in found]
+        extra = [d for d in found if d not in CLASSES]
+        if missing or extra:
+            raise DataError(
+                f"{split_dir}: class folders must be exactly {', '.join(CLASSES)}; "
+                + (f"missing {', '.join(missing)}" if missing else "")
+                + ("; " if missing and extra else "")
+                + (f"unexpected {', '.join(extra)}" if extra else "")
+            )
+        files, labels = [], []
+        for label, cls in enumerate(CLASSES):
+            for f in sorted((split_dir / cls).iterdir()):
+                if f.suffix.lower() not in IMAGE_SUFFIXES or not f.is_file():
+                    raise DataError(f"{f} is not a .jpg/.jpeg/.png image; remove it from the CIFAR-10 folder")
+                files.append(f)
+                labels.append(label)
+        with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) + 1)) as pool:
+            images = list(pool.map(decode_image, files, chunksize=256))
+        x = np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
+        out.append((x, np.asarray(labels, dtype=np.uint8)))
+    return out[0], out[1]
+
+
+def decode_image(f: Path) -> np.ndarray:
+    """Decode one 32x32 RGB image, naming the file in any error."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(f) as im:
+            im.load()
+            mode, size = im.mode, im.size
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{f} is corrupt or not an image ({exc}); replace it from a clean CIFAR-10 copy") from exc
+    if size != (32, 32) or mode != "RGB":
+        raise DataError(f"{f} is a {size[0]}x{size[1]} {mode} image; CIFAR-10 images are 32x32 RGB")
+    return arr
