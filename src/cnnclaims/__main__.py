@@ -1,0 +1,120 @@
+"""Command line: ``python -m cnnclaims {run,verdicts,figures,report,pin} [options]``."""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from pathlib import Path
+
+from .errors import CnnClaimsError
+
+
+def _common(p):
+    p.add_argument("--profile", default="article", help="article (default) or smoke")
+    p.add_argument("--data", default=None, help="CIFAR-10 source folder (default: $CNNCLAIMS_DATA, else download)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: $CNNCLAIMS_CACHE or ./build/cache)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the profile's)")
+    p.add_argument("--probe-index", default=None, help="test-set index of the probe frog")
+    p.add_argument("--retrain", action="store_true", help="ignore cached models and train again")
+
+
+def _experiment(args):
+    from .experiment import Experiment
+
+    return Experiment(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
+                      progress=functools.partial(print, flush=True))
+
+
+def cmd_run(args):
+    """Train (or load) the benchmark and dummy models; print accuracies and the probe's top-3."""
+    import numpy as np
+
+    from . import CLASSES
+    from .activations import layer_activations
+
+    exp = _experiment(args)
+    t0 = time.perf_counter()
+    print(f"data: {exp.data.source} (fingerprint {exp.data.fingerprint})")
+    print(f"probe: test image {exp.probe_index} (a frog)")
+    roles = ("benchmark", "dummy", "null") if args.all else ("benchmark", "dummy")
+    for role in roles:
+        models = exp.models(role) if args.all else [exp.first_model(role)]
+        for t in models:
+            p = layer_activations(t.model, exp.probe_image, ["dense_2"])["dense_2"][0]
+            top = np.argsort(p)[::-1][:3]
+            print(f"{role:9s} seed {t.spec.seed:4d}: {t.spec.n_train} images, {t.record['epochs']} epochs, "
+                  f"test accuracy {t.test_accuracy:.4f}; probe top-3: "
+                  + ", ".join(f"{CLASSES[k]} {p[k]:.3f}" for k in top))
+    print(f"done in {time.perf_counter() - t0:.1f}s (cache: {exp.cache_dir})")
+
+
+def cmd_verdicts(args):
+    from .report import verdict_table_text
+
+    exp = _experiment(args)
+    print(verdict_table_text(exp.verdicts, exp.null_verdicts))
+
+
+def cmd_figures(args):
+    from .figures import make_figures
+
+    exp = _experiment(args)
+    figs = make_figures(exp, Path(args.out), progress=functools.partial(print, flush=True))
+    print(f"{sum(map(len, figs.values()))} figures in {args.out}")
+
+
+def cmd_report(args):
+    from .report import write_report
+
+    exp = _experiment(args)
+    html, md = write_report(exp, Path(args.out), progress=functools.partial(print, flush=True))
+    print(f"report: {html}\nmarkdown: {md}")
+
+
+def cmd_pin(args):
+    from . import pinned
+    from .report import verdict_table_text
+
+    exp = _experiment(args)
+    path = Path(args.file or pinned.DEFAULT_PATH)
+    key = pinned.pin_key(exp.profile)
+    pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
+    print(verdict_table_text(exp.verdicts, exp.null_verdicts))
+    print(f"pinned {len(exp.verdicts)} verdicts and {len(exp.null_verdicts)} null-control verdicts "
+          f"under [{key}] in {path}; review the diff before committing")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m cnnclaims", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="train/load the benchmark and dummy models; print accuracies and probe top-3")
+    _common(p)
+    p.add_argument("--all", action="store_true", help="every seed and the null control's models too")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("verdicts", help="print the verdict table")
+    _common(p)
+    p.set_defaults(func=cmd_verdicts)
+    for name, func, default, helptext in (
+        ("figures", cmd_figures, "build/figures", "regenerate the article's Figures 1-8 and the claim figures"),
+        ("report", cmd_report, "build/report", "write the HTML and Markdown report"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        _common(p)
+        p.add_argument("--out", default=default, help=f"output folder (default: {default})")
+        p.set_defaults(func=func)
+    p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
+    _common(p)
+    p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")
+    p.set_defaults(func=cmd_pin)
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (CnnClaimsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The whole experiment for one profile: data, probes, trained models, evidence, verdicts.
+
+Used alike by the pytest plugin, the command line, the figures and the report, so a
+verdict means the same everywhere. Everything is computed lazily and memoised.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cache import default_cache_dir
+from .claims import evaluate_catalog
+from .data import load_cifar10
+from .evidence import Evidence, build_model_evidence
+from .probe import frog_indices, probe_index
+from .profiles import get_profile
+from .training import get_trained, specs_for
+
+
+@dataclass
+class Experiment:
+    profile_name: str = "article"
+    data_path: str | None = None
+    cache_dir: Path | None = None
+    n_seeds: int | None = None
+    probe: int | None = None
+    retrain: bool = False
+    progress: object = print
+    _models: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.profile = get_profile(self.profile_name, self.n_seeds)
+        self.cache_dir = Path(self.cache_dir or default_cache_dir())
+
+    @functools.cached_property
+    def data(self):
+        return load_cifar10(self.data_path, self.cache_dir, progress=self.progress)
+
+    @functools.cached_property
+    def probe_index(self) -> int:
+        return probe_index(self.data.y_test, self.probe)
+
+    @functools.cached_property
+    def frog_indices(self) -> np.ndarray:
+        return frog_indices(self.data.y_test)
+
+    @property
+    def probe_position(self) -> int:
+        return int(np.flatnonzero(self.frog_indices == self.probe_index)[0])
+
+    @property
+    def probe_image(self) -> np.ndarray:
+        return self.data.x_test[self.probe_index]
+
+    @property
+    def frogs(self) -> np.ndarray:
+        return self.data.x_test[self.frog_indices]
+
+    def models(self, role: str) -> list:
+        """Trained models of a role ("benchmark", "dummy", "null"), one per seed."""
+        if role not in self._models:
+            self._models[role] = [
+                get_trained(spec, self.data, self.cache_dir, self.retrain, self.progress)
+                for spec in specs_for(self.profile, role)
+            ]
+        return self._models[role]
+
+    def first_model(self, role: str):
+        """The first seed's model of a role (the article's single comparison)."""
+        if role in self._models:
+            return self._models[role][0]
+        return get_trained(specs_for(self.profile, role)[0], self.data, self.cache_dir, self.retrain, self.progress)
+
+    def _group(self, role: str) -> list:
+        fx, fy = self.frogs, self.data.y_test[self.frog_indices]
+        return [build_model_evidence(t, fx, fy) for t in self.models(role)]
+
+    @functools.cached_property
+    def evidence(self) -> Evidence:
+        return Evidence(
+            {"benchmark": self._group("benchmark"), "dummy": self._group("dummy")},
+            self.probe_position, len(self.frog_indices), "article", self.data.source,
+        )
+
+    @functools.cached_property
+    def null_evidence(self) -> Evidence:
+        # Same training size, different seeds: any "effect" here is a false positive.
+        return Evidence(
+            {"benchmark": self._group("null"), "dummy": self.evidence.groups["dummy"]},
+            self.probe_position, len(self.frog_indices), "null control", self.data.source,
+        )
+
+    @functools.cached_property
+    def verdicts(self) -> list:
+        return evaluate_catalog(self.evidence)
+
+    @functools.cached_property
+    def null_verdicts(self) -> list:
+        return evaluate_catalog(self.null_evidence, scopes=("frogs", "seeds"))
+
+    def verdict(self, claim_id: str, scope: str, null: bool = False):
+        for v in self.null_verdicts if null else self.verdicts:
+            if v.claim == claim_id and v.scope == scope:
+                return v
+        raise KeyError(f"no verdict for {claim_id}/{scope}{' (null control)' if null else ''}")

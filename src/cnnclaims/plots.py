@@ -1,0 +1,167 @@
+"""Plot functions: arrays in, a matplotlib Figure out (Agg, no display).
+
+Each function is usable outside pytest; ``save`` writes a Figure as PNG and closes it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display, ever: tests and CI are headless
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import CLASSES, FROG  # noqa: E402
+
+COLOURS = {"benchmark": "tab:blue", "dummy": "tab:orange", "null group": "tab:green"}
+DPI = 100
+
+
+def save(fig, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _grid(ax_grid, maps, cmap="viridis"):
+    maps = np.asarray(maps)
+    for k, ax in enumerate(ax_grid):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k < maps.shape[-1]:
+            ax.imshow(maps[..., k], cmap=cmap)
+
+
+def feature_map_grid(maps: np.ndarray, title: str = ""):
+    """A 4x4 grid of one image's feature maps, (h, w, 16) (the article's Figs. 2-5)."""
+    maps = np.asarray(maps)
+    if maps.ndim != 3:
+        raise ValueError(f"expected one image's maps of shape (h, w, c), got {maps.shape}")
+    fig, axes = plt.subplots(4, 4, figsize=(5, 5.3))
+    _grid(axes.ravel(), maps)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps_side_by_side(image, maps_a, maps_b, labels=("benchmark", "dummy"), title: str = ""):
+    """The input and two models' 4x4 feature-map grids of one layer, side by side."""
+    fig = plt.figure(figsize=(12, 4.6))
+    sub = fig.subfigures(1, 3, width_ratios=[1, 2, 2])
+    ax = sub[0].subplots()
+    ax.imshow(np.asarray(image))
+    ax.set_title("input")
+    ax.axis("off")
+    for sf, maps, label in zip(sub[1:], (maps_a, maps_b), labels):
+        _grid(sf.subplots(4, 4).ravel(), maps)
+        sf.suptitle(label, color=COLOURS.get(label, "black"))
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def value_histograms(values: dict, title: str = "", xlabel: str = "value", bins: int = 32, range_=(0.0, 1.0)):
+    """Overlaid histograms of pixel/activation values (the article's Figs. 6-7)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, v in values.items():
+        v = np.asarray(v, dtype=np.float64).ravel()
+        ax.hist(v, bins=bins, range=range_, alpha=0.55, label=f"{label} (n={v.size})",
+                color=COLOURS.get(label), density=True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def paired_distributions(per_image: dict, stat: str, title: str = ""):
+    """Per-image statistic of two models over many images: histograms and paired differences."""
+    (la, a), (lb, b) = list(per_image.items())[:2]
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    lo = np.nanmin([np.nanmin(a), np.nanmin(b)])
+    hi = np.nanmax([np.nanmax(a), np.nanmax(b)])
+    rng = (lo, hi if hi > lo else lo + 1)
+    for label, v in ((la, a), (lb, b)):
+        ax1.hist(v[np.isfinite(v)], bins=40, range=rng, alpha=0.55, color=COLOURS.get(label),
+                 label=f"{label}: median {np.nanmedian(v):.3g}")
+    ax1.set_xlabel(stat)
+    ax1.set_ylabel("images")
+    ax1.legend()
+    d = a - b
+    d = d[np.isfinite(d)]
+    ax2.hist(d, bins=40, color="grey")
+    ax2.axvline(0, color="black", lw=1)
+    ax2.set_xlabel(f"{la} - {lb} (per image)")
+    ax2.set_title(f"{np.mean(d > 0):.0%} of {len(d)} images > 0", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def seed_points(per_seed: dict, stat: str, ci=None, title: str = ""):
+    """One point per trained model, group means, and the CI of the difference."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [3, 1]})
+    for i, (label, vals) in enumerate(per_seed.items()):
+        vals = np.asarray(vals, dtype=np.float64)
+        jitter = np.linspace(-0.08, 0.08, len(vals)) if len(vals) > 1 else np.zeros(1)
+        ax.scatter(np.full(len(vals), i) + jitter, vals, color=COLOURS.get(label), zorder=3)
+        ax.hlines(np.mean(vals), i - 0.2, i + 0.2, color="black")
+    ax.set_xticks(range(len(per_seed)), list(per_seed))
+    ax.set_ylabel(stat)
+    ax.set_xlim(-0.5, len(per_seed) - 0.5)
+    if ci is not None:
+        est, lo, hi = ci
+        ax2.errorbar([0], [est], yerr=[[est - lo], [hi - est]] if np.isfinite([lo, hi]).all() else None,
+                     fmt="o", color="black", capsize=6)
+        ax2.axhline(0, color="grey", lw=1, ls="--")
+        ax2.set_xticks([0], ["difference\n95% CI"])
+    else:
+        ax2.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def entropy_bars(entropies: dict, title: str = ""):
+    """Entropies (bits) of the input and of each model's last conv layer (claim C7)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels = list(entropies)
+    vals = [float(entropies[k]) for k in labels]
+    ax.bar(labels, vals, color=[COLOURS.get(k.split()[0], "grey") for k in labels])
+    for i, v in enumerate(vals):
+        ax.text(i, v, f"{v:.2f}", ha="center", va="bottom")
+    ax.set_ylabel("entropy (bits)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def softmax_bars(probs: dict, title: str = ""):
+    """Softmax distributions over the ten classes, one panel per model (Fig. 8)."""
+    fig, axes = plt.subplots(1, len(probs), figsize=(5 * len(probs), 4), squeeze=False)
+    for ax, (label, p) in zip(axes[0], probs.items()):
+        p = np.asarray(p, dtype=np.float64).ravel()
+        if p.shape != (len(CLASSES),):
+            raise ValueError(f"expected {len(CLASSES)} class probabilities, got shape {p.shape}")
+        colours = ["tab:green" if k == FROG else COLOURS.get(label, "grey") for k in range(len(CLASSES))]
+        ax.bar(range(len(CLASSES)), p, color=colours)
+        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=60)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{label}: argmax {CLASSES[int(np.argmax(p))]}, p(frog)={p[FROG]:.2f}", fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def text_figure(text: str, title: str = ""):
+    """A figure holding text (the model summary, Fig. 1)."""
+    lines = text.splitlines() or [""]
+    fig = plt.figure(figsize=(8, 0.6 + 0.16 * len(lines)))
+    fig.text(0.01, 0.99, text, family="monospace", fontsize=7, va="top")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,282 @@
+"""pytest plumbing: options, session fixtures, claim parametrisation, summary table.
+
+Registered as the ``cnnclaims`` pytest11 entry point. No science lives here: the
+plugin asks ``Experiment`` for verdicts and reports them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .cache import to_jsonable
+
+ENV_ARTIFACTS = "CNNCLAIMS_ARTIFACTS"
+_EXPERIMENT = pytest.StashKey()
+_RESULTS = pytest.StashKey()
+
+
+class ClaimNotSupported(AssertionError):
+    """The claim did not come out supported."""
+
+
+class PinnedVerdictChanged(AssertionError):
+    """The verdict differs from the pinned one (in a way strict xfail cannot see)."""
+
+
+class NullControlFalsePositive(AssertionError):
+    """The null control supports a directional claim: a false positive."""
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("cnnclaims", "cnnclaims: the article's experiment")
+    g.addoption("--profile", default=os.environ.get("CNNCLAIMS_PROFILE", "article"),
+                help="experiment profile: article (the real experiment, default) or smoke (fast)")
+    g.addoption("--data", default=None, help="CIFAR-10 source: cifar-10-batches-py or image-folder tree "
+                "(default: $CNNCLAIMS_DATA, else Keras's downloader)")
+    g.addoption("--cache-dir", default=None, help="cache for decoded data, trained models and statistics "
+                "(default: $CNNCLAIMS_CACHE or ./build/cache)")
+    g.addoption("--retrain", action="store_true", help="retrain every model instead of loading it from the cache")
+    g.addoption("--seeds", type=int, default=None, help="training seeds per condition (default: the profile's)")
+    g.addoption("--probe-index", default=None, help="test-set index of the probe frog (default: the first test frog)")
+    g.addoption("--artifacts", default=None, help="folder for verdict JSON and plots "
+                "(default: $CNNCLAIMS_ARTIFACTS or ./build/artifacts)")
+    g.addoption("--plots", choices=("failed", "always", "never"), default="failed",
+                help="write diagnostic plots for failing claims (default), for every claim, or never")
+    g.addoption("--regen-verdicts", action="store_true",
+                help="rewrite the pinned verdicts for this version family and profile from this run")
+    g.addoption("--pinned-verdicts", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")
+
+
+def pytest_configure(config):
+    for line in (
+        "unit: fast tests on synthetic data (no CIFAR-10, no trained models); `pytest -m unit`",
+        "integration: uses the real data and the configured profile's trained models",
+        "claim: a claim of the article, checked against its pinned verdict",
+    ):
+        config.addinivalue_line("markers", line)
+    config.stash[_RESULTS] = {"verdicts": [], "null": []}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if not any(item.get_closest_marker(m) for m in ("integration", "claim")):
+            item.add_marker(pytest.mark.unit)
+
+
+def artifacts_dir(config) -> Path:
+    raw = config.getoption("--artifacts") or os.environ.get(ENV_ARTIFACTS) or Path("build") / "artifacts"
+    return Path(raw).absolute()
+
+
+def progress_printer(config):
+    """Print through pytest's capture so long work is never minutes of silence."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    tw = config.get_terminal_writer()
+
+    def emit(msg: str) -> None:
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                tw.line(msg)
+        else:
+            tw.line(msg)
+
+    return emit
+
+
+def get_experiment(config):
+    if _EXPERIMENT not in config.stash:
+        from .experiment import Experiment
+
+        config.stash[_EXPERIMENT] = Experiment(
+            profile_name=config.getoption("--profile"),
+            data_path=config.getoption("--data"),
+            cache_dir=config.getoption("--cache-dir"),
+            n_seeds=config.getoption("--seeds"),
+            probe=config.getoption("--probe-index"),
+            retrain=config.getoption("--retrain"),
+            progress=progress_printer(config),
+        )
+    return config.stash[_EXPERIMENT]
+
+
+def _pins(config):
+    from . import pinned
+
+    path = Path(config.getoption("--pinned-verdicts") or pinned.DEFAULT_PATH)
+    return path, pinned.load(path)
+
+
+# --- fixtures -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def experiment(request):
+    return get_experiment(request.config)
+
+
+@pytest.fixture(scope="session")
+def cifar10(experiment):
+    return experiment.data
+
+
+@pytest.fixture(scope="session")
+def probe_frog(experiment):
+    """(index in the test set, uint8 image) of the article's probe frog."""
+    return experiment.probe_index, experiment.probe_image
+
+
+@pytest.fixture(scope="session")
+def probe_frogs(experiment):
+    """(test-set indices, uint8 images) of all test-set frogs."""
+    return experiment.frog_indices, experiment.frogs
+
+
+@pytest.fixture(scope="session")
+def benchmark_models(experiment):
+    return experiment.models("benchmark")
+
+
+@pytest.fixture(scope="session")
+def dummy_models(experiment):
+    return experiment.models("dummy")
+
+
+@pytest.fixture(scope="session")
+def activations(experiment):
+    """``{role: {layer: array}}`` for the probe frog through each role's first model."""
+    from .activations import layer_activations
+
+    return {role: layer_activations(experiment.models(role)[0].model, experiment.probe_image)
+            for role in ("benchmark", "dummy")}
+
+
+# --- claim parametrisation --------------------------------------------------------
+
+def pytest_generate_tests(metafunc):
+    if "claim_case" not in metafunc.fixturenames and "null_case" not in metafunc.fixturenames:
+        return
+    from . import pinned
+    from .claims import SCOPES, claims_for
+    from .profiles import get_profile
+
+    config = metafunc.config
+    profile = get_profile(config.getoption("--profile"), config.getoption("--seeds"))
+    key = pinned.pin_key(profile)
+    path, doc = _pins(config)
+    entry = pinned.entry(doc, key) or {}
+    regen = config.getoption("--regen-verdicts")
+    null = "null_case" in metafunc.fixturenames
+    section = "null_control" if null else "verdicts"
+    scopes = ("frogs", "seeds") if null else SCOPES
+    params = []
+    for scope in scopes:
+        for claim in claims_for(scope, directional_only=null):
+            case = f"{claim.id}/{scope}"
+            pin = entry.get(section, {}).get(case)
+            marks = [pytest.mark.claim, pytest.mark.integration]
+            expect_fail = pin == "supported" if null else pin not in (None, "supported")
+            if expect_fail and not regen:
+                exc = NullControlFalsePositive if null else ClaimNotSupported
+                marks.append(pytest.mark.xfail(
+                    strict=True, raises=exc,
+                    reason=f"pinned verdict for {case}: {pin} ({path.name} [{key}])",
+                ))
+            params.append(pytest.param((claim, scope, pin, key, path), id=f"{claim.name}-{scope}", marks=marks))
+    metafunc.parametrize("null_case" if null else "claim_case", params)
+
+
+def check_claim(request, case, null: bool = False):
+    """Assert one claim against its pinned verdict; on failure, plots named in the message."""
+    __tracebackhide__ = True
+    claim, scope, pin, key, path = case
+    config = request.config
+    exp = get_experiment(config)
+    v = exp.verdict(claim.id, scope, null=null)
+    config.stash[_RESULTS]["null" if null else "verdicts"].append(v)
+    if config.getoption("--regen-verdicts"):
+        return
+    plots_mode = config.getoption("--plots")
+    ok = v.verdict != "supported" if null else v.verdict == "supported"
+    plots = []
+    if plots_mode == "always" or (plots_mode == "failed" and (not ok or pin not in (None, v.verdict))):
+        from .diagnostics import claim_plots
+
+        plots = claim_plots(exp, v, artifacts_dir(config) / "plots")
+    where = f"\n  diagnostic plots: {', '.join(map(str, plots))}" if plots else ""
+    if pin is None:
+        from . import pinned
+
+        pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
+        pytest.fail(
+            f"no pinned verdict for {claim.id}/{scope} under [{key}] in {path}; recorded this run's "
+            f"verdicts there: review and commit them.\n  {v.summary()}{where}", pytrace=False)
+    pin_ok = pin != "supported" if null else pin == "supported"
+    if v.verdict != pin and (pin_ok or not ok):
+        # Changes strict xfail cannot see (e.g. refuted -> inconclusive) or a passing pin
+        # that now fails. xfail(raises=...) lets this exception through as a real failure;
+        # a change to passing under an expected-failure pin is strict xfail's XPASS.
+        raise PinnedVerdictChanged(
+            f"{claim.id}/{scope}{' (null control)' if null else ''}: verdict {v.verdict}, pinned {pin} "
+            f"[{key}] in {path}. If the change is deliberate, run with --regen-verdicts and review the diff."
+            f"\n  {v.summary()}{where}")
+    if not ok:
+        exc = NullControlFalsePositive if null else ClaimNotSupported
+        what = "null control supports the claim (false positive)" if null else f"claim not supported ({v.verdict})"
+        raise exc(f"{what}\n  {v.summary()}{where}")
+
+
+@pytest.fixture
+def claim_checker(request):
+    return lambda case, null=False: check_claim(request, case, null)
+
+
+# --- session end: regen, JSON, table ------------------------------------------------
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    res = config.stash.get(_RESULTS, None)
+    if not res or not (res["verdicts"] or res["null"]):
+        return
+    exp = get_experiment(config)
+    out = artifacts_dir(config)
+    out.mkdir(parents=True, exist_ok=True)
+    from . import pinned
+
+    key = pinned.pin_key(exp.profile)
+    if config.getoption("--regen-verdicts"):
+        path, _ = _pins(config)
+        pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
+    doc = {
+        "pin_key": key,
+        "profile": exp.profile.as_dict(),
+        "data_source": exp.data.source,
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "verdicts": [v.to_dict() for v in res["verdicts"]],
+        "null_control": [v.to_dict() for v in res["null"]],
+        "null_control_false_positive_rate": false_positive_rate(res["null"]),
+        "models": {role: [m.record for m in exp.models(role)] for role in ("benchmark", "dummy", "null")
+                   if role in exp._models},
+    }
+    (out / "verdicts.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
+
+
+def false_positive_rate(null_verdicts) -> float | None:
+    if not null_verdicts:
+        return None
+    return sum(v.verdict == "supported" for v in null_verdicts) / len(null_verdicts)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    res = config.stash.get(_RESULTS, None)
+    if not res or not (res["verdicts"] or res["null"]):
+        return
+    from .report import verdict_table_text
+
+    tr = terminalreporter
+    tr.section("cnnclaims verdicts")
+    for line in verdict_table_text(res["verdicts"], res["null"]).splitlines():
+        tr.write_line(line)
+    tr.write_line(f"verdict JSON: {artifacts_dir(config) / 'verdicts.json'}")

@@ -1,0 +1,144 @@
+"""Properties of the per-image metrics (hypothesis) and closed-form cases."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from cnnclaims import metrics as m
+
+finite = st.floats(0, 100, allow_nan=False, width=32)
+acts = arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 40)), elements=finite)
+maps = arrays(np.float64, st.tuples(st.integers(1, 3), st.just(4), st.just(4), st.integers(2, 5)), elements=finite)
+unit = arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 60)), elements=st.floats(0, 1, width=32))
+SETTINGS = settings(max_examples=60, deadline=None)
+
+
+@given(acts)
+@SETTINGS
+def test_zero_fraction_range(a):
+    z = m.zero_fraction(a)
+    assert z.shape == (len(a),) and ((0 <= z) & (z <= 1)).all()
+
+
+@given(acts, st.floats(0.01, 1000))
+@SETTINGS
+def test_hoyer_range_and_scale_invariance(a, c):
+    h = m.hoyer_sparsity(a)
+    assert ((0 <= h) & (h <= 1)).all()
+    np.testing.assert_allclose(m.hoyer_sparsity(a * c), h, atol=1e-9)
+
+
+def test_hoyer_closed_forms():
+    assert m.hoyer_sparsity(np.ones((1, 16)))[0] == pytest.approx(0.0)
+    one_hot = np.zeros((1, 16))
+    one_hot[0, 3] = 5.0
+    assert m.hoyer_sparsity(one_hot)[0] == pytest.approx(1.0)
+    assert m.hoyer_sparsity(np.zeros((1, 16)))[0] == 1.0
+
+
+@given(acts)
+@SETTINGS
+def test_scale_unit_in_range_and_max_is_one(a):
+    s = m.scale_unit(a)
+    assert ((0 <= s) & (s <= 1)).all()
+    nz = a.reshape(len(a), -1).max(axis=1) > 0
+    np.testing.assert_allclose(s.max(axis=1)[nz], 1.0)
+
+
+@given(unit, st.integers(2, 64))
+@SETTINGS
+def test_histogram_entropy_bounds(v, bins):
+    h = m.histogram_entropy(v, bins)
+    assert (h >= -1e-12).all() and (h <= np.log2(bins) + 1e-9).all()
+    assert m.histograms(v, bins).sum(axis=1).tolist() == [v.shape[1]] * len(v)
+
+
+def test_entropy_closed_forms():
+    assert m.histogram_entropy(np.zeros((1, 50)))[0] == pytest.approx(0.0)
+    uniform = (np.arange(32) + 0.5) / 32
+    assert m.histogram_entropy(uniform[None])[0] == pytest.approx(5.0)
+
+
+@given(arrays(np.int64, (2, 16), elements=st.integers(0, 50)))
+@SETTINGS
+def test_kl_non_negative_and_zero_on_self(c):
+    assert (m.kl_divergence(c[0], c[1]) >= -1e-12).all()
+    assert m.kl_divergence(c[0], c[0]) == pytest.approx(0.0, abs=1e-12)
+
+
+@given(maps)
+@SETTINGS
+def test_correlations_in_unit_interval(x):
+    g = x[..., 0]
+    for r in (m.map_input_correlation(x, g), m.map_redundancy(x)):
+        r = r[np.isfinite(r)]
+        assert ((0 <= r) & (r <= 1 + 1e-9)).all()
+
+
+@given(maps, st.floats(0.1, 100))
+@SETTINGS
+def test_correlations_scale_invariant(x, c):
+    g = x.mean(axis=-1)
+    np.testing.assert_allclose(m.map_redundancy(x * c), m.map_redundancy(x), atol=1e-7)
+    np.testing.assert_allclose(m.map_input_correlation(x * c, g), m.map_input_correlation(x, g), atol=1e-7)
+
+
+def test_correlation_closed_forms():
+    rng = np.random.default_rng(0)
+    g = rng.random((1, 8, 8))
+    same = np.repeat(g[..., None], 4, axis=-1) * np.array([1, 2, 3, 4])
+    assert m.map_input_correlation(same, g)[0] == pytest.approx(1.0)
+    assert m.map_redundancy(same)[0] == pytest.approx(1.0)
+    neg = np.stack([g[0], 1 - g[0]], axis=-1)[None]
+    assert m.map_redundancy(neg)[0] == pytest.approx(1.0)  # |r|: anti-correlated maps are redundant too
+
+
+def test_dead_maps_are_left_out():
+    rng = np.random.default_rng(1)
+    g = rng.random((1, 8, 8))
+    x = np.zeros((1, 8, 8, 3))
+    x[..., 0] = g[0]
+    assert m.map_input_correlation(x, g)[0] == pytest.approx(1.0)
+    assert np.isnan(m.map_input_correlation(np.zeros((1, 8, 8, 3)), g)[0])
+    assert np.isnan(m.map_redundancy(x)[0])  # one live map: no pair to compare
+
+
+def test_input_correlation_block_averages_smaller_maps():
+    g = np.kron(np.arange(16.0).reshape(1, 4, 4), np.ones((2, 2)))  # 8x8 made of 2x2 blocks
+    x = np.arange(16.0).reshape(1, 4, 4, 1).repeat(2, axis=-1)
+    assert m.map_input_correlation(x, g)[0] == pytest.approx(1.0)
+
+
+def test_softmax_entropy():
+    assert m.softmax_entropy(np.full((1, 10), 0.1))[0] == pytest.approx(np.log2(10))
+    assert m.softmax_entropy(np.eye(10)[[3]])[0] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="sum to 1"):
+        m.softmax_entropy(np.ones((1, 10)))
+
+
+def test_skew_and_centre():
+    sym = np.concatenate([np.linspace(0.2, 0.6, 51)])[None]
+    assert m.skewness(sym)[0] == pytest.approx(0.0, abs=1e-9)
+    assert m.centre(sym)[0] == pytest.approx(0.4)
+    right = np.array([[0.0] * 20 + [1.0] * 2])
+    assert m.skewness(right)[0] > 1
+
+
+@pytest.mark.parametrize("bad", [np.zeros(5), np.zeros((2, 3, 4))])
+def test_shape_errors(bad):
+    with pytest.raises(ValueError):
+        m.map_redundancy(bad) if bad.ndim != 1 else m.zero_fraction(bad)
+
+
+def test_histogram_rejects_out_of_range():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        m.histograms(np.array([[0.5, 1.5]]))
+
+
+@given(acts)
+@SETTINGS
+def test_scaled_summaries(a):
+    assume(a.max() > 0)
+    mean, p95 = m.scaled_mean(a), m.scaled_quantile(a, 0.95)
+    assert ((0 <= mean) & (mean <= 1)).all() and ((0 <= p95) & (p95 <= 1)).all()
