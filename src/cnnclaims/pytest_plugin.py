@@ -87,6 +87,11 @@ def progress_printer(config):
     return emit
 
 
+def set_experiment(config, experiment) -> None:
+    """Use a ready Experiment (e.g. a synthetic one in the harness's own tests)."""
+    config.stash[_EXPERIMENT] = experiment
+
+
 def get_experiment(config):
     if _EXPERIMENT not in config.stash:
         from .experiment import Experiment

@@ -1,0 +1,15 @@
+"""The article's claims, one test per (claim, scope), checked against pinned verdicts.
+
+Ids read like ``test_claim[C3-last-layer-sparsity-frogs]``; ``-k C3`` selects a claim.
+A claim pinned as not replicating is a strict expected failure: CI goes red when
+any verdict changes. See README ("Pinned verdicts").
+"""
+
+
+def test_claim(claim_case, claim_checker):
+    claim_checker(claim_case)
+
+
+def test_null_control(null_case, claim_checker):
+    """Seeds-only differences must not support a directional claim."""
+    claim_checker(null_case, null=True)

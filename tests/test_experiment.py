@@ -1,0 +1,52 @@
+"""Integration: the real data and the configured profile's trained models."""
+import numpy as np
+import pytest
+
+from cnnclaims import FROG
+from cnnclaims.activations import layer_names
+from cnnclaims.model import LAYER_NAMES, N_PARAMS
+from cnnclaims.training import get_trained
+
+pytestmark = pytest.mark.integration
+
+
+def test_data_is_cifar10(cifar10):
+    assert cifar10.x_train.shape == (50_000, 32, 32, 3) and cifar10.x_test.shape == (10_000, 32, 32, 3)
+    assert np.bincount(cifar10.y_test).tolist() == [1000] * 10
+
+
+def test_probe_is_a_held_out_frog(cifar10, probe_frog):
+    idx, img = probe_frog
+    assert cifar10.y_test[idx] == FROG
+    rows = np.ascontiguousarray(cifar10.x_train.reshape(len(cifar10.x_train), -1)).view(np.dtype((np.void, 3072)))
+    probe = np.ascontiguousarray(img.reshape(1, -1)).view(np.dtype((np.void, 3072)))
+    assert not (rows == probe).any(), "the probe frog appears in the training set"
+
+
+def test_probe_frogs(probe_frogs, probe_frog, cifar10):
+    idx, imgs = probe_frogs
+    assert len(idx) == 1000 and (cifar10.y_test[idx] == FROG).all() and probe_frog[0] in idx
+
+
+def test_models_trained_and_recorded(benchmark_models, dummy_models, experiment):
+    for t in benchmark_models + dummy_models:
+        assert t.model.count_params() == N_PARAMS and layer_names(t.model) == list(LAYER_NAMES)
+        rec = t.record
+        assert rec["data_fingerprint"] == experiment.data.fingerprint
+        assert 0.1 < rec["test_accuracy"] <= 1 and rec["epochs"] >= 1
+        assert rec["spec"]["n_train"] == (experiment.profile.n_benchmark if t.spec.role == "benchmark"
+                                          else experiment.profile.n_dummy)
+
+
+def test_second_load_comes_from_cache(benchmark_models, experiment):
+    msgs = []
+    t = get_trained(benchmark_models[0].spec, experiment.data, experiment.cache_dir, progress=msgs.append)
+    assert msgs == [] and t.key == benchmark_models[0].key
+
+
+def test_activations_of_every_layer(activations):
+    for role in ("benchmark", "dummy"):
+        acts = activations[role]
+        assert set(acts) == set(LAYER_NAMES)
+        assert acts["conv2d_1"].shape == (1, 32, 32, 16) and acts["conv2d_6"].shape == (1, 8, 8, 16)
+        assert acts["dense_2"].shape == (1, 10)
