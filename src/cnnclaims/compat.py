@@ -51,7 +51,16 @@ def keras_version() -> str:
     v = getattr(keras, "__version__", None)
     if v is None and hasattr(keras, "version"):
         v = keras.version()
-    return str(v or tf.keras.__version__)
+    if v is None:
+        # TF 2.15's tf.keras is the keras 2.15 package under another name, without
+        # __version__; ask the installed distribution instead.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            v = version("tf-keras" if keras.__name__.startswith("tf_keras") else "keras")
+        except PackageNotFoundError:  # pragma: no cover
+            v = tf.__version__
+    return str(v)
 
 
 KERAS3 = keras_version().startswith("3.")

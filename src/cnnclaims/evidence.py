@@ -18,7 +18,7 @@ from . import metrics as m
 from .activations import stream_activations
 from .cache import CacheError, discard, read_npz, write_npz
 
-METRICS_VERSION = 1
+METRICS_VERSION = 2
 LAYERS = ("input", "conv2d_1", "conv2d_6", "dense_2")
 STATS = (
     "c1_input_corr", "c1_redundancy", "c6_zero_fraction", "c6_hoyer", "c6_scaled_mean",

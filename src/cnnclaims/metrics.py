@@ -31,7 +31,10 @@ import numpy as np
 from scipy import stats
 
 BINS = 32
-_CONSTANT = 1e-12  # standard deviation below which a map counts as constant
+# A map counts as constant when its standard deviation is below this fraction of
+# its mean's magnitude (relative, so the test is scale-invariant; rounding leaves
+# ~1e-16 relative noise in the std of a constant map).
+_CONSTANT = 1e-9
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -61,9 +64,9 @@ def _standardise(a: np.ndarray):
     """(n, p, c) -> z-scores along p, and a mask of non-constant columns."""
     mu = a.mean(axis=1, keepdims=True)
     sd = a.std(axis=1, keepdims=True)
-    ok = sd[:, 0, :] > _CONSTANT
-    z = np.where(sd > _CONSTANT, (a - mu) / np.where(sd > _CONSTANT, sd, 1.0), 0.0)
-    return z, ok
+    live = sd > _CONSTANT * np.abs(mu)
+    z = np.where(live, (a - mu) / np.where(live, sd, 1.0), 0.0)
+    return z, live[:, 0, :]
 
 
 def map_input_correlation(maps: np.ndarray, grey_input: np.ndarray) -> np.ndarray:

@@ -1,0 +1,68 @@
+"""Figures, diagnostics and the report on a synthetic experiment: the HTML parses,
+every embedded image decodes, and the tables carry every verdict."""
+import base64
+import io
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+
+from cnnclaims.diagnostics import claim_plots
+from cnnclaims.report import verdict_table_text, write_report
+from cnnclaims.testing import synthetic_experiment
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory):
+    return synthetic_experiment(tmp_path_factory.mktemp("synthetic"))
+
+
+class Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "img":
+            self.imgs.append(dict(attrs)["src"])
+
+
+def test_report(exp, tmp_path):
+    msgs = []
+    html_path, md_path = write_report(exp, tmp_path / "report", progress=msgs.append)
+    assert any("writing HTML" in m for m in msgs)
+    p = Collect()
+    p.feed(html_path.read_text())
+    p.close()
+    assert "table" in p.tags and len(p.imgs) >= 8
+    for src in p.imgs:
+        assert src.startswith("data:image/png;base64,")
+        with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
+            im.verify()
+    md = md_path.read_text()
+    for v in exp.verdicts:
+        assert v.name in md
+    assert "synthetic random images" in md and "tensorflow" in md
+    for line in md.splitlines():
+        if line.startswith("!["):
+            assert (md_path.parent / line.split("(")[1].rstrip(")")).exists()
+
+
+@pytest.mark.parametrize("scope", ["probe", "frogs", "seeds"])
+def test_every_claim_has_diagnostics(exp, tmp_path, scope):
+    for v in exp.verdicts:
+        if v.scope == scope:
+            paths = claim_plots(exp, v, tmp_path)
+            assert paths and all(p.exists() and p.stat().st_size > 1000 for p in paths)
+
+
+def test_null_control_diagnostics(exp, tmp_path):
+    v = exp.null_verdicts[0]
+    (p, *_) = claim_plots(exp, v, tmp_path)
+    assert "-null" in p.name
+
+
+def test_table_text(exp):
+    text = verdict_table_text(exp.verdicts, exp.null_verdicts)
+    assert "false-positive rate" in text and "C10-bigger-data-better" in text
