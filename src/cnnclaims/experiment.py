@@ -68,6 +68,10 @@ class Experiment:
             ]
         return self._models[role]
 
+    def records(self) -> dict:
+        """Training records of the models loaded so far, by role."""
+        return {role: [t.record for t in models] for role, models in self._models.items()}
+
     def first_model(self, role: str):
         """The first seed's model of a role (the article's single comparison)."""
         if role in self._models:

@@ -78,11 +78,16 @@ def progress_printer(config):
     tw = config.get_terminal_writer()
 
     def emit(msg: str) -> None:
+        def write():
+            if tw.width_of_current_line:  # after a row of progress dots
+                tw.line()
+            tw.line(msg)
+
         if capman is not None:
             with capman.global_and_fixture_disabled():
-                tw.line(msg)
+                write()
         else:
-            tw.line(msg)
+            write()
 
     return emit
 
@@ -262,8 +267,7 @@ def pytest_sessionfinish(session, exitstatus):
         "verdicts": [v.to_dict() for v in res["verdicts"]],
         "null_control": [v.to_dict() for v in res["null"]],
         "null_control_false_positive_rate": false_positive_rate(res["null"]),
-        "models": {role: [m.record for m in exp.models(role)] for role in ("benchmark", "dummy", "null")
-                   if role in exp._models},
+        "models": exp.records(),
     }
     (out / "verdicts.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
 

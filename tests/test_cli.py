@@ -1,0 +1,23 @@
+"""The command line: help, and clear errors for bad input (exit code 2)."""
+import pytest
+
+from cnnclaims.__main__ import main
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("run", "verdicts", "figures", "report", "pin"):
+        assert cmd in out
+
+
+def test_missing_data_path(tmp_path, capsys):
+    assert main(["run", "--data", str(tmp_path / "nope"), "--cache-dir", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_profile(tmp_path, capsys):
+    assert main(["run", "--profile", "huge", "--cache-dir", str(tmp_path)]) == 2
+    assert "unknown profile 'huge'" in capsys.readouterr().err
