@@ -142,3 +142,27 @@ def test_scaled_summaries(a):
     assume(a.max() > 0)
     mean, p95 = m.scaled_mean(a), m.scaled_quantile(a, 0.95)
     assert ((0 <= mean) & (mean <= 1)).all() and ((0 <= p95) & (p95 <= 1)).all()
+
+
+@given(unit)
+@SETTINGS
+def test_skewness_flips_under_reflection_and_centre_in_range(v):
+    assume(np.all(v.std(axis=1) > 1e-3))
+    np.testing.assert_allclose(m.skewness(1 - v), -m.skewness(v), atol=1e-6)
+    c = m.centre(v)
+    assert (c >= v.min(axis=1)).all() and (c <= v.max(axis=1)).all()
+
+
+@given(unit, st.floats(0.1, 10), st.floats(-5, 5))
+@SETTINGS
+def test_skewness_location_scale_invariant(v, a, b):
+    assume(np.all(v.std(axis=1) > 1e-3))
+    np.testing.assert_allclose(m.skewness(a * v + b), m.skewness(v), atol=1e-6)
+
+
+@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.just(10)), elements=st.floats(0.001, 1)))
+@SETTINGS
+def test_softmax_entropy_bounds(x):
+    p = x / x.sum(axis=1, keepdims=True)
+    h = m.softmax_entropy(p)
+    assert (h >= -1e-12).all() and (h <= np.log2(10) + 1e-9).all()

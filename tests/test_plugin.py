@@ -20,11 +20,11 @@ import cnnclaims.testing  # noqa: F401
 pytest_plugins = ["pytester"]
 
 CONFTEST = """
+import cnnclaims.testing
 from cnnclaims.pytest_plugin import set_experiment
-from cnnclaims.testing import synthetic_experiment
 
 def pytest_configure(config):
-    set_experiment(config, synthetic_experiment(config.rootpath / "synthetic"))
+    set_experiment(config, cnnclaims.testing.SHARED["experiment"])
 """
 TESTS = """
 def test_claim(claim_case, claim_checker):
@@ -35,8 +35,16 @@ def test_null_control(null_case, claim_checker):
 """
 
 
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """One synthetic experiment for every inner session (in-process runs share it)."""
+    cnnclaims.testing.SHARED["experiment"] = cnnclaims.testing.synthetic_experiment(tmp_path_factory.mktemp("synth"))
+    yield
+    cnnclaims.testing.SHARED.clear()
+
+
 @pytest.fixture
-def inner(pytester):
+def inner(pytester, synthetic):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_inner=TESTS)
     pins = pytester.path / "pins.json"

@@ -11,6 +11,9 @@ import numpy as np
 
 from . import CLASSES, FROG
 
+# Objects shared with in-process pytester sessions (see tests/test_plugin.py).
+SHARED: dict = {}
+
 
 def random_cifar(n_per_class_train: int, n_per_class_test: int, seed: int = 0):
     """(x_train, y_train), (x_test, y_test) of random uint8 images in label order."""
