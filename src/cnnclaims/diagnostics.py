@@ -59,7 +59,7 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
             per_seed = {labels["benchmark"]: verdict.extras["benchmark_per_seed"], "dummy": verdict.extras["dummy_per_seed"]}
         fig = plots.seed_points(per_seed, claim.seeds_stat or f"mean {claim.stat}",
                                 (verdict.effect, verdict.ci_low, verdict.ci_high), title)
-        out.append(plots.save(fig, Path(folder) / f"{stem}-seeds.png"))
+        out.append(plots.save(fig, Path(folder) / f"{stem}-per-seed.png"))
         return out
 
     b, d = evidence.first("benchmark"), evidence.first("dummy")
@@ -86,5 +86,6 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
         fig = plots.value_histograms(
             {label: m.scale_unit(acts[label]["conv2d_6"]) for label in (lb, "dummy")}, title,
             "conv2d_6 activation / image max")
-    out.append(plots.save(fig, Path(folder) / f"{stem}-probe-{claim.plot}.png"))
+    suffix = claim.plot if verdict.scope == "probe" else f"probe-{claim.plot}"
+    out.append(plots.save(fig, Path(folder) / f"{stem}-{suffix}.png"))
     return out

@@ -49,8 +49,10 @@ def feature_map_grid(maps: np.ndarray, title: str = ""):
 
 def feature_maps_side_by_side(image, maps_a, maps_b, labels=("benchmark", "dummy"), title: str = ""):
     """The input and two models' 4x4 feature-map grids of one layer, side by side."""
-    fig = plt.figure(figsize=(12, 4.6))
-    sub = fig.subfigures(1, 3, width_ratios=[1, 2, 2])
+    fig = plt.figure(figsize=(12, 5.2))
+    head, body = fig.subfigures(2, 1, height_ratios=[0.14, 1])
+    head.text(0.5, 0.5, title, ha="center", va="center", fontsize=10)
+    sub = body.subfigures(1, 3, width_ratios=[1, 2, 2])
     ax = sub[0].subplots()
     ax.imshow(np.asarray(image))
     ax.set_title("input")
@@ -58,7 +60,6 @@ def feature_maps_side_by_side(image, maps_a, maps_b, labels=("benchmark", "dummy
     for sf, maps, label in zip(sub[1:], (maps_a, maps_b), labels):
         _grid(sf.subplots(4, 4).ravel(), maps)
         sf.suptitle(label, color=COLOURS.get(label, "black"))
-    fig.suptitle(title, fontsize=10)
     return fig
 
 
