@@ -282,10 +282,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     res = config.stash.get(_RESULTS, None)
     if not res or not (res["verdicts"] or res["null"]):
         return
+    from . import pinned
     from .report import verdict_table_text
 
+    exp = get_experiment(config)
+    _, doc = _pins(config)
+    entry = pinned.entry(doc, pinned.pin_key(exp.profile)) or {}
     tr = terminalreporter
     tr.section("cnnclaims verdicts")
-    for line in verdict_table_text(res["verdicts"], res["null"]).splitlines():
+    tr.write_line(f"profile {exp.profile.name}, data: {exp.data.source}, pin key {pinned.pin_key(exp.profile)}")
+    text = verdict_table_text(res["verdicts"], res["null"], entry.get("verdicts"), entry.get("null_control"))
+    for line in text.splitlines():
         tr.write_line(line)
+    fragile = pinned.fragile(doc, exp.profile.name)
+    if fragile:
+        tr.write_line(f"fragile across version families ({exp.profile.name} profile): " + "; ".join(
+            f"{case}{' (null)' if section == 'null_control' else ''}: "
+            + ", ".join(f"{fam} {v}" for fam, v in fams.items()) for (section, case), fams in fragile.items()))
     tr.write_line(f"verdict JSON: {artifacts_dir(config) / 'verdicts.json'}")
