@@ -94,9 +94,6 @@ class ModelEvidence:
     stats: dict  # stat -> (n_frogs,) array, in frog order
     record: dict = field(default_factory=dict)
 
-    def mean(self, stat: str) -> float:
-        return float(np.nanmean(self.stats[stat]))
-
 
 @dataclass
 class Evidence:
