@@ -105,6 +105,14 @@ def count_params(model) -> int:
     return int(model.count_params())
 
 
+def steps_per_execution(requested: int) -> int:
+    """Keras 3.0.x runs several steps per execution as an unrolled get_next loop that
+    TensorFlow rejects ("unusually high number of get_next() calls") above a few
+    dozen; there one step per execution is used. Weights are bitwise identical either
+    way (measured on Keras 3.15), so this changes speed, not results."""
+    return 1 if keras_version().startswith("3.0.") else requested
+
+
 def load_model(path):
     # compile=False: we only need weights and the graph; recompiling on load is what
     # the training code does explicitly, and it avoids optimizer-variable warnings.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .compat import keras
+from .compat import steps_per_execution as _supported_steps
 
 INPUT_SHAPE = (32, 32, 3)
 N_PARAMS = 54_106
@@ -46,6 +47,6 @@ def compile_model(model, learning_rate: float = 1e-3, steps_per_execution: int =
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss="categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=steps_per_execution,
+        steps_per_execution=_supported_steps(steps_per_execution),
     )
     return model
