@@ -92,10 +92,12 @@ def time_suite(profile: str, cache_dir: Path, data: str | None, extra=()) -> dic
             "r = subprocess.run(sys.argv[1:]); "
             "print('BENCH', r.returncode, time.perf_counter() - t, "
             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    # "--opt=value" form: pytest takes a bare existing path for a test path and would
+    # pick its rootdir from it, missing this project's conftest.
     cmd = [sys.executable, "-c", code, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           "--profile", profile, "--cache-dir", str(cache_dir), *extra]
+           f"--profile={profile}", f"--cache-dir={cache_dir}", *extra]
     if data:
-        cmd += ["--data", data]
+        cmd.append(f"--data={data}")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     line = [l for l in out.stdout.splitlines() if l.startswith("BENCH")][-1].split()
     tail = [l for l in out.stdout.splitlines() if " passed" in l or " failed" in l]
@@ -143,8 +145,10 @@ def main(argv=None):
         for name, spe in (("article plain fit", 1), ("project loop", spec.steps_per_execution)):
             print(f"training: {name} (steps_per_execution={spe}), {args.epochs} epochs ...", flush=True)
             m, seconds, epochs = time_training(spec, data, spe)
+            # Median of the epochs after the first (tracing, warm-up): single epochs on
+            # this VM sometimes stall for seconds.
             steady = epochs[1:] or epochs
-            per_epoch = float(np.mean(steady))
+            per_epoch = float(np.median(steady))
             n_tr, n_val = spec.n_train, len(data.x_test)
             flops_epoch = n_tr * train_flops + n_val * fwd
             loops[name] = {"steps_per_execution": spe, "seconds_total": seconds, "epoch_seconds": epochs,
@@ -152,10 +156,9 @@ def main(argv=None):
                            "gflops": flops_epoch / per_epoch / 1e9, "fraction_of_roof": flops_epoch / per_epoch / 1e9 / roof}
             weights[name] = m.get_weights()
         equal = all(np.array_equal(a, b) for a, b in zip(*weights.values()))
-        res["training"] = loops
-        res["training"]["weights_bitwise_equal"] = equal
         a, b = loops["article plain fit"], loops["project loop"]
-        res["training"]["speedup"] = a["steady_epoch_seconds"] / b["steady_epoch_seconds"]
+        res["training"] = {"loops": loops, "weights_bitwise_equal": equal,
+                           "speedup": a["steady_epoch_seconds"] / b["steady_epoch_seconds"]}
         print(f"\n{'loop':20s} {'s/epoch':>8s} {'img/s':>8s} {'GFLOP/s':>8s} {'of roof':>8s}")
         for name, r in loops.items():
             print(f"{name:20s} {r['steady_epoch_seconds']:8.2f} {r['images_per_second']:8.0f} {r['gflops']:8.1f} "
