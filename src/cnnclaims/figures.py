@@ -39,10 +39,10 @@ def article_figures(exp, folder, progress=print) -> dict:
     pos = f"probe frog (test image {exp.probe_index})"
     figs = {
         "fig1-model-summary": plots.text_figure(model_summary(b.model), "Fig. 1: the article's CNN"),
-        "fig2-conv2d_1-dummy": plots.feature_map_grid(ad["conv2d_1"][0], f"Fig. 2: conv2d_1, dummy ({pos})"),
-        "fig3-conv2d_1-benchmark": plots.feature_map_grid(ab["conv2d_1"][0], f"Fig. 3: conv2d_1, benchmark ({pos})"),
-        "fig4-conv2d_6-dummy": plots.feature_map_grid(ad["conv2d_6"][0], f"Fig. 4: conv2d_6, dummy ({pos})"),
-        "fig5-conv2d_6-benchmark": plots.feature_map_grid(ab["conv2d_6"][0], f"Fig. 5: conv2d_6, benchmark ({pos})"),
+        "fig2-conv2d_1-dummy": plots.feature_map_grid(ad["conv2d_1"][0], f"Fig. 2: conv2d_1, dummy\n{pos}"),
+        "fig3-conv2d_1-benchmark": plots.feature_map_grid(ab["conv2d_1"][0], f"Fig. 3: conv2d_1, benchmark\n{pos}"),
+        "fig4-conv2d_6-dummy": plots.feature_map_grid(ad["conv2d_6"][0], f"Fig. 4: conv2d_6, dummy\n{pos}"),
+        "fig5-conv2d_6-benchmark": plots.feature_map_grid(ab["conv2d_6"][0], f"Fig. 5: conv2d_6, benchmark\n{pos}"),
         "fig6-last-layer-distributions": plots.value_histograms(
             {"benchmark": m.scale_unit(ab["conv2d_6"]), "dummy": m.scale_unit(ad["conv2d_6"])},
             f"Fig. 6: conv2d_6 values / image max, {pos}", "scaled activation"),

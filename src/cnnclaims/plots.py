@@ -42,7 +42,7 @@ def feature_map_grid(maps: np.ndarray, title: str = ""):
         raise ValueError(f"expected one image's maps of shape (h, w, c), got {maps.shape}")
     fig, axes = plt.subplots(4, 4, figsize=(5, 5.3))
     _grid(axes.ravel(), maps)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
