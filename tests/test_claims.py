@@ -7,9 +7,11 @@ any verdict changes. See README ("Pinned verdicts").
 
 
 def test_claim(claim_case, claim_checker):
+    __tracebackhide__ = True  # the failure message carries the numbers and plots
     claim_checker(claim_case)
 
 
 def test_null_control(null_case, claim_checker):
     """Seeds-only differences must not support a directional claim."""
+    __tracebackhide__ = True
     claim_checker(null_case, null=True)

@@ -240,7 +240,11 @@ def check_claim(request, case, null: bool = False):
 
 @pytest.fixture
 def claim_checker(request):
-    return lambda case, null=False: check_claim(request, case, null)
+    def check(case, null=False):
+        __tracebackhide__ = True
+        check_claim(request, case, null)
+
+    return check
 
 
 # --- session end: regen, JSON, table ------------------------------------------------
