@@ -34,6 +34,8 @@ def test_ids_unique_and_readable():
         assert set(c.scopes) <= set(SCOPES)
         assert c.stat in STATS or c.stat in ("input_abs_skew", "input_centre_offset")
         assert c.kind in ("compare", "threshold") and c.alternative in ("greater", "less")
+        assert c.article and c.figure and c.layers and 0 < c.alpha < 1
+        assert all(c.test_for(s) != "n/a" for s in c.scopes)
 
 
 def test_at_least_the_issue_claims():

@@ -72,7 +72,8 @@ class Claim:
     extras: tuple = ()  # statistics reported beside the tested one
     seeds_stat: str | None = None  # per-model number for the seeds scope, if not the mean of `stat`
     probe_checks: tuple = ()  # (description, role, stat, "eq"/"ne", value) that must hold on the probe
-    plot: str = "histogram"  # kind of diagnostic plot (plots.CLAIM_PLOTS)
+    plot: str = "histogram"  # kind of diagnostic plot (diagnostics.claim_plots)
+    alpha: float = ALPHA  # compared with the Holm-adjusted p-value
 
     @property
     def name(self) -> str:
@@ -81,6 +82,18 @@ class Claim:
     @property
     def directional(self) -> bool:
         return self.kind == "compare"
+
+    def test_for(self, scope: str) -> str:
+        """The statistical test this claim gets in ``scope``."""
+        if scope not in self.scopes:
+            return "n/a"
+        if scope == "probe":
+            return "descriptive (one image, no test)"
+        if scope == "frogs":
+            return ("one-sided Wilcoxon signed-rank, paired images" if self.directional
+                    else "one-sided Wilcoxon signed-rank, one sample against the threshold")
+        return ("one-sided Welch t-test, one number per model" if self.directional
+                else "one-sided one-sample t-test over seeds against the threshold")
 
     def describe(self) -> str:
         if self.kind == "compare":
@@ -325,19 +338,22 @@ def _verdict(claim, scope, verdict, res, bv, dv, data_scope, evidence, inferenti
     )
 
 
-def evaluate_catalog(evidence, claims=None, scopes=SCOPES, alpha: float = ALPHA) -> list[Verdict]:
-    """Every (claim, scope) verdict, Holm-corrected within each inferential scope."""
+def evaluate_catalog(evidence, claims=None, scopes=SCOPES) -> list[Verdict]:
+    """Every (claim, scope) verdict, Holm-corrected within each inferential scope.
+
+    Each claim's Holm-adjusted p-value is compared with its own ``alpha``."""
     claims = list(CATALOG if claims is None else claims)
     if evidence.label == "null control":
         claims = [c for c in claims if c.directional]
     out = []
     for scope in scopes:
-        vs = [evaluate(c, scope, evidence) for c in claims if scope in c.scopes]
+        in_scope = [c for c in claims if scope in c.scopes]
+        vs = [evaluate(c, scope, evidence) for c in in_scope]
         if scope != "probe":
             adj = st.holm([v.p_value for v in vs])
             adj_opp = st.holm([v.p_opposite for v in vs])
-            for v, p, q in zip(vs, adj, adj_opp):
+            for c, v, p, q in zip(in_scope, vs, adj, adj_opp):
                 v.p_holm, v.p_opposite_holm = float(p), float(q)
-                v.verdict = SUPPORTED if p < alpha else REFUTED if q < alpha else INCONCLUSIVE
+                v.verdict = SUPPORTED if p < c.alpha else REFUTED if q < c.alpha else INCONCLUSIVE
         out.extend(vs)
     return out
