@@ -338,6 +338,13 @@ def _verdict(claim, scope, verdict, res, bv, dv, data_scope, evidence, inferenti
     )
 
 
+def false_positive_rate(null_verdicts) -> float | None:
+    """Share of null-control verdicts that support a directional claim."""
+    if not null_verdicts:
+        return None
+    return sum(v.verdict == SUPPORTED for v in null_verdicts) / len(null_verdicts)
+
+
 def evaluate_catalog(evidence, claims=None, scopes=SCOPES) -> list[Verdict]:
     """Every (claim, scope) verdict, Holm-corrected within each inferential scope.
 

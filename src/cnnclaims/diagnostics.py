@@ -7,7 +7,6 @@ import numpy as np
 
 from . import metrics as m
 from . import plots
-from .activations import layer_activations
 from .claims import get_claim, values
 
 
@@ -25,21 +24,13 @@ def title_for(v) -> str:
 
 def probe_activations(exp, evidence) -> dict:
     """Probe-frog activations of the first model of each group, keyed by group label."""
-    out = {}
-    for role, label in _labels(evidence).items():
-        trained = _trained(exp, evidence, role)
-        out[label] = layer_activations(trained.model, exp.probe_image, ["input", "conv2d_1", "conv2d_6", "dense_2"])
-    return out
+    null = evidence.label == "null control"
+    return {label: exp.probe_activations("null" if null and role == "benchmark" else role)
+            for role, label in _labels(evidence).items()}
 
 
 def _labels(evidence) -> dict:
     return {"benchmark": "null group" if evidence.label == "null control" else "benchmark", "dummy": "dummy"}
-
-
-def _trained(exp, evidence, role):
-    if evidence.label == "null control" and role == "benchmark":
-        return exp.models("null")[0]
-    return exp.models(role)[0]
 
 
 def claim_plots(exp, verdict, folder) -> list[Path]:

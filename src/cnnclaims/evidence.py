@@ -38,8 +38,8 @@ def image_stats(model, images, labels, batch_size: int = 500) -> dict:
         start += len(x)
         in_hist = m.histograms(x)
         c6_hist = m.histograms(m.scale_unit(c6))
-        h_in = m.stats.entropy(in_hist, base=2, axis=1)
-        h_c6 = m.stats.entropy(c6_hist, base=2, axis=1)
+        h_in = m.counts_entropy(in_hist)
+        h_c6 = m.counts_entropy(c6_hist)
         argmax = probs.argmax(axis=1)
         row = {
             "c1_input_corr": m.map_input_correlation(c1, m.grey(x)),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .activations import layer_activations
 from .cache import default_cache_dir
 from .claims import evaluate_catalog
 from .data import load_cifar10
@@ -30,6 +31,7 @@ class Experiment:
     retrain: bool = False
     progress: object = print
     _models: dict = field(default_factory=dict, repr=False)
+    _probe_acts: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.profile = get_profile(self.profile_name, self.n_seeds)
@@ -67,6 +69,13 @@ class Experiment:
                 for spec in specs_for(self.profile, role)
             ]
         return self._models[role]
+
+    def probe_activations(self, role: str) -> dict:
+        """``{layer: activations}`` of the probe frog through the role's first model
+        (every layer; memoised, since figures, diagnostics and fixtures all ask)."""
+        if role not in self._probe_acts:
+            self._probe_acts[role] = layer_activations(self.models(role)[0].model, self.probe_image)
+        return self._probe_acts[role]
 
     def records(self) -> dict:
         """Training records of the models loaded so far, by role."""

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from . import metrics as m
 from . import plots
-from .activations import layer_activations
 from .diagnostics import claim_plots
 
 # Which article figures support which claims (for the report).
@@ -32,10 +31,8 @@ def model_summary(model) -> str:
 def article_figures(exp, folder, progress=print) -> dict:
     """Figures 1-8 of the article for the first benchmark and dummy models; name -> path."""
     folder = Path(folder)
-    b, d = exp.models("benchmark")[0], exp.models("dummy")[0]
-    layers = ["input", "conv2d_1", "conv2d_6", "dense_2"]
-    ab = layer_activations(b.model, exp.probe_image, layers)
-    ad = layer_activations(d.model, exp.probe_image, layers)
+    b = exp.models("benchmark")[0]
+    ab, ad = exp.probe_activations("benchmark"), exp.probe_activations("dummy")
     pos = f"probe frog (test image {exp.probe_index})"
     figs = {
         "fig1-model-summary": plots.text_figure(model_summary(b.model), "Fig. 1: the article's CNN"),

@@ -141,8 +141,13 @@ def histograms(v: np.ndarray, bins: int = BINS) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=len(f) * bins).reshape(len(f), bins)
 
 
+def counts_entropy(counts: np.ndarray) -> np.ndarray:
+    """Shannon entropy in bits of each row of histogram counts."""
+    return stats.entropy(counts, base=2, axis=-1)
+
+
 def histogram_entropy(v: np.ndarray, bins: int = BINS) -> np.ndarray:
-    return stats.entropy(histograms(v, bins), base=2, axis=1)
+    return counts_entropy(histograms(v, bins))
 
 
 def kl_divergence(p_counts: np.ndarray, q_counts: np.ndarray) -> np.ndarray:

@@ -157,10 +157,7 @@ def dummy_models(experiment):
 @pytest.fixture(scope="session")
 def activations(experiment):
     """``{role: {layer: array}}`` for the probe frog through each role's first model."""
-    from .activations import layer_activations
-
-    return {role: layer_activations(experiment.models(role)[0].model, experiment.probe_image)
-            for role in ("benchmark", "dummy")}
+    return {role: experiment.probe_activations(role) for role in ("benchmark", "dummy")}
 
 
 # --- claim parametrisation --------------------------------------------------------
@@ -259,7 +256,7 @@ def pytest_sessionfinish(session, exitstatus):
     exp = get_experiment(config)
     out = artifacts_dir(config)
     out.mkdir(parents=True, exist_ok=True)
-    from . import pinned
+    from . import claims, pinned
 
     key = pinned.pin_key(exp.profile)
     if config.getoption("--regen-verdicts"):
@@ -272,16 +269,10 @@ def pytest_sessionfinish(session, exitstatus):
         "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "verdicts": [v.to_dict() for v in res["verdicts"]],
         "null_control": [v.to_dict() for v in res["null"]],
-        "null_control_false_positive_rate": false_positive_rate(res["null"]),
+        "null_control_false_positive_rate": claims.false_positive_rate(res["null"]),
         "models": exp.records(),
     }
     (out / "verdicts.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
-
-
-def false_positive_rate(null_verdicts) -> float | None:
-    if not null_verdicts:
-        return None
-    return sum(v.verdict == "supported" for v in null_verdicts) / len(null_verdicts)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

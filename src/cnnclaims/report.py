@@ -40,14 +40,21 @@ def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None) ->
     if verdicts:
         parts.append(_text_table(COLUMNS, rows(verdicts, pins)))
     if null_verdicts:
-        fp = sum(v.verdict == "supported" for v in null_verdicts)
+        n = len(null_verdicts)
         either = sum(v.verdict != "inconclusive" for v in null_verdicts)
         parts.append(
-            f"null control (same training size, other seeds): {fp}/{len(null_verdicts)} supported "
-            f"(false-positive rate {fp / len(null_verdicts):.2f}); significant in either direction: {either}/{len(null_verdicts)}"
+            f"null control (same training size, other seeds): {_null_summary(null_verdicts)}; "
+            f"significant in either direction: {either}/{n}"
         )
         parts.append(_text_table(COLUMNS, rows(null_verdicts, null_pins)))
     return "\n".join(parts)
+
+
+def _null_summary(null_verdicts) -> str:
+    from .claims import false_positive_rate
+
+    rate = false_positive_rate(null_verdicts) or 0.0
+    return f"{round(rate * len(null_verdicts))}/{len(null_verdicts)} supported (false-positive rate {rate:.2f})"
 
 
 def markdown_table(verdicts, pins=None) -> str:
@@ -87,7 +94,6 @@ def write_report(exp, folder, progress=print) -> tuple[Path, Path]:
     from .compat import versions
 
     records = [t.record for role in ("benchmark", "dummy", "null") for t in exp.models(role)]
-    fp = sum(v.verdict == "supported" for v in null)
 
     md = [f"# cnnclaims report: {exp.profile.name} profile", ""]
     meta = [
@@ -96,7 +102,7 @@ def write_report(exp, folder, progress=print) -> tuple[Path, Path]:
         ("pin key", key + ("" if entry else " (no pinned verdicts for this key)")),
         ("profile", ", ".join(f"{k}={v}" for k, v in exp.profile.as_dict().items())),
         ("probe", f"test image {exp.probe_index} (a frog); frogs scope: {len(exp.frog_indices)} test-set frogs"),
-        ("null control", f"{fp}/{len(null)} directional claims supported (false-positive rate {fp / max(len(null), 1):.2f})"),
+        ("null control", _null_summary(null)),
         ("written", time.strftime("%Y-%m-%d %H:%M")),
     ]
     md += [f"- **{k}**: {v}" for k, v in meta] + ["", "## Trained models", ""]
