@@ -117,6 +117,32 @@ def test_changed_source_changes_fingerprint(folder, tmp_path):
     assert load(folder, tmp_path).fingerprint != a
 
 
+def test_same_images_with_new_mtimes_keep_the_fingerprint(folder, tmp_path):
+    # A re-copied or re-mounted data set is decoded again but keeps its models' keys.
+    a = load(folder, tmp_path).fingerprint
+    for img in (folder / "train").rglob("*.png"):
+        os.utime(img, ns=(2, 2))
+    msgs = []
+    assert load(folder, tmp_path, progress=msgs.append).fingerprint == a
+    assert any("decoding" in m for m in msgs)
+
+
+def test_batches_and_folder_of_same_images_share_the_fingerprint(folder, batches, tmp_path):
+    assert load(folder, tmp_path).fingerprint == load(batches, tmp_path).fingerprint
+
+
+def test_tampered_decoded_arrays_are_not_trusted(folder, tmp_path, capsys):
+    d = load(folder, tmp_path)
+    (cache_file,) = (tmp_path / "cache" / "data").glob("*.npz")
+    with np.load(cache_file) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["x_train"][0, 0, 0, 0] ^= 1
+    np.savez(cache_file, **arrays)
+    again = load(folder, tmp_path)
+    assert "do not match their stored fingerprint" in capsys.readouterr().err
+    assert again.fingerprint == d.fingerprint and np.array_equal(again.x_train, d.x_train)
+
+
 @pytest.mark.parametrize("path", ["does/not/exist"])
 def test_missing_path(tmp_path, path):
     with pytest.raises(DataError, match="does not exist.*CNNCLAIMS_DATA"):

@@ -83,7 +83,8 @@ def read_npz(path: Path, expected: dict) -> dict:
         if name not in out:
             raise CacheError(f"cache file {path} lacks array {name!r}")
         arr = out[name]
-        if arr.dtype != np.dtype(dtype) or arr.ndim != len(shape) or any(
+        dtype_ok = arr.dtype.kind == "U" if dtype is np.str_ else arr.dtype == np.dtype(dtype)
+        if not dtype_ok or arr.ndim != len(shape) or any(
             s is not None and s != a for s, a in zip(shape, arr.shape)
         ):
             raise CacheError(
