@@ -86,23 +86,61 @@ def time_training(spec, data, steps_per_execution: int):
     return model, seconds, epoch_times
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (training workers included)."""
+    children: dict = {}
+    rss = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(d.name))
+            rss[int(d.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
 def time_suite(profile: str, cache_dir: Path, data: str | None, extra=()) -> dict:
-    """Wall time and peak RSS of `pytest --profile ...` in a child process."""
-    code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-            "r = subprocess.run(sys.argv[1:]); "
-            "print('BENCH', r.returncode, time.perf_counter() - t, "
-            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    """Wall time and peak resident memory of `pytest --profile ...` in a child process:
+    the largest single process, and the whole process tree sampled every second."""
+    import threading
+
     # "--opt=value" form: pytest takes a bare existing path for a test path and would
     # pick its rootdir from it, missing this project's conftest.
-    cmd = [sys.executable, "-c", code, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
            f"--profile={profile}", f"--cache-dir={cache_dir}", *extra]
     if data:
         cmd.append(f"--data={data}")
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    line = [l for l in out.stdout.splitlines() if l.startswith("BENCH")][-1].split()
-    tail = [l for l in out.stdout.splitlines() if " passed" in l or " failed" in l]
-    return {"returncode": int(line[1]), "seconds": float(line[2]), "peak_rss_gib": int(line[3]) / 2**20,
-            "summary": tail[-1] if tail else ""}
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            time.sleep(1.0)
+
+    threading.Thread(target=sample, daemon=True).start()
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("cnnclaims: trained") or line.startswith("cnnclaims: training "):
+            print("   ", line.rstrip(), flush=True)
+    rc = proc.wait()
+    seconds = time.perf_counter() - t
+    import resource
+
+    tail = [l for l in lines if " passed" in l or " failed" in l]
+    return {"returncode": rc, "seconds": seconds,
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20,
+            "peak_tree_rss_gib": peak[0] / 2**30, "summary": tail[-1] if tail else ""}
 
 
 def main(argv=None):
@@ -114,6 +152,8 @@ def main(argv=None):
                     help="profile of the test suite to time cold and warm (default smoke)")
     ap.add_argument("--suite-cache", default=None,
                     help="cache folder for the suite timing (default: a fresh one, so the first run is cold)")
+    ap.add_argument("--suite-args", default="", help="extra pytest arguments for the timed suite runs")
+    ap.add_argument("--suite-only", action="store_true", help="only time the test suite")
     ap.add_argument("--skip-training", action="store_true", help="skip the training loop comparison")
     ap.add_argument("--out", default=str(ROOT / "build" / "benchmarks" / "benchmark.json"))
     args = ap.parse_args(argv)
@@ -126,6 +166,9 @@ def main(argv=None):
     from cnnclaims.training import TrainSpec
 
     res = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **versions()}}
+    if args.suite_only:
+        suite(args, res)
+        return
     data = load_cifar10(args.data, args.cache_dir)
     set_determinism(0)
     model = build_model()
@@ -177,14 +220,19 @@ def main(argv=None):
     print(f"activations of {len(x)} test images (conv2d_1, conv2d_6, dense_2): {t_acts:.2f}s; "
           f"all per-image statistics: {t_stats:.2f}s")
 
+    suite(args, res)
+
+
+def suite(args, res) -> None:
     if args.suite != "none":
         cache = Path(args.suite_cache or tempfile.mkdtemp(prefix="cnnclaims-bench-"))
         print(f"test suite, {args.suite} profile, cache {cache} ...", flush=True)
         res["suite"] = {"profile": args.suite, "cache": str(cache)}
         for label in ("cold", "warm"):
-            r = time_suite(args.suite, cache, args.data)
+            r = time_suite(args.suite, cache, args.data, args.suite_args.split())
             res["suite"][label] = r
-            print(f"  {label}: {r['seconds']:.1f}s, peak RSS {r['peak_rss_gib']:.2f} GiB, exit {r['returncode']} "
+            print(f"  {label}: {r['seconds']:.1f}s, peak RSS {r['peak_rss_gib']:.2f} GiB (largest process), "
+                  f"{r['peak_tree_rss_gib']:.2f} GiB (all processes), exit {r['returncode']} "
                   f"({r['summary']})", flush=True)
 
     out = Path(args.out)

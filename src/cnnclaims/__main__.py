@@ -17,13 +17,15 @@ def _common(p):
     p.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the profile's)")
     p.add_argument("--probe-index", default=None, help="test-set index of the probe frog")
     p.add_argument("--retrain", action="store_true", help="ignore cached models and train again")
+    p.add_argument("--workers", type=int, default=None,
+                   help="models trained at once (default: $CNNCLAIMS_WORKERS, else one per core, at most 8)")
 
 
 def _experiment(args):
     from .experiment import Experiment
 
     return Experiment(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
-                      progress=functools.partial(print, flush=True))
+                      progress=functools.partial(print, flush=True), workers=args.workers)
 
 
 def cmd_run(args):
@@ -38,6 +40,7 @@ def cmd_run(args):
     print(f"data: {exp.data.source} (fingerprint {exp.data.fingerprint})")
     print(f"probe: test image {exp.probe_index} (a frog)")
     roles = ("benchmark", "dummy", "null") if args.all else ("benchmark", "dummy")
+    exp.train(roles, first_only=not args.all)
     for role in roles:
         models = exp.models(role) if args.all else [exp.first_model(role)]
         for t in models:

@@ -19,6 +19,43 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+ENV_THREADS = "CNNCLAIMS_TF_THREADS"
+
+
+def _requested_threads() -> int:
+    raw = os.environ.get(ENV_THREADS, "1")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"${ENV_THREADS}={raw!r} is not a positive number of threads; unset it for the default 1")
+    return n
+
+
+# Trained weights depend on TensorFlow's intra-op thread count (it splits reductions
+# differently): seed 0 gave three different models with 1, 2 and 4 threads (measured).
+# TF's default is the number of cores, so the same seed would give another model on
+# another machine. One thread per process makes every machine agree, and the harness
+# gets its speed back by training several models at once (training.train_missing).
+TF_THREADS = _requested_threads()
+try:
+    tf.config.threading.set_intra_op_parallelism_threads(TF_THREADS)
+except RuntimeError:  # TensorFlow already started; checked again before training
+    pass
+
+
+def check_threads() -> None:
+    """Refuse to train when TensorFlow runs with another thread count than the one
+    recorded in the models' keys (it was started before cnnclaims was imported)."""
+    actual = tf.config.threading.get_intra_op_parallelism_threads()
+    if actual != TF_THREADS:
+        raise RuntimeError(
+            f"TensorFlow runs with {actual or 'the default number of'} intra-op threads, but cnnclaims "
+            f"trains with {TF_THREADS} (${ENV_THREADS}); TensorFlow was started before cnnclaims was "
+            "imported. Import cnnclaims before running any TensorFlow operation."
+        )
+
 
 def _pick_keras():
     legacy = os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
@@ -75,13 +112,15 @@ def versions() -> dict:
         "keras": keras_version(),
         "keras_family": "keras3" if KERAS3 else "keras2",
         "numpy": numpy.__version__,
+        "tf_intra_op_threads": TF_THREADS,
     }
 
 
 def version_family() -> str:
     """Key under which pinned verdicts are stored: same family, same numbers."""
     v = versions()
-    return f"tf{_major_minor(v['tensorflow'])}-keras{_major_minor(v['keras'])}"
+    threads = "" if TF_THREADS == 1 else f"-threads{TF_THREADS}"
+    return f"tf{_major_minor(v['tensorflow'])}-keras{_major_minor(v['keras'])}{threads}"
 
 
 def _major_minor(v: str) -> str:

@@ -18,7 +18,7 @@ from .data import load_cifar10
 from .evidence import Evidence, build_model_evidence
 from .probe import frog_indices, probe_index
 from .profiles import get_profile
-from .training import get_trained, specs_for
+from .training import ROLES, get_trained, specs_for, train_missing
 
 
 @dataclass
@@ -30,7 +30,9 @@ class Experiment:
     probe: int | None = None
     retrain: bool = False
     progress: object = print
+    workers: int | None = None  # training processes at once (default: one per core, at most 8)
     _models: dict = field(default_factory=dict, repr=False)
+    _fresh: set = field(default_factory=set, repr=False)  # roles retrained this session
     _probe_acts: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -61,13 +63,34 @@ class Experiment:
     def frogs(self) -> np.ndarray:
         return self.data.x_test[self.frog_indices]
 
+    def train(self, roles=ROLES, first_only: bool = False) -> int:
+        """Train every model of ``roles`` (or only each role's first seed) that is not
+        cached, several at once; returns how many were trained."""
+        specs = [s for role in roles if role not in self._models
+                 for s in specs_for(self.profile, role)[: 1 if first_only else None]]
+        retrain = [s for s in specs if self._retrain(s)]
+        done = train_missing(retrain, self.data, self.data_path, self.cache_dir, True, self.workers, self.progress)
+        done += train_missing([s for s in specs if not self._retrain(s)], self.data, self.data_path, self.cache_dir,
+                              False, self.workers, self.progress)
+        self._fresh.update(done)
+        return len(done)
+
+    def _retrain(self, spec) -> bool:
+        # --retrain retrains each model once per session, not again on every access.
+        return self.retrain and spec not in self._fresh
+
+    def _get(self, spec):
+        trained = get_trained(spec, self.data, self.cache_dir, self._retrain(spec), self.progress)
+        self._fresh.add(spec)
+        return trained
+
     def models(self, role: str) -> list:
         """Trained models of a role ("benchmark", "dummy", "null"), one per seed."""
         if role not in self._models:
-            self._models[role] = [
-                get_trained(spec, self.data, self.cache_dir, self.retrain, self.progress)
-                for spec in specs_for(self.profile, role)
-            ]
+            # Every role at once: the workers stay busy (5 long benchmark runs alone
+            # would leave a core idle for the last one) and the claims need them all.
+            self.train(ROLES)
+            self._models[role] = [self._get(spec) for spec in specs_for(self.profile, role)]
         return self._models[role]
 
     def probe_activations(self, role: str) -> dict:
@@ -85,7 +108,7 @@ class Experiment:
         """The first seed's model of a role (the article's single comparison)."""
         if role in self._models:
             return self._models[role][0]
-        return get_trained(specs_for(self.profile, role)[0], self.data, self.cache_dir, self.retrain, self.progress)
+        return self._get(specs_for(self.profile, role)[0])
 
     def _group(self, role: str) -> list:
         fx, fy = self.frogs, self.data.y_test[self.frog_indices]

@@ -40,6 +40,8 @@ def pytest_addoption(parser):
     g.addoption("--cache-dir", default=None, help="cache for decoded data, trained models and statistics "
                 "(default: $CNNCLAIMS_CACHE or ./build/cache)")
     g.addoption("--retrain", action="store_true", help="retrain every model instead of loading it from the cache")
+    g.addoption("--workers", type=int, default=None, help="models trained at once, one TensorFlow thread each "
+                "(default: $CNNCLAIMS_WORKERS, else one per core, at most 8)")
     g.addoption("--seeds", type=int, default=None, help="training seeds per condition (default: the profile's)")
     g.addoption("--probe-index", default=None, help="test-set index of the probe frog (default: the first test frog)")
     g.addoption("--artifacts", default=None, help="folder for verdict JSON and plots "
@@ -109,6 +111,7 @@ def get_experiment(config):
             probe=config.getoption("--probe-index"),
             retrain=config.getoption("--retrain"),
             progress=progress_printer(config),
+            workers=config.getoption("--workers"),
         )
     return config.stash[_EXPERIMENT]
 

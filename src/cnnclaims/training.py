@@ -10,15 +10,19 @@ and retrained.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import cache
-from .compat import keras, load_model, save_model, set_determinism, versions
+from .compat import check_threads, keras, load_model, save_model, set_determinism, versions
 from .errors import CacheError
 from .model import N_PARAMS, build_model, compile_model
 
@@ -165,6 +169,7 @@ def prepare(x: np.ndarray, y: np.ndarray):
 
 def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print):
     """Train one model as the article does; returns (model, history dict, epochs, seconds)."""
+    check_threads()
     set_determinism(spec.seed)
     model = compile_model(build_model(), spec.learning_rate, spec.steps_per_execution)
     es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
@@ -221,3 +226,98 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress) -> Tra
         f"(best {best + 1}) in {seconds:.0f}s"
     )
     return TrainedModel(spec, model, record, folder)
+
+
+# --- training several models at once ------------------------------------------------
+
+ENV_WORKERS = "CNNCLAIMS_WORKERS"
+
+
+def default_workers() -> int:
+    """Training processes to run at once: one per core (each uses one TF thread),
+    at most 8 (each holds ~1.5 GiB: TensorFlow plus the float32 training set)."""
+    raw = os.environ.get(ENV_WORKERS)
+    if raw:
+        try:
+            n = int(raw)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"${ENV_WORKERS}={raw!r} is not a positive number of processes")
+        return n
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
+    return (entry_dir(cache_dir, spec, cache_key(spec, data_fingerprint)) / "record.json").exists()
+
+
+def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False, workers: int | None = None,
+                  progress=print) -> list:
+    """Train the models of ``specs`` that are not cached, several at once in worker
+    processes (one TensorFlow thread each, so the weights equal a one-at-a-time run).
+
+    Longest jobs start first. Returns the specs trained here; with one worker or one
+    missing model nothing is started and ``get_trained`` trains in this process.
+    Workers read the data from the decoded-data cache (``data_path``) and must find
+    the same content fingerprint as ``data``.
+    """
+    cache_dir = Path(cache_dir or cache.default_cache_dir())
+    workers = default_workers() if workers is None else workers
+    missing = [s for s in dict.fromkeys(specs) if retrain or not is_cached(s, data.fingerprint, cache_dir)]
+    if workers < 2 or len(missing) < 2:
+        return []
+    missing.sort(key=lambda s: (-s.n_train * s.max_epochs, s.role, s.seed))
+    n = min(workers, len(missing))
+    progress(f"cnnclaims: training {len(missing)} models, {n} at a time (one TensorFlow thread each) ...")
+    ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
+    messages = ctx.Queue()
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(messages,)) as pool:
+        per_class = {"train": len(data.y_train) // 10, "test": len(data.y_test) // 10}
+        pending = {pool.submit(_worker_train, s, data_path, str(cache_dir), per_class, data.fingerprint, retrain)
+                   for s in missing}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                _relay(messages, progress)
+                for f in done:
+                    f.result()  # a worker's error stops the run, named by its message
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+        finally:
+            _relay(messages, progress)
+    progress(f"cnnclaims: trained {len(missing)} models in {time.perf_counter() - t0:.0f}s")
+    return missing
+
+
+def _relay(messages, progress) -> None:
+    while True:
+        try:
+            progress(messages.get_nowait())
+        except queue.Empty:
+            return
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(messages) -> None:
+    _WORKER["progress"] = messages.put
+
+
+def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, fingerprint: str, retrain: bool) -> str:
+    from .data import load_cifar10
+
+    progress = _WORKER.get("progress", print)
+    data = _WORKER.get("data")
+    if data is None:
+        data = _WORKER["data"] = load_cifar10(data_path, cache_dir, per_class, progress=progress)
+    if data.fingerprint != fingerprint:
+        raise RuntimeError(
+            f"a training worker read data with fingerprint {data.fingerprint} from {data.source}, "
+            f"not the session's {fingerprint}; did the data change during the run?"
+        )
+    return get_trained(spec, data, cache_dir, retrain, progress).key
