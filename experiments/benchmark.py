@@ -1,13 +1,19 @@
 """Measure the harness against the machine's roof; print figures and write JSON.
 
-    python experiments/benchmark.py --data ../shared/data/cifar10-jpeg [--epochs 2] [--suite smoke]
+    python experiments/benchmark.py --data ../shared/data/cifar10-jpeg [--epochs 3] [--suite smoke]
 
-Prints, side by side: images/s and achieved GFLOP/s of the project's training loop
-(``steps_per_execution=50``) and of the article's plain ``fit`` (batch 32, one step
-per execution) on the same data and seed, whether their weights are bitwise equal;
-a practical roof (a large float32 matrix product through TensorFlow) and each loop's
-fraction of it; activation extraction time for the 10,000 test images; and cold/warm
-wall time and peak resident memory of the test suite for a profile. Asserts nothing.
+Prints, side by side, images/s and achieved GFLOP/s of
+- the article's plain ``fit`` (batch 32, one step per execution, TensorFlow's default
+  thread count = every core), as the article's code runs;
+- the same plain fit on one thread (the project's reference: same seed, same data);
+- the project's training loop: one model per core at once, one TensorFlow thread and
+  ``steps_per_execution=50`` each (seed 0 is compared bitwise with the one-thread fit);
+- a bare ``tf.function`` loop of the same steps without Keras (what the kernels cost);
+with their ratio, a practical roof (a float32 matrix-product chain through TensorFlow,
+every core and one core) and each loop's fraction of it; how much the plain fit's
+weights move between every-core and one-thread runs; activation extraction time for
+the 10,000 test images; and cold/warm wall time and peak resident memory (largest
+process and the whole process tree) of the test suite for a profile. Asserts nothing.
 """
 from __future__ import annotations
 
@@ -19,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +72,26 @@ def matmul_roof(n: int = 2048, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / best / 1e9
 
 
-def time_training(spec, data, steps_per_execution: int):
-    from cnnclaims.training import fit, prepare, stratified_subset
+def _child(job: dict) -> None:
+    """Run one measurement in this (child) process and write its result as .npz/JSON.
 
+    Children exist because TensorFlow's thread count is fixed when it starts: the
+    roof and the article's plain fit use every core, the project's workers one each.
+    """
+    from cnnclaims.compat import TF_THREADS
+    from cnnclaims.data import load_cifar10
+    from cnnclaims.training import TrainSpec, fit, prepare, stratified_subset
+
+    out = Path(job["out"])
+    if job["kind"] == "roof":
+        out.write_text(json.dumps({"gflops": matmul_roof(), "threads": TF_THREADS}))
+        return
+    if job["kind"] == "bare":
+        out.write_text(json.dumps({"epoch_seconds": bare_epoch_seconds(job["n"]), "threads": TF_THREADS}))
+        return
+    data = load_cifar10(job["data"], job["cache_dir"], progress=lambda *_: None)
+    spec = TrainSpec("benchmark", job["n"], seed=job["seed"], max_epochs=job["epochs"], patience=job["epochs"],
+                     steps_per_execution=job["spe"])
     idx = stratified_subset(data.y_train, spec.n_train, spec.seed)
     x, y = prepare(data.x_train[idx], data.y_train[idx])
     xv, yv = prepare(data.x_test, data.y_test)
@@ -78,16 +100,79 @@ def time_training(spec, data, steps_per_execution: int):
     def progress(msg):
         if "] epoch" in msg:
             epoch_times.append(float(msg.rsplit("(", 1)[1].split("s,")[0]))
-        print("   ", msg, flush=True)
+            print(f"    [{job['name']}, {TF_THREADS} thread(s)] {msg.split('] ', 1)[1]}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        model, history, epochs, seconds = fit(replace(spec, steps_per_execution=steps_per_execution), x, y, xv, yv,
-                                              Path(tmp) / "best.weights.h5", progress)
-    return model, seconds, epoch_times
+        model, history, epochs, seconds = fit(spec, x, y, xv, yv, Path(tmp) / "best.weights.h5", progress)
+    np.savez(out, *model.get_weights())
+    out.with_suffix(".json").write_text(json.dumps({"epoch_seconds": epoch_times, "seconds": seconds,
+                                                    "val_accuracy": history["val_accuracy"], "threads": TF_THREADS}))
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (training workers included)."""
+def bare_epoch_seconds(n: int, batch: int = 32) -> float:
+    """One epoch of the same model, loss and optimizer as a bare tf.function loop over
+    batches of 32 (no Keras fit, no callbacks, no validation): what the kernels cost."""
+    import tensorflow as tf
+
+    from cnnclaims.compat import keras, set_determinism
+    from cnnclaims.model import build_model
+
+    set_determinism(0)
+    model, opt = build_model(), keras.optimizers.Adam(1e-3)
+    loss = keras.losses.CategoricalCrossentropy()
+    n = n // batch * batch
+    x = tf.random.uniform((n, 32, 32, 3))
+    y = tf.one_hot(tf.random.uniform((n,), 0, 10, tf.int32), 10)
+
+    @tf.function
+    def epoch(x, y):
+        for i in tf.range(tf.shape(x)[0] // batch):
+            xb, yb = x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]
+            with tf.GradientTape() as tape:
+                value = loss(yb, model(xb, training=True))
+            grads = tape.gradient(value, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+
+    epoch(x[: batch * 4], y[: batch * 4])  # trace
+    times = []
+    for _ in range(2):
+        t = time.perf_counter()
+        epoch(x, y)
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def run_children(jobs: list, tmp: Path) -> list:
+    """Start every job at once (each in its own process, with its thread count), wait."""
+    procs = []
+    for i, job in enumerate(jobs):
+        job = {**job, "out": str(tmp / f"job{i}.npz")}
+        env = {**os.environ, "CNNCLAIMS_TF_THREADS": str(job["threads"])}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+        procs.append((job, subprocess.Popen(cmd, env=env)))
+    results = []
+    for job, proc in procs:
+        if proc.wait() != 0:
+            raise SystemExit(f"benchmark child {job['name']} failed (exit {proc.returncode})")
+        out = Path(job["out"])
+        if job["kind"] == "train":
+            with np.load(out) as z:
+                weights = [z[k] for k in z.files]
+            results.append({**json.loads(out.with_suffix(".json").read_text()), "weights": weights})
+        else:
+            results.append(json.loads(out.read_text()))
+    return results
+
+
+def weight_difference(a: list, b: list) -> dict:
+    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
+    norm = float(np.sqrt(sum(np.sum((x - y) ** 2) for x, y in zip(a, b))) / np.sqrt(sum(np.sum(x ** 2) for x in a)))
+    return {"bitwise_equal": all(np.array_equal(x, y) for x, y in zip(a, b)), "max_abs": diff, "relative_l2": norm}
+
+
+def _tree_rss(pid: int) -> tuple:
+    """Resident bytes of a process and all its descendants (training workers included),
+    and of the largest single one."""
     children: dict = {}
     rss = {}
     for d in Path("/proc").iterdir():
@@ -99,12 +184,13 @@ def _tree_rss(pid: int) -> int:
             rss[int(d.name)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, IndexError, ValueError):
             continue
-    total, todo = 0, [pid]
+    total, largest, todo = 0, 0, [pid]
     while todo:
         p = todo.pop()
         total += rss.get(p, 0)
+        largest = max(largest, rss.get(p, 0))
         todo.extend(children.get(p, []))
-    return total
+    return total, largest
 
 
 def time_suite(profile: str, cache_dir: Path, data: str | None, extra=()) -> dict:
@@ -120,11 +206,12 @@ def time_suite(profile: str, cache_dir: Path, data: str | None, extra=()) -> dic
         cmd.append(f"--data={data}")
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0]
+    peak = [0, 0]
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            total, largest = _tree_rss(proc.pid)
+            peak[0], peak[1] = max(peak[0], total), max(peak[1], largest)
             time.sleep(1.0)
 
     threading.Thread(target=sample, daemon=True).start()
@@ -135,11 +222,8 @@ def time_suite(profile: str, cache_dir: Path, data: str | None, extra=()) -> dic
             print("   ", line.rstrip(), flush=True)
     rc = proc.wait()
     seconds = time.perf_counter() - t
-    import resource
-
     tail = [l for l in lines if " passed" in l or " failed" in l]
-    return {"returncode": rc, "seconds": seconds,
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20,
+    return {"returncode": rc, "seconds": seconds, "peak_rss_gib": peak[1] / 2**30,
             "peak_tree_rss_gib": peak[0] / 2**30, "summary": tail[-1] if tail else ""}
 
 
@@ -147,7 +231,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=os.environ.get("CNNCLAIMS_DATA"))
     ap.add_argument("--cache-dir", default=None)
-    ap.add_argument("--epochs", type=int, default=2, help="epochs per training loop (the first is warm-up)")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per training loop (the first is warm-up)")
     ap.add_argument("--suite", choices=("none", "smoke", "article"), default="smoke",
                     help="profile of the test suite to time cold and warm (default smoke)")
     ap.add_argument("--suite-cache", default=None,
@@ -156,14 +240,17 @@ def main(argv=None):
     ap.add_argument("--suite-only", action="store_true", help="only time the test suite")
     ap.add_argument("--skip-training", action="store_true", help="skip the training loop comparison")
     ap.add_argument("--out", default=str(ROOT / "build" / "benchmarks" / "benchmark.json"))
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.child:
+        return _child(json.loads(args.child))
 
     from cnnclaims.activations import layer_activations
     from cnnclaims.compat import set_determinism, versions
     from cnnclaims.data import load_cifar10
     from cnnclaims.evidence import image_stats
     from cnnclaims.model import build_model
-    from cnnclaims.training import TrainSpec
+    from cnnclaims.training import default_workers
 
     res = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **versions()}}
     if args.suite_only:
@@ -177,36 +264,63 @@ def main(argv=None):
     res["flops"] = {"forward_per_image": fwd, "train_per_image": train_flops}
     print(f"model: {fwd / 1e6:.2f} MFLOP forward, ~{train_flops / 1e6:.1f} MFLOP per training image")
 
-    roof = matmul_roof()
+    cores = os.cpu_count() or 1
+    tmp = Path(tempfile.mkdtemp(prefix="cnnclaims-bench-"))
+    (roof_all,) = run_children([{"kind": "roof", "name": "roof", "threads": cores}], tmp)
+    (roof_one,) = run_children([{"kind": "roof", "name": "roof", "threads": 1}], tmp)
+    roof = roof_all["gflops"]
     res["roof_gflops"] = roof
-    print(f"practical roof (float32 2048^2 matmul through TF): {roof:.1f} GFLOP/s")
+    res["roof_gflops_one_thread"] = roof_one["gflops"]
+    print(f"practical roof (float32 2048^2 matmul chain through TF): {roof:.1f} GFLOP/s on {cores} threads, "
+          f"{roof_one['gflops']:.1f} on one")
 
     if not args.skip_training:
-        spec = TrainSpec("benchmark", len(data.x_train), seed=0, max_epochs=args.epochs, patience=args.epochs)
-        loops = {}
-        weights = {}
-        for name, spe in (("article plain fit", 1), ("project loop", spec.steps_per_execution)):
-            print(f"training: {name} (steps_per_execution={spe}), {args.epochs} epochs ...", flush=True)
-            m, seconds, epochs = time_training(spec, data, spe)
+        n_tr, n_val = len(data.x_train), len(data.x_test)
+        flops_epoch = n_tr * train_flops + n_val * fwd
+        base = {"kind": "train", "data": args.data, "cache_dir": args.cache_dir, "n": n_tr, "epochs": args.epochs}
+        workers = default_workers()
+        print(f"training, {args.epochs} epochs of {n_tr} images each (the first epoch is warm-up) ...", flush=True)
+        (plain,) = run_children([{**base, "name": "article plain fit", "seed": 0, "spe": 1, "threads": cores}], tmp)
+        (plain_one,) = run_children([{**base, "name": "plain fit, one thread", "seed": 0, "spe": 1, "threads": 1}], tmp)
+        project = run_children([{**base, "name": f"project worker {i}", "seed": i, "spe": 50, "threads": 1}
+                                for i in range(workers)], tmp)
+        (bare,) = run_children([{"kind": "bare", "name": "bare", "n": n_tr, "threads": cores}], tmp)
+
+        def steady(r):
             # Median of the epochs after the first (tracing, warm-up): single epochs on
             # this VM sometimes stall for seconds.
-            steady = epochs[1:] or epochs
-            per_epoch = float(np.median(steady))
-            n_tr, n_val = spec.n_train, len(data.x_test)
-            flops_epoch = n_tr * train_flops + n_val * fwd
-            loops[name] = {"steps_per_execution": spe, "seconds_total": seconds, "epoch_seconds": epochs,
-                           "steady_epoch_seconds": per_epoch, "images_per_second": n_tr / per_epoch,
-                           "gflops": flops_epoch / per_epoch / 1e9, "fraction_of_roof": flops_epoch / per_epoch / 1e9 / roof}
-            weights[name] = m.get_weights()
-        equal = all(np.array_equal(a, b) for a, b in zip(*weights.values()))
+            return float(np.median(r["epoch_seconds"][1:] or r["epoch_seconds"]))
+
+        def row(seconds, models=1, **extra):
+            gf = models * flops_epoch / seconds / 1e9
+            return {"epoch_seconds": seconds, "models_at_once": models, "images_per_second": models * n_tr / seconds,
+                    "gflops": gf, "fraction_of_roof": gf / roof, **extra}
+
+        loops = {
+            "article plain fit": row(steady(plain), threads=cores, steps_per_execution=1),
+            "plain fit, one thread": row(steady(plain_one), threads=1, steps_per_execution=1),
+            "project loop": row(max(steady(r) for r in project), models=workers, threads=1, steps_per_execution=50),
+            "bare TF loop (no Keras)": row(bare["epoch_seconds"], threads=cores, steps_per_execution=None),
+        }
+        same = weight_difference(plain_one["weights"], project[0]["weights"])
+        threads = weight_difference(plain["weights"], plain_one["weights"])
         a, b = loops["article plain fit"], loops["project loop"]
-        res["training"] = {"loops": loops, "weights_bitwise_equal": equal,
-                           "speedup": a["steady_epoch_seconds"] / b["steady_epoch_seconds"]}
-        print(f"\n{'loop':20s} {'s/epoch':>8s} {'img/s':>8s} {'GFLOP/s':>8s} {'of roof':>8s}")
+        res["training"] = {
+            "loops": loops, "epochs": args.epochs,
+            "project_vs_plain_one_thread": same,
+            "plain_all_threads_vs_one_thread": {**threads, "val_accuracy_all": plain["val_accuracy"],
+                                                "val_accuracy_one": plain_one["val_accuracy"]},
+            "speedup": b["images_per_second"] / a["images_per_second"],
+        }
+        print(f"\n{'loop':26s} {'models':>6s} {'s/epoch':>8s} {'img/s':>8s} {'GFLOP/s':>8s} {'of roof':>8s}")
         for name, r in loops.items():
-            print(f"{name:20s} {r['steady_epoch_seconds']:8.2f} {r['images_per_second']:8.0f} {r['gflops']:8.1f} "
-                  f"{r['fraction_of_roof']:8.1%}")
-        print(f"speed-up {res['training']['speedup']:.2f}x; weights bitwise equal: {equal}\n")
+            print(f"{name:26s} {r['models_at_once']:6d} {r['epoch_seconds']:8.2f} {r['images_per_second']:8.0f} "
+                  f"{r['gflops']:8.1f} {r['fraction_of_roof']:8.1%}")
+        print(f"project loop vs article plain fit: {res['training']['speedup']:.2f}x the images per second")
+        print(f"project worker (seed 0) vs plain fit on one thread: weights bitwise equal: {same['bitwise_equal']}")
+        print(f"plain fit on {cores} threads vs one thread (the article's code on two machines): max |dw| "
+              f"{threads['max_abs']:.2e}, relative L2 {threads['relative_l2']:.2e}; val accuracy "
+              f"{plain['val_accuracy'][-1]:.4f} vs {plain_one['val_accuracy'][-1]:.4f}\n")
 
     x = data.x_test
     layer_activations(model, x[:500], ["conv2d_6"])  # warm-up

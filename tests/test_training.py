@@ -1,7 +1,8 @@
 """Training and the model cache on tiny synthetic data: hit, miss, corruption,
 concurrent writers, determinism, and the probe never being trained on."""
 import json
-import multiprocessing as mp
+import shutil
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -11,8 +12,11 @@ from hypothesis import strategies as st
 
 from cnnclaims.data import Cifar10
 from cnnclaims.profiles import get_profile
-from cnnclaims.testing import random_cifar
-from cnnclaims.training import TrainSpec, cache_key, get_trained, specs_for, stratified_subset
+from cnnclaims.errors import CacheError
+from cnnclaims.testing import random_cifar, write_image_folder
+from cnnclaims.training import (
+    TrainSpec, _load_entry, cache_key, get_trained, specs_for, stratified_subset, train_missing,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +32,32 @@ def quiet(msgs):
     return msgs.append
 
 
-def test_cache_miss_then_hit(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory):
+    """SPEC trained once into a cache folder; tests copy the folder (training is the
+    slow part of these tests) and the progress messages of that first training."""
+    cache_dir = tmp_path_factory.mktemp("trained")
     msgs = []
-    a = get_trained(SPEC, tiny, tmp_path, progress=quiet(msgs))
+    return get_trained(SPEC, tiny, cache_dir, progress=msgs.append), cache_dir, msgs
+
+
+def copy_cache(trained, tmp_path):
+    shutil.copytree(trained[1], tmp_path / "cache")
+    return tmp_path / "cache"
+
+
+def test_cache_miss_then_hit(tiny, trained, tmp_path):
+    a, _, msgs = trained
     assert any("training dummy seed=7" in m for m in msgs)
     assert any("epoch 1/2" in m and "elapsed" in m for m in msgs)  # progress per epoch
     rec = json.loads((a.path / "record.json").read_text())
     for field in ("history", "test_accuracy", "epochs", "train_seconds", "versions", "data_source",
                   "data_fingerprint", "spec", "key"):
         assert field in rec
+    assert rec["versions"]["tf_intra_op_threads"] == 1
     assert (a.path / "model.keras").exists()
-    msgs.clear()
-    b = get_trained(SPEC, tiny, tmp_path, progress=quiet(msgs))
+    msgs = []
+    b = get_trained(SPEC, tiny, copy_cache(trained, tmp_path), progress=quiet(msgs))
     assert msgs == [] and b.key == a.key
     for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
         np.testing.assert_array_equal(wa, wb)
@@ -59,38 +77,51 @@ def test_key_includes_versions(monkeypatch):
     assert cache_key(SPEC, "tiny") != k
 
 
-@pytest.mark.parametrize("damage", ["truncate-model", "garbage-record", "wrong-key", "delete-model"])
-def test_corrupt_entry_is_reported_and_retrained(tiny, tmp_path, capsys, damage):
-    a = get_trained(SPEC, tiny, tmp_path, progress=lambda *_: None)
+def damage_entry(path, damage):
     if damage == "truncate-model":
-        p = a.path / "model.keras"
+        p = path / "model.keras"
         p.write_bytes(p.read_bytes()[:500])
     elif damage == "garbage-record":
-        (a.path / "record.json").write_text("{not json")
+        (path / "record.json").write_text("{not json")
     elif damage == "wrong-key":
-        rec = json.loads((a.path / "record.json").read_text())
+        rec = json.loads((path / "record.json").read_text())
         rec["key"] = "0" * 16
-        (a.path / "record.json").write_text(json.dumps(rec))
+        (path / "record.json").write_text(json.dumps(rec))
     else:
-        (a.path / "model.keras").unlink()
+        (path / "model.keras").unlink()
+
+
+@pytest.mark.parametrize("damage", ["truncate-model", "garbage-record", "wrong-key", "delete-model"])
+def test_corrupt_entry_is_detected(trained, tmp_path, damage):
+    path = copy_cache(trained, tmp_path) / "models" / trained[0].path.name
+    damage_entry(path, damage)
+    with pytest.raises(CacheError, match=str(path)):
+        _load_entry(SPEC, path, trained[0].key)
+
+
+def test_corrupt_entry_is_reported_and_retrained(tiny, trained, tmp_path, capsys):
+    cache_dir = copy_cache(trained, tmp_path)
+    damage_entry(cache_dir / "models" / trained[0].path.name, "truncate-model")
     msgs = []
-    b = get_trained(SPEC, tiny, tmp_path, progress=quiet(msgs))
+    b = get_trained(SPEC, tiny, cache_dir, progress=quiet(msgs))
     assert "discarding corrupt cache entry" in capsys.readouterr().err
     assert any("training" in m for m in msgs)
-    assert b.path == a.path and (b.path / "model.keras").exists()
+    assert b.path.name == trained[0].path.name and (b.path / "model.keras").exists()
+    # Retrained from scratch, the same seed gives the same model, bit for bit.
+    for wa, wb in zip(trained[0].model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
 
 
-def test_retrain_flag(tiny, tmp_path):
-    get_trained(SPEC, tiny, tmp_path, progress=lambda *_: None)
+def test_retrain_flag(tiny, trained, tmp_path):
     msgs = []
-    get_trained(SPEC, tiny, tmp_path, retrain=True, progress=quiet(msgs))
+    get_trained(SPEC, tiny, copy_cache(trained, tmp_path), retrain=True, progress=quiet(msgs))
     assert any("training" in m for m in msgs)
 
 
-def test_same_seed_same_weights_and_activations(tiny, tmp_path):
+def test_same_seed_same_weights_and_activations(tiny, trained, tmp_path):
     from cnnclaims.activations import layer_activations
 
-    a = get_trained(SPEC, tiny, tmp_path / "a", progress=lambda *_: None)
+    a = trained[0]
     b = get_trained(SPEC, tiny, tmp_path / "b", progress=lambda *_: None)
     for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
         np.testing.assert_array_equal(wa, wb)
@@ -99,35 +130,33 @@ def test_same_seed_same_weights_and_activations(tiny, tmp_path):
         layer_activations(b.model, tiny.x_test, ["conv2d_6"])["conv2d_6"],
     )
     assert a.record["history"] == b.record["history"]
-    c = get_trained(replace(SPEC, seed=8), tiny, tmp_path / "a", progress=lambda *_: None)
+
+
+def test_parallel_training_equals_one_at_a_time_and_trains_each_model_once(trained, tmp_path):
+    """Two models trained at once in worker processes while this process asks for one
+    of them too: the shared model is trained once (the cache's file lock), each model
+    equals the one trained alone in this process (one TensorFlow thread everywhere),
+    and the other seed differs."""
+    from cnnclaims.data import load_cifar10
+
+    a = trained[0]
+    folder = write_image_folder(tmp_path / "imgs", *random_cifar(10, 3, seed=2), fmt="png")
+    data = load_cifar10(folder, tmp_path / "cache", per_class={"train": 10, "test": 3}, progress=lambda *_: None)
+    msgs, here = [], []
+    specs = [SPEC, replace(SPEC, seed=8)]
+    rival = threading.Thread(target=lambda: get_trained(SPEC, data, tmp_path / "cache", progress=here.append))
+    rival.start()
+    done = train_missing(specs, data, str(folder), tmp_path / "cache", workers=2, progress=msgs.append)
+    rival.join()
+    assert done == sorted(specs, key=lambda s: s.seed)
+    assert any("2 at a time" in m for m in msgs) and any("[dummy seed=8 n=50] epoch 1/2" in m for m in msgs)
+    assert sum("training dummy seed=7 " in m for m in msgs + here) == 1
+    assert len([p for p in (tmp_path / "cache" / "models").glob("dummy-n50-s7-*") if p.is_dir()]) == 1
+    b, c = (get_trained(s, data, tmp_path / "cache", progress=quiet(msgs)) for s in specs)
+    assert train_missing(specs, data, str(folder), tmp_path / "cache", workers=2) == []  # all cached now
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
     assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
-
-
-def _worker(args):
-    cache_dir, data_arrays, out = args
-    from cnnclaims.data import Cifar10
-    from cnnclaims.training import get_trained
-
-    data = Cifar10(*data_arrays, source="synthetic", fingerprint="tiny")
-    msgs = []
-    get_trained(SPEC, data, cache_dir, progress=msgs.append)
-    with open(out, "w") as fh:
-        fh.write("\n".join(msgs))
-
-
-def test_concurrent_writers_train_once(tiny, tmp_path):
-    arrays = (tiny.x_train, tiny.y_train, tiny.x_test, tiny.y_test)
-    ctx = mp.get_context("spawn")
-    outs = [tmp_path / f"w{i}.log" for i in range(2)]
-    procs = [ctx.Process(target=_worker, args=((tmp_path / "cache", arrays, o),)) for o in outs]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(180)
-        assert p.exitcode == 0
-    logs = [o.read_text() for o in outs]
-    assert sum("training dummy" in log for log in logs) == 1
-    assert len([p for p in (tmp_path / "cache" / "models").glob("dummy-*") if p.is_dir()]) == 1
 
 
 @given(n_per=st.integers(1, 5), seed=st.integers(0, 10_000))
@@ -164,3 +193,21 @@ def test_training_only_draws_from_the_train_split(tiny):
     # The probe comes from x_test; training indexes x_train only.
     idx = stratified_subset(tiny.y_train, 50, 0)
     assert idx.max() < len(tiny.x_train)
+
+
+def test_workers_setting(monkeypatch):
+    from cnnclaims.training import default_workers
+
+    monkeypatch.setenv("CNNCLAIMS_WORKERS", "3")
+    assert default_workers() == 3
+    monkeypatch.setenv("CNNCLAIMS_WORKERS", "none")
+    with pytest.raises(ValueError, match="CNNCLAIMS_WORKERS='none'"):
+        default_workers()
+    monkeypatch.delenv("CNNCLAIMS_WORKERS")
+    assert 1 <= default_workers() <= 8
+
+
+def test_one_missing_model_trains_in_this_process(tiny, trained, tmp_path):
+    # Nothing to share between workers: no processes are started.
+    assert train_missing([SPEC], tiny, None, tmp_path, workers=4) == []
+    assert train_missing([SPEC, replace(SPEC, seed=8)], tiny, None, copy_cache(trained, tmp_path), workers=1) == []
