@@ -9,3 +9,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent / "src"))
 
 pytest_plugins = ["cnnclaims.pytest_plugin"]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synthetic_exp(tmp_path_factory):
+    """One synthetic experiment (untrained models, random images) for the harness's
+    own tests of the plugin, figures and report: building it and its verdicts takes
+    seconds, and nothing mutates it."""
+    from cnnclaims.testing import synthetic_experiment
+
+    return synthetic_experiment(tmp_path_factory.mktemp("synthetic"))

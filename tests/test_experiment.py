@@ -4,6 +4,7 @@ import pytest
 
 from cnnclaims import FROG
 from cnnclaims.activations import layer_names
+from cnnclaims.experiment import Experiment
 from cnnclaims.model import LAYER_NAMES, N_PARAMS
 from cnnclaims.training import get_trained
 
@@ -50,3 +51,32 @@ def test_activations_of_every_layer(activations):
         assert set(acts) == set(LAYER_NAMES)
         assert acts["conv2d_1"].shape == (1, 32, 32, 16) and acts["conv2d_6"].shape == (1, 8, 8, 16)
         assert acts["dense_2"].shape == (1, 10)
+
+
+def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
+    import math
+
+    from cnnclaims import experiment as experiment_module
+    from cnnclaims.testing import synthetic_experiment
+
+    first = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
+    verdicts, null = first.verdicts, first.null_verdicts
+    (stored,) = (tmp_path / "cache" / "verdicts").glob("article-*.json")
+
+    def fresh():
+        exp = Experiment(first.profile_name, cache_dir=first.cache_dir, n_seeds=2, progress=lambda *_: None)
+        exp.__dict__["data"] = first.data
+        exp._models.update(first._models)
+        return exp
+
+    calls = []
+    monkeypatch.setattr(experiment_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or verdicts)
+    again = fresh()
+    same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
+    for a, b in zip(verdicts + null, again.verdicts + again.null_verdicts):
+        da, db = a.to_dict(), b.to_dict()
+        assert da.keys() == db.keys() and all(same(da[k], db[k]) or k == "extras" for k in da), a.name
+    assert calls == []  # nothing recomputed
+    stored.write_text("{broken")  # a damaged file is reported and recomputed, not trusted
+    fresh().verdicts
+    assert calls == [1] and "discarding corrupt cache entry" in capsys.readouterr().err

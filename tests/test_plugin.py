@@ -36,9 +36,9 @@ def test_null_control(null_case, claim_checker):
 
 
 @pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
+def synthetic(synthetic_exp):
     """One synthetic experiment for every inner session (in-process runs share it)."""
-    cnnclaims.testing.SHARED["experiment"] = cnnclaims.testing.synthetic_experiment(tmp_path_factory.mktemp("synth"))
+    cnnclaims.testing.SHARED["experiment"] = synthetic_exp
     yield
     cnnclaims.testing.SHARED.clear()
 

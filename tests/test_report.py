@@ -7,15 +7,15 @@ from html.parser import HTMLParser
 import pytest
 from PIL import Image
 
+from cnnclaims import plots
 from cnnclaims.claims import get_claim
-from cnnclaims.diagnostics import claim_plots
+from cnnclaims.diagnostics import cached_claim_plots, claim_plots
 from cnnclaims.report import verdict_table_text, write_report
-from cnnclaims.testing import synthetic_experiment
 
 
 @pytest.fixture(scope="module")
-def exp(tmp_path_factory):
-    return synthetic_experiment(tmp_path_factory.mktemp("synthetic"))
+def exp(synthetic_exp):
+    return synthetic_exp
 
 
 class Collect(HTMLParser):
@@ -33,7 +33,9 @@ class Collect(HTMLParser):
 def report(exp, tmp_path_factory):
     """One report for the module: it renders every figure, which is what costs."""
     msgs = []
-    html_path, md_path = write_report(exp, tmp_path_factory.mktemp("report"), progress=msgs.append)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "DPI", 30)  # what is tested is that every picture is there, not its detail
+        html_path, md_path = write_report(exp, tmp_path_factory.mktemp("report"), progress=msgs.append)
     return html_path, md_path, msgs
 
 
@@ -82,3 +84,17 @@ def test_null_control_diagnostics(exp, tmp_path):
 def test_table_text(exp):
     text = verdict_table_text(exp.verdicts, exp.null_verdicts)
     assert "false-positive rate" in text and "C10-bigger-data-better" in text
+
+
+def test_plots_are_reused_until_the_picture_or_verdict_changes(exp, tmp_path):
+    v = next(v for v in exp.verdicts if v.scope == "frogs")
+    first = cached_claim_plots(exp, v, tmp_path)
+    stamps = [p.stat().st_mtime_ns for p in first]
+    assert cached_claim_plots(exp, v, tmp_path) == first
+    assert [p.stat().st_mtime_ns for p in first] == stamps  # not redrawn
+    first[0].write_bytes(b"not a png")  # a damaged picture is drawn again
+    assert cached_claim_plots(exp, v, tmp_path) == first and first[0].read_bytes()[:4] == b"\x89PNG"
+    changed = type(v)(**{**v.to_dict(), "p_value": 0.5})
+    before = first[0].stat().st_mtime_ns
+    cached_claim_plots(exp, changed, tmp_path)
+    assert first[0].stat().st_mtime_ns != before

@@ -112,6 +112,20 @@ def test_corrupt_entry_is_reported_and_retrained(tiny, trained, tmp_path, capsys
         np.testing.assert_array_equal(wa, wb)
 
 
+def test_models_load_lazily_and_old_records_get_their_hash(tiny, trained, tmp_path):
+    cache_dir = copy_cache(trained, tmp_path)
+    b = get_trained(SPEC, tiny, cache_dir)
+    assert b.loaded is None and b.record["model_sha256"]  # found by its hash, not loaded
+    assert b.model.count_params() == trained[0].model.count_params() and b.loaded is not None
+    record = b.path / "record.json"
+    rec = json.loads(record.read_text())
+    del rec["model_sha256"]
+    record.write_text(json.dumps(rec))
+    c = get_trained(SPEC, tiny, cache_dir)
+    assert c.loaded is not None  # validated by loading instead
+    assert json.loads(record.read_text())["model_sha256"] == b.record["model_sha256"]
+
+
 def test_retrain_flag(tiny, trained, tmp_path):
     msgs = []
     get_trained(SPEC, tiny, copy_cache(trained, tmp_path), retrain=True, progress=quiet(msgs))

@@ -50,9 +50,11 @@ def atomic_path(path: Path):
             os.unlink(tmp)
 
 
-def write_json(path: Path, obj) -> None:
+def write_json(path: Path, obj, keep_nan: bool = False) -> None:
+    """``keep_nan`` writes NaN as JSON's (Python-readable) NaN instead of null, for
+    records read back into numbers rather than shown to people."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(obj), indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(to_jsonable(obj, keep_nan), indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: Path) -> dict:
@@ -113,18 +115,18 @@ def file_lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def to_jsonable(obj):
+def to_jsonable(obj, keep_nan: bool = False):
     """Convert numpy scalars/arrays (which json cannot write) recursively."""
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v, keep_nan) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
+        return [to_jsonable(v, keep_nan) for v in obj]
     if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
+        return to_jsonable(obj.tolist(), keep_nan)
     if isinstance(obj, np.generic):
-        return obj.item()
+        return to_jsonable(obj.item(), keep_nan)
     if isinstance(obj, Path):
         return str(obj)
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and obj != obj and not keep_nan:
         return None  # NaN is not JSON
     return obj

@@ -131,11 +131,41 @@ class Experiment:
 
     @functools.cached_property
     def verdicts(self) -> list:
-        return evaluate_catalog(self.evidence)
+        return self._cached_verdicts(self.evidence, ("probe", "frogs", "seeds"))
 
     @functools.cached_property
     def null_verdicts(self) -> list:
-        return evaluate_catalog(self.null_evidence, scopes=("frogs", "seeds"))
+        return self._cached_verdicts(self.null_evidence, ("frogs", "seeds"))
+
+    def _cached_verdicts(self, evidence: Evidence, scopes) -> list:
+        """``evaluate_catalog``, stored per evidence: the bootstrap CIs cost seconds and a
+        warm run should recompute nothing heavy. The key covers the models, the frogs,
+        the probe, the scopes, numpy/scipy versions and the source of every module that
+        computes a verdict, so any change there recomputes; a damaged file is reported
+        and recomputed."""
+        import scipy
+
+        from . import claims, evidence as evidence_module, metrics, stats
+        from .cache import discard, read_json, stable_hash, write_json
+        from .claims import Verdict
+        from .errors import CacheError
+
+        code = [Path(mod.__file__).read_text() for mod in (claims, stats, metrics, evidence_module)]
+        key = stable_hash({
+            "models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
+            "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
+            "frogs": self.frog_indices.tolist(), "scopes": list(scopes), "code": stable_hash(code),
+            "versions": [np.__version__, scipy.__version__],
+        })[:20]
+        path = self.cache_dir / "verdicts" / f"{evidence.label.replace(' ', '-')}-{key}.json"
+        if path.exists():
+            try:
+                return [Verdict(**d) for d in read_json(path)["verdicts"]]
+            except (CacheError, KeyError, TypeError) as exc:
+                discard(path, f"unusable verdict cache ({exc})")
+        verdicts = evaluate_catalog(evidence, scopes=scopes)
+        write_json(path, {"key": key, "verdicts": [v.to_dict() for v in verdicts]}, keep_nan=True)
+        return verdicts
 
     def verdict(self, claim_id: str, scope: str, null: bool = False):
         for v in self.null_verdicts if null else self.verdicts:

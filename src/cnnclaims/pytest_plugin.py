@@ -212,9 +212,9 @@ def check_claim(request, case, null: bool = False):
     ok = v.verdict != "supported" if null else v.verdict == "supported"
     plots = []
     if plots_mode == "always" or (plots_mode == "failed" and (not ok or pin not in (None, v.verdict))):
-        from .diagnostics import claim_plots
+        from .diagnostics import cached_claim_plots
 
-        plots = claim_plots(exp, v, artifacts_dir(config) / "plots")
+        plots = cached_claim_plots(exp, v, artifacts_dir(config) / "plots")
     where = f"\n  diagnostic plots: {', '.join(map(str, plots))}" if plots else ""
     if pin is None:
         from . import pinned

@@ -10,6 +10,7 @@ and retrained.
 """
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import queue
@@ -55,9 +56,17 @@ class TrainSpec:
 @dataclass
 class TrainedModel:
     spec: TrainSpec
-    model: object  # keras.Model
+    loaded: object  # the keras.Model once loaded; None until first use
     record: dict
     path: Path
+
+    @property
+    def model(self):
+        """The Keras model, loaded on first use: a warm run whose statistics are all
+        cached never needs it (the file's SHA-256 was checked when the entry was found)."""
+        if self.loaded is None:
+            self.loaded = _load_model_file(self.path / "model.keras")
+        return self.loaded
 
     @property
     def key(self) -> str:
@@ -129,13 +138,35 @@ def _load_entry(spec: TrainSpec, folder: Path, key: str) -> TrainedModel:
     record = cache.read_json(folder / "record.json")
     if record.get("key") != key or record.get("spec") != asdict(spec):
         raise CacheError(f"cache record {folder / 'record.json'} does not match its key {key}")
+    path = folder / "model.keras"
+    if "model_sha256" not in record:
+        # Written before records carried the hash: validate by loading, then record it.
+        model = _load_model_file(path)
+        record["model_sha256"] = file_sha256(path)
+        cache.write_json(folder / "record.json", record)
+        return TrainedModel(spec, model, record, folder)
+    if not path.exists():
+        raise CacheError(f"cached model {path} is missing")
+    if file_sha256(path) != record["model_sha256"]:
+        raise CacheError(f"cached model {path} does not match the SHA-256 in its record (damaged or replaced)")
+    return TrainedModel(spec, None, record, folder)
+
+
+def _load_model_file(path: Path):
     try:
-        model = load_model(folder / "model.keras")
+        model = load_model(path)
     except Exception as exc:
-        raise CacheError(f"cached model {folder / 'model.keras'} does not load ({type(exc).__name__}: {exc})") from exc
+        raise CacheError(
+            f"cached model {path} does not load ({type(exc).__name__}: {exc}); delete its folder "
+            "or run with --retrain"
+        ) from exc
     if model.count_params() != N_PARAMS:
-        raise CacheError(f"cached model {folder / 'model.keras'} has {model.count_params()} parameters, not {N_PARAMS}")
-    return TrainedModel(spec, model, record, folder)
+        raise CacheError(f"cached model {path} has {model.count_params()} parameters, not {N_PARAMS}")
+    return model
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -218,6 +249,7 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress) -> Tra
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     save_model(model, work / "model.keras")
+    record["model_sha256"] = file_sha256(work / "model.keras")
     cache.write_json(work / "record.json", record)
     # The folder appears complete or not at all.
     work.rename(folder)
