@@ -18,7 +18,8 @@ def _common(p):
     p.add_argument("--probe-index", default=None, help="test-set index of the probe frog")
     p.add_argument("--retrain", action="store_true", help="ignore cached models and train again")
     p.add_argument("--workers", type=int, default=None,
-                   help="models trained at once (default: $CNNCLAIMS_WORKERS, else one per core, at most 8)")
+                   help="models trained at once (default: $CNNCLAIMS_WORKERS, else one per core, "
+                   "at most 8 and one per 4 GiB of memory)")
 
 
 def _experiment(args):

@@ -22,15 +22,23 @@ import tensorflow as tf  # noqa: E402
 ENV_THREADS = "CNNCLAIMS_TF_THREADS"
 
 
-def _requested_threads() -> int:
-    raw = os.environ.get(ENV_THREADS, "1")
+def positive_int_env(name: str, what: str) -> int | None:
+    """A positive integer from environment variable ``name``, None when unset; a bad
+    value is an error that names the variable."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return None
     try:
         n = int(raw)
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"${ENV_THREADS}={raw!r} is not a positive number of threads; unset it for the default 1")
+        raise ValueError(f"${name}={raw!r} is not a positive number of {what}; unset it for the default")
     return n
+
+
+def _requested_threads() -> int:
+    return positive_int_env(ENV_THREADS, "threads") or 1
 
 
 # Trained weights depend on TensorFlow's intra-op thread count (it splits reductions

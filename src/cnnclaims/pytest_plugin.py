@@ -41,7 +41,7 @@ def pytest_addoption(parser):
                 "(default: $CNNCLAIMS_CACHE or ./build/cache)")
     g.addoption("--retrain", action="store_true", help="retrain every model instead of loading it from the cache")
     g.addoption("--workers", type=int, default=None, help="models trained at once, one TensorFlow thread each "
-                "(default: $CNNCLAIMS_WORKERS, else one per core, at most 8)")
+                "(default: $CNNCLAIMS_WORKERS, else one per core, at most 8 and one per 4 GiB of memory)")
     g.addoption("--seeds", type=int, default=None, help="training seeds per condition (default: the profile's)")
     g.addoption("--probe-index", default=None, help="test-set index of the probe frog (default: the first test frog)")
     g.addoption("--artifacts", default=None, help="folder for verdict JSON and plots "

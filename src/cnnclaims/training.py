@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cache
-from .compat import check_threads, keras, load_model, save_model, set_determinism, versions
+from .compat import check_threads, keras, load_model, positive_int_env, save_model, set_determinism, versions
 from .errors import CacheError
 from .model import N_PARAMS, build_model, compile_model
 
@@ -265,19 +265,21 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress) -> Tra
 ENV_WORKERS = "CNNCLAIMS_WORKERS"
 
 
+WORKER_GIB = 4  # measured peak of one article training process: 3.75 GiB
+
+
 def default_workers() -> int:
-    """Training processes to run at once: one per core (each uses one TF thread),
-    at most 8 (each holds ~1.5 GiB: TensorFlow plus the float32 training set)."""
-    raw = os.environ.get(ENV_WORKERS)
-    if raw:
-        try:
-            n = int(raw)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ValueError(f"${ENV_WORKERS}={raw!r} is not a positive number of processes")
+    """Training processes to run at once: one per core (each uses one TF thread), at
+    most 8, and no more than the memory holds (one per 4 GiB, 2 GiB kept for the
+    pytest process itself)."""
+    n = positive_int_env(ENV_WORKERS, "processes")
+    if n:
         return n
-    return max(1, min(os.cpu_count() or 1, 8))
+    try:
+        mem_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (ValueError, OSError):  # pragma: no cover - not on Linux
+        mem_gib = 2 + 8 * WORKER_GIB
+    return max(1, min(os.cpu_count() or 1, 8, int((mem_gib - 2) // WORKER_GIB)))
 
 
 def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
