@@ -50,6 +50,10 @@ def atomic_path(path: Path):
             os.unlink(tmp)
 
 
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def write_json(path: Path, obj, keep_nan: bool = False) -> None:
     """``keep_nan`` writes NaN as JSON's (Python-readable) NaN instead of null, for
     records read back into numbers rather than shown to people."""

@@ -7,7 +7,9 @@ import numpy as np
 
 from . import metrics as m
 from . import plots
+from .cache import file_sha256, read_json, stable_hash, to_jsonable, write_json
 from .claims import get_claim, values
+from .errors import CacheError
 
 
 def _fmt(v) -> str:
@@ -90,11 +92,6 @@ def cached_claim_plots(exp, verdict, folder) -> list[Path]:
     """``claim_plots``, reusing last run's files when they were drawn from the same
     verdict, models and probe (a warm run redraws nothing). The stamp also holds each
     file's SHA-256, so an edited or damaged picture is drawn again, never trusted."""
-    import hashlib
-
-    from .cache import read_json, stable_hash, to_jsonable, write_json
-    from .errors import CacheError
-
     folder = Path(folder)
     roles = ("null", "dummy") if verdict.family == "null control" else ("benchmark", "dummy")
     models = {role: [t.key for t in exp.models(role)] for role in roles}
@@ -103,16 +100,15 @@ def cached_claim_plots(exp, verdict, folder) -> list[Path]:
     null = "-null" if verdict.family == "null control" else ""
     record = folder / f".{get_claim(verdict.claim).name}-{verdict.scope}{null}.stamp.json"
 
-    def digest(p: Path) -> str:
-        return hashlib.sha256(p.read_bytes()).hexdigest()
-
     try:
         old = read_json(record) if record.exists() else {}
     except CacheError:
         old = {}
     files = [folder / name for name in old.get("files", {})]
-    if old.get("stamp") == stamp and files and all(p.exists() and digest(p) == old["files"][p.name] for p in files):
+    if old.get("stamp") == stamp and files and all(
+        p.exists() and file_sha256(p) == old["files"][p.name] for p in files
+    ):
         return files
     paths = claim_plots(exp, verdict, folder)
-    write_json(record, {"stamp": stamp, "files": {p.name: digest(p) for p in paths}})
+    write_json(record, {"stamp": stamp, "files": {p.name: file_sha256(p) for p in paths}})
     return paths

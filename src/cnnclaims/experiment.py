@@ -32,7 +32,7 @@ class Experiment:
     progress: object = print
     workers: int | None = None  # training processes at once (default: one per core, at most 8)
     _models: dict = field(default_factory=dict, repr=False)
-    _fresh: set = field(default_factory=set, repr=False)  # roles retrained this session
+    _fresh: set = field(default_factory=set, repr=False)  # specs retrained this session
     _probe_acts: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -68,10 +68,10 @@ class Experiment:
         cached, several at once; returns how many were trained."""
         specs = [s for role in roles if role not in self._models
                  for s in specs_for(self.profile, role)[: 1 if first_only else None]]
-        retrain = [s for s in specs if self._retrain(s)]
-        done = train_missing(retrain, self.data, self.data_path, self.cache_dir, True, self.workers, self.progress)
-        done += train_missing([s for s in specs if not self._retrain(s)], self.data, self.data_path, self.cache_dir,
-                              False, self.workers, self.progress)
+        if self.retrain:  # models retrained earlier this session are cached now
+            specs = [s for s in specs if self._retrain(s)]
+        done = train_missing(specs, self.data, self.data_path, self.cache_dir, self.retrain, self.workers,
+                             self.progress)
         self._fresh.update(done)
         return len(done)
 

@@ -10,7 +10,6 @@ and retrained.
 """
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import queue
@@ -142,12 +141,12 @@ def _load_entry(spec: TrainSpec, folder: Path, key: str) -> TrainedModel:
     if "model_sha256" not in record:
         # Written before records carried the hash: validate by loading, then record it.
         model = _load_model_file(path)
-        record["model_sha256"] = file_sha256(path)
+        record["model_sha256"] = cache.file_sha256(path)
         cache.write_json(folder / "record.json", record)
         return TrainedModel(spec, model, record, folder)
     if not path.exists():
         raise CacheError(f"cached model {path} is missing")
-    if file_sha256(path) != record["model_sha256"]:
+    if cache.file_sha256(path) != record["model_sha256"]:
         raise CacheError(f"cached model {path} does not match the SHA-256 in its record (damaged or replaced)")
     return TrainedModel(spec, None, record, folder)
 
@@ -163,10 +162,6 @@ def _load_model_file(path: Path):
     if model.count_params() != N_PARAMS:
         raise CacheError(f"cached model {path} has {model.count_params()} parameters, not {N_PARAMS}")
     return model
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class ProgressCallback(keras.callbacks.Callback):
@@ -249,7 +244,7 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress) -> Tra
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     save_model(model, work / "model.keras")
-    record["model_sha256"] = file_sha256(work / "model.keras")
+    record["model_sha256"] = cache.file_sha256(work / "model.keras")
     cache.write_json(work / "record.json", record)
     # The folder appears complete or not at all.
     work.rename(folder)
@@ -263,8 +258,6 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress) -> Tra
 # --- training several models at once ------------------------------------------------
 
 ENV_WORKERS = "CNNCLAIMS_WORKERS"
-
-
 WORKER_GIB = 4  # measured peak of one article training process: 3.75 GiB
 
 
