@@ -23,3 +23,15 @@ class UnknownNameError(CnnClaimsError, KeyError):
 def unknown(kind: str, name, valid) -> UnknownNameError:
     valid = sorted(valid)
     return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(map(str, valid))}")
+
+
+class InputError(CnnClaimsError, ValueError):
+    """An array given to a public function has the wrong shape, dtype or values
+    (e.g. one image without its batch axis, pixels in 0-255 as floats, NaN).
+
+    A ValueError too, so callers that caught numpy's ValueError still catch it."""
+
+
+class ModelError(CnnClaimsError, ValueError):
+    """A model that cannot be sliced or fed as it is (never built, subclassed,
+    several inputs, or an input shape other than CIFAR-10's)."""
