@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from cnnclaims import metrics as m
+from cnnclaims.errors import InputError
 
 finite = st.floats(0, 100, allow_nan=False, width=32)
 acts = arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(2, 40)), elements=finite)
@@ -63,8 +64,8 @@ def test_entropy_closed_forms():
 @given(arrays(np.int64, (2, 16), elements=st.integers(0, 50)))
 @SETTINGS
 def test_kl_non_negative_and_zero_on_self(c):
-    assert (m.kl_divergence(c[0], c[1]) >= -1e-12).all()
-    assert m.kl_divergence(c[0], c[0]) == pytest.approx(0.0, abs=1e-12)
+    assert (m.kl_divergence(c[:1], c[1:]) >= -1e-12).all()
+    assert m.kl_divergence(c[:1], c[:1]) == pytest.approx(0.0, abs=1e-12)
 
 
 @given(maps)
@@ -166,3 +167,161 @@ def test_softmax_entropy_bounds(x):
     p = x / x.sum(axis=1, keepdims=True)
     h = m.softmax_entropy(p)
     assert (h >= -1e-12).all() and (h <= np.log2(10) + 1e-9).all()
+
+
+# --- every public metric checks what it is given ---------------------------------
+# Each entry: the metric called on its arrays, and valid arrays (batch axis first).
+_RNG = np.random.default_rng(7)
+_MAPS = _RNG.random((3, 4, 4, 5))
+_ROWS = _RNG.random((3, 20))
+_COUNTS = _RNG.integers(1, 9, (3, 32))
+_PROBS = _RNG.random((3, 10))
+_PROBS /= _PROBS.sum(axis=1, keepdims=True)
+METRICS = {
+    "grey": (m.grey, (_RNG.random((3, 8, 8, 3)),)),
+    "map_input_correlation": (m.map_input_correlation, (_MAPS, _RNG.random((3, 8, 8)))),
+    "map_redundancy": (m.map_redundancy, (_MAPS,)),
+    "zero_fraction": (m.zero_fraction, (_MAPS,)),
+    "hoyer_sparsity": (m.hoyer_sparsity, (_MAPS,)),
+    "scale_unit": (m.scale_unit, (_MAPS,)),
+    "scaled_mean": (m.scaled_mean, (_MAPS,)),
+    "scaled_quantile": (m.scaled_quantile, (_MAPS,)),
+    "histograms": (m.histograms, (_MAPS,)),
+    "histogram_entropy": (m.histogram_entropy, (_MAPS,)),
+    "counts_entropy": (m.counts_entropy, (_COUNTS,)),
+    "kl_divergence": (m.kl_divergence, (_COUNTS, _COUNTS[::-1])),
+    "skewness": (m.skewness, (_MAPS,)),
+    "centre": (m.centre, (_MAPS,)),
+    "softmax_entropy": (m.softmax_entropy, (_PROBS,)),
+}
+# Metrics that also take flattened (n, d) rows, as scale_unit returns them.
+ROW_METRICS = ["zero_fraction", "hoyer_sparsity", "scale_unit", "scaled_mean", "scaled_quantile",
+               "histograms", "histogram_entropy", "skewness", "centre"]
+CASES = [(name, i) for name, (_, arrays) in METRICS.items() for i in range(len(arrays))]
+
+
+def _call(name, arrays):
+    return METRICS[name][0](*arrays)
+
+
+def test_every_public_metric_is_covered():
+    public = {n for n, f in vars(m).items() if callable(f) and not n.startswith("_")
+              and getattr(f, "__module__", "") == m.__name__}
+    assert public == set(METRICS)
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_valid_batch_gives_one_result_per_image(name):
+    out = _call(name, METRICS[name][1])
+    assert len(out) == 3
+
+
+@pytest.mark.parametrize("name,arg", CASES)
+def test_one_image_without_batch_axis_is_refused(name, arg):
+    """(8, 8, 16) into zero_fraction used to give 8 numbers, one per row."""
+    arrays = list(METRICS[name][1])
+    arrays[arg] = arrays[arg][0]
+    with pytest.raises(InputError, match=rf"{name}: .*got shape \({arrays[arg].shape[0]},.*\[None\]"):
+        _call(name, arrays)
+
+
+def test_the_reported_case_last_layer_map_of_one_image():
+    one = np.abs(np.random.default_rng(0).normal(size=(8, 8, 16)))
+    for f in (m.zero_fraction, m.scaled_mean):
+        with pytest.raises(InputError, match=r"got shape \(8, 8, 16\).*\(n, h, w, c\).*x\[None\]"):
+            f(one)
+    assert m.zero_fraction(one[None]).shape == (1,)
+
+
+@pytest.mark.parametrize("name", ROW_METRICS)
+@given(rank=st.sampled_from([1, 3, 5]))
+@settings(max_examples=6, deadline=None)
+def test_per_image_metrics_take_rows_or_maps_only(name, rank):
+    rng = np.random.default_rng(rank)
+    assert len(_call(name, (rng.random((2, 6)),))) == 2  # (n, d) rows
+    assert len(_call(name, (rng.random((2, 2, 3, 1)),))) == 2  # (n, h, w, c) maps
+    with pytest.raises(InputError, match=rf"{name}: .*expected .*\(n, h, w, c\).*\(n, d\)"):
+        _call(name, (rng.random((2,) * rank),))
+
+
+@pytest.mark.parametrize("name", ["grey", "map_input_correlation", "map_redundancy"])
+@pytest.mark.parametrize("shape", [(3, 20), (3, 4, 4, 5, 1)])
+def test_map_metrics_take_four_axes_only(name, shape):
+    arrays = list(METRICS[name][1])
+    arrays[0] = np.ones(shape)
+    with pytest.raises(InputError, match=rf"{name}: .*got shape .*expected .*\(n, h, w, "):
+        _call(name, arrays)
+
+
+@pytest.mark.parametrize("name,arg", CASES)
+@pytest.mark.parametrize("dtype", [bool, complex, object, str])
+def test_non_numeric_dtype_is_refused(name, arg, dtype):
+    arrays = list(METRICS[name][1])
+    arrays[arg] = arrays[arg].astype(dtype)
+    with pytest.raises(InputError, match=rf"{name}: .*dtype"):
+        _call(name, arrays)
+
+
+@pytest.mark.parametrize("name,arg", CASES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_are_refused(name, arg, bad):
+    """A NaN used to pass the [0, 1] check of histograms and land in a wrong bin."""
+    arrays = list(METRICS[name][1])
+    arrays[arg] = arrays[arg].astype(np.float64)
+    arrays[arg].flat[5] = bad
+    with pytest.raises(InputError, match=rf"{name}: .*(NaN|inf)"):
+        _call(name, arrays)
+
+
+@pytest.mark.parametrize("name", ["zero_fraction", "histograms", "counts_entropy", "softmax_entropy", "kl_divergence"])
+@pytest.mark.parametrize("shape", [(0, 10), (3, 0)])
+def test_empty_batch_or_image_is_refused(name, shape):
+    arrays = [np.zeros(shape) for _ in METRICS[name][1]]
+    with pytest.raises(InputError, match=rf"{name}: .*empty"):
+        _call(name, arrays)
+
+
+def test_paired_inputs_must_match():
+    with pytest.raises(InputError, match=r"map_input_correlation: .*3 images.*2 grey"):
+        m.map_input_correlation(_MAPS, _RNG.random((2, 8, 8)))
+    with pytest.raises(InputError, match=r"map_input_correlation: .*\(6, 6\).*4x4"):
+        m.map_input_correlation(_MAPS, _RNG.random((3, 6, 6)))
+    with pytest.raises(InputError, match=r"kl_divergence: .*\(3, 32\).*\(3, 16\)"):
+        m.kl_divergence(_COUNTS, _COUNTS[:, :16])
+    with pytest.raises(InputError, match=r"kl_divergence: .*\(3, 32\).*\(1, 32\)"):
+        m.kl_divergence(_COUNTS, _COUNTS[:1])  # no silent broadcasting of one row
+
+
+def test_channel_counts():
+    with pytest.raises(InputError, match=r"grey: .*4 channels.*RGB"):
+        m.grey(np.zeros((2, 8, 8, 4)))
+    with pytest.raises(InputError, match=r"map_redundancy: .*at least two feature maps"):
+        m.map_redundancy(np.zeros((2, 4, 4, 1)))
+    with pytest.raises(InputError, match=r"hoyer_sparsity: .*at least two values"):
+        m.hoyer_sparsity(np.zeros((2, 1)))
+
+
+def test_value_ranges():
+    with pytest.raises(InputError, match=r"scale_unit: .*non-negative"):
+        m.scale_unit(-_MAPS)
+    with pytest.raises(InputError, match=r"counts_entropy: .*non-negative"):
+        m.counts_entropy(-_COUNTS)
+    with pytest.raises(InputError, match=r"counts_entropy: .*row 1 .*no counts"):
+        m.counts_entropy(np.array([[1, 2], [0, 0]]))
+    with pytest.raises(InputError, match=r"kl_divergence: .*non-negative"):
+        m.kl_divergence(_COUNTS, -_COUNTS)
+    with pytest.raises(InputError, match=r"softmax_entropy: .*sum to 1"):
+        m.softmax_entropy(np.ones((1, 10)))
+
+
+@pytest.mark.parametrize("bins", [0, -3, 2.5, True, "32"])
+def test_bins_must_be_a_positive_integer(bins):
+    for f in (m.histograms, m.histogram_entropy):
+        with pytest.raises(InputError, match=rf"{f.__name__}: bins="):
+            f(_ROWS, bins)
+
+
+@pytest.mark.parametrize("q", [-0.1, 1.5, np.nan])
+def test_quantile_must_lie_in_unit_interval(q):
+    with pytest.raises(InputError, match=r"scaled_quantile: q="):
+        m.scaled_quantile(_MAPS, q)
