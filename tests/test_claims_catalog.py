@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cnnclaims import FROG
-from cnnclaims.claims import CATALOG, CLAIMS, SCOPES, claims_for, evaluate, evaluate_catalog, get_claim
+from cnnclaims.claims import CATALOG, CLAIMS, SCOPES, claims_for, get_claim
+from cnnclaims.verdicts import evaluate, evaluate_catalog
 from cnnclaims.errors import UnknownNameError
 from cnnclaims.evidence import STATS, Evidence, ModelEvidence
 

@@ -13,12 +13,12 @@ import numpy as np
 
 from .activations import layer_activations
 from .cache import default_cache_dir
-from .claims import evaluate_catalog
 from .data import load_cifar10
 from .evidence import Evidence, build_model_evidence
 from .probe import frog_indices, probe_index
 from .profiles import get_profile
 from .training import ROLES, get_trained, specs_for, train_missing
+from .verdicts import evaluate_catalog
 
 
 @dataclass
@@ -145,22 +145,24 @@ class Experiment:
         and recomputed."""
         import scipy
 
-        from . import claims, evidence as evidence_module, metrics, stats
-        from .cache import discard, read_json, stable_hash, write_json
-        from .claims import Verdict
-        from .errors import CacheError
+        import statsmodels
 
-        code = [Path(mod.__file__).read_text() for mod in (claims, stats, metrics, evidence_module)]
+        from . import claims, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
+        from .cache import discard, read_json, stable_hash, write_json
+        from .errors import CacheError
+        from .verdicts import Verdict
+
+        code = [Path(mod.__file__).read_text() for mod in (claims, stats, metrics, evidence_module, verdicts_module)]
         key = stable_hash({
             "models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
             "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
             "frogs": self.frog_indices.tolist(), "scopes": list(scopes), "code": stable_hash(code),
-            "versions": [np.__version__, scipy.__version__],
+            "versions": [np.__version__, scipy.__version__, statsmodels.__version__],
         })[:20]
         path = self.cache_dir / "verdicts" / f"{evidence.label.replace(' ', '-')}-{key}.json"
         if path.exists():
             try:
-                return [Verdict(**d) for d in read_json(path)["verdicts"]]
+                return [Verdict.from_dict(d) for d in read_json(path)["verdicts"]]
             except (CacheError, KeyError, TypeError) as exc:
                 discard(path, f"unusable verdict cache ({exc})")
         verdicts = evaluate_catalog(evidence, scopes=scopes)
