@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from cnnclaims.activations import as_model_input, layer_activations, slice_model, stream_activations
 from cnnclaims.compat import set_determinism
-from cnnclaims.errors import UnknownNameError
+from cnnclaims.errors import InputError, UnknownNameError
 from cnnclaims.model import LAYER_NAMES, build_model
 
 
@@ -90,3 +90,71 @@ def test_wrong_shapes_are_rejected(shape):
 def test_integer_non_uint8_rejected():
     with pytest.raises(ValueError, match="dtype int64"):
         as_model_input(np.zeros((1, 32, 32, 3), np.int64))
+
+
+# --- pixels at the model's door (one check, cnnclaims.inputs, behind every door) ---
+DOORS = {
+    "layer_activations": lambda model, x: layer_activations(model, x, ["dense_2"]),
+    "stream_activations": lambda model, x: stream_activations(model, x, ["dense_2"]),
+}
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_float_pixels_still_in_0_255_are_refused(model, images, door):
+    """Read as if in [0, 1], they moved the softmax by up to 0.88."""
+    with pytest.raises(InputError, match=rf"{door}: .*up to 255.*divide by 255"):
+        DOORS[door](model, images.astype(np.float32))
+
+
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixel_is_refused(model, images, door, bad):
+    """One NaN pixel used to give a confident class."""
+    x = images / 255.0
+    x[2, 5, 7, 1] = bad
+    with pytest.raises(InputError, match=rf"{door}: .*1 NaN/inf.*image 2.*check the input for NaN/inf"):
+        DOORS[door](model, x)
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_negative_floats_are_refused(model, images, door):
+    with pytest.raises(InputError, match=rf"{door}: .*down to -0\.5.*\[0, 1\]"):
+        DOORS[door](model, images / 255.0 - 0.5)
+
+
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("dtype", [np.int64, np.uint16, bool, complex, object])
+def test_other_dtypes_are_refused(model, images, door, dtype):
+    with pytest.raises(InputError, match=rf"{door}: .*dtype .*expected uint8 pixels 0-255 or floats in \[0, 1\]"):
+        DOORS[door](model, images.astype(dtype))
+
+
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("shape", [(32, 32), (2, 32, 32), (2, 28, 28, 3), (2, 32, 32, 1), (1, 2, 32, 32, 3), (0, 32, 32, 3)])
+def test_wrong_rank_or_size_is_refused_with_the_expected_shape(model, door, shape):
+    with pytest.raises(InputError, match=rf"{door}: .*\(n, 32, 32, 3\)"):
+        DOORS[door](model, np.zeros(shape, np.uint8))
+
+
+def test_errors_come_at_the_call_not_at_the_first_batch(model, images):
+    with pytest.raises(InputError):
+        stream_activations(model, images.astype(np.float32))  # not iterated
+
+
+def test_unit_floats_are_accepted_as_they_are(model, images):
+    want = layer_activations(model, images, ["dense_2"])["dense_2"]
+    np.testing.assert_allclose(layer_activations(model, images / 255.0, ["dense_2"])["dense_2"], want, atol=1e-5)
+    half = layer_activations(model, (images / 255.0).astype(np.float16), ["dense_2"])["dense_2"]
+    assert half.shape == want.shape and np.isfinite(half).all()
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
+def test_batch_size_must_be_a_positive_integer(model, images, batch_size):
+    with pytest.raises(InputError, match=r"batch_size="):
+        layer_activations(model, images, ["dense_2"], batch_size=batch_size)
+
+
+@pytest.mark.parametrize("layers", ["conv2d_6", []])
+def test_layers_must_be_a_list_of_names(model, layers):
+    with pytest.raises(InputError, match=r"layers="):
+        slice_model(model, layers)

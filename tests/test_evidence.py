@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from cnnclaims.compat import set_determinism
+from cnnclaims.errors import InputError
 from cnnclaims.evidence import STATS, cached_image_stats, image_stats
 from cnnclaims.model import build_model
 from cnnclaims.training import TrainedModel, TrainSpec
@@ -41,3 +42,38 @@ def test_cached_and_corruption_recomputed(trained, images, capsys):
     c = cached_image_stats(trained, *images)
     assert "discarding corrupt cache entry" in capsys.readouterr().err
     np.testing.assert_array_equal(c["p_frog"], a["p_frog"])
+
+
+# --- images and labels reaching the evidence are checked at its door -------------
+@pytest.mark.parametrize("door", ["image_stats", "cached_image_stats"])
+def test_bad_pixels_are_refused(trained, images, door):
+    x, y = images
+    call = (lambda xx, yy: image_stats(trained.model, xx, yy)) if door == "image_stats" else (
+        lambda xx, yy: cached_image_stats(trained, xx, yy))
+    with pytest.raises(InputError, match=rf"{door}: .*up to 255.*divide by 255"):
+        call(x.astype(np.float32), y)
+    nan = x / 255.0
+    nan[4, 1, 1, 2] = np.nan
+    with pytest.raises(InputError, match=rf"{door}: .*NaN/inf.*image 4.*check the input for NaN/inf"):
+        call(nan, y)
+    with pytest.raises(InputError, match=rf"{door}: .*\(32, 32, 3\).*x\[None\]"):
+        call(x[0], y[:1])  # one image: the cache would have keyed it as 32 images
+
+
+def test_labels_must_match_the_images(trained, images):
+    x, y = images
+    table = image_stats(trained.model, x, y.reshape(-1, 1))
+    np.testing.assert_array_equal(table["correct"], image_stats(trained.model, x, y)["correct"])
+    with pytest.raises(InputError, match=r"image_stats: .*10 labels for 9 images"):
+        image_stats(trained.model, x, np.append(y, 6))  # extra labels used to be ignored
+    with pytest.raises(InputError, match=r"image_stats: .*1 labels for 9 images"):
+        image_stats(trained.model, x, y[:1])  # one label used to be broadcast to every image
+    with pytest.raises(InputError, match=r"image_stats: .*labels outside 0\.\.9"):
+        image_stats(trained.model, x, y + 10)
+
+
+def test_unit_floats_give_the_same_table(trained, images):
+    x, y = images
+    a, b = image_stats(trained.model, x, y), image_stats(trained.model, x.astype(np.float32) / np.float32(255), y)
+    for k in STATS:
+        np.testing.assert_array_equal(a[k], b[k])

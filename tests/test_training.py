@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from cnnclaims.data import Cifar10
 from cnnclaims.profiles import get_profile
-from cnnclaims.errors import CacheError
+from cnnclaims.errors import CacheError, InputError
 from cnnclaims.testing import random_cifar, write_image_folder
 from cnnclaims.training import (
-    TrainSpec, _load_entry, cache_key, get_trained, specs_for, stratified_subset, train_missing,
+    TrainSpec, _load_entry, cache_key, fit, get_trained, prepare, specs_for, stratified_subset, train_missing,
 )
 
 
@@ -225,3 +225,59 @@ def test_one_missing_model_trains_in_this_process(tiny, trained, tmp_path):
     # Nothing to share between workers: no processes are started.
     assert train_missing([SPEC], tiny, None, tmp_path, workers=4) == []
     assert train_missing([SPEC, replace(SPEC, seed=8)], tiny, None, copy_cache(trained, tmp_path), workers=1) == []
+
+
+# --- what goes to fit: pixels and labels checked by the same helper as the model's door
+def test_prepare_scales_uint8_once_and_passes_unit_floats_through(tiny):
+    x, y = prepare(tiny.x_test, tiny.y_test)
+    assert x.dtype == np.float32 and x.max() <= 1 and y.shape == (len(x), 10)
+    again, _ = prepare(x, tiny.y_test)  # used to be divided by 255 a second time: near-black images
+    np.testing.assert_array_equal(again, x)
+
+
+def test_prepare_refuses_float_pixels_in_0_255(tiny):
+    with pytest.raises(InputError, match=r"prepare: .*up to 255.*divide by 255"):
+        prepare(tiny.x_test.astype(np.float64) * 1.0, tiny.y_test)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_prepare_refuses_non_finite_pixels(tiny, bad):
+    x = tiny.x_test / 255.0
+    x[3, 0, 0, 0] = bad
+    with pytest.raises(InputError, match=r"prepare: .*NaN/inf.*image 3.*check the input for NaN/inf"):
+        prepare(x, tiny.y_test)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint16, bool])
+def test_prepare_refuses_other_pixel_dtypes(tiny, dtype):
+    with pytest.raises(InputError, match=rf"prepare: .*dtype {np.dtype(dtype)}.*uint8"):
+        prepare(tiny.x_test.astype(dtype), tiny.y_test)
+
+
+def test_prepare_refuses_one_image_without_batch_axis(tiny):
+    with pytest.raises(InputError, match=r"prepare: .*\(32, 32, 3\).*\(n, 32, 32, 3\).*x\[None\]"):
+        prepare(tiny.x_test[0], tiny.y_test[:1])
+
+
+def test_prepare_labels(tiny):
+    x, y = tiny.x_test, tiny.y_test
+    np.testing.assert_array_equal(prepare(x, y.reshape(-1, 1))[1], prepare(x, y)[1])  # (n, 1) as Keras gives
+    for labels, msg in [
+        (y.astype(np.int64) - 1, r"labels outside 0\.\.9.*-1"),  # -1 used to become class 9
+        (y + 10, r"labels outside 0\.\.9.*10"),
+        (y.astype(np.float32), r"dtype float32.*integer"),
+        (y[:-1], rf"{len(y) - 1} labels for {len(y)} images"),
+        (y.reshape(-1, 2), r"shape \(15, 2\).*\(n,\) or \(n, 1\)"),
+    ]:
+        with pytest.raises(InputError, match=r"prepare: .*" + msg):
+            prepare(x, labels)
+
+
+def test_fit_refuses_unprepared_arrays_before_training(tiny, tmp_path):
+    x, y = prepare(tiny.x_test, tiny.y_test)
+    with pytest.raises(InputError, match=r"fit: x_train .*up to 255.*divide by 255"):
+        fit(SPEC, tiny.x_test.astype(np.float32), y, x, y, tmp_path / "w.h5")
+    with pytest.raises(InputError, match=r"fit: y_val got shape \(30,\).*one-hot \(30, 10\).*prepare"):
+        fit(SPEC, x, y, x, tiny.y_test, tmp_path / "w.h5")
+    with pytest.raises(InputError, match=r"fit: x_val holds uint8 pixels.*prepare\(\)"):
+        fit(SPEC, x, y, tiny.x_test, y, tmp_path / "w.h5")

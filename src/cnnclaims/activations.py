@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .compat import keras
-from .errors import unknown
+from .errors import InputError, unknown
+from .inputs import model_input
 
 INPUT = "input"
 
@@ -31,6 +32,11 @@ def slice_model(model, layers=None):
     which ``stream_activations`` adds under the input layer's name.
     """
     valid = layer_names(model)
+    # A string would be iterated letter by letter ("unknown layer 'c'").
+    if layers is not None and (isinstance(layers, str) or len(layers) == 0):
+        raise InputError(
+            f"slice_model: layers={layers!r}; pass a list of layer names, e.g. ['conv2d_6'], or None for all layers"
+        )
     wanted = list(valid if layers is None else layers)
     for name in wanted:
         if name not in valid:
@@ -42,26 +48,14 @@ def slice_model(model, layers=None):
 
 
 def as_model_input(images) -> np.ndarray:
-    """uint8 pixels -> float32 in [0, 1] (the article's /255); floats pass through."""
-    x = np.asarray(images)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
-        raise ValueError(f"expected images of shape (n, 32, 32, 3) or (32, 32, 3), got {x.shape}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255.0)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"expected uint8 pixels or floats in [0, 1], got dtype {x.dtype}")
-    return x.astype(np.float32, copy=False)
+    """uint8 pixels -> float32 in [0, 1] (the article's /255); floats in [0, 1] pass.
+
+    ``images``: (n, 32, 32, 3) or one (32, 32, 3) image. Raises InputError for
+    anything else (see ``cnnclaims.inputs``)."""
+    return model_input(images, "as_model_input", single=True)
 
 
-def stream_activations(model, images, layers=None, batch_size: int = 500):
-    """Yield ``{layer: activations}`` for consecutive batches of ``images``."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    sliced, names = slice_model(model, layers)
-    x = as_model_input(images)
-    inputs = [n for n in (layer_names(model) if layers is None else layers) if _is_input(model.get_layer(n))]
+def _batches(sliced, names, inputs, x, batch_size):
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size]
         outs = sliced(xb, training=False)
@@ -72,10 +66,34 @@ def stream_activations(model, images, layers=None, batch_size: int = 500):
         yield batch
 
 
+def _stream(model, images, layers, batch_size, where: str):
+    # Checked here, at the call, not when the first batch is drawn from the generator.
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"{where}: batch_size={batch_size!r} is not a positive integer")
+    x = model_input(images, where, single=True)
+    sliced, names = slice_model(model, layers)
+    inputs = [n for n in (layer_names(model) if layers is None else layers) if _is_input(model.get_layer(n))]
+    return _batches(sliced, names, inputs, x, batch_size)
+
+
+def stream_activations(model, images, layers=None, batch_size: int = 500):
+    """Yield ``{layer: activations}`` for consecutive batches of ``images``.
+
+    ``images``: uint8 pixels 0-255 or floats in [0, 1], (n, 32, 32, 3) or one
+    (32, 32, 3) image; ``layers``: a list of layer names (None: all). Each batch maps
+    a layer name to a float32 array with the batch first; the input layer's entry is
+    the scaled images. Raises InputError for bad images or arguments (at the call,
+    not at the first batch) and UnknownNameError for a layer the model lacks."""
+    return _stream(model, images, layers, batch_size, "stream_activations")
+
+
 def layer_activations(model, images, layers=None, batch_size: int = 500) -> dict:
-    """``{layer_name: array}`` for all ``images`` (batched through the model)."""
+    """``{layer_name: array}`` for all ``images`` (batched through the model).
+
+    Arguments, values and errors as ``stream_activations``; each array holds every
+    image, batch axis first (one image gives a batch of one)."""
     parts: dict[str, list] = {}
-    for batch in stream_activations(model, images, layers, batch_size):
+    for batch in _stream(model, images, layers, batch_size, "layer_activations"):
         for name, arr in batch.items():
             parts.setdefault(name, []).append(arr)
     return {name: np.concatenate(arrs) for name, arrs in parts.items()}

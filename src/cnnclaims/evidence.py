@@ -17,6 +17,7 @@ from . import FROG
 from . import metrics as m
 from .activations import stream_activations
 from .cache import CacheError, discard, read_npz, write_npz
+from .inputs import check_images, class_labels, model_input
 
 METRICS_VERSION = 2
 LAYERS = ("input", "conv2d_1", "conv2d_6", "dense_2")
@@ -28,11 +29,16 @@ STATS = (
 
 
 def image_stats(model, images, labels, batch_size: int = 500) -> dict:
-    """``{stat: (n,) float64}`` for each image; see ``metrics`` for definitions."""
-    labels = np.asarray(labels).reshape(-1)
+    """``{stat: (n,) float64}`` for each image; see ``metrics`` for definitions.
+
+    ``images``: a batch (n, 32, 32, 3) of uint8 pixels 0-255 or floats in [0, 1];
+    ``labels``: integers 0..9, (n,) or (n, 1). Raises InputError for anything else
+    (one image: ``x[None]``), before the model runs."""
+    x_all = model_input(images, "image_stats")
+    labels = class_labels(labels, len(x_all), "image_stats")
     parts: dict[str, list] = {k: [] for k in STATS}
     start = 0
-    for batch in stream_activations(model, images, LAYERS, batch_size):
+    for batch in stream_activations(model, x_all, LAYERS, batch_size):
         x, c1, c6, probs = (batch[k] for k in LAYERS)
         y = labels[start : start + len(x)]
         start += len(x)
@@ -70,7 +76,12 @@ def images_digest(images: np.ndarray) -> str:
 
 
 def cached_image_stats(trained, images, labels) -> dict:
-    """``image_stats`` for a trained model, from its cache entry when valid."""
+    """``image_stats`` for a trained model, from its cache entry when valid.
+
+    Arguments and errors as ``image_stats``; checked before the cache is read, since
+    the entry is keyed by the images as given (one image would be keyed as 32)."""
+    images = check_images(images, "cached_image_stats")
+    class_labels(labels, len(images), "cached_image_stats")
     path = Path(trained.path) / f"stats-{images_digest(images)}-m{METRICS_VERSION}.npz"
     expected = {k: (np.float64, (len(images),)) for k in STATS}
     if path.exists():

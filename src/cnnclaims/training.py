@@ -24,6 +24,7 @@ import numpy as np
 from . import cache
 from .compat import check_threads, keras, load_model, positive_int_env, save_model, set_determinism, versions
 from .errors import CacheError
+from .inputs import check_images, class_labels, model_input, one_hot_labels
 from .model import N_PARAMS, build_model, compile_model
 
 # Bump when the training procedure changes in a way the spec does not capture.
@@ -189,12 +190,28 @@ class ProgressCallback(keras.callbacks.Callback):
 
 
 def prepare(x: np.ndarray, y: np.ndarray):
-    """Pixels divided by 255 (as the article does) and one-hot labels."""
-    return (x.astype(np.float32) / np.float32(255.0)), np.eye(10, dtype=np.float32)[np.asarray(y).reshape(-1)]
+    """Training arrays: float32 pixels in [0, 1] (n, 32, 32, 3) and one-hot float32 labels (n, 10).
+
+    ``x``: uint8 pixels 0-255, divided by 255 as the article does (the documented
+    input: CIFAR-10 as loaded), or floats already in [0, 1], passed as they are (they
+    used to be divided by 255 a second time). ``y``: integer labels 0..9, (n,) or
+    (n, 1). Raises InputError for anything else: floats above 1 or below 0, NaN/inf,
+    other dtypes, another shape, or a label count other than n."""
+    x = model_input(x, "prepare")
+    y = class_labels(y, len(x), "prepare")
+    return x, np.eye(10, dtype=np.float32)[y]
 
 
 def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print):
-    """Train one model as the article does; returns (model, history dict, epochs, seconds)."""
+    """Train one model as the article does; returns (model, history dict, epochs, seconds).
+
+    ``x_train``, ``x_val``: float pixels in [0, 1], (n, 32, 32, 3); ``y_train``,
+    ``y_val``: one-hot (n, 10) floats, i.e. what ``prepare`` returns. Raises
+    InputError, before any training, for arrays that are not (e.g. 0-255 pixels)."""
+    # Checked only, not converted: fit takes prepared arrays, and a uint8 array here
+    # would mean prepare() was skipped.
+    for name, x, y, y_name in (("x_train", x_train, y_train, "y_train"), ("x_val", x_val, y_val, "y_val")):
+        one_hot_labels(y, len(check_images(x, "fit", name=name, uint8_ok=False)), "fit", y_name)
     check_threads()
     set_determinism(spec.seed)
     model = compile_model(build_model(), spec.learning_rate, spec.steps_per_execution)
