@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from cnnclaims import CLASSES
-from cnnclaims.data import load_cifar10, resolve_source
+from cnnclaims.data import BATCH_FILES, load_cifar10, resolve_source
 from cnnclaims.errors import DataError
 from cnnclaims.testing import random_cifar, write_batches, write_image_folder
 
@@ -220,3 +220,74 @@ def test_batches_wrong_shape(batches, tmp_path):
 
 def test_label_order_is_cifar_order():
     assert CLASSES[6] == "frog" and list(CLASSES) == sorted(CLASSES)
+
+
+# --- pixel dtype and label shape in the pickle format ------------------------------
+def rewrite_batch(folder, name, data=None, labels=None):
+    """Rewrite one batch file with its data and/or labels replaced."""
+    with open(folder / name, "rb") as fh:
+        d = pickle.load(fh, encoding="bytes")
+    if data is not None:
+        d[b"data"] = data(d[b"data"])
+    if labels is not None:
+        d[b"labels"] = labels(d[b"labels"])
+    with open(folder / name, "wb") as fh:
+        pickle.dump(d, fh)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint16, np.int8])
+def test_batches_non_uint8_pixels_are_refused(batches, tmp_path, dtype):
+    """Floats in [0, 1] used to load as all-black uint8 images, with no word."""
+    scale = 1 / 255 if np.issubdtype(dtype, np.floating) else 1
+    rewrite_batch(batches, "data_batch_2", data=lambda rows: (rows * scale).astype(dtype))
+    with pytest.raises(DataError, match=rf"data_batch_2: pixel data has dtype {np.dtype(dtype)}; .*uint8"):
+        load(batches, tmp_path)
+
+
+def test_batches_pixels_as_a_list_are_refused(batches, tmp_path):
+    rewrite_batch(batches, "test_batch", data=lambda rows: rows.tolist())
+    with pytest.raises(DataError, match=r"test_batch: pixel data has dtype int64"):
+        load(batches, tmp_path)
+
+
+@pytest.mark.parametrize("form", ["list", "array", "column"])
+def test_batches_labels_as_n_or_n_by_1_are_accepted(batches, arrays, tmp_path, form):
+    """(n, 1) labels used to end in numpy's "object too deep" error."""
+    conv = {"list": list, "array": np.asarray, "column": lambda v: np.asarray(v).reshape(-1, 1)}[form]
+    for name in BATCH_FILES:
+        rewrite_batch(batches, name, labels=conv)
+    d = load(batches, tmp_path)
+    (xtr, ytr), (xte, yte) = arrays
+    assert d.y_train.shape == ytr.shape and d.y_train.dtype == np.uint8
+    np.testing.assert_array_equal(d.y_train, ytr)
+    np.testing.assert_array_equal(d.y_test, yte)
+
+
+@pytest.mark.parametrize("labels,msg", [
+    (lambda v: np.asarray(v).reshape(-1, 1).repeat(2, axis=1), r"labels got shape \(\d+, 2\); expected \(n,\) or \(n, 1\)"),
+    (lambda v: np.asarray(v)[None], r"labels got shape \(1, \d+\)"),
+    (lambda v: [float(i) for i in v], r"labels have dtype float64; expected integer"),
+    (lambda v: np.asarray(v).astype(bool), r"labels have dtype bool"),
+    (lambda v: [10] + list(v)[1:], r"labels outside 0\.\.9: 10"),
+    (lambda v: [-1] + list(v)[1:], r"labels outside 0\.\.9: -1"),
+    (lambda v: list(v)[:-1], r"\d+ labels for \d+ images"),
+], ids=["n-by-2", "1-by-n", "floats", "bool", "ten", "minus-one", "one-short"])
+def test_batches_bad_labels_are_refused(batches, tmp_path, labels, msg):
+    rewrite_batch(batches, "data_batch_3", labels=labels)
+    with pytest.raises(DataError, match=r"data_batch_3: " + msg):
+        load(batches, tmp_path)
+
+
+def test_keras_download_with_odd_arrays_is_refused(tmp_path, monkeypatch, arrays):
+    monkeypatch.delenv("CNNCLAIMS_DATA", raising=False)
+    (xtr, ytr), (xte, yte) = arrays
+    cases = [
+        (((xtr / 255.0, ytr), (xte, yte)), r"keras.datasets.cifar10 train split: pixel data has dtype float64"),
+        (((xtr, ytr.reshape(-1, 1)), (xte, yte.reshape(-1, 2))), r"keras.datasets.cifar10 test split: labels got shape"),
+        (((xtr, ytr + 10), (xte, yte)), r"keras.datasets.cifar10 train split: labels outside 0\.\.9"),
+        (((xtr[:, :28], ytr), (xte, yte)), r"keras.datasets.cifar10 train split: images are \(30, 28, 32, 3\)"),
+    ]
+    for result, msg in cases:
+        monkeypatch.setattr("cnnclaims.compat.cifar10_download", lambda result=result: result)
+        with pytest.raises(DataError, match=msg):
+            load(None, tmp_path)

@@ -28,6 +28,7 @@ import numpy as np
 from . import CLASSES
 from .cache import CacheError, default_cache_dir, discard, read_npz, stable_hash, write_npz
 from .errors import DataError
+from .inputs import class_labels
 
 ENV_DATA = "CNNCLAIMS_DATA"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -181,10 +182,24 @@ def _from_keras():
             f"keras.datasets.cifar10.load_data() failed ({exc}); without internet, set "
             f"--data or ${ENV_DATA} to a local CIFAR-10 copy"
         ) from exc
-    return (xtr.astype(np.uint8), ytr.reshape(-1).astype(np.uint8)), (
-        xte.astype(np.uint8),
-        yte.reshape(-1).astype(np.uint8),
-    )
+    out = []
+    for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
+        where = f"keras.datasets.cifar10 {split} split"
+        x = np.asarray(x)
+        _check_pixels(where, x)
+        if x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+            raise DataError(f"{where}: images are {x.shape}; expected (n, 32, 32, 3); clear Keras's dataset cache")
+        out.append((x.astype(np.uint8), class_labels(y, len(x), where, error=DataError).astype(np.uint8)))
+    return out[0], out[1]
+
+
+def _check_pixels(where: str, data: np.ndarray) -> None:
+    # Anything but uint8 would be cast silently: floats in [0, 1] become 0 (black).
+    if data.dtype != np.uint8:
+        raise DataError(
+            f"{where}: pixel data has dtype {data.dtype}; CIFAR-10 pixels are uint8 0-255 (floats in [0, 1] "
+            "would load as black images); use an unmodified copy (re-extract cifar-10-python.tar.gz)"
+        )
 
 
 def read_batches(path: Path):
@@ -199,14 +214,15 @@ def read_batches(path: Path):
         try:
             with open(f, "rb") as fh:
                 d = pickle.load(fh, encoding="bytes")
-            data = np.asarray(d[b"data"], dtype=np.uint8)
-            labels = np.asarray(d[b"labels"], dtype=np.int64)
+            data = np.asarray(d[b"data"])
+            labels = np.asarray(d[b"labels"])
         except Exception as exc:
             raise DataError(f"{f} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc})") from exc
-        if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-            raise DataError(f"{f}: data is {data.shape} with {len(labels)} labels; expected (n, 3072) and n labels")
-        if labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
-            raise DataError(f"{f}: labels outside 0..9")
+        _check_pixels(str(f), data)
+        if data.ndim != 2 or data.shape[1] != 3072:
+            raise DataError(f"{f}: data is {data.shape}; expected (n, 3072), one row of 3,072 bytes per image")
+        # (n,) as the official files hold them, or (n, 1); integers 0..9, one per row.
+        labels = class_labels(labels, len(data), str(f), error=DataError)
         return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels.astype(np.uint8)
 
     parts = [one(n) for n in BATCH_FILES[:5]]
