@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnclaims.activations import as_model_input, layer_activations, slice_model, stream_activations
-from cnnclaims.compat import set_determinism
-from cnnclaims.errors import InputError, UnknownNameError
+from cnnclaims.compat import keras, set_determinism
+from cnnclaims.errors import InputError, ModelError, UnknownNameError
 from cnnclaims.model import LAYER_NAMES, build_model
 
 
@@ -158,3 +158,94 @@ def test_batch_size_must_be_a_positive_integer(model, images, batch_size):
 def test_layers_must_be_a_list_of_names(model, layers):
     with pytest.raises(InputError, match=r"layers="):
         slice_model(model, layers)
+
+
+# --- every common model shape: sliced, or refused with what to do ------------------
+def _tiny_layers():
+    L = keras.layers
+    return [L.Conv2D(2, 3, activation="relu", name="c1"), L.MaxPooling2D(4, name="p1"),
+            L.Flatten(name="f1"), L.Dense(3, activation="softmax", name="d1")]
+
+
+def _functional():
+    inp = keras.Input((32, 32, 3), name="input")
+    x = inp
+    for layer in _tiny_layers():
+        x = layer(x)
+    return keras.Model(inp, x)
+
+
+def _sequential_with_input():
+    return keras.Sequential([keras.Input((32, 32, 3))] + _tiny_layers())
+
+
+def _sequential_built():
+    model = keras.Sequential(_tiny_layers())
+    model.build((None, 32, 32, 3))
+    return model
+
+
+def _sequential_called():
+    model = keras.Sequential(_tiny_layers())
+    model(np.zeros((1, 32, 32, 3), np.float32))  # built by a call on one image
+    return model
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.f1 = keras.layers.Conv2D(2, 3, name="c1"), keras.layers.Flatten(name="f1")
+
+    def call(self, x):
+        return self.f1(self.c1(x))
+
+
+@pytest.mark.parametrize("make", [_functional, _sequential_with_input, _sequential_built, _sequential_called])
+def test_functional_and_sequential_models_are_sliced(make, images):
+    """A Keras 3 Sequential, even one built with an Input, used to fail deep inside
+    Keras ("has never been called")."""
+    set_determinism(1)
+    model = make()
+    acts = layer_activations(model, images, ["c1", "d1"])
+    assert acts["c1"].shape == (7, 30, 30, 2) and acts["d1"].shape == (7, 3)
+    np.testing.assert_allclose(acts["d1"], np.asarray(model(images / np.float32(255), training=False)), atol=1e-6)
+    every = layer_activations(model, images)
+    assert {"c1", "p1", "f1", "d1"} <= set(every)
+    with pytest.raises(UnknownNameError, match=r"unknown layer 'conv2d_6'; valid layers: c1, d1, f1, (input, )?p1$"):
+        slice_model(model, ["conv2d_6"])
+
+
+def test_sequential_never_built_says_how_to_build_it(images):
+    model = keras.Sequential(_tiny_layers())
+    with pytest.raises(ModelError, match=r"slice_model: .*never built.*model\.build\(\(None, 32, 32, 3\)\).*keras\.Input"):
+        layer_activations(model, images)
+
+
+@pytest.mark.parametrize("called", [False, True])
+def test_subclassed_model_is_refused_with_what_to_do(images, called):
+    model = _Subclassed()
+    if called:
+        model(np.zeros((1, 32, 32, 3), np.float32))
+    with pytest.raises(ModelError, match=r"slice_model: .*subclassed.*functional API.*Sequential"):
+        layer_activations(model, images)
+
+
+def test_model_with_two_inputs_is_refused(images):
+    a, b = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
+    model = keras.Model([a, b], keras.layers.Add(name="add")([a, b]))
+    with pytest.raises(ModelError, match=r"slice_model: .*2 inputs.*one"):
+        slice_model(model)
+
+
+def test_model_for_other_images_is_refused(images):
+    inp = keras.Input((28, 28, 1))
+    model = keras.Model(inp, keras.layers.Flatten(name="f1")(inp))
+    with pytest.raises(ModelError, match=r"layer_activations: .*\(None, 28, 28, 1\).*\(n, 32, 32, 3\)"):
+        layer_activations(model, images)
+
+
+@pytest.mark.parametrize("thing", ["model.keras", None, object()])
+def test_not_a_model_is_refused(thing, images):
+    with pytest.raises(ModelError, match=r"slice_model: expected a Keras model.*got"):
+        slice_model(thing)
+

@@ -1,5 +1,9 @@
 """The article's slicing: one Keras Model whose outputs are every layer's output.
 
+Functional models are sliced as they are; a Sequential (built with an Input, by
+``build`` or by a call) through a functional graph of its own layers; an unbuilt
+Sequential and subclassed models are refused with what to do.
+
 ``layer_activations`` returns ``{layer_name: array}`` for a batch of images and
 ``stream_activations`` yields them batch by batch, so the whole test set goes
 through without holding every layer's full tensor at once.
@@ -9,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from .compat import keras
-from .errors import InputError, unknown
-from .inputs import model_input
+from .errors import InputError, ModelError, unknown
+from .inputs import IMAGE_SHAPE, model_input
 
 INPUT = "input"
 
@@ -21,16 +25,79 @@ def _is_input(layer) -> bool:
 
 
 def layer_names(model) -> list[str]:
-    """Every layer's name in network order; the input layer first."""
+    """Every layer's name in network order; the input layer first (functional
+    models; a Sequential lists no input layer)."""
     return [layer.name for layer in model.layers]
 
 
-def slice_model(model, layers=None):
-    """A Model from the input to the named layers' outputs (all layers by default).
+def _single_input(model) -> list:
+    """The model's symbolic inputs, [] when it has none (subclassed, unbuilt)."""
+    try:
+        inputs = model.inputs  # Keras 3 raises for an unbuilt Sequential or a subclassed model
+    except (AttributeError, ValueError):
+        return []
+    inputs = list(inputs or [])  # Keras 2 gives None instead
+    if len(inputs) > 1:
+        raise ModelError(
+            f"slice_model: model {model.name!r} has {len(inputs)} inputs; slicing feeds images to models with one"
+        )
+    return inputs
 
-    Input layers are left out of the outputs: their "activation" is the image itself,
-    which ``stream_activations`` adds under the input layer's name.
+
+def _graph(model) -> tuple:
+    """(input tensor, {layer name: output tensor}) of a graph through the model's layers.
+
+    A functional model is its own graph. A Sequential's layers are called again on a
+    new ``keras.Input`` of the model's input shape: Keras 3 gives the layers of a
+    Sequential no ``output`` to slice at, even when it was built with an Input. The
+    layers, and so the weights, are the model's own.
     """
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"slice_model: expected a Keras model (keras.Model), got {type(model).__name__}: {model!r:.80}")
+    inputs = _single_input(model)
+    if isinstance(model, keras.Sequential):
+        if not inputs:
+            raise ModelError(
+                f"slice_model: Sequential model {model.name!r} was never built, so its input shape is unknown; "
+                "call model.build((None, 32, 32, 3)) or start it with keras.Input((32, 32, 3))"
+            )
+        x = inp = keras.Input(shape=tuple(inputs[0].shape)[1:], name=f"{model.name}_input")
+        outputs = {}
+        for layer in model.layers:
+            x = outputs[layer.name] = layer(x)
+        return inp, outputs
+    if not inputs:
+        raise ModelError(
+            f"slice_model: model {model.name!r} ({type(model).__name__}) is a subclassed model, whose layers have "
+            "no graph to slice; rebuild it with the functional API (keras.Model(inputs, outputs)) or as a "
+            "Sequential starting with keras.Input((32, 32, 3))"
+        )
+    outputs = {}
+    for layer in model.layers:
+        if _is_input(layer):
+            continue
+        try:
+            outputs[layer.name] = layer.output
+        # Keras 2 raises for a layer used twice (Keras 3 gives its first output); only
+        # an error if that layer is asked for.
+        except (AttributeError, ValueError) as exc:
+            outputs[layer.name] = exc
+    return model.input, outputs
+
+
+def slice_model(model, layers=None):
+    """A Model from the input to the named layers' outputs (all layers by default),
+    and the names of its outputs in order.
+
+    ``model``: a functional ``keras.Model`` or a ``keras.Sequential`` (built with an
+    Input, by ``build`` or by a call); ``layers``: a list of layer names or None.
+    Input layers are left out of the outputs: their "activation" is the image itself,
+    which ``stream_activations`` adds under the input layer's name. Raises ModelError
+    for an unbuilt Sequential, a subclassed model, several inputs or not a model;
+    UnknownNameError (listing the valid names) for a layer the model lacks; InputError
+    for ``layers`` that is not a list of names.
+    """
+    inp, outputs = _graph(model)
     valid = layer_names(model)
     # A string would be iterated letter by letter ("unknown layer 'c'").
     if layers is not None and (isinstance(layers, str) or len(layers) == 0):
@@ -41,10 +108,21 @@ def slice_model(model, layers=None):
     for name in wanted:
         if name not in valid:
             raise unknown("layer", name, valid)
-    outs = [model.get_layer(n) for n in wanted if not _is_input(model.get_layer(n))]
-    return keras.Model(model.input, [layer.output for layer in outs], name=f"{model.name}_sliced"), [
-        layer.name for layer in outs
-    ]
+    names = [n for n in wanted if not _is_input(model.get_layer(n))]
+    for n in names:
+        if isinstance(outputs[n], Exception):
+            raise ModelError(f"slice_model: layer {n!r} of model {model.name!r} has no single output to slice at "
+                             f"({outputs[n]})")
+    return keras.Model(inp, [outputs[n] for n in names], name=f"{model.name}_sliced"), names
+
+
+def _check_input_shape(sliced, model, where: str) -> None:
+    shape = tuple(sliced.inputs[0].shape)
+    if len(shape) != 4 or any(d not in (None, want) for d, want in zip(shape[1:], IMAGE_SHAPE)):
+        raise ModelError(
+            f"{where}: model {model.name!r} takes inputs of shape {shape}; cnnclaims feeds it CIFAR-10 images "
+            "(n, 32, 32, 3)"
+        )
 
 
 def as_model_input(images) -> np.ndarray:
@@ -72,6 +150,7 @@ def _stream(model, images, layers, batch_size, where: str):
         raise InputError(f"{where}: batch_size={batch_size!r} is not a positive integer")
     x = model_input(images, where, single=True)
     sliced, names = slice_model(model, layers)
+    _check_input_shape(sliced, model, where)
     inputs = [n for n in (layer_names(model) if layers is None else layers) if _is_input(model.get_layer(n))]
     return _batches(sliced, names, inputs, x, batch_size)
 
