@@ -1,5 +1,8 @@
 """Version differences live in compat alone: nothing else imports TF or Keras."""
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,53 @@ def test_thread_setting_is_validated(monkeypatch):
 def test_non_default_threads_get_their_own_pin_family(monkeypatch):
     monkeypatch.setattr(compat, "TF_THREADS", 4)
     assert compat.version_family().endswith("-threads4")
+
+
+# --- TensorFlow's C++ log ------------------------------------------------------------
+# TF 2.21 writes its start-up lines (oneDNN notice, CPU features) through absl before
+# absl's log is initialised, and those bypass TF_CPP_MIN_LOG_LEVEL (measured: even 3).
+NOISE = re.compile(r"oneDNN|absl::InitializeLog|cpu_feature_guard|^[IW]\d{4} ", re.M)
+
+
+def _python(code: str, **env):
+    """Run ``code`` in a fresh interpreter without this process's TF_CPP_MIN_LOG_LEVEL."""
+    clean = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    clean.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=600)
+
+
+def test_tensorflow_cpp_log_is_quiet_here_and_in_spawned_training_workers():
+    """`python -m cnnclaims run` printed ~15 lines of TF's C++ log before its first own line."""
+    r = _python(
+        "import os, multiprocessing\n"
+        "import cnnclaims.compat\n"
+        "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])\n"
+        # A training worker as training.train_missing starts it: spawned, importing cnnclaims.training.
+        "with multiprocessing.get_context('spawn').Pool(1) as pool:\n"
+        "    pool.apply(exec, ('import cnnclaims.training',))\n"
+        "    print(pool.apply(os.getenv, ('TF_CPP_MIN_LOG_LEVEL',)))\n"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["2", "2"]
+    assert not NOISE.search(r.stderr), r.stderr
+
+
+def test_a_user_set_log_level_is_respected():
+    r = _python("import os, cnnclaims.compat; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])", TF_CPP_MIN_LOG_LEVEL="0")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0"]
+    assert "oneDNN custom operations are on" in r.stderr  # level 0: TF's INFO lines are the user's wish
+
+
+def test_start_up_log_filter_keeps_errors_and_other_output():
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1795967853.556336    2793 port.cc:153] oneDNN custom operations are on.\n"
+        "W0000 00:00:1795967853.556336    2793 foo.cc:1] a warning\n"
+        "E0000 00:00:1795967829.130396    2251 node_def_util.cc:682] an error\n"
+        "/x/y.py:3: DeprecationWarning: from Python\n"
+    )
+    assert compat._start_up_log(text, 2) == text.splitlines(keepends=True)[3] + text.splitlines(keepends=True)[4]
+    assert compat._start_up_log(text, 3) == text.splitlines(keepends=True)[4]
+    assert compat._start_up_log(text, 1).count("\n") == 3
+    assert compat._start_up_log(text, 0) == text

@@ -11,13 +11,79 @@ builds models that silently never train (see ../shared/design/tf-keras-versions.
 from __future__ import annotations
 
 import os
+import re
+import sys
+import tempfile
 import warnings
 
-# TF's C++ start-up chatter (oneDNN notices, CPU feature lines) is noise in test
-# output; real errors still come through as Python exceptions.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# --- TensorFlow's C++ log -------------------------------------------------------
+# TF's C++ start-up chatter (oneDNN notices, CPU feature lines) is noise in test and
+# command-line output; errors still show (level 2 hides INFO and WARNING only), and
+# real failures come through as Python exceptions. A value the user set is kept.
+# Set in os.environ, so spawned training workers inherit it.
+LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
+os.environ.setdefault(LOG_LEVEL_ENV, "2")
 
-import tensorflow as tf  # noqa: E402
+# TF 2.16+ writes some lines through absl before absl's log is initialised, and
+# those bypass TF_CPP_MIN_LOG_LEVEL (measured on TF 2.21: the oneDNN notice, twice,
+# with the absl banner, even at level 3). They are written while tensorflow is
+# imported, so stderr is captured for the import and replayed without them.
+_ABSL_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\] ")
+_ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+
+
+def _log_level() -> int:
+    try:
+        return int(os.environ[LOG_LEVEL_ENV])
+    except ValueError:  # TF reads a non-number as 0: show everything
+        return 0
+
+
+def _start_up_log(text: str, level: int) -> str:
+    """``text`` without absl log lines below ``level`` (TF_CPP_MIN_LOG_LEVEL's scale:
+    0 INFO, 1 WARNING, 2 ERROR, 3 FATAL) and, from level 1, without absl's banner.
+    Every other line (Python warnings, messages that are not absl's) is kept."""
+    kept = []
+    for line in text.splitlines(keepends=True):
+        m = _ABSL_LINE.match(line)
+        if (m and _SEVERITY[m.group(1)] < level) or (level > 0 and line.rstrip("\r\n") == _ABSL_BANNER):
+            continue
+        kept.append(line)
+    return "".join(kept)
+
+
+def _import_tensorflow():
+    """``import tensorflow`` with the start-up lines below the log level removed."""
+    level = _log_level()
+    try:
+        if level <= 0:
+            raise OSError("nothing to remove")
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # level 0, or no file descriptor 2 to capture
+        import tensorflow
+
+        return tensorflow
+    with tempfile.TemporaryFile() as buf:
+        os.dup2(buf.fileno(), 2)
+        try:
+            import tensorflow
+        finally:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            buf.seek(0)
+            rest = _start_up_log(buf.read().decode("utf-8", "replace"), level)
+            if rest and sys.stderr is not None:
+                sys.stderr.write(rest)
+                sys.stderr.flush()
+    return tensorflow
+
+
+tf = _import_tensorflow()
 
 ENV_THREADS = "CNNCLAIMS_TF_THREADS"
 
