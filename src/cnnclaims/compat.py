@@ -55,14 +55,15 @@ def _start_up_log(text: str, level: int) -> str:
 
 def _import_tensorflow():
     """``import tensorflow`` with the start-up lines below the log level removed."""
-    level = _log_level()
-    try:
-        if level <= 0:
-            raise OSError("nothing to remove")
-        if sys.stderr is not None:
-            sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # level 0, or no file descriptor 2 to capture
+    level, saved = _log_level(), None
+    if level > 0:
+        try:
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no file descriptor 2 to capture: import as is
+            saved = None
+    if saved is None:
         import tensorflow
 
         return tensorflow
