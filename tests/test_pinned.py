@@ -4,14 +4,17 @@ import json
 import pytest
 
 from cnnclaims import pinned
-from cnnclaims.claims import Verdict
 from cnnclaims.errors import CnnClaimsError
 from cnnclaims.profiles import get_profile
+from cnnclaims.verdicts import Verdict
 
 
 def verdict(claim, scope, v):
     nan = float("nan")
-    return Verdict(claim, claim, scope, v, "t", 0.0, nan, nan, "e", 0.0, nan, nan, 1, 0.0, 0.0, "scope", "c")
+    return Verdict(claim=claim, name=claim, scope=scope, verdict=v, test="t", statistic=0.0, p_value=nan,
+                   p_opposite=nan, p_two_sided=nan, p_holm=nan, p_equivalence=nan, p_equivalence_holm=nan,
+                   effect_name="e", effect=0.0, ci_low=nan, ci_high=nan, n=1, benchmark_value=0.0, dummy_value=0.0,
+                   data_scope="scope", claimed="c")
 
 
 def test_pin_key_names_versions_and_profile():
@@ -23,11 +26,11 @@ def test_pin_key_names_versions_and_profile():
 def test_write_and_load(tmp_path):
     path = tmp_path / "pins.json"
     p = get_profile("smoke")
-    pinned.write_entry(path, "tfX/smoke", [verdict("C1", "frogs", "supported")], [verdict("C1", "seeds", "inconclusive")],
+    pinned.write_entry(path, "tfX/smoke", [verdict("C1", "frogs", "supported")], [verdict("C1", "seeds", "underpowered")],
                        p, "somewhere")
     doc = pinned.load(path)
     e = pinned.entry(doc, "tfX/smoke")
-    assert e["verdicts"] == {"C1/frogs": "supported"} and e["null_control"] == {"C1/seeds": "inconclusive"}
+    assert e["verdicts"] == {"C1/frogs": "supported"} and e["null_control"] == {"C1/seeds": "underpowered"}
     assert e["data_source"] == "somewhere" and "tensorflow" in e["versions"]
     # regen rewrites the whole entry, and leaves other keys alone
     pinned.write_entry(path, "tfY/smoke", [], [], p, "x")
@@ -48,6 +51,13 @@ def test_invalid_json_is_named(tmp_path):
         pinned.load(bad)
 
 
+def test_old_vocabulary_is_refused_with_the_fix(tmp_path):
+    bad = tmp_path / "pins.json"
+    bad.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/seeds": "inconclusive"}}}}))
+    with pytest.raises(CnnClaimsError, match="C1/seeds is 'inconclusive'.*--regen-verdicts"):
+        pinned.load(bad)
+
+
 def test_invalid_verdict_is_named(tmp_path):
     bad = tmp_path / "pins.json"
     bad.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "maybe"}}}}))
@@ -58,11 +68,11 @@ def test_invalid_verdict_is_named(tmp_path):
 def test_fragile_claims_across_families():
     doc = {"entries": {
         "tf2.15-keras2.15/smoke": {"verdicts": {"C1/frogs": "supported", "C2/frogs": "refuted"}},
-        "tf2.21-keras3.15/smoke": {"verdicts": {"C1/frogs": "supported", "C2/frogs": "inconclusive"}},
+        "tf2.21-keras3.15/smoke": {"verdicts": {"C1/frogs": "supported", "C2/frogs": "negligible"}},
         "tf2.21-keras3.15/article": {"verdicts": {"C2/frogs": "supported"}},
     }}
     assert pinned.fragile(doc, "smoke") == {
-        ("verdicts", "C2/frogs"): {"tf2.15-keras2.15": "refuted", "tf2.21-keras3.15": "inconclusive"}}
+        ("verdicts", "C2/frogs"): {"tf2.15-keras2.15": "refuted", "tf2.21-keras3.15": "negligible"}}
 
 
 def test_repository_pins_are_valid():

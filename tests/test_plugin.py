@@ -64,7 +64,7 @@ def test_missing_pins_are_recorded_and_fail(inner):
     r.stdout.fnmatch_lines(["*no pinned verdict for C3/frogs*recorded this run's verdicts*"])
     doc = json.loads(pins.read_text())
     (entry,) = doc["entries"].values()
-    assert entry["verdicts"]["C3/frogs"] in ("supported", "refuted", "inconclusive")
+    assert entry["verdicts"]["C3/frogs"] in ("supported", "refuted", "negligible", "underpowered")
     assert "null_control" in entry and entry["versions"]["tensorflow"]
 
 
@@ -88,28 +88,68 @@ def test_regen_then_pass_then_flip_fails_with_plots(inner, pytester):
     assert all("p_value" in v and "ci_low" in v and "data_scope" in v for v in table["verdicts"])
     # Plots are written for expected failures only; passing claims write none unless asked.
     failing = {c.split("/")[0] + "-" for c, v in verdicts.items() if v != "supported"}
-    failing |= {c.split("/")[0] + "-" for c, v in doc["entries"][key]["null_control"].items() if v == "supported"}
+    failing |= {c.split("/")[0] + "-" for c, v in doc["entries"][key]["null_control"].items()
+                if v in ("supported", "refuted")}
     for png in (pytester.path / "art" / "plots").glob("*.png"):
         assert any(png.name.startswith(f) for f in failing), png.name
+    # The four-valued table: SESOI, MDE and N-needed columns, a legend, the null splits.
+    r.stdout.fnmatch_lines(["*claim*scope*tier*TOST p_holm*SESOI*MDE*N needed*verdict*pinned*",
+                            "*p: two-sided*", "*null splits: 10 of 10 balanced splits of 6 same-size models*"])
+    assert table["null_splits"]["splits"] == 10 and table["null_splits"]["dependent"] is True
+    assert {v["tier"] for v in table["verdicts"]} == {"primary", "secondary"}
 
-    # Flip one pinned verdict by hand: the suite must fail and name its plots.
-    case = "C3/seeds"
-    actual = verdicts[case]
-    flipped = "refuted" if actual == "supported" else "supported"
-    doc["entries"][key]["verdicts"][case] = flipped
+
+def _regen(run, pins):
+    assert run("--regen-verdicts").ret == 0
+    doc = json.loads(pins.read_text())
+    (key,) = doc["entries"]
+    return doc, key
+
+
+def test_pinned_supported_that_now_fails_names_its_plots(inner, pytester):
+    """Both directions of a flip are exercised, whatever chance made the verdicts:
+    a case that is not supported, pinned as supported, fails and names its plots."""
+    run, pins = inner
+    doc, key = _regen(run, pins)
+    case = next(c for c, v in doc["entries"][key]["verdicts"].items() if v != "supported" and c.endswith("/seeds"))
+    doc["entries"][key]["verdicts"][case] = "supported"
     pins.write_text(json.dumps(doc))
-    r = run("-k", "C3-last-layer-sparsity-seeds and test_claim")
+    claim = case.split("/")[0]
+    r = run("-k", f"test_claim and {claim}- and seeds")
     assert r.ret != 0
     out = r.stdout.str()
-    if flipped == "refuted":  # now passes where a failure was pinned: strict xfail turns red
-        assert "XPASS(strict)" in out
-        return
-    # pinned "supported" but not supported now: a real failure that names its plots
-    assert f"pinned supported" in out and "diagnostic plots: " in out
+    assert "pinned supported" in out and "diagnostic plots: " in out
     paths = out.split("diagnostic plots: ")[1].split("\n")[0].split(", ")
     assert paths
     for p in paths:
         assert p.endswith(".png") and (pytester.path / p).exists()
+
+
+def test_pinned_failure_that_now_passes_is_xpass_strict(inner, pytester):
+    run, pins = inner
+    doc, key = _regen(run, pins)
+    supported = [c for c, v in doc["entries"][key]["verdicts"].items() if v == "supported"]
+    assert supported, "the synthetic verdicts include supported claims"
+    case = supported[0]
+    doc["entries"][key]["verdicts"][case] = "refuted"
+    pins.write_text(json.dumps(doc))
+    claim, scope = case.split("/")
+    r = run("-k", f"test_claim and {claim}- and {scope}")
+    assert r.ret != 0 and "XPASS(strict)" in r.stdout.str()
+
+
+def test_label_change_between_failures_is_caught(inner, pytester):
+    """underpowered -> negligible (or any change strict xfail cannot see) fails."""
+    run, pins = inner
+    doc, key = _regen(run, pins)
+    case, actual = next((c, v) for c, v in doc["entries"][key]["verdicts"].items()
+                        if v in ("underpowered", "negligible", "refuted") and not c.endswith("/probe"))
+    other = "negligible" if actual != "negligible" else "underpowered"
+    doc["entries"][key]["verdicts"][case] = other
+    pins.write_text(json.dumps(doc))
+    claim, scope = case.split("/")
+    r = run("-k", f"test_claim and {claim}- and {scope}")
+    assert r.ret != 0 and f"verdict {actual}, pinned {other}" in r.stdout.str()
 
 
 def test_expected_failure_writes_plots(inner, pytester):
@@ -126,11 +166,24 @@ def test_expected_failure_writes_plots(inner, pytester):
     assert plots, "an expected failure writes its diagnostic plots too"
 
 
-def test_plots_always(inner, pytester):
+def test_plots_always_differs_from_the_default(inner, pytester):
+    """A passing claim writes no plots by default and writes them with --plots=always."""
     run, pins = inner
-    run("--regen-verdicts", "-k", "C10 and seeds")
-    r = run("-k", "C10 and seeds and test_claim", "--plots=always")
-    assert list((pytester.path / "art" / "plots").glob("C10-bigger-data-better-seeds*.png"))
+    doc, key = _regen(run, pins)
+    case = next(c for c, v in doc["entries"][key]["verdicts"].items() if v == "supported")
+    claim, scope = case.split("/")
+    plots = pytester.path / "art" / "plots"
+    r = run("-k", f"test_claim and {claim}- and {scope}")
+    r.assert_outcomes(passed=1)
+    assert not list(plots.glob(f"{claim}-*-{scope}*.png"))
+    r = run("-k", f"test_claim and {claim}- and {scope}", "--plots=always")
+    r.assert_outcomes(passed=1)
+    assert list(plots.glob(f"{claim}-*-{scope}*.png"))
+    for png in plots.glob(f"{claim}-*-{scope}*.png"):
+        png.unlink()
+    r = run("-k", f"test_claim and {claim}- and {scope}", "--plots=never")
+    r.assert_outcomes(passed=1)
+    assert not list(plots.glob(f"{claim}-*-{scope}*.png"))
 
 
 def test_ids_select_claims(inner):
@@ -139,6 +192,13 @@ def test_ids_select_claims(inner):
     r.stdout.fnmatch_lines(["*test_claim*C3-last-layer-sparsity-probe*", "*test_claim*C3-last-layer-sparsity-frogs*",
                             "*test_claim*C3-last-layer-sparsity-seeds*"])
     assert "C1-" not in r.stdout.str()
+
+
+def test_unreachable_design_is_said_at_collection(inner):
+    run, _ = inner
+    r = run("--collect-only", "-q", "--seeds", "1")
+    r.stdout.fnmatch_lines(["*unreachable with N = 1: seeds scope, primary claims*"])
+    assert "unreachable" not in run("--collect-only", "-q").stdout.str()
 
 
 def test_unit_marker_is_applied(inner):

@@ -35,7 +35,8 @@ def report(exp, tmp_path_factory):
     msgs = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(plots, "DPI", 30)  # what is tested is that every picture is there, not its detail
-        html_path, md_path = write_report(exp, tmp_path_factory.mktemp("report"), progress=msgs.append)
+        html_path, md_path = write_report(exp, tmp_path_factory.mktemp("report"), progress=msgs.append,
+                                          calibration_experiments=60)
     return html_path, md_path, msgs
 
 
@@ -54,6 +55,10 @@ def test_report(exp, report):
     for v in exp.verdicts:
         assert v.name in md
     assert "synthetic random images" in md and "tensorflow" in md
+    # opens with the claims x scopes matrix, the forest plot and the design's calibration
+    assert md.index("## Verdicts at a glance") < md.index("## Trained models")
+    assert "seeds-forest.png" in md and "family-wise false-positive rate (primary)" in md
+    assert "null splits:" in md and "background:" in html_path.read_text()
     for line in md.splitlines():
         if line.startswith("!["):
             assert (md_path.parent / line.split("(")[1].rstrip(")")).exists()
@@ -84,6 +89,17 @@ def test_null_control_diagnostics(exp, tmp_path):
 def test_table_text(exp):
     text = verdict_table_text(exp.verdicts, exp.null_verdicts)
     assert "false-positive rate" in text and "C10-bigger-data-better" in text
+    header = text.splitlines()[0].split()
+    for col in ("tier", "SESOI", "MDE", "verdict", "pinned"):
+        assert col in header
+
+
+def test_forest_plot_is_a_picture(exp, tmp_path):
+    from cnnclaims.report import write_forest_plot
+
+    p = write_forest_plot(exp.verdicts, tmp_path / "f.png")
+    with Image.open(p) as im:
+        assert im.size[0] > 300 and im.size[1] > 200 and len(set(im.convert("L").getdata())) > 2
 
 
 def test_plots_are_reused_until_the_picture_or_verdict_changes(exp, tmp_path):
@@ -94,7 +110,7 @@ def test_plots_are_reused_until_the_picture_or_verdict_changes(exp, tmp_path):
     assert [p.stat().st_mtime_ns for p in first] == stamps  # not redrawn
     first[0].write_bytes(b"not a png")  # a damaged picture is drawn again
     assert cached_claim_plots(exp, v, tmp_path) == first and first[0].read_bytes()[:4] == b"\x89PNG"
-    changed = type(v)(**{**v.to_dict(), "p_value": 0.5})
+    changed = type(v).from_dict({**v.to_dict(), "p_value": 0.5})
     before = first[0].stat().st_mtime_ns
     cached_claim_plots(exp, changed, tmp_path)
     assert first[0].stat().st_mtime_ns != before

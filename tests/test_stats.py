@@ -1,70 +1,240 @@
-"""Statistical tests, Holm's correction, and the seeds design's power."""
+"""Statistical tests, effect sizes, Holm's correction, TOST, power: known answers from
+published worked examples, and the defects the verdicts issue named."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats as sps
 
 from cnnclaims import stats
-from cnnclaims.profiles import PROFILES
+
+# --- known answers (published worked examples) -------------------------------------
+
+# Wikipedia, "Welch's t-test", example 1: t = -2.46, df = 25.0, p = 0.021 (two-sided).
+WELCH_A1 = [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4]
+WELCH_A2 = [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22.9, 20.5, 24.4]
+# Wikipedia, "Wilcoxon signed-rank test", example (x2 - x1 of 10 pairs, one zero):
+# W+ = 27, W- = 18 over the 9 non-zero pairs; Kerby's (2014) rank-biserial r = 9/45 = 0.2.
+WILCOXON_X2 = [125, 115, 130, 140, 140, 115, 140, 125, 140, 135]
+WILCOXON_X1 = [110, 122, 125, 120, 140, 124, 123, 137, 135, 145]
+# Brunner & Munzel (2000) pain scores, as in scipy.stats.brunnermunzel's documentation:
+# |W| = 3.1374674823029505, two-sided p = 0.0057862086661515377.
+BM_X = [1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 1, 1]
+BM_Y = [3, 3, 4, 3, 1, 2, 3, 1, 1, 5, 4]
+
+
+def test_welch_known_answer():
+    r = stats.welch(WELCH_A1, WELCH_A2, "less")
+    assert r.statistic == pytest.approx(-2.46, abs=0.005)
+    assert stats.two_sided(r.p_value, r.p_opposite) == pytest.approx(0.021, abs=0.0005)
+    assert r.p_value == pytest.approx(0.021378 / 2, rel=1e-4)
+
+
+def test_welch_ci_is_scipys_two_sided_interval():
+    ci = sps.ttest_ind(WELCH_A1, WELCH_A2, equal_var=False).confidence_interval(0.95)
+    r = stats.welch(WELCH_A1, WELCH_A2, "greater")
+    assert (r.ci_low, r.ci_high) == (pytest.approx(ci.low, rel=1e-12), pytest.approx(ci.high, rel=1e-12))
+
+
+def test_wilcoxon_known_answer():
+    r = stats.wilcoxon_paired(WILCOXON_X2, WILCOXON_X1, "greater")
+    assert r.statistic == 27.0  # W+, the zero pair dropped
+    assert r.effect == pytest.approx(0.2)  # (27 - 18) / 45
+    assert r.extra["zeros_dropped"] == 1 and r.n == 10
+
+
+def test_probability_of_superiority_known_answer():
+    from statsmodels.stats.nonparametric import rank_compare_2indep
+
+    assert abs(rank_compare_2indep(BM_X, BM_Y).statistic) == pytest.approx(3.1374674823029505, rel=1e-12)
+    assert rank_compare_2indep(BM_X, BM_Y).pvalue == pytest.approx(0.0057862086661515377, rel=1e-9)
+    ps = stats.prob_superiority(BM_X, BM_Y)
+    # P(x > y) + P(x = y)/2 counted by hand over the 14 x 11 pairs.
+    x, y = np.array(BM_X)[:, None], np.array(BM_Y)[None, :]
+    assert ps["prob_superiority"] == pytest.approx(np.mean(x > y) + 0.5 * np.mean(x == y))
+    lo, hi = ps["prob_superiority_ci"]
+    assert lo < ps["prob_superiority"] < hi < 0.5
 
 
 def test_holm_known_values():
-    p = [0.01, 0.04, 0.03, 0.005]
-    np.testing.assert_allclose(stats.holm(p), [0.03, 0.06, 0.06, 0.02])
+    # Wikipedia, "Holm-Bonferroni method": p = 0.01, 0.04, 0.03, 0.005 reject H1 and H4 at 0.05;
+    # adjusted p = 0.03, 0.06, 0.06, 0.02 (R: p.adjust(p, "holm")).
+    np.testing.assert_allclose(stats.holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
 
 
 @given(st.lists(st.floats(0, 1), min_size=1, max_size=20))
 @settings(max_examples=50, deadline=None)
-def test_holm_properties(p):
-    adj = stats.holm(p)
-    assert (adj >= np.asarray(p) - 1e-12).all() and (adj <= 1).all()
-    order = np.argsort(p, kind="stable")
-    assert (np.diff(adj[order]) >= -1e-12).all()
+def test_holm_equals_statsmodels(p):
+    from statsmodels.stats.multitest import multipletests
+
+    np.testing.assert_allclose(stats.holm(p), multipletests(p, method="holm")[1], rtol=1e-12, atol=1e-15)
 
 
 def test_holm_skips_nan():
     adj = stats.holm([np.nan, 0.01, 0.02])
-    assert np.isnan(adj[0]) and adj[1] == pytest.approx(0.02)
+    assert np.isnan(adj[0]) and adj[1] == pytest.approx(0.02) and adj[2] == pytest.approx(0.02)
 
+
+def test_sample_size_known_answers():
+    # Cohen (1988), Table 2.4.1: two-sample t, two-sided alpha 0.05, power 0.80:
+    # n = 64 per group for d = 0.5 and 26 for d = 0.8.
+    assert stats.n_needed(0.5, 1.0, 0.05) == 64
+    assert stats.n_needed(0.8, 1.0, 0.05) == 26
+    # and the MDE at that n is that d
+    assert stats.mde(64, 1.0, 0.05) == pytest.approx(0.5, abs=0.005)
+    assert stats.n_needed(1e-6, 1.0, 0.05) == np.inf
+
+
+def test_clopper_pearson_closed_form():
+    # For 0 successes the exact upper bound is 1 - (alpha/2)^(1/n) (Clopper & Pearson 1934).
+    lo, hi = stats.clopper_pearson(0, 20)
+    assert lo == 0 and hi == pytest.approx(1 - 0.025 ** (1 / 20))
+    lo, hi = stats.clopper_pearson(20, 20)
+    assert hi == 1 and lo == pytest.approx(0.025 ** (1 / 20))
+
+
+@given(st.lists(st.floats(-3, 3), min_size=4, max_size=12), st.floats(0.05, 2))
+@settings(max_examples=40, deadline=None)
+def test_tost_agrees_with_the_90_percent_ci(values, sesoi):
+    """Schuirmann (1987): TOST rejects at 0.05 iff the 90% CI lies inside +/- SESOI."""
+    x = np.array(values)
+    if np.std(x) < 1e-6:
+        return
+    r = stats.t_one_sample(x, 0.0, "greater", sesoi)
+    ci = sps.ttest_1samp(x, 0.0).confidence_interval(0.90)
+    inside = -sesoi < ci.low and ci.high < sesoi
+    if abs(r.p_equivalence - 0.05) > 1e-9:
+        assert (r.p_equivalence < 0.05) == inside
+
+
+# --- defects named in the verdicts issue ----------------------------------------------
+
+@given(st.lists(st.integers(-3, 3), min_size=3, max_size=40))
+@settings(max_examples=100, deadline=None)
+def test_effect_and_test_treat_zero_differences_alike(d):
+    """The rank-biserial r is (W+ - W-) / (W+ + W-) of the very ranks the Wilcoxon
+    test sums (zeros dropped): the effect can never point against the test."""
+    d = np.array(d, dtype=np.float64)
+    nz = d[d != 0]
+    if len(nz) < 1:
+        return
+    w_plus = sps.wilcoxon(d, alternative="greater", zero_method="wilcox").statistic
+    total = len(nz) * (len(nz) + 1) / 2
+    assert stats.rank_biserial(d) == pytest.approx((w_plus - (total - w_plus)) / total)
+
+
+def test_zero_heavy_differences_keep_effect_and_test_in_sign():
+    # Many zeros, small positive differences and a few large negative ones: keeping
+    # zeros in the ranks (the old effect) made r positive while the test said "less".
+    d = np.array([0.0] * 30 + [1.0] * 8 + [-5.0] * 6)
+    r = stats.wilcoxon_one_sample(d, 0.0, "greater")
+    assert r.p_opposite < r.p_value and r.effect < 0
+
+
+def test_floating_point_noise_is_never_significant():
+    one_ulp = np.nextafter(0.1, 1)
+    a = np.array([0.1, 0.1, 0.1, 0.1, one_ulp])
+    b = np.full(5, one_ulp)
+    w = stats.welch(a, b, "greater")
+    assert w.p_value == 1.0 and w.p_opposite == 1.0
+    p = stats.wilcoxon_paired(np.full(12, 0.1), np.full(12, one_ulp), "less")
+    assert p.p_value == 1.0 and p.p_opposite == 1.0
+    t = stats.t_one_sample(np.array([0.5, 0.5, np.nextafter(0.5, 1)]), 0.5, "greater")
+    assert t.p_value == 1.0
+
+
+@given(st.lists(st.floats(-2, 2), min_size=3, max_size=8), st.lists(st.floats(-2, 2), min_size=3, max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_ci_and_p_agree_in_sidedness(a, b):
+    """The two-sided p is below 0.05 exactly when the two-sided 95% CI excludes 0."""
+    a, b = np.array(a), np.array(b)
+    if min(np.std(a), np.std(b)) < 1e-3:
+        return
+    r = stats.welch(a, b, "greater")
+    p2 = stats.two_sided(r.p_value, r.p_opposite)
+    if abs(p2 - 0.05) > 1e-6:
+        assert (p2 < 0.05) == (r.ci_low > 0 or r.ci_high < 0)
+
+
+def test_minimal_p_of_small_designs():
+    # The issue's facts: 5 vs 5 exact permutation floor 1/252 > 0.05/13; 6 vs 6: 0.00108.
+    assert stats.min_p_exact_permutation(5, 5) == pytest.approx(1 / 252)
+    assert stats.min_p_exact_permutation(5, 5) > 0.05 / 13
+    assert stats.min_p_exact_permutation(6, 6) == pytest.approx(0.00108, abs=1e-5)
+    assert stats.min_p_exact_permutation(3, 3) == pytest.approx(0.05)
+
+
+def test_power_facts_of_the_issue():
+    # One-sided Welch at 0.05/13, 2-SD effect: about 0.36 at n = 5, 0.79 at n = 8.
+    assert stats.welch_power(2.0, 5, 0.05 / 13, n_sims=20000) == pytest.approx(0.36, abs=0.02)
+    assert stats.welch_power(2.0, 8, 0.05 / 13, n_sims=20000) == pytest.approx(0.78, abs=0.02)
+    assert stats.welch_power(0.0, 8, 0.05, n_sims=20000) == pytest.approx(0.05, abs=0.01)
+
+
+def test_article_n_gives_the_primary_claims_power():
+    """The article profile's N: power >= 0.8 for a 2-SD effect at the primary family's
+    corrected level (two-sided 0.05/4, i.e. one-sided 0.00625), by simulation of Welch."""
+    from cnnclaims.claims import claims_for
+    from cnnclaims.profiles import PROFILES
+
+    n = PROFILES["article"].n_seeds
+    m = sum(c.primary for c in claims_for("seeds"))
+    assert m == 4
+    assert stats.welch_power(2.0, n, 0.05 / m / 2, n_sims=20000) >= 0.8
+    assert stats.welch_power(2.0, n - 1, 0.05 / m / 2, n_sims=20000) < 0.8  # and N is the smallest such
+
+
+# --- behaviour -------------------------------------------------------------------------
 
 def test_wilcoxon_direction():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, 200)
     b = a - 0.5 + rng.normal(0, 0.1, 200)
-    r = stats.wilcoxon_paired(a, b, "greater")
-    assert r.p_value < 1e-10 and r.p_opposite > 0.99
+    r = stats.wilcoxon_paired(a, b, "greater", sesoi=0.1)
+    assert r.p_value < 1e-10 and r.p_opposite > 0.99 and r.p_equivalence > 0.99
     assert r.effect == pytest.approx(1.0, abs=0.05) and r.ci_low <= r.effect <= r.ci_high
     assert stats.wilcoxon_paired(a, b, "less").p_value > 0.99
 
 
-def test_wilcoxon_null_is_not_significant():
+def test_wilcoxon_equivalence():
     rng = np.random.default_rng(1)
-    r = stats.wilcoxon_paired(rng.normal(size=300), rng.normal(size=300), "greater")
-    assert 0.05 < r.p_value < 0.95 and r.ci_low < 0 < r.ci_high
+    a = rng.normal(size=300)
+    r = stats.wilcoxon_paired(a, a + rng.normal(0, 0.01, 300), "greater", sesoi=0.05)
+    assert r.p_equivalence < 1e-6
 
 
 def test_wilcoxon_all_ties():
-    r = stats.wilcoxon_paired(np.ones(10), np.ones(10), "greater")
-    assert r.p_value == 1.0 and r.effect == 0.0
+    r = stats.wilcoxon_paired(np.ones(10), np.ones(10), "greater", sesoi=0.1)
+    assert r.p_value == 1.0 and r.effect == 0.0 and r.p_equivalence == 0.0
 
 
 def test_rank_biserial_closed_forms():
     assert stats.rank_biserial(np.array([1.0, 2.0, 3.0])) == pytest.approx(1.0)
     assert stats.rank_biserial(np.array([-1.0, -2.0])) == pytest.approx(-1.0)
     assert stats.rank_biserial(np.array([1.0, -1.0])) == pytest.approx(0.0)
+    assert stats.rank_biserial(np.zeros(4)) == 0.0
 
 
-def test_welch_and_ci():
+def test_welch_equivalence_and_superiority():
     a = np.array([0.70, 0.71, 0.69, 0.705, 0.695])
     b = np.array([0.55, 0.56, 0.54, 0.555, 0.545])
-    r = stats.welch(a, b, "greater")
+    r = stats.welch(a, b, "greater", sesoi=0.01)
     assert r.p_value < 1e-6 and r.ci_low < 0.15 < r.ci_high and r.extra["hedges_g"] > 5
-    assert stats.welch(a, b, "less").p_opposite < 1e-6
+    assert r.p_equivalence > 0.99 and r.extra["prob_superiority"] == 1.0
+    near = stats.welch(a, a + 0.001, "greater", sesoi=0.02)
+    assert near.p_equivalence < 0.01
 
 
 def test_welch_zero_variance_is_no_evidence():
     r = stats.welch(np.ones(3), np.ones(3), "greater")
     assert r.p_value == 1.0 and r.p_opposite == 1.0
+    r = stats.welch(np.ones(3), np.zeros(3), "greater", sesoi=0.1)
+    assert r.p_value == 1.0 and "no variance" in r.extra["note"]
+
+
+def test_too_few_models():
+    r = stats.welch([0.5], [0.4, 0.3], "greater")
+    assert r.p_value == 1.0 and r.min_p == 1.0 and "fewer than 2" in r.extra["note"]
 
 
 def test_one_sample_tests():
@@ -80,17 +250,3 @@ def test_descriptive_has_no_p_value():
 def test_bad_alternative():
     with pytest.raises(ValueError, match="alternative"):
         stats.welch([1, 2], [3, 4], "two-sided")
-
-
-def test_three_vs_three_permutation_design_could_never_pass():
-    # The issue's warning: the exact test's floor is 1/20 = 0.05.
-    assert stats.min_p_exact_permutation(3, 3) == pytest.approx(0.05)
-
-
-def test_seeds_design_can_detect_a_large_consistent_effect():
-    """With the article profile's N, a 3-SD effect survives Holm across the catalog."""
-    n = PROFILES["article"].n_seeds
-    alpha_first_holm_step = 0.05 / 13
-    power = stats.welch_power(3.0, n, alpha_first_holm_step, n_sims=4000)
-    assert power > 0.5, power
-    assert stats.welch_power(0.0, n, 0.05, n_sims=4000) < 0.07  # size of the test

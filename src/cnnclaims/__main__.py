@@ -76,6 +76,28 @@ def cmd_report(args):
     print(f"report: {html}\nmarkdown: {md}")
 
 
+def cmd_calibrate(args):
+    """Simulate the seeds design with the trained models' seed-to-seed covariance."""
+    import json
+
+    from .calibration import format_calibration, format_null_splits, fwer_exceeds_alpha
+
+    exp = _experiment(args)
+    t0 = time.perf_counter()
+    res = exp.calibration(args.experiments, args.seed)
+    print(format_calibration(res))
+    print(format_null_splits(exp.null_splits))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"calibration": res, "null_splits": exp.null_splits}, indent=2, default=str) + "\n")
+    print(f"written to {out} in {time.perf_counter() - t0:.0f}s")
+    bad = fwer_exceeds_alpha(res)
+    if bad:
+        print(f"error: the family-wise false-positive rate's CI lies above alpha for: {', '.join(bad)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_pin(args):
     from . import pinned
     from .report import verdict_table_text
@@ -107,17 +129,24 @@ def main(argv=None):
         _common(p)
         p.add_argument("--out", default=default, help=f"output folder (default: {default})")
         p.set_defaults(func=func)
+    p = sub.add_parser("calibrate", help="the seeds design's family-wise false-positive rate, power and "
+                       "negligible rate by simulation, and the null splits of real models")
+    _common(p)
+    p.add_argument("--experiments", type=int, default=None,
+                   help="simulated experiments per condition (default 2000; at least 2000 for the README figures)")
+    p.add_argument("--seed", type=int, default=None, help="random seed of the simulation (default fixed)")
+    p.add_argument("--out", default="build/artifacts/calibration.json", help="JSON output")
+    p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
     _common(p)
     p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")
     p.set_defaults(func=cmd_pin)
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (CnnClaimsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

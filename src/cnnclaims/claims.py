@@ -46,11 +46,11 @@ on the frog C8, bigger data better C10). Multiplicity is corrected within each f
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import CLASSES, FROG
+from . import FROG
 from .errors import unknown
 
 ALPHA = 0.05

@@ -139,35 +139,87 @@ class Experiment:
 
     def _cached_verdicts(self, evidence: Evidence, scopes) -> list:
         """``evaluate_catalog``, stored per evidence: the bootstrap CIs cost seconds and a
-        warm run should recompute nothing heavy. The key covers the models, the frogs,
-        the probe, the scopes, numpy/scipy versions and the source of every module that
-        computes a verdict, so any change there recomputes; a damaged file is reported
-        and recomputed."""
-        import scipy
-
-        import statsmodels
-
-        from . import claims, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
-        from .cache import discard, read_json, stable_hash, write_json
-        from .errors import CacheError
+        warm run should recompute nothing heavy."""
         from .verdicts import Verdict
 
-        code = [Path(mod.__file__).read_text() for mod in (claims, stats, metrics, evidence_module, verdicts_module)]
-        key = stable_hash({
-            "models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
-            "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
-            "frogs": self.frog_indices.tolist(), "scopes": list(scopes), "code": stable_hash(code),
-            "versions": [np.__version__, scipy.__version__, statsmodels.__version__],
-        })[:20]
-        path = self.cache_dir / "verdicts" / f"{evidence.label.replace(' ', '-')}-{key}.json"
+        key = {"models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
+               "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
+               "frogs": self.frog_indices.tolist(), "scopes": list(scopes)}
+        doc = self._cached("verdicts", evidence.label.replace(" ", "-"), key,
+                           lambda: {"verdicts": [v.to_dict() for v in evaluate_catalog(evidence, scopes=scopes)]})
+        return [Verdict.from_dict(d) for d in doc["verdicts"]]
+
+    def same_size_models(self) -> list:
+        """Evidence of every dummy-size model: the dummy group, then the null group."""
+        return self.evidence.groups["dummy"] + self.null_evidence.groups["benchmark"]
+
+    @functools.cached_property
+    def null_splits(self) -> dict:
+        """``calibration.null_splits`` over every dummy-size model (cached)."""
+        from .calibration import null_splits
+        from .claims import claims_for
+
+        models = self.same_size_models()
+        return self._cached("null-splits", "seeds", {"models": [m.key for m in models], "frogs": self.frog_indices.tolist()},
+                            lambda: null_splits(models, claims_for("seeds", directional_only=True)))
+
+    def seeds_covariance(self):
+        """(claims, (k, k) pooled seed-to-seed covariance, (k,) dummy means) of the
+        seeds-scope claims' per-model numbers, from the trained models."""
+        from .calibration import model_matrix, pooled_covariance
+        from .claims import claims_for
+
+        claims = claims_for("seeds")
+        xb = model_matrix(self.evidence.groups["benchmark"], claims)
+        xd = model_matrix(self.evidence.groups["dummy"], claims)
+        return claims, pooled_covariance(xb, xd), xd.mean(axis=0)
+
+    def calibration(self, n_experiments: int | None = None, seed: int | None = None, progress=None) -> dict:
+        """``calibration.calibrate`` with this profile's N and the trained models'
+        seed-to-seed covariance (cached per models, N, experiments and seed)."""
+        from . import calibration as cal
+
+        n_experiments = n_experiments or cal.DEFAULT_EXPERIMENTS
+        seed = cal.DEFAULT_SEED if seed is None else seed
+        claims, cov, base = self.seeds_covariance()
+        key = {"models": [m.key for g in ("benchmark", "dummy") for m in self.evidence.groups[g]],
+               "n": self.profile.n_seeds, "experiments": n_experiments, "seed": seed,
+               "frogs": self.frog_indices.tolist()}
+        return self._cached("calibration", f"n{self.profile.n_seeds}", key, lambda: cal.calibrate(
+            claims, self.profile.n_seeds, cov, base, n_experiments, seed=seed, progress=progress or self.progress))
+
+    def _cached(self, kind: str, label: str, key: dict, compute) -> dict:
+        """``compute()`` (a JSON-able dict), stored under ``<cache>/<kind>/``. The key
+        covers ``key``, numpy/scipy/statsmodels versions and the source of every module
+        that computes a verdict, so any change there recomputes; a damaged file is
+        reported and recomputed."""
+        import scipy
+        import statsmodels
+
+        from . import calibration, claims, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
+        from .cache import discard, read_json, stable_hash, to_jsonable, write_json
+        from .errors import CacheError
+
+        code = [Path(mod.__file__).read_text()
+                for mod in (claims, stats, metrics, evidence_module, verdicts_module, calibration)]
+        digest = stable_hash({**key, "code": stable_hash(code),
+                              "versions": [np.__version__, scipy.__version__, statsmodels.__version__]})[:20]
+        path = self.cache_dir / kind / f"{label}-{digest}.json"
         if path.exists():
             try:
-                return [Verdict.from_dict(d) for d in read_json(path)["verdicts"]]
-            except (CacheError, KeyError, TypeError) as exc:
-                discard(path, f"unusable verdict cache ({exc})")
-        verdicts = evaluate_catalog(evidence, scopes=scopes)
-        write_json(path, {"key": key, "verdicts": [v.to_dict() for v in verdicts]}, keep_nan=True)
-        return verdicts
+                doc = read_json(path)
+                if doc.get("key") != digest:
+                    raise CacheError(f"it holds key {doc.get('key')!r}, expected {digest}")
+                # A checksum of the content: a changed digit (tampering, bit rot) in
+                # valid JSON is detected and recomputed, never trusted.
+                if doc.get("checksum") != stable_hash(doc["value"]):
+                    raise CacheError("its content does not match its checksum")
+                return doc["value"]
+            except (CacheError, KeyError, TypeError, AttributeError) as exc:
+                discard(path, f"unusable {kind} cache ({exc})")
+        value = to_jsonable(compute(), keep_nan=True)
+        write_json(path, {"key": digest, "value": value, "checksum": stable_hash(value)}, keep_nan=True)
+        return read_json(path)["value"]  # the same round trip a warm run takes
 
     def verdict(self, claim_id: str, scope: str, null: bool = False):
         for v in self.null_verdicts if null else self.verdicts:

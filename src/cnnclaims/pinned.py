@@ -19,9 +19,11 @@ from pathlib import Path
 from .cache import atomic_path, to_jsonable
 from .compat import version_family, versions
 from .errors import CnnClaimsError
+from .verdicts import INCONCLUSIVE, VERDICTS
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "tests" / "pinned_verdicts.json"
-VALID = ("supported", "refuted", "inconclusive")
+VALID = VERDICTS
+INFERENTIAL = tuple(v for v in VERDICTS if v != INCONCLUSIVE)  # frogs, seeds
 
 
 def pin_key(profile) -> str:
@@ -44,9 +46,14 @@ def load(path: Path = DEFAULT_PATH) -> dict:
     for key, entry in doc.get("entries", {}).items():
         for section in ("verdicts", "null_control"):
             for case, verdict in entry.get(section, {}).items():
-                if verdict not in VALID:
+                scope = case.split("/")[-1]
+                valid = VALID if scope == "probe" else INFERENTIAL
+                if verdict not in valid:
                     raise CnnClaimsError(
-                        f"pinned verdicts file {path}: {key} {section} {case} is {verdict!r}; valid: {', '.join(VALID)}"
+                        f"pinned verdicts file {path}: {key} {section} {case} is {verdict!r}; valid: {', '.join(valid)}"
+                        + (" ('inconclusive' is split into negligible and underpowered since the four-verdict "
+                           "vocabulary: regenerate the entry with --regen-verdicts and review the diff)"
+                           if verdict == "inconclusive" else "")
                     )
     return doc
 

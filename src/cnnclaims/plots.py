@@ -166,3 +166,37 @@ def text_figure(text: str, title: str = ""):
     if title:
         fig.suptitle(title)
     return fig
+
+
+VERDICT_COLOURS = {"supported": "tab:green", "refuted": "tab:red", "negligible": "tab:blue",
+                   "underpowered": "goldenrod", "inconclusive": "grey"}
+
+
+def forest_plot(rows, title: str = ""):
+    """Effects with their 95% CIs against each claim's SESOI band, one row per claim.
+
+    ``rows``: (label, effect, ci_low, ci_high, sesoi, direction, verdict) with effect,
+    CI and SESOI in the statistic's units and direction +1 (claimed: greater) or -1.
+    Everything is drawn in SESOI units, signed so that right is the claimed direction:
+    the shaded band (-1, 1) is "negligible", and a CI inside it is what TOST needs.
+    """
+    rows = list(rows)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+    ax.axvspan(-1, 1, color="tab:blue", alpha=0.12, label="within +/- SESOI")
+    ax.axvline(0, color="black", lw=1)
+    for i, (label, est, lo, hi, sesoi, direction, verdict) in enumerate(rows):
+        y = len(rows) - 1 - i
+        scale = direction / sesoi if np.isfinite(sesoi) and sesoi > 0 else np.nan
+        e, a, b = (v * scale for v in (est, lo, hi))
+        colour = VERDICT_COLOURS.get(verdict, "black")
+        if np.isfinite([a, b]).all():
+            ax.hlines(y, min(a, b), max(a, b), color=colour, lw=2)
+        if np.isfinite(e):
+            ax.plot([e], [y], "o", color=colour)
+        ax.text(1.01, y, verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=8, color=colour)
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows][::-1], fontsize=8)
+    ax.set_xlabel("effect / SESOI (right: the claimed direction)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

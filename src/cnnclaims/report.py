@@ -8,21 +8,53 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = ("claim", "scope", "test", "statistic", "p", "p_holm", "effect", "95% CI", "verdict", "pinned")
+COLUMNS = ("claim", "scope", "tier", "test", "stat", "p", "p_holm", "TOST p_holm", "effect [95% CI]",
+           "P(b>d) [95% CI]", "SESOI", "MDE", "N needed", "verdict", "pinned")
+VERDICT_COLUMN = COLUMNS.index("verdict")
+LEGEND = (
+    "p: two-sided (2 x the smaller one-sided p); p_holm: Holm within (scope, tier); TOST p_holm: equivalence "
+    "within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(b>d): probability that a benchmark model beats a "
+    "dummy model; MDE (minimal detectable effect) and N needed (per condition) at 80% power and alpha/m, shown for "
+    "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold"
+)
+SHORT_TESTS = {"Wilcoxon": "Wilcoxon", "Welch": "Welch t", "one-sample t": "1-sample t", "descriptive": "descriptive"}
+SHORT_EFFECTS = {"rank-biserial r": "r", "difference of means": "diff", "mean - threshold": "mean-thr",
+                 "difference": "diff"}
 
 
 def _f(v) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "n/a"
+        return "inf" if isinstance(v, float) and v == np.inf else "-"
     return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+
+
+def _short_test(test: str) -> str:
+    return next((short for k, short in SHORT_TESTS.items() if test.startswith(k)), test.split(" (")[0])
+
+
+def _ci(est, lo, hi, name="") -> str:
+    if not np.isfinite(est):
+        return "-"
+    inner = f" [{_f(lo)}, {_f(hi)}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return f"{name + ' ' if name else ''}{_f(est)}{inner}"
+
+
+def verdict_label(v) -> str:
+    """The verdict, with *unreachable* spelled out where no data could decide it."""
+    return f"{v.verdict} (unreachable with N = {_n_units(v)})" if v.unreachable else v.verdict
+
+
+def _n_units(v) -> str:
+    return str(v.extras.get("n_a", v.n)) if v.scope == "seeds" else str(v.n)
 
 
 def rows(verdicts, pins: dict | None = None) -> list[tuple]:
     pins = pins or {}
     return [
-        (v.name, v.scope, v.test.split(" (")[0], _f(v.statistic), _f(v.p_value), _f(v.p_holm),
-         f"{v.effect_name} {_f(v.effect)}", f"[{_f(v.ci_low)}, {_f(v.ci_high)}]", v.verdict,
-         pins.get(v.key, "-"))
+        (v.name, v.scope, v.tier if v.inferential else "-", _short_test(v.test), _f(v.statistic), _f(v.p_two_sided),
+         _f(v.p_holm), _f(v.p_equivalence_holm), _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, "")),
+         _ci(v.prob_superiority, *v.prob_superiority_ci), _f(v.sesoi), _f(v.mde),
+         _f(v.n_needed) if v.verdict == "underpowered" else "-", verdict_label(v), pins.get(v.key, "-"))
         for v in verdicts
     ]
 
@@ -40,21 +72,55 @@ def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None) ->
     if verdicts:
         parts.append(_text_table(COLUMNS, rows(verdicts, pins)))
     if null_verdicts:
-        n = len(null_verdicts)
-        either = sum(v.verdict != "inconclusive" for v in null_verdicts)
-        parts.append(
-            f"null control (same training size, other seeds): {_null_summary(null_verdicts)}; "
-            f"significant in either direction: {either}/{n}"
-        )
+        parts.append(f"null control (same training size, other seeds): {_null_summary(null_verdicts)}")
         parts.append(_text_table(COLUMNS, rows(null_verdicts, null_pins)))
+    if verdicts or null_verdicts:
+        parts.append(LEGEND)
+        decides = [f"  {v.key}{' (null)' if v.family == 'null control' else ''}: {v.decides}"
+                   for v in [*verdicts, *null_verdicts] if v.decides and v.family != "null control"]
+        if decides:
+            parts.append("what would decide the underpowered verdicts:")
+            parts.extend(decides)
     return "\n".join(parts)
 
 
 def _null_summary(null_verdicts) -> str:
-    from .claims import false_positive_rate
+    from .verdicts import false_positive_rate
 
     rate = false_positive_rate(null_verdicts) or 0.0
-    return f"{round(rate * len(null_verdicts))}/{len(null_verdicts)} supported (false-positive rate {rate:.2f})"
+    return (f"{round(rate * len(null_verdicts))}/{len(null_verdicts)} verdicts find a direction, supported or "
+            f"refuted (false-positive rate {rate:.2f})")
+
+
+COLOURS = {"supported": "#b7e4b7", "refuted": "#f4b6b6", "negligible": "#cfe0f4", "underpowered": "#f7e3a6",
+           "inconclusive": "#e6e6e6"}
+
+
+def verdict_matrix(verdicts) -> tuple[list[str], list[tuple]]:
+    """(scopes, [(claim name, tier, {scope: verdict label})]) in catalog order."""
+    from .claims import CATALOG, SCOPES
+
+    by = {(v.claim, v.scope): verdict_label(v) for v in verdicts}
+    scopes = [sc for sc in SCOPES if any(v.scope == sc for v in verdicts)]
+    return scopes, [(c.name, c.tier, {sc: by.get((c.id, sc), "n/a") for sc in scopes}) for c in CATALOG]
+
+
+def markdown_matrix(verdicts) -> str:
+    scopes, body = verdict_matrix(verdicts)
+    out = ["| claim | tier | " + " | ".join(scopes) + " |", "|---|---|" + "---|" * len(scopes)]
+    out += [f"| {name} | {tier} | " + " | ".join(cells[sc] for sc in scopes) + " |" for name, tier, cells in body]
+    return "\n".join(out)
+
+
+def html_matrix(verdicts) -> str:
+    scopes, body = verdict_matrix(verdicts)
+    head = "<tr><th>claim</th><th>tier</th>" + "".join(f"<th>{html.escape(sc)}</th>" for sc in scopes) + "</tr>"
+    trs = []
+    for name, tier, cells in body:
+        tds = "".join(f"<td style='background:{COLOURS.get(cells[sc].split()[0], '#fff')}'>{html.escape(cells[sc])}</td>"
+                      for sc in scopes)
+        trs.append(f"<tr><td>{html.escape(name)}</td><td>{tier}</td>{tds}</tr>")
+    return f"<table class='matrix'>{head}{''.join(trs)}</table>"
 
 
 def markdown_table(verdicts, pins=None) -> str:
@@ -68,13 +134,15 @@ def _html_table(verdicts, pins=None) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     body = []
     for r in rows(verdicts, pins):
-        cls = r[8]
+        cls = r[VERDICT_COLUMN].split()[0]
         body.append("<tr class='%s'>%s</tr>" % (cls, "".join(f"<td>{html.escape(str(c))}</td>" for c in r)))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def write_report(exp, folder, progress=print) -> tuple[Path, Path]:
-    """Write report.html (images embedded) and report.md (images beside it) for an experiment."""
+def write_report(exp, folder, progress=print, calibration_experiments: int | None = None) -> tuple[Path, Path]:
+    """Write report.html (images embedded) and report.md (images beside it) for an
+    experiment; ``calibration_experiments``: simulated experiments per condition of
+    the design calibration (default ``calibration.DEFAULT_EXPERIMENTS``, cached)."""
     from . import pinned
     from .claims import CATALOG
     from .figures import make_figures
@@ -86,6 +154,13 @@ def write_report(exp, folder, progress=print) -> tuple[Path, Path]:
     verdicts, null = exp.verdicts, exp.null_verdicts
     progress(f"cnnclaims report: {len(verdicts)} verdicts and {len(null)} null-control verdicts ({time.perf_counter() - t0:.0f}s)")
     figs = make_figures(exp, folder / "figures", progress=progress)
+    forest = write_forest_plot(verdicts, folder / "figures" / "seeds-forest.png")
+    progress("cnnclaims report: calibrating the seeds design (cached after the first run) ...")
+    calib = exp.calibration(calibration_experiments)
+    splits = exp.null_splits
+    from .calibration import format_calibration, format_null_splits
+
+    design = [format_calibration(calib), format_null_splits(splits)]
     doc = pinned.load()
     key = pinned.pin_key(exp.profile)
     entry = pinned.entry(doc, key) or {}
@@ -105,12 +180,15 @@ def write_report(exp, folder, progress=print) -> tuple[Path, Path]:
         ("null control", _null_summary(null)),
         ("written", time.strftime("%Y-%m-%d %H:%M")),
     ]
-    md += [f"- **{k}**: {v}" for k, v in meta] + ["", "## Trained models", ""]
+    md += [f"- **{k}**: {v}" for k, v in meta]
+    md += ["", "## Verdicts at a glance", "", markdown_matrix(verdicts), "",
+           f"![seeds-scope effects](figures/{forest.name})", "", "## Design calibration", "", "```", *design, "```", "",
+           "## Trained models", ""]
     md += ["| role | seed | images | epochs (best) | test accuracy | train time (s) |", "|---|---|---|---|---|---|"]
     for r in records:
         md.append(f"| {r['spec']['role']} | {r['spec']['seed']} | {r['spec']['n_train']} | {r['epochs']} ({r['best_epoch']}) "
                   f"| {r['test_accuracy']:.4f} | {r['train_seconds']:.0f} |")
-    md += ["", "## Verdicts", "", markdown_table(verdicts, pins), "",
+    md += ["", "## Verdicts", "", markdown_table(verdicts, pins), "", LEGEND, "",
            "## Null control (same training size, seeds only)", "", markdown_table(null, null_pins), ""]
     if fragile:
         md += ["## Fragile across versions", "", "| section | case | verdicts |", "|---|---|---|"]
@@ -133,16 +211,19 @@ def write_report(exp, folder, progress=print) -> tuple[Path, Path]:
     progress("cnnclaims report: writing HTML ...")
     h = ["<!doctype html><html><head><meta charset='utf-8'><title>cnnclaims report</title><style>",
          "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:12px}"
-         "td,th{border:1px solid #ccc;padding:2px 6px}tr.supported td:nth-child(9){background:#cfc}"
-         "tr.refuted td:nth-child(9){background:#fcc}tr.inconclusive td:nth-child(9){background:#eee}"
+         "td,th{border:1px solid #ccc;padding:2px 6px}"
+         + "".join(f"tr.{k} td:nth-child({VERDICT_COLUMN + 1}){{background:{c}}}" for k, c in COLOURS.items()) +
          "img{max-width:100%}blockquote{color:#555}",
          "</style></head><body>", f"<h1>cnnclaims report: {html.escape(exp.profile.name)} profile</h1><ul>"]
-    h += [f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in meta] + ["</ul><h2>Trained models</h2><table>"]
+    h += [f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in meta]
+    h += ["</ul><h2>Verdicts at a glance</h2>", html_matrix(verdicts), _img(forest),
+          "<h2>Design calibration</h2><pre>" + html.escape("\n".join(design)) + "</pre>",
+          "<h2>Trained models</h2><table>"]
     h.append("<tr><th>role</th><th>seed</th><th>images</th><th>epochs (best)</th><th>test accuracy</th><th>train time (s)</th></tr>")
     for r in records:
         h.append(f"<tr><td>{r['spec']['role']}</td><td>{r['spec']['seed']}</td><td>{r['spec']['n_train']}</td>"
                  f"<td>{r['epochs']} ({r['best_epoch']})</td><td>{r['test_accuracy']:.4f}</td><td>{r['train_seconds']:.0f}</td></tr>")
-    h += ["</table><h2>Verdicts</h2>", _html_table(verdicts, pins),
+    h += ["</table><h2>Verdicts</h2>", _html_table(verdicts, pins), f"<p>{html.escape(LEGEND)}</p>",
           "<h2>Null control</h2>", _html_table(null, null_pins)]
     if fragile:
         h.append("<h2>Fragile across versions</h2><ul>")
@@ -161,6 +242,17 @@ def write_report(exp, folder, progress=print) -> tuple[Path, Path]:
     html_path.write_text("\n".join(h))
     progress(f"cnnclaims report: wrote {html_path} and {md_path} in {time.perf_counter() - t0:.0f}s")
     return html_path, md_path
+
+
+def write_forest_plot(verdicts, path) -> Path:
+    """The seeds scope's effects in SESOI units (``plots.forest_plot``), as a PNG."""
+    from . import plots
+    from .claims import get_claim
+
+    rows = [(v.name, v.effect, v.ci_low, v.ci_high, v.sesoi,
+             1.0 if get_claim(v.claim).alternative == "greater" else -1.0, v.verdict)
+            for v in verdicts if v.scope == "seeds"]
+    return plots.save(plots.forest_plot(rows, "seeds scope: effect and 95% CI in SESOI units"), path)
 
 
 def _img(path: Path) -> str:

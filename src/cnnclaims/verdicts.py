@@ -423,6 +423,32 @@ def evaluate_numbers(claims, numbers: dict, label: str = "simulated", adjust=st.
     return out
 
 
+def design_min_p(scope: str, n_per_group: int) -> float:
+    """Smallest two-sided p a scope's test can attain with ``n_per_group`` units per
+    condition, known before any data: the t-tests of the seeds scope are continuous
+    (0) but need two models per group (1 below); the signed-rank test's exact floor
+    is 2^(1-n)."""
+    if scope == "seeds":
+        return 0.0 if n_per_group >= 2 else 1.0
+    if scope == "frogs":
+        return st._wilcoxon_min_p(n_per_group)
+    return 1.0
+
+
+def unreachable_by_design(scope: str, n_per_group: int, claims=None) -> list[str]:
+    """One line per family of ``scope`` whose verdicts no result could make
+    supported, refuted or negligible with ``n_per_group`` units: ``min_p * m >= alpha``."""
+    lines = []
+    for tier, members in families(list(CATALOG if claims is None else claims), scope):
+        min_p, m = design_min_p(scope, n_per_group), len(members)
+        alpha = members[0].alpha
+        if min_p * m >= alpha:
+            lines.append(f"unreachable with N = {n_per_group}: {scope} scope, {tier} claims "
+                         f"({', '.join(c.id for c in members)}): the smallest attainable p ({min_p:.3g}) cannot "
+                         f"pass the corrected threshold alpha/m = {alpha / m:.3g}; every verdict will be underpowered")
+    return lines
+
+
 def false_positive_rate(null_verdicts) -> float | None:
     """Share of null-control verdicts that find a direction (supported or refuted)."""
     if not null_verdicts:

@@ -1,0 +1,196 @@
+"""The decision core: four verdicts on evidence whose truth we know, families and Holm,
+what would decide an underpowered verdict, undefined statistics, immutability."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from cnnclaims import FROG
+from cnnclaims import stats as st
+from cnnclaims.claims import CATALOG, claims_for, get_claim
+from cnnclaims.errors import UnknownNameError
+from cnnclaims.evidence import STATS, Evidence, ModelEvidence
+from cnnclaims.verdicts import (
+    CHECKS, INCONCLUSIVE, NEGLIGIBLE, REFUTED, SUPPORTED, UNDERPOWERED, claim_numbers, decide_family, evaluate,
+    evaluate_catalog, evaluate_numbers, families, false_positive_rate, measure_seeds, unreachable_by_design,
+)
+
+N_IMAGES = 200
+
+
+def model_ev(role, seed, shift=0.0, stat="c6_zero_fraction", noise=0.02, seed_sd=0.0):
+    rng = np.random.default_rng(seed + (100 if role == "benchmark" else 0))
+    stats = {k: rng.random(N_IMAGES) for k in STATS}
+    base = np.random.default_rng(99).random(N_IMAGES)  # shared per-image component
+    stats[stat] = base + shift + rng.normal(0, seed_sd) + rng.normal(0, noise, N_IMAGES)
+    stats["argmax"] = np.full(N_IMAGES, float(FROG if role == "benchmark" else 3))
+    return ModelEvidence(role, seed, f"{role}{seed}", 0.6 + shift / 10 + rng.normal(0, 0.001), stats)
+
+
+def evidence(shift, stat="c6_zero_fraction", n_seeds=5, noise=0.02, seed_sd=0.0):
+    return Evidence({"benchmark": [model_ev("benchmark", s, shift, stat, noise, seed_sd) for s in range(n_seeds)],
+                     "dummy": [model_ev("dummy", s, 0.0, stat, noise, seed_sd) for s in range(n_seeds)]}, 0, N_IMAGES)
+
+
+def c3(vs, scope):
+    return next(v for v in vs if v.claim == "C3" and v.scope == scope)
+
+
+@pytest.mark.parametrize("scope", ["frogs", "seeds"])
+@pytest.mark.parametrize("shift,expected", [(0.3, SUPPORTED), (-0.3, REFUTED), (0.0, NEGLIGIBLE)])
+def test_known_truth(shift, expected, scope):
+    v = c3(evaluate_catalog(evidence(shift), scopes=(scope,)), scope)
+    assert v.verdict == expected, v.summary()
+    if expected != NEGLIGIBLE:
+        assert np.sign(v.effect) == np.sign(shift) and v.ci_low <= v.effect <= v.ci_high
+        assert v.p_holm < 0.05
+    else:
+        assert v.p_equivalence_holm < 0.05
+
+
+def test_underpowered_says_what_would_decide_it():
+    # A real effect the size of the SESOI, hidden in seed-to-seed noise of 3 seeds.
+    v = c3(evaluate_catalog(evidence(0.02, n_seeds=3, seed_sd=0.05), scopes=("seeds",)), "seeds")
+    assert v.verdict == UNDERPOWERED, v.summary()
+    assert np.isfinite(v.mde) and v.mde > v.sesoi
+    assert np.isfinite(v.n_needed) and v.n_needed > 3
+    spread = np.sqrt((v.extras["sd_a"] ** 2 + v.extras["sd_b"] ** 2) / 2)
+    expected_n = st.n_needed(v.sesoi, spread, 0.05 / v.family_size)
+    assert v.n_needed == expected_n
+    assert f"N = {int(expected_n)} models per condition" in v.decides and "MDE" in v.decides
+
+
+def test_significant_but_negligible_is_negligible():
+    # 1,000 images detect a tiny shift, far below the SESOI: negligible, not supported.
+    ev = evidence(0.002, noise=0.001)
+    v = c3(evaluate_catalog(ev, scopes=("frogs",)), "frogs")
+    assert v.p_holm < 0.05 and v.p_equivalence_holm < 0.05 and v.verdict == NEGLIGIBLE
+
+
+def test_unreachable_with_one_seed():
+    v = c3(evaluate_catalog(evidence(0.3, n_seeds=1), scopes=("seeds",)), "seeds")
+    assert v.verdict == UNDERPOWERED and v.unreachable
+    assert "unreachable with N = 1" in v.decides
+    assert unreachable_by_design("seeds", 1) and not unreachable_by_design("seeds", 8)
+    assert unreachable_by_design("frogs", 4)  # 2^(1-4) = 0.125 > 0.05
+
+
+def test_holm_is_applied_within_each_family():
+    """p_holm is Holm over the two-sided p of the claim's own (scope, tier) family:
+    not uncorrected, not pooled over the whole catalog."""
+    vs = [v for v in evaluate_catalog(evidence(0.01, n_seeds=4, seed_sd=0.01)) if v.scope == "seeds"]
+    for tier, members in families(CATALOG, "seeds"):
+        fam = [v for v in vs if v.claim in {c.id for c in members}]
+        raw = np.array([v.p_two_sided for v in fam])
+        np.testing.assert_allclose([v.p_holm for v in fam], st.holm(raw))
+        np.testing.assert_allclose([v.p_equivalence_holm for v in fam], st.holm([v.p_equivalence for v in fam]))
+        assert all(v.family_size == len(members) and v.tier == tier for v in fam)
+    pooled = st.holm([v.p_two_sided for v in vs])
+    assert not np.allclose(pooled, [v.p_holm for v in vs])
+    assert any(v.p_holm > v.p_two_sided for v in vs)
+
+
+def test_uncorrected_adjustment_changes_verdicts():
+    ev = evidence(0.01, n_seeds=4, seed_sd=0.01)
+    corrected = evaluate_catalog(ev, scopes=("seeds",))
+    raw = evaluate_catalog(ev, scopes=("seeds",), adjust=lambda p: np.asarray(p, dtype=float))
+    assert [v.p_holm for v in raw] == pytest.approx([v.p_two_sided for v in raw], nan_ok=True)
+    assert any(a.p_holm != b.p_holm for a, b in zip(corrected, raw))
+
+
+def test_verdicts_are_complete_and_immutable():
+    v = c3(evaluate_catalog(evidence(0.3)), "seeds")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        v.verdict = REFUTED
+    assert 0 <= v.p_holm <= 1 and v.tier == "primary" and v.sesoi == get_claim("C3").sesoi
+    ps = v.prob_superiority
+    assert ps == 1.0 and v.prob_superiority_ci[0] <= ps <= v.prob_superiority_ci[1]
+
+
+def test_every_verdict_carries_its_numbers():
+    for v in evaluate_catalog(evidence(0.3)):
+        assert v.test and v.effect_name and v.data_scope and v.n >= 1 and v.verdict in (
+            SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
+        if v.inferential:
+            assert 0 <= v.p_value <= 1 and 0 <= v.p_holm <= 1 and v.p_holm >= v.p_two_sided - 1e-15
+            assert v.verdict != INCONCLUSIVE
+
+
+def test_probe_scope_is_descriptive():
+    v = evaluate(get_claim("C3"), "probe", evidence(0.3))
+    assert v.verdict == SUPPORTED and np.isnan(v.p_value) and not v.inferential
+    assert "no p-value" in v.data_scope
+    assert evaluate(get_claim("C3"), "probe", evidence(0.001)).verdict == NEGLIGIBLE
+
+
+def test_probe_checks_can_refute():
+    ev = evidence(0.3, stat="p_frog")
+    ev.groups["benchmark"][0].stats["argmax"][:] = 2  # benchmark says "bird"
+    v = evaluate(get_claim("C8"), "probe", ev)
+    assert v.verdict == REFUTED and "argmax is frog: no" in v.notes
+
+
+def test_undefined_statistic_on_the_probe_is_inconclusive_not_refuted():
+    ev = evidence(0.3, stat="c1_input_corr")
+    ev.groups["dummy"][0].stats["c1_input_corr"][0] = np.nan  # a constant map: no correlation
+    v = evaluate(get_claim("C1"), "probe", ev)
+    assert v.verdict == INCONCLUSIVE
+    assert "c1_input_corr undefined (NaN) on the probe for the dummy (seed 0)" in v.notes
+    assert "constant" in v.notes
+
+
+def test_undefined_values_over_images_are_named():
+    ev = evidence(0.3)
+    ev.groups["benchmark"][0].stats["c6_scaled_mean"][:5] = np.nan
+    v = evaluate(get_claim("C5"), "frogs", ev)
+    assert "5 images of the benchmark (seed 0)" in v.notes and "all zeros" in v.notes
+
+
+def test_scope_not_applicable():
+    with pytest.raises(ValueError, match="C6 is not tested in scope 'seeds'"):
+        evaluate(get_claim("C6"), "seeds", evidence(0.0))
+    with pytest.raises(UnknownNameError, match="unknown scope"):
+        evaluate(get_claim("C3"), "pixels", evidence(0.0))
+
+
+def test_null_control_only_directional_and_counts_both_directions():
+    ev = evidence(0.3)
+    ev.label = "null control"
+    vs = evaluate_catalog(ev, scopes=("frogs", "seeds"))
+    assert {v.claim for v in vs} == {c.id for c in claims_for(directional_only=True)}
+    assert all(v.family == "null control" for v in vs)
+    refuted = [dataclasses.replace(v, verdict=REFUTED) for v in vs]
+    assert false_positive_rate(refuted) == 1.0
+
+
+def test_seeds_scope_uses_one_number_per_model():
+    v = evaluate(get_claim("C10"), "seeds", evidence(0.3))
+    assert v.n == 10 and len(v.extras["benchmark_per_seed"]) == 5
+
+
+def test_checks_table_covers_every_scope_and_kind():
+    assert {(s, c.kind) for c in CATALOG for s in c.scopes} <= set(CHECKS)
+
+
+def test_numbers_path_equals_the_evidence_path():
+    """The calibration's entry (evaluate_numbers) gives the catalog's seeds verdicts."""
+    ev = evidence(0.05, n_seeds=4, seed_sd=0.02)
+    from cnnclaims.verdicts import seed_numbers
+
+    claims = claims_for("seeds")
+    a = {v.claim: (v.verdict, v.p_holm) for v in evaluate_catalog(ev, scopes=("seeds",))}
+    b = {v.claim: (v.verdict, v.p_holm) for v in evaluate_numbers(claims, {c.id: seed_numbers(c, ev) for c in claims})}
+    assert a == b
+
+
+def test_both_subject_takes_the_smaller_of_each_pair():
+    c = get_claim("C7b")
+    x, none = claim_numbers(c, [1.0, 5.0], [2.0, 3.0])
+    assert none is None and x.tolist() == [1.0, 3.0]
+
+
+def test_decide_family_is_the_single_decision():
+    c = get_claim("C3")
+    m = measure_seeds(c, (np.array([0.6, 0.61, 0.62]), np.array([0.5, 0.51, 0.52])))
+    (v,) = decide_family([c], "seeds", [m])
+    assert v.verdict == SUPPORTED and v.family_size == 1
