@@ -109,7 +109,7 @@ def summarise(claims, runs: dict) -> dict:
     fams = families(claims, "seeds")
     out = {"fwer": {}, "negligible_at_sesoi": {}, "power": {}, "rates": {}}
     null = runs.get("null", [])
-    for tier, members in fams:
+    for tier, members in fams if null else ():
         ids = [c.id for c in members]
         k = sum(any(r[i] in FALSE_POSITIVES for i in ids) for r in null)
         out["fwer"][tier] = _rate(k, len(null))
