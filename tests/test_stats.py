@@ -93,6 +93,14 @@ def test_clopper_pearson_closed_form():
     assert hi == 1 and lo == pytest.approx(0.025 ** (1 / 20))
 
 
+def test_welch_tost_known_answer():
+    # R, package equivalence: tost(a, b) (Welch, epsilon = 1) gives p = 0.9643479 on df 9.49
+    # (the reference values pingouin's tests quote).
+    a, b = [4, 7, 8, 6, 3, 2], [6, 8, 7, 10, 11, 9]
+    assert stats.welch(a, b, "less", sesoi=1.0).p_equivalence == pytest.approx(0.9643479, abs=1e-6)
+    assert stats.welch(a, b, "less", sesoi=10.0).p_equivalence < 0.001
+
+
 @given(st.lists(st.floats(-3, 3), min_size=4, max_size=12), st.floats(0.05, 2))
 @settings(max_examples=40, deadline=None)
 def test_tost_agrees_with_the_90_percent_ci(values, sesoi):

@@ -264,8 +264,8 @@ def prob_superiority(a, b) -> dict:
     Brunner-Munzel inference with Welch-Satterthwaite degrees of freedom
     (``statsmodels.stats.nonparametric.rank_compare_2indep``); the statistic
     Bouthillier et al. (2021) recommend for comparisons across seeds. 0.5: no
-    tendency. With complete separation the variance estimate is zero and the CI
-    collapses to the point; it is reported as is."""
+    tendency. With complete separation the variance estimate is zero: the CI is then
+    not estimable and given as NaN."""
     from statsmodels.stats.nonparametric import rank_compare_2indep
 
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -276,8 +276,10 @@ def prob_superiority(a, b) -> dict:
             lo, hi = (float(v) for v in res.conf_int(alpha=1 - CONFIDENCE))
         except (ValueError, ZeroDivisionError, FloatingPointError):
             lo = hi = float("nan")
-    if not np.isfinite(lo):  # complete separation: zero variance
-        lo = hi = p
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo <= 0:
+        # Complete separation: the variance estimate is zero and the interval would
+        # collapse to the point, claiming a certainty 8 models cannot give.
+        return {"prob_superiority": p, "prob_superiority_ci": [float("nan"), float("nan")]}
     return {"prob_superiority": p, "prob_superiority_ci": [max(0.0, lo), min(1.0, hi)]}
 
 
