@@ -45,3 +45,12 @@ def test_unknown_claim():
 def test_claims_for_scope():
     assert {c.id for c in claims_for("seeds")} == set(CLAIMS) - {"C6", "C6b"}
     assert all(c.directional for c in claims_for("frogs", directional_only=True))
+
+
+def test_people_read_labels_not_internal_keys():
+    from cnnclaims.claims import STAT_LABELS, stat_label
+
+    assert set(STATS) <= set(STAT_LABELS)
+    assert stat_label("c6_zero_fraction") == "conv2d_6 zero fraction"
+    for c in CATALOG:
+        assert c.stat not in c.describe() and "_" not in c.describe().replace("conv2d_", ""), c.describe()

@@ -105,12 +105,50 @@ class Claim:
         return ("Welch t-test, one number per model, + Welch TOST" if self.directional
                 else "one-sample t-test over seeds against the threshold, + TOST")
 
+    @property
+    def label(self) -> str:
+        """What the tested statistic is, in words (axis labels, table text)."""
+        return stat_label(self.stat)
+
+    @property
+    def seeds_label(self) -> str:
+        """The seeds scope's per-model number, in words."""
+        return stat_label(self.seeds_stat) if self.seeds_stat else f"mean {self.label} over the images"
+
     def describe(self) -> str:
-        if self.kind == "compare":
-            rel = ">" if self.alternative == "greater" else "<"
-            return f"{self.stat}: benchmark {rel} dummy"
         rel = ">" if self.alternative == "greater" else "<"
-        return f"{self.stat} of {self.subject} {rel} {self.threshold:g}"
+        if self.kind == "compare":
+            return f"{self.label}: benchmark {rel} dummy"
+        return f"{self.label} of {self.subject} {rel} {self.threshold:g}"
+
+
+# What each statistic is, for people: axis labels and table text, never the internal key.
+STAT_LABELS = {
+    "c1_input_corr": "conv2d_1 map-input |r|",
+    "c1_redundancy": "conv2d_1 map-map |r|",
+    "c6_zero_fraction": "conv2d_6 zero fraction",
+    "c6_hoyer": "conv2d_6 Hoyer sparsity",
+    "c6_scaled_mean": "conv2d_6 mean / image max",
+    "c6_scaled_p95": "conv2d_6 95th percentile / image max",
+    "input_entropy": "input histogram entropy (bits)",
+    "c6_entropy": "conv2d_6 histogram entropy (bits)",
+    "info_gain": "information gain, input - conv2d_6 (bits)",
+    "kl_c6_input": "KL(conv2d_6 || input) (bits)",
+    "input_skew": "input pixel skewness",
+    "input_centre": "median input pixel",
+    "input_abs_skew": "|input pixel skewness|",
+    "input_centre_offset": "|median input pixel - 0.4|",
+    "p_frog": "softmax p(frog)",
+    "softmax_entropy": "softmax entropy (bits)",
+    "argmax": "predicted class",
+    "correct": "correct (per image)",
+    "test_accuracy": "test accuracy",
+}
+
+
+def stat_label(stat: str) -> str:
+    """``STAT_LABELS[stat]``, or the key itself for a statistic without a label."""
+    return STAT_LABELS.get(stat, stat)
 
 
 # Statistics derived from the stored table (kept out of it: they are one-liners).

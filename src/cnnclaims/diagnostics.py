@@ -51,7 +51,7 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
             per_seed = {claim.subject: verdict.extras["per_seed"]}
         else:
             per_seed = {labels["benchmark"]: verdict.extras["benchmark_per_seed"], "dummy": verdict.extras["dummy_per_seed"]}
-        fig = plots.seed_points(per_seed, claim.seeds_stat or f"mean {claim.stat}",
+        fig = plots.seed_points(per_seed, claim.seeds_label,
                                 (verdict.effect, verdict.ci_low, verdict.ci_high), title)
         out.append(plots.save(fig, Path(folder) / f"{stem}-per-seed.png"))
         return out
@@ -59,7 +59,7 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
     b, d = evidence.first("benchmark"), evidence.first("dummy")
     if verdict.scope == "frogs":
         per_image = {labels["benchmark"]: values(b, claim.stat), "dummy": values(d, claim.stat)}
-        out.append(plots.save(plots.paired_distributions(per_image, claim.stat, title), Path(folder) / f"{stem}-per-image.png"))
+        out.append(plots.save(plots.paired_distributions(per_image, claim.label, title), Path(folder) / f"{stem}-per-image.png"))
 
     # The probe's own evidence (also shown for the frogs scope: what one image looks like).
     acts = probe_activations(exp, evidence)
