@@ -53,4 +53,4 @@ def test_people_read_labels_not_internal_keys():
     assert set(STATS) <= set(STAT_LABELS)
     assert stat_label("c6_zero_fraction") == "conv2d_6 zero fraction"
     for c in CATALOG:
-        assert c.stat not in c.describe() and "_" not in c.describe().replace("conv2d_", ""), c.describe()
+        assert "_" not in c.describe().replace("conv2d_", ""), c.describe()
