@@ -83,6 +83,8 @@ def test_sample_size_known_answers():
     # and the MDE at that n is that d
     assert stats.mde(64, 1.0, 0.05) == pytest.approx(0.5, abs=0.005)
     assert stats.n_needed(1e-6, 1.0, 0.05) == np.inf
+    # a huge effect (SESOI 858 SDs, seen on TF 2.15): two units, not a NaN from the root finder
+    assert stats.n_needed(0.05, 5.83e-05, 0.0056, paired=True) == 2
 
 
 def test_clopper_pearson_closed_form():

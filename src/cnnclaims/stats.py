@@ -351,19 +351,31 @@ def _standardised_mde(n, alpha, paired, power) -> float:
 def n_needed(sesoi: float, spread: float, alpha_two_sided: float, paired: bool = False, power: float = POWER,
              cap: int = 100_000) -> float:
     """Units per condition that give ``power`` to detect a true difference of
-    ``sesoi`` (SD ``spread``) at a two-sided ``alpha_two_sided`` (statsmodels power
-    solvers, rounded up). ``inf`` when more than ``cap``; NaN when undefined."""
+    ``sesoi`` (SD ``spread``) at a two-sided ``alpha_two_sided``: the smallest integer
+    n >= 2 whose power (statsmodels ``TTestIndPower.power``, or ``TTestPower`` for
+    paired/one-sample designs) reaches ``power``, found by bisection (the root
+    finder of ``solve_power`` returns NaN for very large effects). ``inf`` when more
+    than ``cap``; NaN when undefined."""
     if not (np.isfinite(sesoi) and np.isfinite(spread)) or sesoi <= 0 or spread < 0:
         return float("nan")
     if spread == 0:
         return 2.0
     d = sesoi / spread
     solver = _power_solver(paired)
-    with np.errstate(all="ignore"):
-        if solver.power(d, cap, alpha_two_sided / 2, alternative="larger") < power:
-            return float("inf")
-        n = solver.solve_power(d, None, alpha_two_sided / 2, power, alternative="larger")
-    return float(max(2, int(np.ceil(float(np.atleast_1d(n)[0]) - 1e-9))))
+
+    def enough(n: int) -> bool:
+        with np.errstate(all="ignore"):
+            return float(solver.power(d, n, alpha_two_sided / 2, alternative="larger")) >= power
+
+    if not enough(cap):
+        return float("inf")
+    lo, hi = 2, cap  # enough(hi) holds; find the smallest such n
+    if enough(lo):
+        return 2.0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return float(hi)
 
 
 def welch_power(effect_size: float, n: int, alpha: float, n_sims: int = 20000, seed: int = 0) -> float:
