@@ -1,14 +1,20 @@
-"""Root conftest: loads the cnnclaims pytest plugin (options, fixtures, hooks).
+"""Root conftest: makes sure the cnnclaims pytest plugin (options, fixtures, hooks)
+is loaded.
 
-src/ goes on the path so that a plain checkout works too; the plugin module itself
-holds all the plumbing (see src/cnnclaims/pytest_plugin.py).
+Installed (`pip install -e .`), cnnclaims declares the plugin as its pytest11 entry
+point ``cnnclaims``, which pytest has loaded before this file; loading it again here
+would register the module twice, which pytest refuses. In a plain checkout (not
+installed, or with plugin autoloading disabled) this file loads it, from src/; there
+its options need the ``--opt=PATH`` spelling. The plugin module itself holds all the
+plumbing (see src/cnnclaims/pytest_plugin.py).
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "src"))
 
-pytest_plugins = ["cnnclaims.pytest_plugin"]
+if "cnnclaims.pytest_plugin" not in sys.modules:  # not loaded through the entry point
+    pytest_plugins = ["cnnclaims.pytest_plugin"]
 
 
 import pytest  # noqa: E402
@@ -22,3 +28,16 @@ def synthetic_exp(tmp_path_factory):
     from cnnclaims.testing import synthetic_experiment
 
     return synthetic_experiment(tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="session")
+def cnnclaims_plugin_args():
+    """``-p`` arguments that load the cnnclaims plugin in an inner pytester session.
+
+    With cnnclaims installed, its pytest11 entry point ``cnnclaims`` names it (pytest
+    also loads it unasked; naming it again under the module's name would register the
+    module twice, which pytest refuses); in a plain checkout, the module."""
+    from importlib.metadata import entry_points
+
+    installed = any(ep.value == "cnnclaims.pytest_plugin" for ep in entry_points(group="pytest11", name="cnnclaims"))
+    return ["-p", "cnnclaims" if installed else "cnnclaims.pytest_plugin"]

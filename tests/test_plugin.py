@@ -44,7 +44,7 @@ def synthetic(synthetic_exp):
 
 
 @pytest.fixture
-def inner(pytester, synthetic):
+def inner(pytester, synthetic, cnnclaims_plugin_args):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_inner=TESTS)
     pins = pytester.path / "pins.json"
@@ -52,7 +52,7 @@ def inner(pytester, synthetic):
     def run(*args):
         return pytester.runpytest_inprocess(
             "--profile", "smoke", "--pinned-verdicts", str(pins), "--artifacts", str(pytester.path / "art"),
-            "-p", "no:cacheprovider", "-p", "cnnclaims.pytest_plugin", *args)
+            "-p", "no:cacheprovider", *cnnclaims_plugin_args, *args)
 
     return run, pins
 

@@ -1,7 +1,17 @@
 """pytest plumbing: options, session fixtures, claim parametrisation, summary table.
 
-Registered as the ``cnnclaims`` pytest11 entry point. No science lives here: the
+Registered as the ``cnnclaims`` pytest11 entry point (pyproject.toml), so pytest
+knows its options before it decides which arguments are test paths; the root
+conftest loads it only where cnnclaims is not installed. No science lives here: the
 plugin asks ``Experiment`` for verdicts and reports them.
+
+Where verdicts travel: each claim test's verdict rides on its call-phase test
+report (``report.cnnclaims``, a JSON string, as hypothesis's plugin carries its
+statistics), and the process that reports (the only one, or pytest-xdist's
+controller) builds the table and ``verdicts.json`` from the reports alone. What
+belongs to the session rather than to one test (model records, null splits) comes
+from the process that ran the tests, through xdist's ``workeroutput`` from each
+worker. Workers write no verdict JSON and print no table.
 """
 from __future__ import annotations
 
@@ -12,11 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from .cache import to_jsonable
+from .cache import ENV_CACHE, to_jsonable
 
 ENV_ARTIFACTS = "CNNCLAIMS_ARTIFACTS"
+REPORT_KEY = "cnnclaims"  # report attribute (and workeroutput key): JSON text
 _EXPERIMENT = pytest.StashKey()
-_RESULTS = pytest.StashKey()
+_RESULTS = pytest.StashKey()  # what the reporting process collected from reports
+_LOCAL = pytest.StashKey()  # what this process ran
+_VERDICT = pytest.StashKey()  # on an item: its verdict payload, for its report
 
 
 class ClaimNotSupported(AssertionError):
@@ -38,19 +51,20 @@ def pytest_addoption(parser):
     g.addoption("--data", default=None, help="CIFAR-10 source: cifar-10-batches-py or image-folder tree "
                 "(default: $CNNCLAIMS_DATA, else Keras's downloader)")
     g.addoption("--cache-dir", default=None, help="cache for decoded data, trained models and statistics "
-                "(default: $CNNCLAIMS_CACHE or ./build/cache)")
+                "(default: $CNNCLAIMS_CACHE, else build/cache under pytest's rootdir)")
     g.addoption("--retrain", action="store_true", help="retrain every model instead of loading it from the cache")
     g.addoption("--workers", type=int, default=None, help="models trained at once, one TensorFlow thread each "
                 "(default: $CNNCLAIMS_WORKERS, else one per core, at most 8 and one per 4 GiB of memory)")
     g.addoption("--seeds", type=int, default=None, help="training seeds per condition (default: the profile's)")
     g.addoption("--probe-index", default=None, help="test-set index of the probe frog (default: the first test frog)")
     g.addoption("--artifacts", default=None, help="folder for verdict JSON and plots "
-                "(default: $CNNCLAIMS_ARTIFACTS or ./build/artifacts)")
+                "(default: $CNNCLAIMS_ARTIFACTS, else build/artifacts under pytest's rootdir)")
     g.addoption("--plots", choices=("failed", "always", "never"), default="failed",
                 help="write diagnostic plots for failing claims (default), for every claim, or never")
     g.addoption("--regen-verdicts", action="store_true",
                 help="rewrite the pinned verdicts for this version family and profile from this run")
-    g.addoption("--pinned-verdicts", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")
+    g.addoption("--pinned-verdicts", default=None, help="pinned verdicts file "
+                "(default: tests/pinned_verdicts.json under pytest's rootdir)")
 
 
 def pytest_configure(config):
@@ -60,7 +74,15 @@ def pytest_configure(config):
         "claim: a claim of the article, checked against its pinned verdict",
     ):
         config.addinivalue_line("markers", line)
-    config.stash[_RESULTS] = {"verdicts": [], "null": []}
+    config.stash[_RESULTS] = {"verdicts": {}, "null": {}, "models": {}, "null_splits": None}
+    config.stash[_LOCAL] = {"ran": False, "ran_null": False, "recorded": False}
+    if not _is_worker(config):
+        config.pluginmanager.register(_ReportCollector(config), "cnnclaims-reports")
+
+
+def _is_worker(config) -> bool:
+    """A pytest-xdist worker: it runs tests; its controller reports them."""
+    return hasattr(config, "workerinput")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -69,9 +91,40 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.unit)
 
 
+def _path(config, option: str, env: str | None, default: Path) -> Path:
+    """The option, else the environment variable (both as given, relative to the
+    working directory), else ``default`` under pytest's rootdir: started from tests/
+    or any other folder, a run finds the same cache, artifacts and pins."""
+    raw = config.getoption(option) or (os.environ.get(env) if env else None)
+    return Path(raw).absolute() if raw else Path(config.rootpath) / default
+
+
+def cache_dir(config) -> Path:
+    return _path(config, "--cache-dir", ENV_CACHE, Path("build") / "cache")
+
+
 def artifacts_dir(config) -> Path:
-    raw = config.getoption("--artifacts") or os.environ.get(ENV_ARTIFACTS) or Path("build") / "artifacts"
-    return Path(raw).absolute()
+    return _path(config, "--artifacts", ENV_ARTIFACTS, Path("build") / "artifacts")
+
+
+def pins_path(config) -> Path:
+    # Not pinned.DEFAULT_PATH: beside the package, that is site-packages when installed.
+    return _path(config, "--pinned-verdicts", None, Path("tests") / "pinned_verdicts.json")
+
+
+def pytest_report_header(config):
+    """Where this run's cache, artifacts, pins and data are (the data source is
+    resolved, not loaded)."""
+    from .data import resolve_source
+    from .errors import CnnClaimsError
+
+    try:
+        data = resolve_source(config.getoption("--data")).describe()
+    except CnnClaimsError as exc:
+        data = f"unusable: {exc}"
+    return [f"cnnclaims: cache {cache_dir(config)}, artifacts {artifacts_dir(config)}, "
+            f"pinned verdicts {pins_path(config)}",
+            f"cnnclaims: data: {data}"]
 
 
 def progress_printer(config):
@@ -106,7 +159,7 @@ def get_experiment(config):
         config.stash[_EXPERIMENT] = Experiment(
             profile_name=config.getoption("--profile"),
             data_path=config.getoption("--data"),
-            cache_dir=config.getoption("--cache-dir"),
+            cache_dir=cache_dir(config),
             n_seeds=config.getoption("--seeds"),
             probe=config.getoption("--probe-index"),
             retrain=config.getoption("--retrain"),
@@ -119,7 +172,7 @@ def get_experiment(config):
 def _pins(config):
     from . import pinned
 
-    path = Path(config.getoption("--pinned-verdicts") or pinned.DEFAULT_PATH)
+    path = pins_path(config)
     return path, pinned.load(path)
 
 
@@ -222,7 +275,15 @@ def check_claim(request, case, null: bool = False):
     config = request.config
     exp = get_experiment(config)
     v = exp.verdict(claim.id, scope, null=null)
-    config.stash[_RESULTS]["null" if null else "verdicts"].append(v)
+    local = config.stash[_LOCAL]
+    local["ran"] = True
+    local["ran_null"] |= null
+    # For this test's report (pytest_runtest_makereport), whichever process reports it.
+    from . import pinned
+
+    request.node.stash[_VERDICT] = {"verdict": to_jsonable(v.to_dict(), keep_nan=True), "null": null,
+                                    "pin_key": pinned.pin_key(exp.profile), "profile": exp.profile.as_dict(),
+                                    "data_source": exp.data.source}
     if config.getoption("--regen-verdicts"):
         return
     plots_mode = config.getoption("--plots")
@@ -234,11 +295,9 @@ def check_claim(request, case, null: bool = False):
         plots = cached_claim_plots(exp, v, artifacts_dir(config) / "plots")
     where = f"\n  diagnostic plots: {', '.join(map(str, plots))}" if plots else ""
     if pin is None:
-        from . import pinned
-
-        if not config.stash[_RESULTS].get("recorded"):  # one write per session, not per case
+        if not local["recorded"]:  # one write per session (per xdist worker), not per case
             pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
-            config.stash[_RESULTS]["recorded"] = True
+            local["recorded"] = True
         pytest.fail(
             f"no pinned verdict for {claim.id}/{scope} under [{key}] in {path}; recorded this run's "
             f"verdicts there: review and commit them.\n  {v.summary()}{where}", pytrace=False)
@@ -267,59 +326,134 @@ def claim_checker(request):
     return check
 
 
-# --- session end: regen, JSON, table ------------------------------------------------
+# --- verdicts on reports; session end: regen, JSON, table ------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "call" and _VERDICT in item.stash:
+        # A plain attribute survives xdist's report serialisation (pytest copies the
+        # report's __dict__); JSON text keeps it to what execnet can carry.
+        outcome.get_result().__dict__[REPORT_KEY] = json.dumps(item.stash[_VERDICT])
+
+
+class _ReportCollector:
+    """In the reporting process (not on xdist workers): gathers the verdicts off the
+    test reports and, from xdist workers, their session-wide results."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report):
+        payload = report.__dict__.get(REPORT_KEY)
+        if payload is None:
+            return
+        d = json.loads(payload)
+        res = self.config.stash[_RESULTS]
+        res["null" if d["null"] else "verdicts"][_case(d["verdict"])] = d["verdict"]
+        for name in ("pin_key", "profile", "data_source"):
+            res.setdefault(name, d[name])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        raw = getattr(node, "workeroutput", {}).get(REPORT_KEY)
+        if raw is not None:
+            _merge_session(self.config, json.loads(raw))
+
+
+def _case(d: dict) -> str:
+    return f"{d['claim']}/{d['scope']}"
+
+
+def _merge_session(config, extras: dict) -> None:
+    res = config.stash[_RESULTS]
+    for role, records in extras["models"].items():
+        res["models"].setdefault(role, records)
+    if extras["null_splits"] is not None and res["null_splits"] is None:
+        res["null_splits"] = extras["null_splits"]
+
+
+def _collected(config):
+    """(verdicts, null verdicts) this session reported, in catalog order (the order
+    of collection, whatever order workers ran them in)."""
+    from .claims import CATALOG, SCOPES
+    from .verdicts import Verdict
+
+    order = {c.id: i for i, c in enumerate(CATALOG)}
+    res = config.stash[_RESULTS]
+
+    def ordered(section):
+        return [Verdict.from_dict(d) for d in sorted(
+            res[section].values(), key=lambda d: (SCOPES.index(d["scope"]), order.get(d["claim"], len(order))))]
+
+    return ordered("verdicts"), ordered("null")
+
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
+    local = config.stash.get(_LOCAL, None)
+    if local and local["ran"]:
+        # This process ran claims and holds the experiment: pins, models, null splits.
+        from . import pinned
+
+        exp = get_experiment(config)
+        if config.getoption("--regen-verdicts"):
+            path, _ = _pins(config)
+            pinned.write_entry(path, pinned.pin_key(exp.profile), exp.verdicts, exp.null_verdicts, exp.profile,
+                               exp.data.source)
+        extras = {"models": exp.records(), "null_splits": exp.null_splits if local["ran_null"] else None}
+        if _is_worker(config):
+            config.workeroutput[REPORT_KEY] = json.dumps(to_jsonable(extras, keep_nan=True))
+        else:
+            _merge_session(config, extras)
+    if _is_worker(config):
+        return  # the controller writes the JSON and prints the table
     res = config.stash.get(_RESULTS, None)
     if not res or not (res["verdicts"] or res["null"]):
         return
-    exp = get_experiment(config)
+    from . import verdicts
+
+    found, null = _collected(config)
     out = artifacts_dir(config)
     out.mkdir(parents=True, exist_ok=True)
-    from . import pinned, verdicts
-
-    key = pinned.pin_key(exp.profile)
-    if config.getoption("--regen-verdicts"):
-        path, _ = _pins(config)
-        pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
     doc = {
-        "pin_key": key,
-        "profile": exp.profile.as_dict(),
-        "data_source": exp.data.source,
+        "pin_key": res["pin_key"],
+        "profile": res["profile"],
+        "data_source": res["data_source"],
         "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "verdicts": [v.to_dict() for v in res["verdicts"]],
-        "null_control": [v.to_dict() for v in res["null"]],
-        "null_control_false_positive_rate": verdicts.false_positive_rate(res["null"]),
-        "null_splits": exp.null_splits if res["null"] else None,
-        "models": exp.records(),
+        "verdicts": [v.to_dict() for v in found],
+        "null_control": [v.to_dict() for v in null],
+        "null_control_false_positive_rate": verdicts.false_positive_rate(null),
+        "null_splits": res["null_splits"] if null else None,
+        "models": res["models"],
     }
     (out / "verdicts.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     res = config.stash.get(_RESULTS, None)
-    if not res or not (res["verdicts"] or res["null"]):
+    if _is_worker(config) or not res or not (res["verdicts"] or res["null"]):
         return
     from . import pinned
     from .report import verdict_table_text
 
-    exp = get_experiment(config)
+    found, null = _collected(config)
+    key, profile_name = res["pin_key"], res["profile"]["name"]
     _, doc = _pins(config)
-    entry = pinned.entry(doc, pinned.pin_key(exp.profile)) or {}
+    entry = pinned.entry(doc, key) or {}
     tr = terminalreporter
     tr.section("cnnclaims verdicts")
-    tr.write_line(f"profile {exp.profile.name}, data: {exp.data.source}, pin key {pinned.pin_key(exp.profile)}")
-    text = verdict_table_text(res["verdicts"], res["null"], entry.get("verdicts"), entry.get("null_control"))
+    tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key}")
+    text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"))
     for line in text.splitlines():
         tr.write_line(line)
-    if res["null"]:
+    if null and res["null_splits"] is not None:  # None: no worker that ran them finished
         from .calibration import format_null_splits
 
-        tr.write_line(format_null_splits(exp.null_splits))
-    fragile = pinned.fragile(doc, exp.profile.name)
+        tr.write_line(format_null_splits(res["null_splits"]))
+    fragile = pinned.fragile(doc, profile_name)
     if fragile:
-        tr.write_line(f"fragile across version families ({exp.profile.name} profile): " + "; ".join(
+        tr.write_line(f"fragile across version families ({profile_name} profile): " + "; ".join(
             f"{case}{' (null)' if section == 'null_control' else ''}: "
             + ", ".join(f"{fam} {v}" for fam, v in fams.items()) for (section, case), fams in fragile.items()))
     tr.write_line(f"verdict JSON: {artifacts_dir(config) / 'verdicts.json'}")

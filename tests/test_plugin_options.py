@@ -1,0 +1,173 @@
+"""The plugin's options and default paths as a user meets them: the pytest11 entry
+point (options given as ``--opt PATH`` with an existing PATH), defaults that follow
+the rootdir rather than the working directory, and the header that says them.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+# As in test_plugin.py: everything the in-process sessions import, imported once here.
+import cnnclaims.diagnostics  # noqa: F401
+import cnnclaims.experiment  # noqa: F401
+import cnnclaims.testing  # noqa: F401
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+PYPROJECT = '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+
+
+# --- the entry point: options with a separate, existing path ---------------------------
+
+@pytest.fixture
+def repo_like(pytester, tmp_path_factory):
+    """A project laid out like this one (its root conftest, testpaths = tests) and
+    existing paths for every path option, outside the project as a shared data copy is."""
+    pytester.makeconftest((REPO / "conftest.py").read_text())
+    pytester.makepyprojecttoml(PYPROJECT)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_x.py").write_text("def test_x():\n    pass\n")
+    out = tmp_path_factory.mktemp("elsewhere")
+    paths = {"cache": out / "cache", "data": out / "data", "artifacts": out / "art", "pins": out / "pins.json"}
+    paths["cache"].mkdir()
+    (paths["data"] / "train").mkdir(parents=True)  # an image-folder tree, as far as the header looks
+    paths["artifacts"].mkdir()
+    paths["pins"].write_text('{"entries": {}}\n')
+    return paths
+
+
+def _expect_header(result, paths):
+    result.stdout.fnmatch_lines([
+        f"cnnclaims: cache {paths['cache']}, artifacts {paths['artifacts']}, pinned verdicts {paths['pins']}",
+        f"cnnclaims: data: image folder at {paths['data']}",
+    ])
+
+
+def test_options_with_a_space_and_an_existing_path(pytester, repo_like):
+    """``--cache-dir PATH`` with PATH an existing folder: pytest must know the option
+    before it decides which arguments are test paths (an entry-point plugin's options
+    are; a conftest's are not). The root conftest and the entry point coexist."""
+    p = repo_like
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--collect-only",
+        "--cache-dir", str(p["cache"]), "--data", str(p["data"]),
+        "--artifacts", str(p["artifacts"]), "--pinned-verdicts", str(p["pins"]))
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*test_x*"])
+    _expect_header(r, p)
+
+
+def test_options_with_equals_and_an_existing_path(pytester, repo_like):
+    p = repo_like
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--collect-only",
+        f"--cache-dir={p['cache']}", f"--data={p['data']}",
+        f"--artifacts={p['artifacts']}", f"--pinned-verdicts={p['pins']}")
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*test_x*"])
+    _expect_header(r, p)
+
+
+# --- defaults follow the rootdir, not the working directory ---------------------------
+
+WHERE = """
+import json
+
+from cnnclaims.pytest_plugin import get_experiment
+
+
+def test_where(request):
+    exp = get_experiment(request.config)  # constructed only: nothing is loaded or trained
+    with open({out!r}, "w") as fh:
+        json.dump({{"cache": str(exp.cache_dir)}}, fh)
+"""
+
+
+@pytest.fixture
+def from_subdir(pytester, monkeypatch, cnnclaims_plugin_args):
+    """A project whose rootdir holds pyproject.toml, with pytest started from tests/."""
+    monkeypatch.delenv("CNNCLAIMS_CACHE", raising=False)
+    monkeypatch.delenv("CNNCLAIMS_ARTIFACTS", raising=False)
+    monkeypatch.delenv("CNNCLAIMS_DATA", raising=False)
+    root = pytester.path
+    pytester.makepyprojecttoml(PYPROJECT)
+    sub = root / "tests"
+    sub.mkdir()
+    out = root / "where.json"
+    (sub / "test_where.py").write_text(WHERE.format(out=str(out)))
+    monkeypatch.chdir(sub)
+
+    def run(*args):
+        r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, *args)
+        assert r.ret == 0, r.stdout.str()
+        return r, json.loads(out.read_text())
+
+    return root, sub, run
+
+
+def test_defaults_follow_the_rootdir_from_a_subdirectory(from_subdir):
+    root, sub, run = from_subdir
+    r, where = run()
+    assert where["cache"] == str(root / "build" / "cache")
+    r.stdout.fnmatch_lines([
+        f"cnnclaims: cache {root / 'build' / 'cache'}, artifacts {root / 'build' / 'artifacts'}, "
+        f"pinned verdicts {root / 'tests' / 'pinned_verdicts.json'}",
+        "cnnclaims: data: keras.datasets.cifar10*",
+    ])
+    assert not (sub / "build").exists()
+
+
+def test_environment_beats_the_defaults_and_options_beat_both(from_subdir, monkeypatch, tmp_path):
+    root, sub, run = from_subdir
+    monkeypatch.setenv("CNNCLAIMS_CACHE", str(tmp_path / "env-cache"))
+    monkeypatch.setenv("CNNCLAIMS_ARTIFACTS", str(tmp_path / "env-art"))
+    r, where = run()
+    assert where["cache"] == str(tmp_path / "env-cache")
+    r.stdout.fnmatch_lines([f"cnnclaims: cache {tmp_path / 'env-cache'}, artifacts {tmp_path / 'env-art'}, *"])
+    r, where = run(f"--cache-dir={tmp_path / 'opt-cache'}", "--artifacts", str(tmp_path / "opt-art"))
+    assert where["cache"] == str(tmp_path / "opt-cache")
+    r.stdout.fnmatch_lines([f"cnnclaims: cache {tmp_path / 'opt-cache'}, artifacts {tmp_path / 'opt-art'}, *"])
+
+
+CLAIM_CONFTEST = """
+import cnnclaims.testing
+from cnnclaims.pytest_plugin import set_experiment
+
+def pytest_configure(config):
+    set_experiment(config, cnnclaims.testing.SHARED["experiment"])
+"""
+CLAIM_TESTS = """
+def test_claim(claim_case, claim_checker):
+    claim_checker(claim_case)
+"""
+
+
+@pytest.fixture
+def synthetic(synthetic_exp):
+    cnnclaims.testing.SHARED["experiment"] = synthetic_exp
+    yield
+    cnnclaims.testing.SHARED.clear()
+
+
+def test_artifacts_land_under_the_rootdir_from_a_subdirectory(pytester, monkeypatch, synthetic, cnnclaims_plugin_args):
+    monkeypatch.delenv("CNNCLAIMS_ARTIFACTS", raising=False)
+    root = pytester.path
+    pytester.makepyprojecttoml(PYPROJECT)
+    sub = root / "tests"
+    sub.mkdir()
+    (sub / "conftest.py").write_text(CLAIM_CONFTEST)
+    (sub / "test_inner.py").write_text(CLAIM_TESTS)
+    pins = root / "pins.json"  # explicit: the default would be the project's own pins
+    monkeypatch.chdir(sub)
+    r = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke", "--pinned-verdicts", str(pins),
+        "--plots=always", "-k", "C3-last-layer-sparsity-frogs")
+    r.assert_outcomes(failed=1)  # no pins yet: recorded, asking for review
+    r.stdout.fnmatch_lines(["*no pinned verdict for C3/frogs*"])
+    art = root / "build" / "artifacts"
+    doc = json.loads((art / "verdicts.json").read_text())
+    assert [(v["claim"], v["scope"]) for v in doc["verdicts"]] == [("C3", "frogs")]
+    assert list((art / "plots").glob("C3-*-frogs*.png"))
+    r.stdout.fnmatch_lines([f"verdict JSON: {art / 'verdicts.json'}"])
+    assert not (sub / "build").exists()
