@@ -99,7 +99,8 @@ def test_forest_plot_is_a_picture(exp, tmp_path):
 
     p = write_forest_plot(exp.verdicts, tmp_path / "f.png")
     with Image.open(p) as im:
-        assert im.size[0] > 300 and im.size[1] > 200 and len(set(im.convert("L").getdata())) > 2
+        lo, hi = im.convert("L").getextrema()
+        assert im.size[0] > 300 and im.size[1] > 200 and hi > lo  # not blank
 
 
 def test_plots_are_reused_until_the_picture_or_verdict_changes(exp, tmp_path):
