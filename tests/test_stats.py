@@ -213,6 +213,16 @@ def test_wilcoxon_equivalence():
     assert r.p_equivalence < 1e-6
 
 
+def test_equivalence_is_about_the_mean_difference():
+    """0/1 correctness (C10 over frogs): 80% ties, 12 points more accuracy for one
+    model. The signed-rank location is 0, but the accuracy difference is 12 times the
+    SESOI of one point: not negligible (a rank-based TOST said it was)."""
+    d = np.array([0.0] * 800 + [1.0] * 160 + [-1.0] * 40)
+    r = stats.wilcoxon_one_sample(d, 0.0, "greater", sesoi=0.01)
+    assert r.p_value < 1e-10 and r.p_equivalence > 0.99 and r.extra["mean_difference"] == pytest.approx(0.12)
+    assert stats.mean_tost(np.full(5, 0.001), 0.01) == 0.0 and stats.mean_tost(np.full(5, 0.1), 0.01) == 1.0
+
+
 def test_wilcoxon_all_ties():
     r = stats.wilcoxon_paired(np.ones(10), np.ones(10), "greater", sesoi=0.1)
     assert r.p_value == 1.0 and r.effect == 0.0 and r.p_equivalence == 0.0
