@@ -19,13 +19,7 @@ import cnnclaims.testing  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
-CONFTEST = """
-import cnnclaims.testing
-from cnnclaims.pytest_plugin import set_experiment
-
-def pytest_configure(config):
-    set_experiment(config, cnnclaims.testing.SHARED["experiment"])
-"""
+CONFTEST = cnnclaims.testing.INNER_CONFTEST
 TESTS = """
 def test_claim(claim_case, claim_checker):
     claim_checker(claim_case)

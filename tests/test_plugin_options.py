@@ -130,13 +130,7 @@ def test_environment_beats_the_defaults_and_options_beat_both(from_subdir, monke
     r.stdout.fnmatch_lines([f"cnnclaims: cache {tmp_path / 'opt-cache'}, artifacts {tmp_path / 'opt-art'}, *"])
 
 
-CLAIM_CONFTEST = """
-import cnnclaims.testing
-from cnnclaims.pytest_plugin import set_experiment
-
-def pytest_configure(config):
-    set_experiment(config, cnnclaims.testing.SHARED["experiment"])
-"""
+CLAIM_CONFTEST = cnnclaims.testing.INNER_CONFTEST
 CLAIM_TESTS = """
 def test_claim(claim_case, claim_checker):
     claim_checker(claim_case)

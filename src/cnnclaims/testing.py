@@ -14,6 +14,16 @@ from . import CLASSES, FROG
 # Objects shared with in-process pytester sessions (see tests/test_plugin.py).
 SHARED: dict = {}
 
+# The conftest of an in-process pytester session that runs the claims on SHARED's
+# synthetic experiment.
+INNER_CONFTEST = """
+import cnnclaims.testing
+from cnnclaims.pytest_plugin import set_experiment
+
+def pytest_configure(config):
+    set_experiment(config, cnnclaims.testing.SHARED["experiment"])
+"""
+
 
 def random_cifar(n_per_class_train: int, n_per_class_test: int, seed: int = 0):
     """(x_train, y_train), (x_test, y_test) of random uint8 images in label order."""
