@@ -80,3 +80,39 @@ def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     stored.write_text("{broken")  # a damaged file is reported and recomputed, not trusted
     fresh().verdicts
     assert calls == [1] and "discarding corrupt cache entry" in capsys.readouterr().err
+
+
+def test_one_seed_per_condition_has_no_null_splits_and_says_unreachable(tmp_path):
+    """--seeds 1: no seed-to-seed spread. The run still gives every verdict (seeds:
+    underpowered, unreachable with N = 1 per condition), no null splits, no crash."""
+    from cnnclaims.report import verdict_table_text
+    from cnnclaims.testing import synthetic_experiment
+
+    exp = synthetic_experiment(tmp_path, n_seeds=1, frogs=6)
+    assert exp.null_splits is None
+    seeds = [v for v in exp.verdicts if v.scope == "seeds"]
+    assert seeds and all(v.verdict == "underpowered" and v.unreachable and v.n_per_group == 1 for v in seeds)
+    text = verdict_table_text(exp.verdicts, exp.null_verdicts)
+    assert "underpowered (unreachable with N = 1)" in text and "unreachable with N = 1:" in text
+
+
+def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch):
+    """An edit of the source after import must not change this run's cache keys: the
+    run computes with the code it imported, so that code must key what it stores
+    (read at call time, an old run stored old results under the new code's key)."""
+    from pathlib import Path
+
+    from cnnclaims.testing import synthetic_experiment
+
+    exp = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
+    exp.verdicts
+    before = sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json"))
+    src = Path(Experiment.__module__.replace(".", "/")).parts[0]
+    real = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "# edited after import\n"
+                        if src in self.parts and self.suffix == ".py" else real(self, *a, **k))
+    again = Experiment(exp.profile_name, cache_dir=exp.cache_dir, n_seeds=2, progress=lambda *_: None)
+    again.__dict__["data"] = exp.data
+    again._models.update(exp._models)
+    again.verdicts
+    assert sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json")) == before

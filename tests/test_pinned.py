@@ -58,6 +58,15 @@ def test_old_vocabulary_is_refused_with_the_fix(tmp_path):
         pinned.load(bad)
 
 
+@pytest.mark.parametrize("content", ["[]", '{"entries": []}', '{"entries": {"k/smoke": []}}',
+                                     '{"entries": {"k/smoke": {"verdicts": ["C1/frogs"]}}}'])
+def test_wrong_shape_is_named_with_the_expected_one(tmp_path, content):
+    bad = tmp_path / "pins.json"
+    bad.write_text(content)
+    with pytest.raises(CnnClaimsError, match="pins.json.*wrong shape.*expected"):
+        pinned.load(bad)
+
+
 def test_invalid_verdict_is_named(tmp_path):
     bad = tmp_path / "pins.json"
     bad.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "maybe"}}}}))

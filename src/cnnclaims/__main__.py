@@ -22,6 +22,20 @@ def _common(p):
                    "at most 8 and one per 4 GiB of memory)")
 
 
+def _at_least(lowest: int):
+    """An argparse type: an integer >= ``lowest`` (argparse names the option on error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"must be at least {lowest}, got {value}")
+        return value
+
+    return parse
+
+
 def _experiment(args):
     from .experiment import Experiment
 
@@ -86,7 +100,7 @@ def cmd_calibrate(args):
     t0 = time.perf_counter()
     res = exp.calibration(args.experiments, args.seed)
     print(format_calibration(res))
-    print(format_null_splits(exp.null_splits))
+    print(format_null_splits(exp.null_splits) if exp.null_splits else "no null splits: fewer than 4 same-size models")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"calibration": res, "null_splits": exp.null_splits}, indent=2, default=str) + "\n")
@@ -132,9 +146,9 @@ def main(argv=None):
     p = sub.add_parser("calibrate", help="the seeds design's family-wise false-positive rate, power and "
                        "negligible rate by simulation, and the null splits of real models")
     _common(p)
-    p.add_argument("--experiments", type=int, default=None,
+    p.add_argument("--experiments", type=_at_least(1), default=None,
                    help="simulated experiments per condition (default 2000; at least 2000 for the README figures)")
-    p.add_argument("--seed", type=int, default=None, help="random seed of the simulation (default fixed)")
+    p.add_argument("--seed", type=_at_least(0), default=None, help="random seed of the simulation (default fixed)")
     p.add_argument("--out", default="build/artifacts/calibration.json", help="JSON output")
     p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")

@@ -17,8 +17,22 @@ from .data import load_cifar10
 from .evidence import Evidence, build_model_evidence
 from .probe import frog_indices, probe_index
 from .profiles import get_profile
+from . import calibration, claims, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
 from .training import ROLES, get_trained, specs_for, train_missing
 from .verdicts import evaluate_catalog
+
+
+def _source_digest(modules) -> str:
+    from .cache import stable_hash
+
+    return stable_hash([Path(mod.__file__).read_text() for mod in modules])
+
+
+# The source of every module that computes a cached verdict, read when this module is
+# imported, right after those modules were: a run keys its results by the code it
+# runs. (Read at call time, a run started before an edit would store old results
+# under the new code's key, and later runs would trust them.)
+CODE_DIGEST = _source_digest((claims, stats, metrics, evidence_module, verdicts_module, calibration))
 
 
 @dataclass
@@ -154,12 +168,15 @@ class Experiment:
         return self.evidence.groups["dummy"] + self.null_evidence.groups["benchmark"]
 
     @functools.cached_property
-    def null_splits(self) -> dict:
-        """``calibration.null_splits`` over every dummy-size model (cached)."""
+    def null_splits(self) -> dict | None:
+        """``calibration.null_splits`` over every dummy-size model (cached); None with
+        fewer than 4 such models (two per group at least)."""
         from .calibration import null_splits
         from .claims import claims_for
 
         models = self.same_size_models()
+        if len(models) < 4:
+            return None
         return self._cached("null-splits", "seeds", {"models": [m.key for m in models], "frogs": self.frog_indices.tolist()},
                             lambda: null_splits(models, claims_for("seeds", directional_only=True)))
 
@@ -196,13 +213,10 @@ class Experiment:
         import scipy
         import statsmodels
 
-        from . import calibration, claims, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
         from .cache import discard, read_json, stable_hash, to_jsonable, write_json
         from .errors import CacheError
 
-        code = [Path(mod.__file__).read_text()
-                for mod in (claims, stats, metrics, evidence_module, verdicts_module, calibration)]
-        digest = stable_hash({**key, "code": stable_hash(code),
+        digest = stable_hash({**key, "code": CODE_DIGEST,
                               "versions": [np.__version__, scipy.__version__, statsmodels.__version__]})[:20]
         path = self.cache_dir / kind / f"{label}-{digest}.json"
         if path.exists():

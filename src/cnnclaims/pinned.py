@@ -43,7 +43,14 @@ def load(path: Path = DEFAULT_PATH) -> dict:
         doc = json.loads(path.read_text())
     except ValueError as exc:
         raise CnnClaimsError(f"pinned verdicts file {path} is not valid JSON ({exc}); fix it or restore it from git") from exc
+    shape = ('expected {"entries": {"<version family>/<profile>": {"verdicts": {"C1/frogs": "supported", ...}, '
+             '"null_control": {...}}}}; fix it or restore it from git')
+    if not isinstance(doc, dict) or not isinstance(doc.get("entries", {}), dict):
+        raise CnnClaimsError(f"pinned verdicts file {path} has the wrong shape: {shape}")
     for key, entry in doc.get("entries", {}).items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(sec, {}), dict)
+                                                  for sec in ("verdicts", "null_control")):
+            raise CnnClaimsError(f"pinned verdicts file {path}: entry {key!r} has the wrong shape: {shape}")
         for section in ("verdicts", "null_control"):
             for case, verdict in entry.get(section, {}).items():
                 scope = case.split("/")[-1]

@@ -423,7 +423,7 @@ def pytest_sessionfinish(session, exitstatus):
         "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "verdicts": [v.to_dict() for v in found],
         "null_control": [v.to_dict() for v in null],
-        "null_control_false_positive_rate": verdicts.false_positive_rate(null),
+        "null_control_false_positive_rate": verdicts.false_positive_rates(null),
         "null_splits": res["null_splits"] if null else None,
         "models": res["models"],
     }

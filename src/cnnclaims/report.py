@@ -13,7 +13,7 @@ COLUMNS = ("claim", "scope", "tier", "test", "stat", "p", "p_holm", "TOST p_holm
 VERDICT_COLUMN = COLUMNS.index("verdict")
 LEGEND = (
     "p: two-sided (2 x the smaller one-sided p); p_holm: Holm within (scope, tier); TOST p_holm: equivalence "
-    "within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(b>d): probability that a benchmark model beats a "
+    "of the mean difference within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(b>d): probability that a benchmark model beats a "
     "dummy model; MDE (minimal detectable effect) and N needed (per condition) at 80% power and alpha/m, shown for "
     "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold"
 )
@@ -41,19 +41,30 @@ def _ci(est, lo, hi, name="") -> str:
 
 def verdict_label(v) -> str:
     """The verdict, with *unreachable* spelled out where no data could decide it."""
-    return f"{v.verdict} (unreachable with N = {_n_units(v)})" if v.unreachable else v.verdict
+    return f"{v.verdict} (unreachable with N = {v.n_per_group})" if v.unreachable else v.verdict
 
 
-def _n_units(v) -> str:
-    return str(v.extras.get("n_a", v.n)) if v.scope == "seeds" else str(v.n)
+def _effect(v) -> str:
+    cell = _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, ""))
+    if v.scope == "frogs" and "mean_difference" in v.extras:
+        # negligible is decided on the mean difference (the SESOI's unit), not on r
+        cell += f"; mean diff {_f(v.extras['mean_difference'])}"
+    return cell
+
+
+def _superiority(v) -> str:
+    if not np.isfinite(v.prob_superiority):
+        return "-"
+    if not np.isfinite(v.prob_superiority_ci[0]):
+        return f"{_f(v.prob_superiority)} [no CI: groups separate]"
+    return _ci(v.prob_superiority, *v.prob_superiority_ci)
 
 
 def rows(verdicts, pins: dict | None = None) -> list[tuple]:
     pins = pins or {}
     return [
         (v.name, v.scope, v.tier if v.inferential else "-", _short_test(v.test), _f(v.statistic), _f(v.p_two_sided),
-         _f(v.p_holm), _f(v.p_equivalence_holm), _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, "")),
-         _ci(v.prob_superiority, *v.prob_superiority_ci), _f(v.sesoi), _f(v.mde),
+         _f(v.p_holm), _f(v.p_equivalence_holm), _effect(v), _superiority(v), _f(v.sesoi), _f(v.mde),
          _f(v.n_needed) if v.verdict == "underpowered" else "-", verdict_label(v), pins.get(v.key, "-"))
         for v in verdicts
     ]
@@ -85,11 +96,15 @@ def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None) ->
 
 
 def _null_summary(null_verdicts) -> str:
-    from .verdicts import false_positive_rate
+    from .verdicts import FALSE_POSITIVES, false_positive_rates
 
-    rate = false_positive_rate(null_verdicts) or 0.0
-    return (f"{round(rate * len(null_verdicts))}/{len(null_verdicts)} verdicts find a direction, supported or "
-            f"refuted (false-positive rate {rate:.2f})")
+    parts = []
+    for scope, rate in false_positive_rates(null_verdicts).items():
+        vs = [v for v in null_verdicts if v.scope == scope]
+        k = sum(v.verdict in FALSE_POSITIVES for v in vs)
+        parts.append(f"{scope} scope {k}/{len(vs)} find a direction (false-positive rate {rate:.2f})")
+    return "; ".join(parts) + ("; the frogs scope compares one pair of models, which differ" if any(
+        v.scope == "frogs" for v in null_verdicts) else "")
 
 
 COLOURS = {"supported": "#b7e4b7", "refuted": "#f4b6b6", "negligible": "#cfe0f4", "underpowered": "#f7e3a6",
@@ -156,11 +171,14 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     figs = make_figures(exp, folder / "figures", progress=progress)
     forest = write_forest_plot(verdicts, folder / "figures" / "seeds-forest.png")
     progress("cnnclaims report: calibrating the seeds design (cached after the first run) ...")
-    calib = exp.calibration(calibration_experiments)
-    splits = exp.null_splits
     from .calibration import format_calibration, format_null_splits
 
-    design = [format_calibration(calib), format_null_splits(splits)]
+    try:
+        design = [format_calibration(exp.calibration(calibration_experiments))]
+    except ValueError as exc:  # e.g. one model per condition: no seed-to-seed spread
+        design = [f"no calibration: {exc}"]
+    splits = exp.null_splits
+    design.append(format_null_splits(splits) if splits else "no null splits: fewer than 4 same-size models")
     doc = pinned.load()
     key = pinned.pin_key(exp.profile)
     entry = pinned.entry(doc, key) or {}

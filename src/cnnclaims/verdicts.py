@@ -90,6 +90,7 @@ class Verdict:
     mde: float = float("nan")  # minimal detectable effect at 80% power, statistic's units
     n_needed: float = float("nan")  # units per condition for 80% power at the SESOI
     min_p: float = 0.0  # smallest two-sided p the test can attain with this n
+    n_per_group: int = 0  # units per condition (models per group, or images)
     decides: str = ""  # what would decide an underpowered verdict
     prob_superiority: float = float("nan")  # seeds: P(benchmark model > dummy model)
     prob_superiority_ci: tuple = (float("nan"), float("nan"))
@@ -121,7 +122,9 @@ class Verdict:
         ps = ""
         if np.isfinite(self.prob_superiority):
             lo, hi = self.prob_superiority_ci
-            ps = f", P(benchmark model > dummy model)={f(self.prob_superiority)} (95% CI {f(lo)}..{f(hi)})"
+            ci = (f"95% CI {f(lo)}..{f(hi)}" if np.isfinite(lo)
+                  else "no CI: the groups separate completely, the Brunner-Munzel variance is 0")
+            ps = f", P(benchmark model > dummy model)={f(self.prob_superiority)} ({ci})"
         return (
             f"{self.name} [{self.scope}, {self.tier}] {self.verdict.upper()}: {self.claimed}; {self.test}: "
             f"statistic={f(self.statistic)}, p (one-sided)={f(self.p_value)}, p (two-sided)={f(self.p_two_sided)}, "
@@ -368,7 +371,7 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
             effect_name=res.effect_name, effect=res.effect, ci_low=res.ci_low, ci_high=res.ci_high, n=res.n,
             benchmark_value=m.benchmark_value, dummy_value=m.dummy_value, data_scope=m.data_scope,
             claimed=c.describe(), family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
-            mde=mde, n_needed=n_need, min_p=res.min_p, decides=decides, prob_superiority=ps, prob_superiority_ci=ps_ci,
+            mde=mde, n_needed=n_need, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides, prob_superiority=ps, prob_superiority_ci=ps_ci,
             inferential=inferential, extras={**extra, **m.extras}, notes=m.notes,
         ))
     return out
@@ -454,3 +457,10 @@ def false_positive_rate(null_verdicts) -> float | None:
     if not null_verdicts:
         return None
     return sum(v.verdict in FALSE_POSITIVES for v in null_verdicts) / len(null_verdicts)
+
+
+def false_positive_rates(null_verdicts) -> dict:
+    """``{scope: false_positive_rate}``: per scope, since the frogs scope compares one
+    fixed pair of models (expected to differ) and the seeds scope groups of models."""
+    scopes = sorted({v.scope for v in null_verdicts}, key=SCOPES.index)
+    return {sc: false_positive_rate([v for v in null_verdicts if v.scope == sc]) for sc in scopes}
