@@ -199,3 +199,13 @@ def test_unit_marker_is_applied(inner):
     run, _ = inner
     r = run("--collect-only", "-q", "-m", "unit")
     assert "test_claim" not in r.stdout.str()
+
+
+def test_pins_that_cannot_be_written_fail_in_one_line(inner, pytester):
+    run, pins = inner
+    blocker = pytester.path / "not-a-folder"
+    blocker.write_text("a file where the pins' folder should be")  # unwritable even for root
+    r = run("-k", "C3-last-layer-sparsity-frogs and test_claim", "--pinned-verdicts", str(blocker / "pins.json"))
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*could not record pins in*make its folder writable or pass --pinned-verdicts PATH*"])
+    assert "Traceback" not in r.stdout.str()

@@ -41,6 +41,9 @@ def load(path: Path = DEFAULT_PATH) -> dict:
         return {"entries": {}}
     try:
         doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise CnnClaimsError(f"pinned verdicts file {path} cannot be read ({exc.strerror or exc}); "
+                             "pass --pinned-verdicts with a readable JSON file") from exc
     except ValueError as exc:
         raise CnnClaimsError(f"pinned verdicts file {path} is not valid JSON ({exc}); fix it or restore it from git") from exc
     shape = ('expected {"entries": {"<version family>/<profile>": {"verdicts": {"C1/frogs": "supported", ...}, '

@@ -296,8 +296,14 @@ def check_claim(request, case, null: bool = False):
     where = f"\n  diagnostic plots: {', '.join(map(str, plots))}" if plots else ""
     if pin is None:
         if not local["recorded"]:  # one write per session (per xdist worker), not per case
-            pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
-            local["recorded"] = True
+            try:
+                pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
+                local["recorded"] = True
+            except OSError as exc:  # read-only folder, full disk: say it once, in one line per case
+                local["recorded"] = f"could not record pins in {path} ({exc.strerror or exc}): " \
+                    "make its folder writable or pass --pinned-verdicts PATH"
+        if isinstance(local["recorded"], str):
+            pytest.fail(f"no pinned verdict for {claim.id}/{scope} under [{key}]; {local['recorded']}", pytrace=False)
         pytest.fail(
             f"no pinned verdict for {claim.id}/{scope} under [{key}] in {path}; recorded this run's "
             f"verdicts there: review and commit them.\n  {v.summary()}{where}", pytrace=False)
