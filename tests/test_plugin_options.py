@@ -165,3 +165,20 @@ def test_artifacts_land_under_the_rootdir_from_a_subdirectory(pytester, monkeypa
     assert list((art / "plots").glob("C3-*-frogs*.png"))
     r.stdout.fnmatch_lines([f"verdict JSON: {art / 'verdicts.json'}"])
     assert not (sub / "build").exists()
+
+
+@pytest.mark.parametrize("args,env,expected", [
+    (["--probe-index", "abc"], {}, "--probe-index / $CNNCLAIMS_PROBE 'abc' is not an integer"),
+    (["--probe-index=-1"], {}, "--probe-index / $CNNCLAIMS_PROBE -1 is negative"),
+    (["--workers", "0"], {}, "--workers must be at least 1, got 0"),
+    ([], {"CNNCLAIMS_WORKERS": "abc"}, "$CNNCLAIMS_WORKERS='abc' is not a positive number"),
+    (["--seeds", "0"], {}, "--seeds must be at least 1"),
+    (["--profile", "huge"], {}, "unknown profile 'huge'"),
+])
+def test_bad_values_are_one_usage_error_at_start(pytester, monkeypatch, args, env, expected):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    assert expected in r.stderr.str() and "test_x" not in r.stdout.str()

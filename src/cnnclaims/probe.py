@@ -42,7 +42,8 @@ def probe_index(y_test: np.ndarray, index: int | str | None = None) -> int:
         raise DataError(f"probe index {i} is outside the test set (0..{len(y) - 1})")
     if y[i] != FROG:
         raise DataError(
-            f"test image {i} is a {CLASSES[y[i]]}, not a frog; the probe must be a frog, e.g. "
+            f"test image {i} is {'an' if CLASSES[y[i]][0] in 'aeiou' else 'a'} {CLASSES[y[i]]}, not a frog; "
+            f"the probe must be a frog, e.g. "
             f"{', '.join(map(str, frog_indices(y)[:5]))}"
         )
     return i

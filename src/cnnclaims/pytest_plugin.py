@@ -78,6 +78,34 @@ def pytest_configure(config):
     config.stash[_LOCAL] = {"ran": False, "ran_null": False, "recorded": False}
     if not _is_worker(config):
         config.pluginmanager.register(_ReportCollector(config), "cnnclaims-reports")
+    _check_usage(config)
+
+
+def _check_usage(config) -> None:
+    """Bad option or environment values are one usage error at start, not a failure
+    of every test (whether the probe index names a frog needs the data: checked later)."""
+    from .compat import positive_int_env
+    from .errors import CnnClaimsError
+    from .profiles import get_profile
+
+    try:
+        get_profile(config.getoption("--profile"), config.getoption("--seeds"))
+        workers = config.getoption("--workers")
+        if workers is not None and workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        positive_int_env("CNNCLAIMS_WORKERS", "training processes")
+        raw = config.getoption("--probe-index") or os.environ.get("CNNCLAIMS_PROBE")
+        if raw not in (None, ""):
+            try:
+                index = int(raw)
+            except ValueError:
+                raise ValueError(f"--probe-index / $CNNCLAIMS_PROBE {raw!r} is not an integer; "
+                                 "give the test-set index of a frog") from None
+            if index < 0:
+                raise ValueError(f"--probe-index / $CNNCLAIMS_PROBE {index} is negative; "
+                                 "give the test-set index of a frog")
+    except (ValueError, CnnClaimsError) as exc:
+        raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
 
 def _is_worker(config) -> bool:
