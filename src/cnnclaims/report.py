@@ -87,8 +87,7 @@ def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None) ->
         parts.append(_text_table(COLUMNS, rows(null_verdicts, null_pins)))
     if verdicts or null_verdicts:
         parts.append(LEGEND)
-        decides = [f"  {v.key}{' (null)' if v.family == 'null control' else ''}: {v.decides}"
-                   for v in [*verdicts, *null_verdicts] if v.decides and v.family != "null control"]
+        decides = [f"  {v.key}: {v.decides}" for v in verdicts if v.decides]
         if decides:
             parts.append("what would decide the underpowered verdicts:")
             parts.extend(decides)
@@ -96,13 +95,12 @@ def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None) ->
 
 
 def _null_summary(null_verdicts) -> str:
-    from .verdicts import FALSE_POSITIVES, false_positive_rates
+    from .verdicts import false_positive_rates
 
     parts = []
     for scope, rate in false_positive_rates(null_verdicts).items():
-        vs = [v for v in null_verdicts if v.scope == scope]
-        k = sum(v.verdict in FALSE_POSITIVES for v in vs)
-        parts.append(f"{scope} scope {k}/{len(vs)} find a direction (false-positive rate {rate:.2f})")
+        n = sum(v.scope == scope for v in null_verdicts)
+        parts.append(f"{scope} scope {round(rate * n)}/{n} find a direction (false-positive rate {rate:.2f})")
     return "; ".join(parts) + ("; the frogs scope compares one pair of models, which differ" if any(
         v.scope == "frogs" for v in null_verdicts) else "")
 
