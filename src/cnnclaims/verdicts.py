@@ -344,7 +344,7 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
     p2_adj = adjust(p2) if inferential else np.full(len(claims), np.nan)
     peq_adj = adjust(peq) if inferential else np.full(len(claims), np.nan)
     out = []
-    for c, m, pa, qa in zip(claims, measured, p2_adj, peq_adj):
+    for c, m, p2c, pa, qa in zip(claims, measured, p2, p2_adj, peq_adj):
         res = m.res
         mde = n_need = float("nan")
         decides = ""
@@ -366,12 +366,13 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
         ps_ci = tuple(extra.pop("prob_superiority_ci", (float("nan"), float("nan"))))
         out.append(Verdict(
             claim=c.id, name=c.name, scope=scope, verdict=verdict, test=res.test, statistic=res.statistic,
-            p_value=res.p_value, p_opposite=res.p_opposite, p_two_sided=float(st.two_sided(res.p_value, res.p_opposite)),
+            p_value=res.p_value, p_opposite=res.p_opposite, p_two_sided=float(p2c),
             p_holm=float(pa), p_equivalence=float(res.p_equivalence), p_equivalence_holm=float(qa),
             effect_name=res.effect_name, effect=res.effect, ci_low=res.ci_low, ci_high=res.ci_high, n=res.n,
             benchmark_value=m.benchmark_value, dummy_value=m.dummy_value, data_scope=m.data_scope,
             claimed=c.describe(), family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
-            mde=mde, n_needed=n_need, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides, prob_superiority=ps, prob_superiority_ci=ps_ci,
+            mde=mde, n_needed=n_need, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides,
+            prob_superiority=ps, prob_superiority_ci=ps_ci,
             inferential=inferential, extras={**extra, **m.extras}, notes=m.notes,
         ))
     return out
