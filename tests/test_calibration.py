@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from cnnclaims import calibration as cal
-from cnnclaims.claims import claims_for
-from cnnclaims.evidence import STATS, ModelEvidence
-from cnnclaims.profiles import PROFILES
+from cnnclaims.article import ARTICLE, PROFILES
+from cnnclaims.evidence import ModelEvidence, table_metrics
+
+claims_for = ARTICLE.claims_for
+STATS = tuple(table_metrics(ARTICLE))
 
 CLAIMS = claims_for("seeds")
 N = PROFILES["article"].n_seeds  # the project's real N, claims and families

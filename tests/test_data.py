@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnclaims import CLASSES
+from cnnclaims.data import CLASSES
 from cnnclaims.data import BATCH_FILES, load_cifar10, resolve_source
 from cnnclaims.errors import DataError
 from cnnclaims.testing import random_cifar, write_batches, write_image_folder

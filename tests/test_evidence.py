@@ -4,7 +4,18 @@ import pytest
 
 from cnnclaims.compat import set_determinism
 from cnnclaims.errors import InputError
-from cnnclaims.evidence import STATS, cached_image_stats, image_stats
+from cnnclaims.article import ARTICLE
+from cnnclaims.evidence import cached_image_stats as _cached, image_stats as _stats, table_metrics
+
+STATS = tuple(table_metrics(ARTICLE))
+
+
+def image_stats(model, x, y, batch_size=500):
+    return _stats(model, x, y, ARTICLE, batch_size)
+
+
+def cached_image_stats(trained, x, y):
+    return _cached(trained, x, y, ARTICLE)
 from cnnclaims.model import build_model
 from cnnclaims.training import TrainedModel, TrainSpec
 

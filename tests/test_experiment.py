@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from cnnclaims import FROG
+from cnnclaims.article import FROG
 from cnnclaims.activations import layer_names
-from cnnclaims.experiment import Experiment
+from cnnclaims.experiment import Run as Experiment
 from cnnclaims.model import LAYER_NAMES, N_PARAMS
 from cnnclaims.training import get_trained
 
@@ -16,33 +16,32 @@ def test_data_is_cifar10(cifar10):
     assert np.bincount(cifar10.y_test).tolist() == [1000] * 10
 
 
-def test_probe_is_a_held_out_frog(cifar10, probe_frog):
-    idx, img = probe_frog
+def test_probe_is_a_held_out_frog(cifar10, probe_image):
+    idx, img = probe_image
     assert cifar10.y_test[idx] == FROG
     rows = np.ascontiguousarray(cifar10.x_train.reshape(len(cifar10.x_train), -1)).view(np.dtype((np.void, 3072)))
     probe = np.ascontiguousarray(img.reshape(1, -1)).view(np.dtype((np.void, 3072)))
     assert not (rows == probe).any(), "the probe frog appears in the training set"
 
 
-def test_probe_frogs(probe_frogs, probe_frog, cifar10):
-    idx, imgs = probe_frogs
-    assert len(idx) == 1000 and (cifar10.y_test[idx] == FROG).all() and probe_frog[0] in idx
+def test_probe_frogs(probe_images, probe_image, cifar10):
+    idx, imgs = probe_images
+    assert len(idx) == 1000 and (cifar10.y_test[idx] == FROG).all() and probe_image[0] in idx
 
 
-def test_models_trained_and_recorded(benchmark_models, dummy_models, experiment):
-    for t in benchmark_models + dummy_models:
+def test_models_trained_and_recorded(models_a, models_b, experiment):
+    for t in models_a + models_b:
         assert t.model.count_params() == N_PARAMS and layer_names(t.model) == list(LAYER_NAMES)
         rec = t.record
         assert rec["data_fingerprint"] == experiment.data.fingerprint
         assert 0.1 < rec["test_accuracy"] <= 1 and rec["epochs"] >= 1
-        assert rec["spec"]["n_train"] == (experiment.profile.n_benchmark if t.spec.role == "benchmark"
-                                          else experiment.profile.n_dummy)
+        assert rec["spec"]["n_train"] == experiment.profile.n_train[t.spec.role]
 
 
-def test_second_load_comes_from_cache(benchmark_models, experiment):
+def test_second_load_comes_from_cache(models_a, experiment):
     msgs = []
-    t = get_trained(benchmark_models[0].spec, experiment.data, experiment.cache_dir, progress=msgs.append)
-    assert msgs == [] and t.key == benchmark_models[0].key
+    t = get_trained(models_a[0].spec, experiment.data, experiment.cache_dir, progress=msgs.append)
+    assert msgs == [] and t.key == models_a[0].key
 
 
 def test_activations_of_every_layer(activations):

@@ -13,7 +13,7 @@ def verdict(claim, scope, v):
     nan = float("nan")
     return Verdict(claim=claim, name=claim, scope=scope, verdict=v, test="t", statistic=0.0, p_value=nan,
                    p_opposite=nan, p_two_sided=nan, p_holm=nan, p_equivalence=nan, p_equivalence_holm=nan,
-                   effect_name="e", effect=0.0, ci_low=nan, ci_high=nan, n=1, benchmark_value=0.0, dummy_value=0.0,
+                   effect_name="e", effect=0.0, ci_low=nan, ci_high=nan, n=1, a_value=0.0, b_value=0.0,
                    data_scope="scope", claimed="c")
 
 
@@ -89,3 +89,85 @@ def test_repository_pins_are_valid():
     for key in doc["entries"]:
         family, profile = key.split("/")[:2]
         assert family.startswith("tf") and profile in ("article", "smoke")
+        assert pinned.has_numbers(doc["entries"][key]), f"{key} pins labels only: regenerate it (README)"
+
+
+def numbered(claim, scope, v, **numbers):
+    from dataclasses import replace
+
+    return replace(verdict(claim, scope, v), **numbers)
+
+
+def test_numbers_are_pinned_one_line_per_case(tmp_path):
+    path = tmp_path / "pins.json"
+    v = numbered("C8", "seeds", "supported", statistic=3.123456789012345, p_two_sided=0.000123456789012,
+                 p_holm=0.0012, effect=float("inf"), ci_low=-0.5)
+    pinned.write_entry(path, "tfX/smoke", [v, verdict("C1", "probe", "supported")], [], get_profile("smoke"), "x")
+    e = pinned.entry(pinned.load(path), "tfX/smoke")
+    assert e["verdicts"] == {"C8/seeds": "supported", "C1/probe": "supported"}
+    assert e["numbers"]["verdicts"]["C8/seeds"] == {  # to SIGNIFICANT_DIGITS; what the verdict lacks is absent
+        "statistic": 3.123456789, "p_two_sided": 0.0001234567890, "p_holm": 0.0012, "effect": "inf", "ci_low": -0.5}
+    assert e["numbers"]["verdicts"]["C1/probe"] == {"statistic": 0.0, "effect": 0.0}
+    line = next(x for x in path.read_text().splitlines() if '"C8/seeds": {' in x)
+    assert line.strip() == ('"C8/seeds": {"statistic": 3.123456789, "p_two_sided": 0.000123456789, '
+                            '"p_holm": 0.0012, "effect": "inf", "ci_low": -0.5},')
+
+
+def test_numbers_compare_within_the_tolerance():
+    nan = float("nan")
+    assert pinned.same_number(0.1, 0.1 * (1 + pinned.REL_TOL / 2))
+    assert not pinned.same_number(0.1, 0.1 * (1 + 2 * pinned.REL_TOL))
+    assert pinned.same_number(0.0, pinned.ABS_TOL / 2) and not pinned.same_number(0.0, 2 * pinned.ABS_TOL)
+    assert pinned.same_number(None, nan) and pinned.same_number(nan, None) and pinned.same_number("inf", float("inf"))
+    assert not pinned.same_number(None, 0.5) and not pinned.same_number(0.5, None) and not pinned.same_number("inf", 1e300)
+
+
+def test_case_diff_names_label_and_numbers():
+    v = numbered("C8", "seeds", "supported", statistic=2.0, p_holm=0.01, effect=0.3)
+    pins = pinned.numbers_of(v)
+    assert pinned.case_diff("supported", pins, v) == []
+    assert pinned.case_diff("supported", {**pins, "p_holm": 0.02}, v) == [("p_holm", 0.02, 0.01)]
+    assert pinned.case_diff("refuted", {**pins, "ci_low": -1.0}, v) == [("verdict", "refuted", "supported"),
+                                                                        ("ci_low", -1.0, None)]
+    assert pinned.case_diff("supported", None, v) == []  # labels-only entry: numbers not compared
+    assert pinned.case_diff("refuted", None, v) == [("verdict", "refuted", "supported")]
+
+
+def test_labels_only_entries_still_load(tmp_path):
+    path = tmp_path / "pins.json"
+    path.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "supported"}}}}))
+    e = pinned.entry(pinned.load(path), "k/smoke")
+    assert not pinned.has_numbers(e) and pinned.case_numbers(e, "verdicts", "C1/frogs") is None
+    e["numbers"] = {"verdicts": {}}
+    assert pinned.case_numbers(e, "verdicts", "C1/frogs") == {}  # pinned with numbers, this case lacks them
+
+
+@pytest.mark.parametrize("numbers", [[], {"verdicts": []}, {"verdicts": {"C1/frogs": {"p": 0.1}}},
+                                     {"verdicts": {"C1/frogs": {"p_holm": "0.1"}}}])
+def test_wrong_numbers_are_named(tmp_path, numbers):
+    bad = tmp_path / "pins.json"
+    bad.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "supported"}, "numbers": numbers}}}))
+    with pytest.raises(CnnClaimsError, match="entry 'k/smoke' has wrong numbers: expected"):
+        pinned.load(bad)
+
+
+def test_obtained_is_written_beside_the_pins_which_stay(tmp_path):
+    path = tmp_path / "pins.json"
+    p = get_profile("smoke")
+    pinned.write_entry(path, "tfY/smoke", [verdict("C1", "frogs", "refuted")], [], p, "x")
+    before = path.read_bytes()
+    out, note = pinned.write_obtained(path, "tfX/smoke", [verdict("C1", "frogs", "supported")], [], p, "x")
+    assert out == tmp_path / "pins.json.obtained" and note == "" and path.read_bytes() == before
+    doc = json.loads(out.read_text())
+    assert set(doc["entries"]) == {"tfX/smoke", "tfY/smoke"}  # copying it over the pins accepts it
+    assert doc["entries"]["tfX/smoke"]["verdicts"] == {"C1/frogs": "supported"}
+
+
+def test_obtained_falls_back_where_the_pins_folder_is_not_writable(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the pins' folder should be")  # unwritable even for root
+    args = (blocker / "pins.json", "k/smoke", [verdict("C1", "frogs", "supported")], [], get_profile("smoke"), "x")
+    out, note = pinned.write_obtained(*args, fallback_dir=tmp_path / "art")
+    assert out == tmp_path / "art" / "pins.json.obtained" and out.exists() and "not writable" in note
+    with pytest.raises(OSError):
+        pinned.write_obtained(*args, fallback_dir=blocker / "art")

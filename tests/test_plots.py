@@ -22,7 +22,7 @@ FIGS = {
     "entropy_bars": (lambda: plots.entropy_bars({"input": 4.8, "benchmark conv2d_6": 1.2, "dummy conv2d_6": 2.3}),
                      (600, 400)),
     "softmax_bars": (lambda: plots.softmax_bars({"benchmark": np.eye(10)[6] * 0.9 + 0.01,
-                                                 "dummy": np.full(10, 0.1)}), (1000, 400)),
+                                                 "dummy": np.full(10, 0.1)}, tuple("abcdefghij"), 6), (1000, 400)),
     "text_figure": (lambda: plots.text_figure("Model: x\nlayer 1\nlayer 2", "Fig. 1"), (800, 108)),
 }
 
@@ -46,4 +46,4 @@ def test_feature_map_grid_rejects_batches():
 
 def test_softmax_bars_wants_ten_classes():
     with pytest.raises(ValueError, match="10 class probabilities"):
-        plots.softmax_bars({"m": np.ones(3) / 3})
+        plots.softmax_bars({"m": np.ones(3) / 3}, tuple("abcdefghij"), 6)

@@ -51,15 +51,20 @@ def inner(pytester, synthetic, cnnclaims_plugin_args):
     return run, pins
 
 
-def test_missing_pins_are_recorded_and_fail(inner):
+def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
     run, pins = inner
     r = run("-k", "C3-last-layer-sparsity-frogs and test_claim")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*no pinned verdict for C3/frogs*recorded this run's verdicts*"])
-    doc = json.loads(pins.read_text())
+    r.stdout.fnmatch_lines(["*no pinned verdict for C3/frogs under*review it",
+                            f"*pinned:   {pins} (unchanged)",
+                            f"*obtained: {pins}.obtained (this run's entry for*",
+                            "*to accept*`pytest --regen-verdicts --profile smoke*"])
+    assert not pins.exists(), "a run never writes the pins file from inside a test"
+    doc = json.loads((pins.parent / "pins.json.obtained").read_text())
     (entry,) = doc["entries"].values()
     assert entry["verdicts"]["C3/frogs"] in ("supported", "refuted", "negligible", "underpowered")
     assert "null_control" in entry and entry["versions"]["tensorflow"]
+    assert "p_two_sided" in entry["numbers"]["verdicts"]["C3/frogs"]
 
 
 def test_regen_then_pass_then_flip_fails_with_plots(inner, pytester):
@@ -201,11 +206,93 @@ def test_unit_marker_is_applied(inner):
     assert "test_claim" not in r.stdout.str()
 
 
-def test_pins_that_cannot_be_written_fail_in_one_line(inner, pytester):
+def test_obtained_pins_go_to_the_artifacts_where_the_pins_folder_is_not_writable(inner, pytester):
     run, pins = inner
     blocker = pytester.path / "not-a-folder"
     blocker.write_text("a file where the pins' folder should be")  # unwritable even for root
     r = run("-k", "C3-last-layer-sparsity-frogs and test_claim", "--pinned-verdicts", str(blocker / "pins.json"))
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*could not record pins in*make its folder writable or pass --pinned-verdicts PATH*"])
+    art = pytester.path / "art"
+    r.stdout.fnmatch_lines([f"*obtained: {art / 'pins.json.obtained'} (this run's entry for *; the pins' folder "
+                            f"{blocker} is not writable*"])
+    assert (art / "pins.json.obtained").exists()
     assert "Traceback" not in r.stdout.str()
+
+
+# --- pinned numbers ---------------------------------------------------------------
+
+def _number_case(doc, key, supported: bool):
+    """A (section, case) whose label is (or is not) supported and whose p_holm is a number."""
+    e = doc["entries"][key]
+    return next(c for c, v in e["verdicts"].items()
+                if (v == "supported") == supported and "p_holm" in e["numbers"]["verdicts"][c])
+
+
+@pytest.mark.parametrize("supported", [True, False], ids=["pinned-supported", "pinned-expected-failure"])
+def test_pinned_number_changed_by_hand_fails_with_a_diff(inner, pytester, supported):
+    """Same label, a number moved beyond the tolerance: a failure (not an xfail) whose
+    message shows old and new values and how to accept; the pins file stays as it was
+    and this run's entry is in <pins>.obtained."""
+    run, pins = inner
+    doc, key = _regen(run, pins)
+    case = _number_case(doc, key, supported)
+    nums = doc["entries"][key]["numbers"]["verdicts"][case]
+    obtained_p = nums["p_holm"]
+    nums["p_holm"] = edited = round(obtained_p * 0.5 + 0.01, 6)
+    pins.write_text(json.dumps(doc))
+    before = pins.read_bytes()
+    claim, scope = case.split("/")
+    r = run("-k", f"test_claim and {claim}- and {scope}")
+    r.assert_outcomes(failed=1)
+    out = r.stdout.str()
+    assert f"{case}: verdict {doc['entries'][key]['verdicts'][case]} as pinned, numbers changed [{key}]" in out
+    assert "PinnedVerdictChanged" in out and "xfail" not in out
+    r.stdout.fnmatch_lines(["*field*pinned -> obtained",
+                            f"*p_holm*{edited} -> {obtained_p}",
+                            f"*pinned:   {pins} (unchanged)",
+                            f"*obtained: {pins}.obtained (this run's entry for [[]{key}])",
+                            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}`*"
+                            f"`cp {pins}.obtained {pins}`*"])
+    assert pins.read_bytes() == before, "the pins file is never rewritten from inside a test"
+    obtained = json.loads((pins.parent / "pins.json.obtained").read_text())
+    assert obtained["entries"][key]["numbers"]["verdicts"][case]["p_holm"] == obtained_p
+    # Accepting it (copying the obtained file) makes the run pass.
+    pins.write_text((pins.parent / "pins.json.obtained").read_text())
+    r = run("-k", f"test_claim and {claim}- and {scope}")
+    assert r.ret == 0, r.stdout.str()
+
+
+def test_pinned_number_changed_within_the_tolerance_passes(inner, pytester):
+    from cnnclaims import pinned
+
+    run, pins = inner
+    doc, key = _regen(run, pins)
+    nums = doc["entries"][key]["numbers"]["verdicts"]
+    for case in nums:  # every number of every case, moved by a tenth of the tolerance
+        nums[case] = {f: x * (1 + pinned.REL_TOL / 10) if isinstance(x, float) else x for f, x in nums[case].items()}
+    pins.write_text(json.dumps(doc))
+    r = run("-k", "test_claim")
+    assert r.ret == 0, r.stdout.str()
+    assert not (pins.parent / "pins.json.obtained").exists(), "a passing run writes no .obtained file"
+
+
+def test_labels_only_entry_compares_labels_and_says_so(inner, pytester):
+    """An entry written before numbers were pinned still loads: its labels are compared,
+    its numbers not, and the summary and failures say how to pin them."""
+    run, pins = inner
+    doc, key = _regen(run, pins)
+    del doc["entries"][key]["numbers"]
+    pins.write_text(json.dumps(doc))
+    r = run("-k", "test_claim")
+    assert r.ret == 0, r.stdout.str()
+    r.stdout.fnmatch_lines([f"pin key {key} pins labels only (written before numbers were pinned): its numbers "
+                            "are not compared; `pytest --regen-verdicts --profile smoke` pins them*"])
+    case, actual = next((c, v) for c, v in doc["entries"][key]["verdicts"].items()
+                        if v in ("underpowered", "negligible", "refuted") and not c.endswith("/probe"))
+    doc["entries"][key]["verdicts"][case] = other = "negligible" if actual != "negligible" else "underpowered"
+    pins.write_text(json.dumps(doc))
+    claim, scope = case.split("/")
+    r = run("-k", f"test_claim and {claim}- and {scope}")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines([f"*verdict*{other} -> {actual}",
+                            f"*[[]{key}] pins labels only (written before numbers were pinned): numbers not compared"])

@@ -2,9 +2,17 @@
 import numpy as np
 import pytest
 
-from cnnclaims import FROG
+from cnnclaims.article import CLASSES, FROG
 from cnnclaims.errors import DataError
-from cnnclaims.probe import frog_indices, probe_index
+from cnnclaims.probe import class_indices, probe_index as _probe_index
+
+
+def probe_index(y, index=None):
+    return _probe_index(y, index, FROG, CLASSES)
+
+
+def frog_indices(y):
+    return class_indices(y, FROG, CLASSES)
 
 Y = np.array([0, 6, 3, 6, 6, 9], dtype=np.uint8)
 

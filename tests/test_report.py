@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 from cnnclaims import plots
-from cnnclaims.claims import get_claim
+from cnnclaims.article import ARTICLE
+
+get_claim = ARTICLE.claim
 from cnnclaims.diagnostics import cached_claim_plots, claim_plots
 from cnnclaims.report import verdict_table_text, write_report
 

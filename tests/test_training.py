@@ -1,9 +1,15 @@
 """Training and the model cache on tiny synthetic data: hit, miss, corruption,
 concurrent writers, determinism, and the probe never being trained on."""
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +21,8 @@ from cnnclaims.profiles import get_profile
 from cnnclaims.errors import CacheError, InputError
 from cnnclaims.testing import random_cifar, write_image_folder
 from cnnclaims.training import (
-    TrainSpec, _load_entry, cache_key, fit, get_trained, prepare, specs_for, stratified_subset, train_missing,
+    TrainSpec, _load_entry, cache_key, fit, get_trained, is_cached, prepare, specs_for, stratified_subset,
+    train_missing,
 )
 
 
@@ -119,11 +126,12 @@ def test_models_load_lazily_and_old_records_get_their_hash(tiny, trained, tmp_pa
     assert b.model.count_params() == trained[0].model.count_params() and b.loaded is not None
     record = b.path / "record.json"
     rec = json.loads(record.read_text())
-    del rec["model_sha256"]
+    del rec["model_sha256"], rec["checksum"]  # as written before records carried either
     record.write_text(json.dumps(rec))
     c = get_trained(SPEC, tiny, cache_dir)
     assert c.loaded is not None  # validated by loading instead
-    assert json.loads(record.read_text())["model_sha256"] == b.record["model_sha256"]
+    migrated = json.loads(record.read_text())
+    assert migrated["model_sha256"] == b.record["model_sha256"] and migrated["checksum"] == b.record["checksum"]
 
 
 def test_retrain_flag(tiny, trained, tmp_path):
@@ -194,10 +202,10 @@ def test_stratified_subset_errors():
 
 def test_profiles_and_specs():
     p = get_profile("article")
-    assert (p.n_benchmark, p.n_dummy) == (50_000, 10_000)
+    assert (p.n_train["benchmark"], p.n_train["dummy"]) == (50_000, 10_000)
     b, d, n = specs_for(p, "benchmark"), specs_for(p, "dummy"), specs_for(p, "null")
     assert [s.seed for s in b] == [s.seed for s in d] == list(range(p.n_seeds))
-    assert all(s.n_train == p.n_dummy for s in n) and not set(s.seed for s in n) & set(s.seed for s in d)
+    assert all(s.n_train == p.n_train["dummy"] for s in n) and not set(s.seed for s in n) & set(s.seed for s in d)
     assert get_profile("smoke", n_seeds=2).n_seeds == 2
     with pytest.raises(KeyError, match="unknown profile 'huge'.*article, smoke"):
         get_profile("huge")
@@ -212,8 +220,8 @@ def test_training_only_draws_from_the_train_split(tiny):
 def test_workers_setting(monkeypatch):
     from cnnclaims.training import default_workers
 
-    monkeypatch.setenv("CNNCLAIMS_WORKERS", "3")
-    assert default_workers() == 3
+    monkeypatch.setenv("CNNCLAIMS_WORKERS", "1")
+    assert default_workers() == 1
     monkeypatch.setenv("CNNCLAIMS_WORKERS", "none")
     with pytest.raises(ValueError, match="CNNCLAIMS_WORKERS='none'"):
         default_workers()
@@ -281,3 +289,211 @@ def test_fit_refuses_unprepared_arrays_before_training(tiny, tmp_path):
         fit(SPEC, x, y, x, tiny.y_test, tmp_path / "w.h5")
     with pytest.raises(InputError, match=r"fit: x_val holds uint8 pixels.*prepare\(\)"):
         fit(SPEC, x, y, tiny.x_test, y, tmp_path / "w.h5")
+
+
+# --- damaged records: wrong types, edited content (discarded and retrained, never used)
+def edit_record(path, edit):
+    """Rewrite ``record.json`` of the entry at ``path`` with ``edit(record)``'s value."""
+    record = path / "record.json"
+    record.write_text(json.dumps(edit(json.loads(record.read_text()))))
+
+
+def without_checksum(**fields):
+    """A record edited as if written before records carried a checksum."""
+    def edit(rec):
+        rec.pop("checksum", None)
+        rec.update(fields)
+        return rec
+    return edit
+
+
+@pytest.mark.parametrize("edit", [
+    lambda rec: None, lambda rec: [rec], lambda rec: "record", lambda rec: 3,
+    without_checksum(test_accuracy="0.5"), without_checksum(test_accuracy=True), without_checksum(test_accuracy=1.5),
+    without_checksum(history=None), without_checksum(history={"loss": "0.1"}), without_checksum(history=[1.0]),
+    without_checksum(spec=[]), without_checksum(epochs="2"), without_checksum(best_epoch=None),
+    without_checksum(key=7), without_checksum(model_sha256=None), without_checksum(versions="tf"),
+    lambda rec: {k: v for k, v in rec.items() if k not in ("checksum", "test_accuracy")},
+], ids=["null", "list", "string", "number", "accuracy-string", "accuracy-bool", "accuracy-range", "history-null",
+        "history-string", "history-list", "spec-list", "epochs-string", "best-epoch-null", "key-number",
+        "hash-null", "versions-string", "accuracy-missing"])
+def test_record_of_wrong_type_is_a_cache_error_naming_the_file(trained, tmp_path, edit):
+    path = copy_cache(trained, tmp_path) / "models" / trained[0].path.name
+    edit_record(path, edit)
+    with pytest.raises(CacheError, match=str(path / "record.json")):
+        _load_entry(SPEC, path, trained[0].key)
+
+
+@pytest.mark.parametrize("damage", ["null", "one-digit"])
+def test_damaged_record_is_discarded_and_retrained_bit_identical(tiny, trained, tmp_path, capsys, damage):
+    """A record that is JSON null (55 AttributeErrors on every rerun) or has one digit of
+    its test accuracy changed (accepted silently) is discarded, named, and retrained:
+    the same model bit for bit."""
+    cache_dir = copy_cache(trained, tmp_path)
+    record = cache_dir / "models" / trained[0].path.name / "record.json"
+    text = record.read_text()
+    if damage == "null":
+        record.write_text("null")
+    else:
+        acc = json.loads(text)["test_accuracy"]
+        digits = repr(acc)
+        i = digits.index(".") + 1
+        changed = digits[:i] + str((int(digits[i]) + 1) % 10)
+        assert float(changed) != acc
+        record.write_text(text.replace(f'"test_accuracy": {digits}', f'"test_accuracy": {changed}'))
+        assert json.loads(record.read_text())["test_accuracy"] == float(changed)
+    msgs = []
+    b = get_trained(SPEC, tiny, cache_dir, progress=msgs.append)
+    err = capsys.readouterr().err
+    assert f"discarding corrupt cache entry {record}" in err
+    assert ("checksum" in err) == (damage == "one-digit")
+    assert any("training dummy seed=7" in m for m in msgs)
+    assert b.record["test_accuracy"] == trained[0].record["test_accuracy"]
+    assert b.record["checksum"] == json.loads(record.read_text())["checksum"]
+    for wa, wb in zip(trained[0].model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert get_trained(SPEC, tiny, cache_dir, progress=msgs.append).loaded is None  # valid again: found, not trained
+
+
+# --- interrupted training: nothing half-built is left or used
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+def test_interrupted_training_leaves_no_partial_entry_and_never_uses_one(tiny, trained, tmp_path, monkeypatch):
+    cache_dir = copy_cache(trained, tmp_path)
+    entry = cache_dir / "models" / trained[0].path.name
+    partial = entry.with_name(entry.name + ".partial")
+    entry.rename(partial)  # a complete-looking model left behind by a killed process
+    assert not is_cached(SPEC, tiny.fingerprint, cache_dir)
+    monkeypatch.setattr("cnnclaims.training.fit", interrupted)  # Ctrl-C during training
+    with pytest.raises(KeyboardInterrupt):
+        get_trained(SPEC, tiny, cache_dir)  # trains (the .partial folder is not loaded) ...
+    assert not partial.exists() and not entry.exists()  # ... and leaves nothing behind
+
+
+def _children(pid: int) -> set:
+    """Pids of the living descendants of ``pid`` (from /proc; zombies count as gone)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, pp in parents.items() if pp == p}
+        found |= kids
+        todo += kids
+    return found
+
+
+def _alive(pids) -> set:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+# Trains three tiny models "forever" with two workers: two start, one is queued.
+TRAIN_FOREVER = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from cnnclaims import training
+from cnnclaims.data import load_cifar10
+from cnnclaims.testing import random_cifar, write_image_folder
+
+training._machine = lambda: (2, 64.0, 8)  # two workers on any machine: the models are tiny
+tmp = Path(sys.argv[1])
+folder = write_image_folder(tmp / "imgs", *random_cifar(10, 3, seed=2), fmt="png")
+data = load_cifar10(folder, tmp / "cache", per_class={"train": 10, "test": 3}, progress=lambda *_: None)
+spec = training.TrainSpec("dummy", 50, seed=0, max_epochs=100_000, patience=100_000, batch_size=16)
+training.train_missing([replace(spec, seed=s) for s in range(3)], data, str(folder), tmp / "cache", workers=2,
+                       progress=lambda line: print(line, flush=True))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
+def test_stopping_training_stops_every_worker_within_seconds(tmp_path, how):
+    """Ctrl-C (SIGINT to the process group), SIGTERM (what `timeout` sends) or SIGKILL to
+    a process training with two workers: within seconds no process it started is left
+    (workers, multiprocessing's resource tracker), the queued model never starts, and
+    no .partial folder or entry of an unfinished model remains."""
+    proc = subprocess.Popen([sys.executable, "-c", TRAIN_FOREVER, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    kids = set()
+    try:
+        deadline = time.monotonic() + 120
+        while sum("training dummy seed=" in line for line in lines) < 2:  # both workers training
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        kids = _children(proc.pid)
+        assert len(kids) >= 2, kids
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+        proc.wait(timeout=15)
+        deadline = time.monotonic() + 15
+        while _alive(kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(kids), f"still running after {how}: {_alive(kids)}"
+        reader.join(5)
+        assert not any("training dummy seed=2" in line for line in lines), "".join(lines)
+        models = tmp_path / "cache" / "models"
+        assert sorted(p.name for p in models.iterdir() if p.is_dir()) == [], "".join(lines)
+    finally:
+        for pid in _alive(kids | {proc.pid}):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def test_every_line_a_worker_said_is_relayed(tiny, tmp_path, monkeypatch):
+    """A worker's last lines come right before its result (the last "trained ..." line
+    used to be lost at times): all of them are passed on before train_missing returns."""
+    from cnnclaims import testing, training
+
+    monkeypatch.setattr(training, "_worker_train", testing.chatty_worker)
+    monkeypatch.setattr(training, "_machine", lambda: (2, 64.0, 8), raising=False)  # two workers anywhere
+    specs = [SPEC, replace(SPEC, seed=8)]
+    msgs = []
+    assert set(train_missing(specs, tiny, None, tmp_path, workers=2, progress=msgs.append)) == set(specs)
+    for spec in specs:
+        assert [m for m in msgs if m.startswith(spec.label)] == [f"{spec.label} line {i}" for i in range(50)]
+
+
+def test_explicit_worker_count_is_capped_by_cores_and_memory_and_said_once(tiny, tmp_path, monkeypatch):
+    import cnnclaims.training as training
+
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(training.os, "sysconf", lambda name: {"SC_PHYS_PAGES": 10 * 2**18, "SC_PAGE_SIZE": 4096}[name])
+    monkeypatch.setattr(training, "_SAID", set(), raising=False)
+    monkeypatch.setenv("CNNCLAIMS_WORKERS", "100")
+    msgs = []
+    # 10 GiB: (10 - 2) // 4 = 2 processes, fewer than the 6 cores.
+    assert training.default_workers(None, msgs.append) == 2
+    assert training.default_workers(None, msgs.append) == 2
+    assert msgs == ["cnnclaims: $CNNCLAIMS_WORKERS=100 capped at 2 training processes: 6 cores, and 10.0 GiB of "
+                    "memory holds 2 at 4 GiB each (2 GiB kept for this process)"]
+    monkeypatch.setattr(training.os, "cpu_count", lambda: 1)  # and by the cores
+    msgs.clear()
+    assert train_missing([SPEC, replace(SPEC, seed=8)], tiny, None, tmp_path, workers=100,
+                         progress=msgs.append) == []  # one process: nothing started, trained in this process
+    assert msgs == ["cnnclaims: --workers=100 capped at 1 training processes: 1 cores, and 10.0 GiB of "
+                    "memory holds 2 at 4 GiB each (2 GiB kept for this process)"]
+    monkeypatch.delenv("CNNCLAIMS_WORKERS")
+    assert training.default_workers() == 1

@@ -5,11 +5,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from cnnclaims import FROG
+from cnnclaims.article import ARTICLE, FROG
 from cnnclaims import stats as st
-from cnnclaims.claims import CATALOG, claims_for, get_claim
+
+CATALOG = ARTICLE.claims
+claims_for = ARTICLE.claims_for
+get_claim = ARTICLE.claim
 from cnnclaims.errors import UnknownNameError
-from cnnclaims.evidence import STATS, Evidence, ModelEvidence
+from cnnclaims.evidence import Evidence, ModelEvidence, table_metrics
+
+STATS = tuple(table_metrics(ARTICLE))
 from cnnclaims.verdicts import (
     CHECKS, INCONCLUSIVE, NEGLIGIBLE, REFUTED, SUPPORTED, UNDERPOWERED, claim_numbers, decide_family, evaluate,
     evaluate_catalog, evaluate_numbers, families, false_positive_rate, measure_seeds, unreachable_by_design,
@@ -29,7 +34,8 @@ def model_ev(role, seed, shift=0.0, stat="c6_zero_fraction", noise=0.02, seed_sd
 
 def evidence(shift, stat="c6_zero_fraction", n_seeds=5, noise=0.02, seed_sd=0.0):
     return Evidence({"benchmark": [model_ev("benchmark", s, shift, stat, noise, seed_sd) for s in range(n_seeds)],
-                     "dummy": [model_ev("dummy", s, 0.0, stat, noise, seed_sd) for s in range(n_seeds)]}, 0, N_IMAGES)
+                     "dummy": [model_ev("dummy", s, 0.0, stat, noise, seed_sd) for s in range(n_seeds)]}, 0, N_IMAGES,
+                    "article", "", "benchmark", "dummy", ARTICLE)
 
 
 def c3(vs, scope):
@@ -71,8 +77,8 @@ def test_unreachable_with_one_seed():
     v = c3(evaluate_catalog(evidence(0.3, n_seeds=1), scopes=("seeds",)), "seeds")
     assert v.verdict == UNDERPOWERED and v.unreachable
     assert "unreachable with N = 1" in v.decides
-    assert unreachable_by_design("seeds", 1) and not unreachable_by_design("seeds", 8)
-    assert unreachable_by_design("frogs", 4)  # 2^(1-4) = 0.125 > 0.05
+    assert unreachable_by_design("seeds", 1, CATALOG) and not unreachable_by_design("seeds", 8, CATALOG)
+    assert unreachable_by_design("images", 4, CATALOG)  # 2^(1-4) = 0.125 > 0.05
 
 
 def test_holm_is_applied_within_each_family():

@@ -1,9 +1,23 @@
-"""cnnclaims: the claims of "Exploring Feature Extraction with CNNs" as statistical tests."""
+"""cnnclaims: the qualitative claims of a Keras experiment as statistical tests.
 
-__version__ = "0.1.0"
+The public API (see README "Test a claim of your own"):
 
-CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
-)
-FROG = CLASSES.index("frog")
+- ``Experiment``, ``Condition``, ``Claim``, ``Metric``, ``Probe``, ``Profile``:
+  declare an experiment (``cnnclaims.declaration``);
+- ``parametrize_claims(experiment)``: its claims as tests in your own test file;
+- ``cnnclaims.article.ARTICLE``: the article "Exploring Feature Extraction with CNNs",
+  declared with the same API.
+"""
+
+__version__ = "0.2.0"
+
+from .declaration import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric  # noqa: E402,F401
+
+
+def parametrize_claims(experiment, null: bool = False):
+    """Mark a test function to run once per (claim, scope) of ``experiment`` (or of
+    its null control with ``null=True``), as scikit-learn's
+    ``parametrize_with_checks``; see ``cnnclaims.pytest_plugin``."""
+    from .pytest_plugin import parametrize_claims as _parametrize
+
+    return _parametrize(experiment, null)

@@ -11,11 +11,13 @@ from .errors import CnnClaimsError
 
 
 def _common(p):
-    p.add_argument("--profile", default="article", help="article (default) or smoke")
+    p.add_argument("--experiment", default=None, help="the experiment as 'package.module:NAME' "
+                   "(default: $CNNCLAIMS_EXPERIMENT, else cnnclaims.article:ARTICLE)")
+    p.add_argument("--profile", default=None, help="the experiment's profile (the article: article, the default, or smoke)")
     p.add_argument("--data", default=None, help="CIFAR-10 source folder (default: $CNNCLAIMS_DATA, else download)")
     p.add_argument("--cache-dir", default=None, help="cache folder (default: $CNNCLAIMS_CACHE or ./build/cache)")
     p.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the profile's)")
-    p.add_argument("--probe-index", default=None, help="test-set index of the probe frog")
+    p.add_argument("--probe-index", default=None, help="test-set index of the probe image (one of the probe class)")
     p.add_argument("--retrain", action="store_true", help="ignore cached models and train again")
     p.add_argument("--workers", type=int, default=None,
                    help="models trained at once (default: $CNNCLAIMS_WORKERS, else one per core, "
@@ -37,33 +39,34 @@ def _at_least(lowest: int):
 
 
 def _experiment(args):
-    from .experiment import Experiment
+    from .experiment import Run
 
-    return Experiment(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
-                      progress=functools.partial(print, flush=True), workers=args.workers)
+    return Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
+               progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment)
 
 
 def cmd_run(args):
-    """Train (or load) the benchmark and dummy models; print accuracies and the probe's top-3."""
+    """Train (or load) the models of conditions a and b; print accuracies and the probe's top-3."""
     import numpy as np
 
-    from . import CLASSES
     from .activations import layer_activations
 
     exp = _experiment(args)
+    classes = exp.experiment.classes
     t0 = time.perf_counter()
     print(f"data: {exp.data.source} (fingerprint {exp.data.fingerprint})")
-    print(f"probe: test image {exp.probe_index} (a frog)")
-    roles = ("benchmark", "dummy", "null") if args.all else ("benchmark", "dummy")
+    print(f"probe: test image {exp.probe_index} (class {exp.experiment.probe.class_name})")
+    roles = exp.roles if args.all else (exp.a, exp.b)
     exp.train(roles, first_only=not args.all)
     for role in roles:
         models = exp.models(role) if args.all else [exp.first_model(role)]
         for t in models:
-            p = layer_activations(t.model, exp.probe_image, ["dense_2"])["dense_2"][0]
+            out = exp.experiment.output_layer or t.model.layers[-1].name
+            p = layer_activations(t.model, exp.probe_image, [out])[out][0]
             top = np.argsort(p)[::-1][:3]
             print(f"{role:9s} seed {t.spec.seed:4d}: {t.spec.n_train} images, {t.record['epochs']} epochs, "
                   f"test accuracy {t.test_accuracy:.4f}; probe top-3: "
-                  + ", ".join(f"{CLASSES[k]} {p[k]:.3f}" for k in top))
+                  + ", ".join(f"{classes[k]} {p[k]:.3f}" for k in top))
     print(f"done in {time.perf_counter() - t0:.1f}s (cache: {exp.cache_dir})")
 
 
@@ -118,7 +121,7 @@ def cmd_pin(args):
 
     exp = _experiment(args)
     path = Path(args.file or pinned.DEFAULT_PATH)
-    key = pinned.pin_key(exp.profile)
+    key = pinned.pin_key(exp.profile, exp.experiment)
     pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
     print(verdict_table_text(exp.verdicts, exp.null_verdicts))
     print(f"pinned {len(exp.verdicts)} verdicts and {len(exp.null_verdicts)} null-control verdicts "
@@ -128,7 +131,7 @@ def cmd_pin(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cnnclaims", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train/load the benchmark and dummy models; print accuracies and probe top-3")
+    p = sub.add_parser("run", help="train/load the models of both conditions; print accuracies and probe top-3")
     _common(p)
     p.add_argument("--all", action="store_true", help="every seed and the null control's models too")
     p.set_defaults(func=cmd_run)
@@ -157,10 +160,43 @@ def main(argv=None):
     p.set_defaults(func=cmd_pin)
     args = parser.parse_args(argv)
     try:
+        _check_folders(args)
         return args.func(args) or 0
-    except (CnnClaimsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - ours, or a failed write into the cache
+        err = _write_failure(args, exc)
+        if err is None and not isinstance(exc, (CnnClaimsError, ValueError)):
+            raise
+        print(f"error: {err or exc}", file=sys.stderr)
         return 2
+
+
+def _check_folders(args) -> None:
+    """A cache or output folder that cannot be created is one line now, not a
+    traceback after minutes of decoding (a read-only cache that exists passes)."""
+    from .cache import ENV_CACHE, check_folder, default_cache_dir
+
+    check_folder(Path(args.cache_dir) if args.cache_dir else default_cache_dir(), "--cache-dir", ENV_CACHE)
+    out = getattr(args, "out", None)
+    if out:
+        folder = Path(out).parent if args.command == "calibrate" else Path(out)
+        check_folder(folder, "--out", None, "output folder", must_write=True)
+
+
+def _write_failure(args, exc):
+    """``cache.write_failure`` for the cache of ``args``, sized by its plan."""
+    from .cache import default_cache_dir, is_no_space, write_failure
+
+    n_models = None
+    try:
+        if not is_no_space(exc):  # only a full disk's message counts the plan's models
+            raise LookupError
+        from .declaration import load_experiment
+
+        experiment = load_experiment(args.experiment)
+        n_models = experiment.profile(args.profile, args.seeds).n_seeds * len(experiment.roles)
+    except Exception:  # noqa: BLE001 - a plan that cannot be counted: the message omits it
+        pass
+    return write_failure(exc, Path(args.cache_dir) if args.cache_dir else default_cache_dir(), n_models)
 
 
 if __name__ == "__main__":

@@ -116,13 +116,15 @@ def slice_model(model, layers=None):
     return keras.Model(inp, [outputs[n] for n in names], name=f"{model.name}_sliced"), names
 
 
-def _check_input_shape(sliced, model, where: str) -> None:
+def _check_input_shape(sliced, model, where: str) -> tuple:
+    """The (height, width, channels) the model takes (CIFAR-10's where a size is open)."""
     shape = tuple(sliced.inputs[0].shape)
-    if len(shape) != 4 or any(d not in (None, want) for d, want in zip(shape[1:], IMAGE_SHAPE)):
+    if len(shape) != 4:
         raise ModelError(
-            f"{where}: model {model.name!r} takes inputs of shape {shape}; cnnclaims feeds it CIFAR-10 images "
-            "(n, 32, 32, 3)"
+            f"{where}: model {model.name!r} takes inputs of shape {shape}; cnnclaims feeds it images "
+            "(n, height, width, channels)"
         )
+    return tuple(want if d is None else int(d) for d, want in zip(shape[1:], IMAGE_SHAPE))
 
 
 def as_model_input(images) -> np.ndarray:
@@ -148,9 +150,8 @@ def _stream(model, images, layers, batch_size, where: str):
     # Checked here, at the call, not when the first batch is drawn from the generator.
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise InputError(f"{where}: batch_size={batch_size!r} is not a positive integer")
-    x = model_input(images, where, single=True)
     sliced, names = slice_model(model, layers)
-    _check_input_shape(sliced, model, where)
+    x = model_input(images, where, single=True, shape=_check_input_shape(sliced, model, where))
     inputs = [n for n in (layer_names(model) if layers is None else layers) if _is_input(model.get_layer(n))]
     return _batches(sliced, names, inputs, x, batch_size)
 

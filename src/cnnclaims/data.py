@@ -25,11 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CLASSES
 from .cache import CacheError, default_cache_dir, discard, read_npz, stable_hash, write_npz
 from .errors import DataError
 from .inputs import class_labels
 
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+CLASSES = CIFAR10_CLASSES  # folder names and label order of the CIFAR-10 loader
 ENV_DATA = "CNNCLAIMS_DATA"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FULL_PER_CLASS = {"train": 5000, "test": 1000}
@@ -38,8 +42,10 @@ DATA_FORMAT_VERSION = 1  # bump when decoding changes, so old caches are not reu
 
 
 @dataclass(frozen=True)
-class Cifar10:
-    """CIFAR-10 in label order: x uint8 (n, 32, 32, 3), y uint8 (n,)."""
+class Dataset:
+    """Images and labels of one experiment: x uint8 (n, H, W, C) pixels 0-255 or float
+    pixels in [0, 1]; y integer class indices (n,). ``fingerprint`` keys every trained
+    model, so it must change whenever the content does (``dataset`` computes it)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -87,6 +93,37 @@ def resolve_source(path: str | os.PathLike | None = None) -> Source:
     raise DataError(f"CIFAR-10 source {p} holds neither data_batch_* files nor train/ and test/ folders; {hint}")
 
 
+Cifar10 = Dataset  # what load_cifar10 returns (the name the harness had first)
+
+
+def dataset(x_train, y_train, x_test, y_test, source: str = "arrays") -> Dataset:
+    """A ``Dataset`` from arrays a user's loader returns, checked, with its content
+    fingerprint (SHA-256 of the arrays).
+
+    ``x_*``: (n, H, W, C) uint8 pixels 0-255, or float pixels in [0, 1] (no NaN);
+    ``y_*``: integer labels (n,) or (n, 1). Raises DataError naming the array and the
+    fix for anything else (floats in 0-255, NaN, other dtypes, a label count that
+    differs from the image count); nothing is converted silently except (n, 1) labels
+    to (n,) and uint8 labels to int64."""
+    from .inputs import check_images
+
+    arrays = []
+    for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        where = f"{source}: {name} split"
+        x = np.asarray(x)
+        if x.ndim != 4:
+            raise DataError(f"{where}: images are {x.shape}; expected (n, height, width, channels)")
+        try:
+            check_images(x, where, shape=x.shape[1:])
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        arrays += [x, class_labels(y, len(x), where, error=DataError).astype(np.int64)]
+    if arrays[0].shape[1:] != arrays[2].shape[1:]:
+        raise DataError(f"{source}: train images are {arrays[0].shape[1:]}, test images {arrays[2].shape[1:]}; "
+                        "both splits need the same image shape")
+    return Dataset(*arrays, source=source, fingerprint=content_fingerprint(*arrays))
+
+
 def content_fingerprint(x_train, y_train, x_test, y_test) -> str:
     """SHA-256 of the decoded arrays: the same images give the same models' keys."""
     h = hashlib.sha256()
@@ -110,6 +147,29 @@ def stat_key(source: Source, per_class: dict | None = None) -> str:
                 rel = os.path.relpath(os.path.join(root, name), source.path)
                 entries.append((rel, st.st_size, st.st_mtime_ns))
     return stable_hash([DATA_FORMAT_VERSION, source.kind, per_class, entries])[:20]
+
+
+def load_dataset(experiment, path=None, cache_dir=None, progress=print) -> Dataset:
+    """The experiment's data: ``experiment.load_data`` called with whichever of
+    ``path`` (--data), ``cache_dir`` and ``progress`` it declares by name, which returns a ``Dataset`` or ``((x_train, y_train), (x_test, y_test))`` arrays
+    (checked and fingerprinted by ``dataset``). Raises DataError for anything else."""
+    import inspect
+
+    given = {"path": path, "cache_dir": cache_dir, "progress": progress}
+    try:
+        params = inspect.signature(experiment.load_data).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: call it bare
+        params = {}
+    # A loader takes whichever of (path, cache_dir, progress) it declares, by name.
+    out = experiment.load_data(**{k: v for k, v in given.items() if k in params})
+    if isinstance(out, Dataset):
+        return out
+    try:
+        (xtr, ytr), (xte, yte) = out
+    except (TypeError, ValueError):
+        raise DataError(f"experiment {experiment.name!r}: load_data returned {type(out).__name__}; return a "
+                        "cnnclaims.data.Dataset or ((x_train, y_train), (x_test, y_test)) arrays") from None
+    return dataset(xtr, ytr, xte, yte, source=f"{experiment.name}: {getattr(experiment.load_data, '__name__', 'load_data')}")
 
 
 def load_cifar10(

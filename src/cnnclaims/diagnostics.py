@@ -8,7 +8,8 @@ import numpy as np
 from . import metrics as m
 from . import plots
 from .cache import file_sha256, read_json, stable_hash, to_jsonable, write_json
-from .claims import get_claim, values
+from .claims import values
+from .declaration import OUTPUT
 from .errors import CacheError
 
 
@@ -26,61 +27,69 @@ def title_for(v) -> str:
 
 
 def probe_activations(exp, evidence) -> dict:
-    """Probe-frog activations of the first model of each group, keyed by group label."""
-    null = evidence.label == "null control"
-    return {label: exp.probe_activations("null" if null and role == "benchmark" else role)
-            for role, label in _labels(evidence).items()}
+    """Probe-image activations of the first model of each compared group, by group name."""
+    return {role: exp.probe_activations(role) for role in (evidence.a, evidence.b)}
 
 
-def _labels(evidence) -> dict:
-    return {"benchmark": "null group" if evidence.label == "null control" else "benchmark", "dummy": "dummy"}
+def _output_layer(exp) -> str:
+    return exp.experiment.output_layer or exp.first_model(exp.a).model.layers[-1].name
+
+
+def _layer(claim, exp) -> str:
+    """The layer a claim's probe plot shows: its metric's last layer other than the
+    input (the softmax for a softmax metric)."""
+    out = _output_layer(exp)
+    layers = [out if layer == OUTPUT else layer for layer in claim.metric.layers if layer != "input"]
+    return layers[-1] if layers else out
 
 
 def claim_plots(exp, verdict, folder) -> list[Path]:
     """Write the diagnostic plots of one verdict into ``folder``; return their paths."""
-    claim = get_claim(verdict.claim)
+    claim = exp.experiment.claim(verdict.claim)
     null = verdict.family == "null control"
     evidence = exp.null_evidence if null else exp.evidence
-    labels = _labels(evidence)
+    an, bn = evidence.a, evidence.b
     stem = f"{claim.name}-{verdict.scope}{'-null' if null else ''}"
     title = title_for(verdict)
     out = []
+    kind = exp.experiment.scope_kind(verdict.scope)
 
-    if verdict.scope == "seeds":
+    if kind == "seeds":
         if "per_seed" in verdict.extras:
             per_seed = {claim.subject: verdict.extras["per_seed"]}
         else:
-            per_seed = {labels["benchmark"]: verdict.extras["benchmark_per_seed"], "dummy": verdict.extras["dummy_per_seed"]}
+            per_seed = {an: verdict.extras[f"{an}_per_seed"], bn: verdict.extras[f"{bn}_per_seed"]}
         fig = plots.seed_points(per_seed, claim.seeds_label,
                                 (verdict.effect, verdict.ci_low, verdict.ci_high), title)
         out.append(plots.save(fig, Path(folder) / f"{stem}-per-seed.png"))
         return out
 
-    b, d = evidence.first("benchmark"), evidence.first("dummy")
-    if verdict.scope == "frogs":
-        per_image = {labels["benchmark"]: values(b, claim.stat), "dummy": values(d, claim.stat)}
+    a, b = evidence.first(an), evidence.first(bn)
+    if kind == "images":
+        per_image = {an: values(a, claim.stat), bn: values(b, claim.stat)}
         out.append(plots.save(plots.paired_distributions(per_image, claim.label, title), Path(folder) / f"{stem}-per-image.png"))
 
-    # The probe's own evidence (also shown for the frogs scope: what one image looks like).
+    # The probe's own evidence (also shown for the images scope: what one image looks like).
     acts = probe_activations(exp, evidence)
-    lb = labels["benchmark"]
+    layer = _layer(claim, exp)
     if claim.plot == "feature_maps":
-        fig = plots.feature_maps_side_by_side(exp.probe_image, acts[lb]["conv2d_1"][0], acts["dummy"]["conv2d_1"][0],
-                                              (lb, "dummy"), title)
+        fig = plots.feature_maps_side_by_side(exp.probe_image, acts[an][layer][0], acts[bn][layer][0], (an, bn), title)
     elif claim.plot == "input":
-        fig = plots.value_histograms({"probe frog": acts[lb]["input"][0]}, title, "pixel value (/255)")
+        fig = plots.value_histograms({"probe image": acts[an]["input"][0]}, title, "pixel value (/255)")
     elif claim.plot == "entropy":
-        ent = {"input": m.histogram_entropy(acts[lb]["input"])[0]}
-        for label in (lb, "dummy"):
-            ent[f"{label} conv2d_6"] = m.histogram_entropy(m.scale_unit(acts[label]["conv2d_6"]))[0]
+        ent = {"input": m.histogram_entropy(acts[an]["input"])[0]}
+        for label in (an, bn):
+            ent[f"{label} {layer}"] = m.histogram_entropy(m.scale_unit(acts[label][layer]))[0]
         fig = plots.entropy_bars(ent, title)
     elif claim.plot in ("softmax", "accuracy"):
-        fig = plots.softmax_bars({lb: acts[lb]["dense_2"][0], "dummy": acts["dummy"]["dense_2"][0]}, title)
+        out_layer = _output_layer(exp)
+        fig = plots.softmax_bars({an: acts[an][out_layer][0], bn: acts[bn][out_layer][0]},
+                                 exp.experiment.classes, exp.experiment.probe_class, title)
     else:
         fig = plots.value_histograms(
-            {label: m.scale_unit(acts[label]["conv2d_6"]) for label in (lb, "dummy")}, title,
-            "conv2d_6 activation / image max")
-    suffix = claim.plot if verdict.scope == "probe" else f"probe-{claim.plot}"
+            {label: m.scale_unit(acts[label][layer]) for label in (an, bn)}, title,
+            f"{layer} activation / image max")
+    suffix = claim.plot if kind == "probe" else f"probe-{claim.plot}"
     out.append(plots.save(fig, Path(folder) / f"{stem}-{suffix}.png"))
     return out
 
@@ -94,12 +103,12 @@ def cached_claim_plots(exp, verdict, folder) -> list[Path]:
     verdict, models and probe (a warm run redraws nothing). The stamp also holds each
     file's SHA-256, so an edited or damaged picture is drawn again, never trusted."""
     folder = Path(folder)
-    roles = ("null", "dummy") if verdict.family == "null control" else ("benchmark", "dummy")
+    roles = ("null", exp.b) if verdict.family == "null control" else (exp.a, exp.b)
     models = {role: [t.key for t in exp.models(role)] for role in roles}
     stamp = stable_hash({"verdict": to_jsonable(verdict.to_dict()), "models": models, "probe": exp.probe_index,
                          "version": PLOTS_VERSION})
     null = "-null" if verdict.family == "null control" else ""
-    record = folder / f".{get_claim(verdict.claim).name}-{verdict.scope}{null}.stamp.json"
+    record = folder / f".{exp.experiment.claim(verdict.claim).name}-{verdict.scope}{null}.stamp.json"
 
     try:
         old = read_json(record) if record.exists() else {}

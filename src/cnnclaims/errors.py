@@ -13,6 +13,22 @@ class CacheError(CnnClaimsError):
     """A cache entry is unreadable or does not match what it claims to hold."""
 
 
+class CacheWriteError(CnnClaimsError):
+    """A folder the run must write (the cache, the artifacts) cannot be written: it
+    cannot be created, it is read-only or not ours, or its disk is full.
+
+    Not a CacheError (a damaged entry, discarded and rebuilt): nothing can be rebuilt
+    here, so the run stops at the first one instead of failing, or retrying, per test.
+    ``no_space``: the disk is full (or over quota). ``path``: what could not be written."""
+
+    def __init__(self, message: str, path=None, no_space: bool = False):
+        super().__init__(message)
+        self.path, self.no_space = path, no_space
+
+    def __reduce__(self):  # a training worker's error crosses a process boundary whole
+        return type(self), (str(self), self.path, self.no_space)
+
+
 class UnknownNameError(CnnClaimsError, KeyError):
     """An unknown layer, claim, scope or profile name."""
 

@@ -1,4 +1,5 @@
-"""The whole experiment for one profile: data, probes, trained models, evidence, verdicts.
+"""A run of a declared experiment under one profile: data, probes, trained models,
+evidence, verdicts.
 
 Used alike by the pytest plugin, the command line, the figures and the report, so a
 verdict means the same everywhere. Everything is computed lazily and memoised.
@@ -13,12 +14,11 @@ import numpy as np
 
 from .activations import layer_activations
 from .cache import default_cache_dir
-from .data import load_cifar10
+from .declaration import NULL, Experiment, load_experiment
 from .evidence import Evidence, build_model_evidence
-from .probe import frog_indices, probe_index
-from .profiles import get_profile
-from . import calibration, claims, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
-from .training import ROLES, get_trained, specs_for, train_missing
+from .probe import class_indices, probe_index
+from . import calibration, claims, declaration, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
+from .training import get_trained, specs_for, train_missing
 from .verdicts import evaluate_catalog
 
 
@@ -32,12 +32,25 @@ def _source_digest(modules) -> str:
 # imported, right after those modules were: a run keys its results by the code it
 # runs. (Read at call time, a run started before an edit would store old results
 # under the new code's key, and later runs would trust them.)
-CODE_DIGEST = _source_digest((claims, stats, metrics, evidence_module, verdicts_module, calibration))
+CODE_DIGEST = _source_digest((claims, stats, metrics, evidence_module, verdicts_module, calibration, declaration))
+
+
+def claims_key(experiment) -> list:
+    """What of a declaration decides its verdicts, for cache keys: each claim's
+    settings (metrics by name; their code is versioned by ``experiment.version``)."""
+    return [experiment.name, experiment.version, experiment.scopes, experiment.a.name, experiment.b.name,
+            [[c.id, c.slug, c.kind, c.alternative, c.sesoi, c.primary, c.subject, c.threshold, list(c.scopes),
+              c.stat, [x.name for x in c.extras], c.model_metric, [list(pc) for pc in c.probe_checks], c.alpha]
+             for c in experiment.claims]]
 
 
 @dataclass
-class Experiment:
-    profile_name: str = "article"
+class Run:
+    """``experiment`` (a declaration, or a "module:NAME" reference; default
+    ``declaration.DEFAULT_EXPERIMENT``) under profile ``profile_name`` (default: the
+    experiment's default profile)."""
+
+    profile_name: str | None = None
     data_path: str | None = None
     cache_dir: Path | None = None
     n_seeds: int | None = None
@@ -45,70 +58,106 @@ class Experiment:
     retrain: bool = False
     progress: object = print
     workers: int | None = None  # training processes at once (default: one per core, at most 8)
+    experiment: Experiment | str | None = None
     _models: dict = field(default_factory=dict, repr=False)
     _fresh: set = field(default_factory=set, repr=False)  # specs retrained this session
     _probe_acts: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        self.profile = get_profile(self.profile_name, self.n_seeds)
+        self.experiment = load_experiment(self.experiment)
+        self.profile = self.experiment.profile(self.profile_name, self.n_seeds)
+        self.profile_name = self.profile.name
         self.cache_dir = Path(self.cache_dir or default_cache_dir())
+
+    @property
+    def a(self) -> str:
+        return self.experiment.a.name
+
+    @property
+    def b(self) -> str:
+        return self.experiment.b.name
+
+    @property
+    def roles(self) -> tuple:
+        return self.experiment.roles
 
     @functools.cached_property
     def data(self):
-        return load_cifar10(self.data_path, self.cache_dir, progress=self.progress)
+        from .data import load_dataset
+
+        return load_dataset(self.experiment, self.data_path, self.cache_dir, self.progress)
 
     @functools.cached_property
     def probe_index(self) -> int:
-        return probe_index(self.data.y_test, self.probe)
+        return probe_index(self.data.y_test, self.probe if self.probe is not None else self.experiment.probe.index,
+                           self.experiment.probe_class, self.experiment.classes)
 
     @functools.cached_property
-    def frog_indices(self) -> np.ndarray:
-        return frog_indices(self.data.y_test)
+    def probe_indices(self) -> np.ndarray:
+        """Test-set indices of every image of the probe class (the images scope)."""
+        return class_indices(self.data.y_test, self.experiment.probe_class, self.experiment.classes)
 
     @property
     def probe_position(self) -> int:
-        return int(np.flatnonzero(self.frog_indices == self.probe_index)[0])
+        return int(np.flatnonzero(self.probe_indices == self.probe_index)[0])
 
     @property
     def probe_image(self) -> np.ndarray:
         return self.data.x_test[self.probe_index]
 
     @property
-    def frogs(self) -> np.ndarray:
-        return self.data.x_test[self.frog_indices]
+    def probe_images(self) -> np.ndarray:
+        return self.data.x_test[self.probe_indices]
 
-    def train(self, roles=ROLES, first_only: bool = False) -> int:
+    def train(self, roles=None, first_only: bool = False) -> int:
         """Train every model of ``roles`` (or only each role's first seed) that is not
         cached, several at once; returns how many were trained."""
+        roles = self.roles if roles is None else roles
         specs = [s for role in roles if role not in self._models
-                 for s in specs_for(self.profile, role)[: 1 if first_only else None]]
+                 for s in specs_for(self.profile, role, self.experiment)[: 1 if first_only else None]]
         if self.retrain:  # models retrained earlier this session are cached now
             specs = [s for s in specs if self._retrain(s)]
+        self._can_store(specs)
         done = train_missing(specs, self.data, self.data_path, self.cache_dir, self.retrain, self.workers,
-                             self.progress)
+                             self.progress, self.experiment)
         self._fresh.update(done)
         return len(done)
+
+    def _can_store(self, specs) -> None:
+        """CacheWriteError now, before minutes of training, when the models of ``specs``
+        that are not cached cannot be stored: a read-only cache, or too little room."""
+        from .cache import require_writable
+        from .training import is_cached
+
+        missing = [s for s in dict.fromkeys(specs)
+                   if self._retrain(s) or not is_cached(s, self.data.fingerprint, self.cache_dir)]
+        if missing:
+            require_writable(self.cache_dir / "models", self.cache_dir, len(missing))
 
     def _retrain(self, spec) -> bool:
         # --retrain retrains each model once per session, not again on every access.
         return self.retrain and spec not in self._fresh
 
     def _get(self, spec):
-        trained = get_trained(spec, self.data, self.cache_dir, self._retrain(spec), self.progress)
+        trained = get_trained(spec, self.data, self.cache_dir, self._retrain(spec), self.progress, self.experiment)
         self._fresh.add(spec)
         return trained
 
     def models(self, role: str) -> list:
-        """Trained models of a role ("benchmark", "dummy", "null"), one per seed."""
+        """Trained models of a group (condition a's or b's name, or "null"), one per seed."""
         if role not in self._models:
-            # Every role at once: the workers stay busy (5 long benchmark runs alone
-            # would leave a core idle for the last one) and the claims need them all.
-            self.train(ROLES)
-            self._models[role] = [self._get(spec) for spec in specs_for(self.profile, role)]
+            if role not in self.roles:
+                from .errors import unknown
+
+                raise unknown("condition", role, self.roles)
+            # Every role at once: the workers stay busy (5 long runs of condition a
+            # alone would leave a core idle for the last one) and the claims need them all.
+            self.train(self.roles)
+            self._models[role] = [self._get(spec) for spec in specs_for(self.profile, role, self.experiment)]
         return self._models[role]
 
     def probe_activations(self, role: str) -> dict:
-        """``{layer: activations}`` of the probe frog through the role's first model
+        """``{layer: activations}`` of the probe image through the role's first model
         (every layer; memoised, since figures, diagnostics and fixtures all ask)."""
         if role not in self._probe_acts:
             self._probe_acts[role] = layer_activations(self.models(role)[0].model, self.probe_image)
@@ -119,37 +168,39 @@ class Experiment:
         return {role: [t.record for t in models] for role, models in self._models.items()}
 
     def first_model(self, role: str):
-        """The first seed's model of a role (the article's single comparison)."""
+        """The first seed's model of a group (the probe's single comparison)."""
         if role in self._models:
             return self._models[role][0]
-        return self._get(specs_for(self.profile, role)[0])
+        return self._get(specs_for(self.profile, role, self.experiment)[0])
 
     def _group(self, role: str) -> list:
-        fx, fy = self.frogs, self.data.y_test[self.frog_indices]
-        return [build_model_evidence(t, fx, fy) for t in self.models(role)]
+        x, y = self.probe_images, self.data.y_test[self.probe_indices]
+        return [build_model_evidence(t, x, y, self.experiment) for t in self.models(role)]
 
     @functools.cached_property
     def evidence(self) -> Evidence:
         return Evidence(
-            {"benchmark": self._group("benchmark"), "dummy": self._group("dummy")},
-            self.probe_position, len(self.frog_indices), "article", self.data.source,
+            {self.a: self._group(self.a), self.b: self._group(self.b)},
+            self.probe_position, len(self.probe_indices), self.experiment.name, self.data.source,
+            self.a, self.b, self.experiment,
         )
 
     @functools.cached_property
     def null_evidence(self) -> Evidence:
-        # Same training size, different seeds: any "effect" here is a false positive.
+        # b's recipe with other seeds against b: any "effect" here is a false positive.
         return Evidence(
-            {"benchmark": self._group("null"), "dummy": self.evidence.groups["dummy"]},
-            self.probe_position, len(self.frog_indices), "null control", self.data.source,
+            {NULL: self._group(NULL), self.b: self.evidence.groups[self.b]},
+            self.probe_position, len(self.probe_indices), "null control", self.data.source,
+            NULL, self.b, self.experiment,
         )
 
     @functools.cached_property
     def verdicts(self) -> list:
-        return self._cached_verdicts(self.evidence, ("probe", "frogs", "seeds"))
+        return self._cached_verdicts(self.evidence, self.experiment.scopes)
 
     @functools.cached_property
     def null_verdicts(self) -> list:
-        return self._cached_verdicts(self.null_evidence, ("frogs", "seeds"))
+        return self._cached_verdicts(self.null_evidence, self.experiment.scopes[1:])
 
     def _cached_verdicts(self, evidence: Evidence, scopes) -> list:
         """``evaluate_catalog``, stored per evidence: the bootstrap CIs cost seconds and a
@@ -158,37 +209,35 @@ class Experiment:
 
         key = {"models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
                "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
-               "frogs": self.frog_indices.tolist(), "scopes": list(scopes)}
+               "images": self.probe_indices.tolist(), "scopes": list(scopes)}
         doc = self._cached("verdicts", evidence.label.replace(" ", "-"), key,
                            lambda: {"verdicts": [v.to_dict() for v in evaluate_catalog(evidence, scopes=scopes)]})
         return [Verdict.from_dict(d) for d in doc["verdicts"]]
 
     def same_size_models(self) -> list:
-        """Evidence of every dummy-size model: the dummy group, then the null group."""
-        return self.evidence.groups["dummy"] + self.null_evidence.groups["benchmark"]
+        """Evidence of every model of b's recipe: the b group, then the null group."""
+        return self.evidence.groups[self.b] + self.null_evidence.groups[NULL]
 
     @functools.cached_property
     def null_splits(self) -> dict | None:
-        """``calibration.null_splits`` over every dummy-size model (cached); None with
+        """``calibration.null_splits`` over every model of b's recipe (cached); None with
         fewer than 4 such models (two per group at least)."""
         from .calibration import null_splits
-        from .claims import claims_for
 
         models = self.same_size_models()
         if len(models) < 4:
             return None
-        return self._cached("null-splits", "seeds", {"models": [m.key for m in models], "frogs": self.frog_indices.tolist()},
-                            lambda: null_splits(models, claims_for("seeds", directional_only=True)))
+        return self._cached("null-splits", "seeds", {"models": [m.key for m in models], "images": self.probe_indices.tolist()},
+                            lambda: null_splits(models, self.experiment.claims_for("seeds", directional_only=True)))
 
     def seeds_covariance(self):
-        """(claims, (k, k) pooled seed-to-seed covariance, (k,) dummy means) of the
+        """(claims, (k, k) pooled seed-to-seed covariance, (k,) means of b) of the
         seeds-scope claims' per-model numbers, from the trained models."""
         from .calibration import model_matrix, pooled_covariance
-        from .claims import claims_for
 
-        claims = claims_for("seeds")
-        xb = model_matrix(self.evidence.groups["benchmark"], claims)
-        xd = model_matrix(self.evidence.groups["dummy"], claims)
+        claims = self.experiment.claims_for("seeds")
+        xb = model_matrix(self.evidence.groups[self.a], claims)
+        xd = model_matrix(self.evidence.groups[self.b], claims)
         return claims, pooled_covariance(xb, xd), xd.mean(axis=0)
 
     def calibration(self, n_experiments: int | None = None, seed: int | None = None, progress=None) -> dict:
@@ -199,9 +248,9 @@ class Experiment:
         n_experiments = n_experiments or cal.DEFAULT_EXPERIMENTS
         seed = cal.DEFAULT_SEED if seed is None else seed
         claims, cov, base = self.seeds_covariance()
-        key = {"models": [m.key for g in ("benchmark", "dummy") for m in self.evidence.groups[g]],
+        key = {"models": [m.key for g in (self.a, self.b) for m in self.evidence.groups[g]],
                "n": self.profile.n_seeds, "experiments": n_experiments, "seed": seed,
-               "frogs": self.frog_indices.tolist()}
+               "images": self.probe_indices.tolist()}
         return self._cached("calibration", f"n{self.profile.n_seeds}", key, lambda: cal.calibrate(
             claims, self.profile.n_seeds, cov, base, n_experiments, seed=seed, progress=progress or self.progress))
 
@@ -232,8 +281,11 @@ class Experiment:
             except (CacheError, KeyError, TypeError, AttributeError) as exc:
                 discard(path, f"unusable {kind} cache ({exc})")
         value = to_jsonable(compute(), keep_nan=True)
-        write_json(path, {"key": digest, "value": value, "checksum": stable_hash(value)}, keep_nan=True)
-        return read_json(path)["value"]  # the same round trip a warm run takes
+        if write_json(path, {"key": digest, "value": value, "checksum": stable_hash(value)}, keep_nan=True):
+            return read_json(path)["value"]  # the same round trip a warm run takes
+        import json  # a read-only cache: the same round trip, in memory
+
+        return json.loads(json.dumps(value))
 
     def verdict(self, claim_id: str, scope: str, null: bool = False):
         for v in self.null_verdicts if null else self.verdicts:

@@ -21,7 +21,8 @@ IMAGE_SHAPE = (32, 32, 3)
 N_CLASSES = 10
 
 
-def check_images(images, where: str, single: bool = False, name: str = "images", uint8_ok: bool = True) -> np.ndarray:
+def check_images(images, where: str, single: bool = False, name: str = "images", uint8_ok: bool = True,
+                 shape: tuple = IMAGE_SHAPE) -> np.ndarray:
     """Check pixels without converting them; returns ``np.asarray(images)``.
 
     ``images``: uint8 (any value) or floating point in [0, 1], shaped (n, 32, 32, 3)
@@ -29,14 +30,16 @@ def check_images(images, where: str, single: bool = False, name: str = "images",
     ``uint8_ok`` (arrays that should already be scaled). Raises InputError naming
     ``where`` and ``name``, what was wrong and the fix."""
     x = np.asarray(images)
-    batch = "(n, 32, 32, 3)"
-    if x.ndim == 3 and single and x.shape == IMAGE_SHAPE:
+    shape = tuple(shape)
+    batch = f"(n, {', '.join(map(str, shape))})"
+    if x.ndim == 3 and single and x.shape == shape:
         pass
-    elif x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE or len(x) == 0:
-        got = "an empty batch" if x.ndim == 4 and len(x) == 0 and x.shape[1:] == IMAGE_SHAPE else f"shape {x.shape}"
-        expected = f"expected images of shape {batch}" + (" or one image (32, 32, 3)" if single else "")
-        hint = "; for one image use x[None]" if not single and x.shape == IMAGE_SHAPE else ""
-        raise InputError(f"{where}: {name} got {got}; {expected}, CIFAR-10's 32x32 RGB{hint}")
+    elif x.ndim != 4 or x.shape[1:] != shape or len(x) == 0:
+        got = "an empty batch" if x.ndim == 4 and len(x) == 0 and x.shape[1:] == shape else f"shape {x.shape}"
+        expected = f"expected images of shape {batch}" + (f" or one image {shape}" if single else "")
+        what = ", CIFAR-10's 32x32 RGB" if shape == IMAGE_SHAPE else ""
+        hint = "; for one image use x[None]" if not single and x.shape == shape else ""
+        raise InputError(f"{where}: {name} got {got}; {expected}{what}{hint}")
     if x.dtype == np.uint8:
         if not uint8_ok:
             raise InputError(f"{where}: {name} holds uint8 pixels; pass them through prepare() (divides by 255)")
@@ -68,13 +71,14 @@ def check_images(images, where: str, single: bool = False, name: str = "images",
     return x
 
 
-def model_input(images, where: str, single: bool = False, name: str = "images") -> np.ndarray:
+def model_input(images, where: str, single: bool = False, name: str = "images",
+                shape: tuple = IMAGE_SHAPE) -> np.ndarray:
     """Checked pixels as the model takes them: float32 in [0, 1], (n, 32, 32, 3).
 
     uint8 is divided by 255 (the article's scaling); floats in [0, 1] pass as
     float32 (no copy when already float32). One (32, 32, 3) image, when ``single``,
     becomes a batch of one. Raises InputError as ``check_images``."""
-    x = check_images(images, where, single, name)
+    x = check_images(images, where, single, name, shape=shape)
     if x.ndim == 3:
         x = x[None]
     if x.dtype == np.uint8:

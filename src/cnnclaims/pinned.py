@@ -4,15 +4,23 @@ The file (``tests/pinned_verdicts.json``) holds one entry per *pin key*
 ``<version family>/<profile>[/seeds<N>]``, e.g. ``tf2.21-keras3.15/article``, because
 numerics, and so verdicts, may differ across TensorFlow/Keras versions. Each entry
 records the versions and the data source it was obtained on, the verdict of every
-(claim, scope), and the null control's verdicts.
+(claim, scope), and the null control's verdicts; beside the labels, under
+``numbers``, each case's statistic, two-sided p, Holm p, effect and 95% CI
+(``NUMBER_FIELDS``, to ``SIGNIFICANT_DIGITS``, one line per case). An entry written
+before numbers were pinned (labels only) still loads; its numbers are not compared.
 
-Semantics (as pytest-regressions): a missing entry is written from the current run
-and the claim tests fail, asking for review; ``--regen-verdicts`` (or
-``python -m cnnclaims pin``) rewrites the whole entry for the current key.
+Semantics (as pytest-regressions): a run never rewrites the pins from inside a test.
+A missing entry or case, a changed label or a number beyond the tolerance
+(``REL_TOL``/``ABS_TOL``) fails the claim test, and this run's entry is written to
+``<pins>.obtained`` (the whole file, this key's entry replaced) for review; only
+``--regen-verdicts`` (or ``python -m cnnclaims pin``) rewrites the whole entry for the
+current key in the pins file itself.
 """
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from pathlib import Path
 
@@ -25,12 +33,27 @@ DEFAULT_PATH = Path(__file__).resolve().parents[2] / "tests" / "pinned_verdicts.
 VALID = VERDICTS
 INFERENTIAL = tuple(v for v in VERDICTS if v != INCONCLUSIVE)  # frogs, seeds
 
+# The numbers pinned beside each label (Verdict field names). A number the verdict
+# lacks (NaN: the probe scope has no p or CI) is left out of the pin.
+NUMBER_FIELDS = ("statistic", "p_two_sided", "p_holm", "effect", "ci_low", "ci_high")
+SIGNIFICANT_DIGITS = 10
+# Within a version family training and statistics are bit-for-bit deterministic, so a
+# pinned number comes back to every stored digit: the tolerance only absorbs the
+# rounding to SIGNIFICANT_DIGITS (5e-10 relative) and last-bit float noise, and lies far
+# below any change that matters (verdicts read p to two or three digits).
+REL_TOL, ABS_TOL = 1e-6, 1e-9
+OBTAINED_SUFFIX = ".obtained"
 
-def pin_key(profile) -> str:
-    from .profiles import PROFILES
 
+def pin_key(profile, experiment=None) -> str:
+    """``<version family>/<profile>[/seeds<N>]``; the suffix when N differs from the
+    experiment's profile (default experiment: ``declaration.DEFAULT_EXPERIMENT``)."""
+    from .declaration import load_experiment
+
+    exp = experiment or load_experiment()
     key = f"{version_family()}/{profile.name}"
-    if profile.name in PROFILES and profile.n_seeds != PROFILES[profile.name].n_seeds:
+    declared = exp.profiles.get(profile.name)
+    if declared is not None and profile.n_seeds != declared.n_seeds:
         key += f"/seeds{profile.n_seeds}"
     return key
 
@@ -65,18 +88,86 @@ def load(path: Path = DEFAULT_PATH) -> dict:
                            "vocabulary: regenerate the entry with --regen-verdicts and review the diff)"
                            if verdict == "inconclusive" else "")
                     )
+        numbers = entry.get("numbers", {})
+        shape_n = (f'expected "numbers": {{"verdicts": {{"C1/frogs": {{"statistic": 1.5, ...}}}}, "null_control": '
+                   f'{{...}}}} with numbers or "inf"/"-inf" for {", ".join(NUMBER_FIELDS)}; fix it or regenerate the entry')
+        if not isinstance(numbers, dict) or not all(
+                isinstance(cases, dict) and all(
+                    isinstance(nums, dict) and all(f in NUMBER_FIELDS and _is_number(x) for f, x in nums.items())
+                    for nums in cases.values())
+                for cases in numbers.values()):
+            raise CnnClaimsError(f"pinned verdicts file {path}: entry {key!r} has wrong numbers: {shape_n}")
     return doc
+
+
+def _is_number(x) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)) or x in ("inf", "-inf")
+
+
+def _stored(x):
+    """A number as pinned: SIGNIFICANT_DIGITS digits; infinities as "inf"/"-inf" (JSON
+    has none); None for a number the verdict lacks (None or NaN)."""
+    if x is None or x != x:
+        return None
+    x = float(x)
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
+def _value(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def numbers_of(v) -> dict:
+    """The pinned numbers of one verdict: ``{field: value}``, lacking ones left out."""
+    out = {f: _stored(getattr(v, f)) for f in NUMBER_FIELDS}
+    return {f: x for f, x in out.items() if x is not None}
+
+
+def same_number(a, b) -> bool:
+    """Pinned and obtained agree within the tolerance; NaN (or absent) equals NaN."""
+    a, b = _value(a), _value(b)
+    if a != a or b != b:
+        return a != a and b != b
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+def has_numbers(e: dict | None) -> bool:
+    """False for an entry written before numbers were pinned (labels only)."""
+    return bool(e) and "numbers" in e
+
+
+def case_numbers(e: dict | None, section: str, case: str) -> dict | None:
+    """A case's pinned numbers; None where the entry pins labels only."""
+    if not has_numbers(e):
+        return None
+    return e["numbers"].get(section, {}).get(case, {})
+
+
+def case_diff(pin_label, pin_numbers: dict | None, v) -> list:
+    """``[(field, pinned, obtained)]`` for what differs: the label, then each number
+    beyond the tolerance (none compared where ``pin_numbers`` is None)."""
+    diffs = [("verdict", pin_label, v.verdict)] if pin_label != v.verdict else []
+    if pin_numbers is not None:
+        new = numbers_of(v)
+        diffs += [(f, pin_numbers.get(f), new.get(f)) for f in NUMBER_FIELDS
+                  if not same_number(pin_numbers.get(f), new.get(f))]
+    return diffs
+
+
+def obtained_path(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + OBTAINED_SUFFIX)
 
 
 def entry(doc: dict, key: str) -> dict | None:
     return doc.get("entries", {}).get(key)
 
 
-def write_entry(path: Path, key: str, verdicts, null_verdicts, profile, data_source: str) -> dict:
-    """Rewrite the whole entry for ``key`` from this run's verdicts."""
-    path = Path(path)
-    doc = load(path)
-    new = {
+def make_entry(verdicts, null_verdicts, profile, data_source: str) -> dict:
+    """The entry this run's verdicts make: labels, then their numbers."""
+    return {
         "profile": profile.name,
         "n_seeds": profile.n_seeds,
         "versions": versions(),
@@ -84,16 +175,72 @@ def write_entry(path: Path, key: str, verdicts, null_verdicts, profile, data_sou
         "recorded": time.strftime("%Y-%m-%d"),
         "verdicts": {v.key: v.verdict for v in verdicts},
         "null_control": {v.key: v.verdict for v in null_verdicts},
+        "numbers": {"verdicts": {v.key: numbers_of(v) for v in verdicts},
+                    "null_control": {v.key: numbers_of(v) for v in null_verdicts}},
     }
+
+
+def dumps(doc: dict) -> str:
+    """The pins file's text: indented JSON, each case's numbers on one line (small diffs)."""
+    lines: dict = {}
+
+    def mark(nums):
+        lines[f"@@numbers-{len(lines)}@@"] = json.dumps(nums)
+        return f"@@numbers-{len(lines) - 1}@@"
+
+    doc = to_jsonable(doc)
+    for e in doc.get("entries", {}).values():
+        if isinstance(e.get("numbers"), dict):
+            e["numbers"] = {sec: {case: mark(nums) for case, nums in cases.items()}
+                            for sec, cases in e["numbers"].items()}
+    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    return re.sub(r'"(@@numbers-\d+@@)"', lambda m: lines[m.group(1)], text)
+
+
+def _with_entry(path: Path, key: str, new: dict) -> dict:
+    doc = load(path)
     doc.setdefault("entries", {})[key] = new
     doc["_about"] = (
         "Reviewed verdicts per TF/Keras version family and profile; regenerate with "
-        "`python -m cnnclaims pin --profile <profile>` or `pytest --regen-verdicts`, then review the diff."
+        "`python -m cnnclaims pin --profile <profile>` or `pytest --regen-verdicts`, then review the diff. "
+        f"numbers: {', '.join(NUMBER_FIELDS)} of each case to {SIGNIFICANT_DIGITS} significant digits, "
+        f"compared within relative {REL_TOL:g} / absolute {ABS_TOL:g} (absent: the verdict has none)."
     )
     doc["entries"] = dict(sorted(doc["entries"].items()))
+    return doc
+
+
+def write_entry(path: Path, key: str, verdicts, null_verdicts, profile, data_source: str) -> dict:
+    """Rewrite the whole entry for ``key`` from this run's verdicts."""
+    path = Path(path)
+    new = make_entry(verdicts, null_verdicts, profile, data_source)
+    doc = _with_entry(path, key, new)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(to_jsonable(doc), indent=2, sort_keys=False) + "\n")
+        tmp.write_text(dumps(doc))
     return new
+
+
+def write_obtained(path: Path, key: str, verdicts, null_verdicts, profile, data_source: str,
+                   fallback_dir: Path | None = None) -> tuple:
+    """Write the pins file as it would be with this run's entry for ``key`` to
+    ``<pins>.obtained`` (beside it; in ``fallback_dir`` where that folder is not
+    writable), never touching the pins file. Returns (obtained path, note: why it is in
+    the fallback folder, or "")."""
+    path = Path(path)
+    text = dumps(_with_entry(path, key, make_entry(verdicts, null_verdicts, profile, data_source)))
+    target = obtained_path(path)
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_text(text)
+        return target, ""
+    except OSError as exc:
+        if fallback_dir is None:
+            raise
+        note = f"the pins' folder {path.parent} is not writable ({exc.strerror or exc})"
+        target = Path(fallback_dir) / target.name
+        with atomic_path(target) as tmp:
+            tmp.write_text(text)
+        return target, note
 
 
 def fragile(doc: dict, profile_name: str) -> dict:

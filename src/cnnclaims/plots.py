@@ -12,9 +12,10 @@ matplotlib.use("Agg")  # no display, ever: tests and CI are headless
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import CLASSES, FROG  # noqa: E402
-
-COLOURS = {"benchmark": "tab:blue", "dummy": "tab:orange", "null group": "tab:green"}
+# Panel colours by position (condition a, condition b, the null group), so any
+# experiment's names get the same scheme.
+PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
+COLOURS = {"null": "tab:green"}
 DPI = 100
 
 
@@ -141,18 +142,25 @@ def entropy_bars(entropies: dict, title: str = ""):
     return fig
 
 
-def softmax_bars(probs: dict, title: str = ""):
-    """Softmax distributions over the ten classes, one panel per model (Fig. 8)."""
+def softmax_bars(probs: dict, classes, true_class: int, title: str = ""):
+    """Softmax distributions over ``classes`` (names), one panel per model (the
+    article's Fig. 8); the bar of ``true_class`` (an index) is green.
+
+    ``probs``: {panel label: (len(classes),) probabilities}. Raises ValueError for
+    another length."""
     fig, axes = plt.subplots(1, len(probs), figsize=(5 * len(probs), 4), squeeze=False)
-    for ax, (label, p) in zip(axes[0], probs.items()):
+    k_n = len(classes)
+    for i, (ax, (label, p)) in enumerate(zip(axes[0], probs.items())):
         p = np.asarray(p, dtype=np.float64).ravel()
-        if p.shape != (len(CLASSES),):
-            raise ValueError(f"expected {len(CLASSES)} class probabilities, got shape {p.shape}")
-        colours = ["tab:green" if k == FROG else COLOURS.get(label, "grey") for k in range(len(CLASSES))]
-        ax.bar(range(len(CLASSES)), p, color=colours)
-        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=60)
+        if p.shape != (k_n,):
+            raise ValueError(f"expected {k_n} class probabilities, got shape {p.shape}")
+        base = COLOURS.get(label, PALETTE[i % len(PALETTE)])
+        colours = ["tab:green" if k == true_class else base for k in range(k_n)]
+        ax.bar(range(k_n), p, color=colours)
+        ax.set_xticks(range(k_n), classes, rotation=60)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{label}: argmax {CLASSES[int(np.argmax(p))]}, p(frog)={p[FROG]:.2f}", fontsize=10)
+        ax.set_title(f"{label}: argmax {classes[int(np.argmax(p))]}, p({classes[true_class]})={p[true_class]:.2f}",
+                     fontsize=10)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""The held-out probe images: the article's single frog and all test-set frogs.
+"""The held-out probe images: the single probe image and every test image of its class.
 
 Probes come from the test split only, which no model ever trains on (training
 draws its images from ``x_train``; a test checks that no training image equals
@@ -10,40 +10,50 @@ import os
 
 import numpy as np
 
-from . import CLASSES, FROG
 from .errors import DataError
 
 ENV_PROBE = "CNNCLAIMS_PROBE"
 
 
-def frog_indices(y_test: np.ndarray) -> np.ndarray:
-    """Test-set indices of every frog, in test order."""
-    idx = np.flatnonzero(np.asarray(y_test).reshape(-1) == FROG)
+def _name(classes, k: int) -> str:
+    return classes[k] if classes is not None and 0 <= k < len(classes) else f"class {k}"
+
+
+def _article(name: str) -> str:
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+
+
+def class_indices(y_test: np.ndarray, probe_class: int, classes=None) -> np.ndarray:
+    """Test-set indices of every image of ``probe_class``, in test order.
+
+    Raises DataError when the test split holds none."""
+    idx = np.flatnonzero(np.asarray(y_test).reshape(-1) == probe_class)
     if len(idx) == 0:
-        raise DataError("the test split holds no frog; the probe claims need CIFAR-10's frog class")
+        raise DataError(f"the test split holds no {_name(classes, probe_class)}; the probe claims need images "
+                        "of the probe class")
     return idx
 
 
-def probe_index(y_test: np.ndarray, index: int | str | None = None) -> int:
-    """The probe frog's test-set index: the first test-set frog unless overridden.
+def probe_index(y_test: np.ndarray, index: int | str | None, probe_class: int, classes=None) -> int:
+    """The probe image's test-set index: the first test image of ``probe_class``
+    unless overridden by ``index`` (``--probe-index``) or ``$CNNCLAIMS_PROBE``.
 
-    Override with ``index`` (``--probe-index``) or ``$CNNCLAIMS_PROBE``; it must name a
-    frog, since the softmax claims are about a frog.
-    """
+    It must be an image of the probe class, since the claims are about that class.
+    Raises DataError naming the index, its class and valid choices otherwise."""
     raw = index if index not in (None, "") else os.environ.get(ENV_PROBE) or None
     y = np.asarray(y_test).reshape(-1)
+    want = _name(classes, probe_class)
     if raw is None:
-        return int(frog_indices(y)[0])
+        return int(class_indices(y, probe_class, classes)[0])
     try:
         i = int(raw)
     except ValueError:
-        raise DataError(f"probe index {raw!r} is not an integer; give a test-set index of a frog") from None
+        raise DataError(f"probe index {raw!r} is not an integer; give the test-set index of {_article(want)}") from None
     if not 0 <= i < len(y):
         raise DataError(f"probe index {i} is outside the test set (0..{len(y) - 1})")
-    if y[i] != FROG:
+    if y[i] != probe_class:
         raise DataError(
-            f"test image {i} is {'an' if CLASSES[y[i]][0] in 'aeiou' else 'a'} {CLASSES[y[i]]}, not a frog; "
-            f"the probe must be a frog, e.g. "
-            f"{', '.join(map(str, frog_indices(y)[:5]))}"
+            f"test image {i} is {_article(_name(classes, int(y[i])))}, not {_article(want)}; the probe must be "
+            f"{_article(want)}, e.g. {', '.join(map(str, class_indices(y, probe_class, classes)[:5]))}"
         )
     return i

@@ -45,9 +45,12 @@ class NullControlFalsePositive(AssertionError):
 
 
 def pytest_addoption(parser):
-    g = parser.getgroup("cnnclaims", "cnnclaims: the article's experiment")
-    g.addoption("--profile", default=os.environ.get("CNNCLAIMS_PROFILE", "article"),
-                help="experiment profile: article (the real experiment, default) or smoke (fast)")
+    g = parser.getgroup("cnnclaims", "cnnclaims: claims of a declared Keras experiment")
+    g.addoption("--experiment", default=None, help="the experiment, as 'package.module:NAME' "
+                "(default: $CNNCLAIMS_EXPERIMENT, else cnnclaims.article:ARTICLE, the article)")
+    g.addoption("--profile", default=os.environ.get("CNNCLAIMS_PROFILE") or None,
+                help="the experiment's profile (default: $CNNCLAIMS_PROFILE, else the experiment's default; "
+                "the article: article, the real experiment, or smoke, fast)")
     g.addoption("--data", default=None, help="CIFAR-10 source: cifar-10-batches-py or image-folder tree "
                 "(default: $CNNCLAIMS_DATA, else Keras's downloader)")
     g.addoption("--cache-dir", default=None, help="cache for decoded data, trained models and statistics "
@@ -56,7 +59,8 @@ def pytest_addoption(parser):
     g.addoption("--workers", type=int, default=None, help="models trained at once, one TensorFlow thread each "
                 "(default: $CNNCLAIMS_WORKERS, else one per core, at most 8 and one per 4 GiB of memory)")
     g.addoption("--seeds", type=int, default=None, help="training seeds per condition (default: the profile's)")
-    g.addoption("--probe-index", default=None, help="test-set index of the probe frog (default: the first test frog)")
+    g.addoption("--probe-index", default=None, help="test-set index of the probe image, one of the probe class "
+                "(default: $CNNCLAIMS_PROBE, else the first test image of the class)")
     g.addoption("--artifacts", default=None, help="folder for verdict JSON and plots "
                 "(default: $CNNCLAIMS_ARTIFACTS, else build/artifacts under pytest's rootdir)")
     g.addoption("--plots", choices=("failed", "always", "never"), default="failed",
@@ -71,25 +75,42 @@ def pytest_configure(config):
     for line in (
         "unit: fast tests on synthetic data (no CIFAR-10, no trained models); `pytest -m unit`",
         "integration: uses the real data and the configured profile's trained models",
-        "claim: a claim of the article, checked against its pinned verdict",
+        "claim: a claim of the experiment, checked against its pinned verdict",
+        "cnnclaims_experiment(experiment, null): set by cnnclaims.parametrize_claims",
     ):
         config.addinivalue_line("markers", line)
     config.stash[_RESULTS] = {"verdicts": {}, "null": {}, "models": {}, "null_splits": None}
     config.stash[_LOCAL] = {"ran": False, "ran_null": False, "recorded": False}
     if not _is_worker(config):
         config.pluginmanager.register(_ReportCollector(config), "cnnclaims-reports")
+    _check_named_folders(config)
     _check_usage(config)
+    config.pluginmanager.register(_CacheNotices(config), "cnnclaims-notices")
+
+
+def _check_named_folders(config) -> None:
+    """A cache or artifacts folder named by an option or variable that cannot be
+    created is one usage error now, before TensorFlow is imported, not a traceback per
+    test after minutes of decoding (default folders: when the Run is built)."""
+    from .errors import CacheWriteError
+
+    try:
+        for option, env, what in _FOLDERS:
+            if config.getoption(option) or os.environ.get(env):
+                _check_folder(config, option, env, what)
+    except CacheWriteError as exc:
+        raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
 
 def _check_usage(config) -> None:
     """Bad option or environment values are one usage error at start, not a failure
-    of every test (whether the probe index names a frog needs the data: checked later)."""
+    of every test (whether the probe index names an image of the probe class needs the
+    data: checked later)."""
     from .compat import positive_int_env
     from .errors import CnnClaimsError
-    from .profiles import get_profile
 
     try:
-        get_profile(config.getoption("--profile"), config.getoption("--seeds"))
+        declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
         workers = config.getoption("--workers")
         if workers is not None and workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
@@ -100,11 +121,11 @@ def _check_usage(config) -> None:
                 index = int(raw)
             except ValueError:
                 raise ValueError(f"--probe-index / $CNNCLAIMS_PROBE {raw!r} is not an integer; "
-                                 "give the test-set index of a frog") from None
+                                 "give the test-set index of an image of the probe class") from None
             if index < 0:
                 raise ValueError(f"--probe-index / $CNNCLAIMS_PROBE {index} is negative; "
-                                 "give the test-set index of a frog")
-    except (ValueError, CnnClaimsError) as exc:
+                                 "give the test-set index of an image of the probe class")
+    except (ValueError, TypeError, KeyError, CnnClaimsError) as exc:
         raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
 
@@ -135,9 +156,43 @@ def artifacts_dir(config) -> Path:
     return _path(config, "--artifacts", ENV_ARTIFACTS, Path("build") / "artifacts")
 
 
+_DECLARED = pytest.StashKey()  # the experiment a parametrize_claims mark chose
+_PINS_AT = pytest.StashKey()  # the pins file beside the test file that uses it
+
+
 def pins_path(config) -> Path:
-    # Not pinned.DEFAULT_PATH: beside the package, that is site-packages when installed.
-    return _path(config, "--pinned-verdicts", None, Path("tests") / "pinned_verdicts.json")
+    """--pinned-verdicts, else the file beside the test file that parametrizes the
+    claims (``parametrize_claims``), else ``tests/<experiment's pins_name>`` under the
+    rootdir. Never inside an installed package: site-packages is not the user's."""
+    if config.getoption("--pinned-verdicts") or _PINS_AT not in config.stash:
+        name = declared(config).pins_name if _EXPERIMENT in config.stash or _DECLARED in config.stash else "pinned_verdicts.json"
+        return _path(config, "--pinned-verdicts", None, Path("tests") / name)
+    return config.stash[_PINS_AT]
+
+
+def _pins_beside(config, test_path: Path, experiment) -> None:
+    package = Path(__file__).resolve().parent
+    test_path = Path(test_path).resolve()
+    if package in test_path.parents:  # e.g. `pytest --pyargs cnnclaims.article`
+        folder = Path(config.rootpath) / "tests"
+        folder = folder if folder.is_dir() else Path(config.rootpath)
+    else:
+        folder = test_path.parent
+    config.stash[_PINS_AT] = folder / experiment.pins_name
+
+
+def parametrize_claims(experiment, null: bool = False):
+    """A mark: the test function runs once per (claim, scope) of ``experiment``
+    (``null=True``: of its null control), with a ``claim_case`` (``null_case``)
+    argument to hand to the ``claim_checker`` fixture. Ids read
+    ``<id>-<slug>-<scope>``; verdicts pinned as not supported are strict xfails.
+    The pins file defaults to ``experiment.pins_name`` beside the test file.
+    One experiment per pytest session."""
+    from .declaration import Experiment
+
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"parametrize_claims: expected a cnnclaims.Experiment, got {type(experiment).__name__}")
+    return pytest.mark.cnnclaims_experiment(experiment=experiment, null=null)
 
 
 def pytest_report_header(config):
@@ -180,11 +235,39 @@ def set_experiment(config, experiment) -> None:
     config.stash[_EXPERIMENT] = experiment
 
 
-def get_experiment(config):
-    if _EXPERIMENT not in config.stash:
-        from .experiment import Experiment
+def declared(config):
+    """The declared experiment of this session: a Run set with ``set_experiment``
+    brings its own; else the one a ``parametrize_claims`` mark chose; else
+    ``--experiment`` / $CNNCLAIMS_EXPERIMENT / the default."""
+    from .declaration import load_experiment
 
-        config.stash[_EXPERIMENT] = Experiment(
+    if _EXPERIMENT in config.stash:
+        return config.stash[_EXPERIMENT].experiment
+    if _DECLARED in config.stash:
+        return config.stash[_DECLARED]
+    return load_experiment(config.getoption("--experiment"))
+
+
+def _choose(config, experiment, where) -> None:
+    """Record the experiment a parametrize_claims mark names; a second, different one
+    in the same session is a usage error (verdict tables and pins are per session)."""
+    current = config.stash.get(_DECLARED, None)
+    if current is None and _EXPERIMENT in config.stash:
+        current = config.stash[_EXPERIMENT].experiment
+    if current is not None and current is not experiment:
+        raise pytest.UsageError(
+            f"cnnclaims: {where} parametrizes experiment {experiment.name!r}, but this session already runs "
+            f"{current.name!r}; run one experiment per pytest session (e.g. pytest path/to/its/test_file.py)")
+    config.stash[_DECLARED] = experiment
+
+
+def get_experiment(config):
+    """The session's ``experiment.Run`` (built on first use; see ``_start_checks``)."""
+    if _EXPERIMENT not in config.stash:
+        from .experiment import Run
+
+        config.stash[_EXPERIMENT] = _start_checks(config, Run(
+            experiment=declared(config),
             profile_name=config.getoption("--profile"),
             data_path=config.getoption("--data"),
             cache_dir=cache_dir(config),
@@ -193,8 +276,88 @@ def get_experiment(config):
             retrain=config.getoption("--retrain"),
             progress=progress_printer(config),
             workers=config.getoption("--workers"),
-        )
+        ))
     return config.stash[_EXPERIMENT]
+
+
+_FOLDERS = (("--cache-dir", ENV_CACHE, "cache folder"), ("--artifacts", ENV_ARTIFACTS, "artifacts folder"))
+
+
+def _check_folder(config, option, env, what) -> None:
+    """CacheWriteError unless the folder can be created (a read-only cache that exists
+    passes: it serves what it holds; the artifacts folder must be writable)."""
+    from .cache import check_folder
+
+    path = cache_dir(config) if option == "--cache-dir" else artifacts_dir(config)
+    check_folder(path, option, env, what, must_write=option == "--artifacts")
+
+
+def _start_checks(config, run):
+    """``run``, once its folders (the default ones too) and the probe index (which
+    needs the data's labels) are known to be usable; else the session stops here with
+    one message (pytest.exit, a usage error), instead of every test failing alike."""
+    from .errors import CnnClaimsError
+    from .probe import ENV_PROBE
+
+    try:
+        for option, env, what in _FOLDERS:
+            _check_folder(config, option, env, what)
+    except CnnClaimsError as exc:
+        pytest.exit(f"cnnclaims: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    if config.getoption("--probe-index") or os.environ.get(ENV_PROBE):
+        try:
+            run.probe_index
+        except CnnClaimsError as exc:
+            err = _write_error(config, exc, run)
+            pytest.exit(f"cnnclaims: {err}" if err else f"cnnclaims: --probe-index / ${ENV_PROBE}: {exc}; pass the "
+                        f"test-set index of an image of the probe class, or unset both for the first one",
+                        returncode=pytest.ExitCode.USAGE_ERROR)
+    return run
+
+
+def _write_error(config, exc, run=None):
+    """The one clear CacheWriteError when ``exc`` is a failed write into the cache (a
+    full disk, a read-only folder), sized by this run's plan; else None."""
+    from .cache import write_failure
+
+    run = run if run is not None else config.stash.get(_EXPERIMENT, None)
+    root, n_models, data_bytes = getattr(run, "cache_dir", None) or cache_dir(config), None, None
+    if run is not None:
+        try:
+            n_models = run.profile.n_seeds * len(getattr(run, "roles", None) or ("a", "b", "null"))
+        except Exception:  # noqa: BLE001 - a plan that cannot be counted: the message omits it
+            pass
+        data = run.__dict__.get("data")
+        if data is not None:
+            data_bytes = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_test, data.y_test))
+    return write_failure(exc, root, n_models, data_bytes)
+
+
+class _CacheNotices:
+    """Cache notices (a corrupt entry discarded, a read-only cache not stored to) printed
+    inside a test or fixture went to a stderr that pytest's capture hides: under
+    capture they are shown through it as they happen (and still written to the captured
+    stderr, where a failing test's report and capsys find them); without capture (-s)
+    and outside pytest they go to stderr."""
+
+    def __init__(self, config):
+        from . import cache
+
+        self.config = config
+        self.previous = cache.set_notice_printer(self.emit)
+
+    def emit(self, msg: str) -> None:
+        import sys
+
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if capman is not None and capman.is_globally_capturing():
+            progress_printer(self.config)(msg)
+        print(msg, file=sys.stderr, flush=True)
+
+    def pytest_unconfigure(self, config):
+        from . import cache
+
+        cache.set_notice_printer(self.previous)
 
 
 def _pins(config):
@@ -217,31 +380,33 @@ def cifar10(experiment):
 
 
 @pytest.fixture(scope="session")
-def probe_frog(experiment):
-    """(index in the test set, uint8 image) of the article's probe frog."""
+def probe_image(experiment):
+    """(index in the test set, uint8 image (H, W, C)) of the probe image."""
     return experiment.probe_index, experiment.probe_image
 
 
 @pytest.fixture(scope="session")
-def probe_frogs(experiment):
-    """(test-set indices, uint8 images) of all test-set frogs."""
-    return experiment.frog_indices, experiment.frogs
+def probe_images(experiment):
+    """(test-set indices (n,), uint8 images (n, H, W, C)) of every test image of the probe class."""
+    return experiment.probe_indices, experiment.probe_images
 
 
 @pytest.fixture(scope="session")
-def benchmark_models(experiment):
-    return experiment.models("benchmark")
+def models_a(experiment):
+    """Trained models of condition a, one per seed."""
+    return experiment.models(experiment.a)
 
 
 @pytest.fixture(scope="session")
-def dummy_models(experiment):
-    return experiment.models("dummy")
+def models_b(experiment):
+    """Trained models of condition b, one per seed."""
+    return experiment.models(experiment.b)
 
 
 @pytest.fixture(scope="session")
 def activations(experiment):
-    """``{role: {layer: array}}`` for the probe frog through each role's first model."""
-    return {role: experiment.probe_activations(role) for role in ("benchmark", "dummy")}
+    """``{condition: {layer: array}}`` for the probe image through each condition's first model."""
+    return {role: experiment.probe_activations(role) for role in (experiment.a, experiment.b)}
 
 
 # --- claim parametrisation --------------------------------------------------------
@@ -250,22 +415,25 @@ def pytest_generate_tests(metafunc):
     if "claim_case" not in metafunc.fixturenames and "null_case" not in metafunc.fixturenames:
         return
     from . import pinned
-    from .claims import SCOPES, claims_for
-    from .profiles import get_profile
     from .verdicts import FALSE_POSITIVES
 
     config = metafunc.config
-    profile = get_profile(config.getoption("--profile"), config.getoption("--seeds"))
-    key = pinned.pin_key(profile)
+    mark = metafunc.definition.get_closest_marker("cnnclaims_experiment")
+    if mark is not None:
+        _choose(config, mark.kwargs["experiment"], metafunc.definition.nodeid)
+        _pins_beside(config, metafunc.definition.path, mark.kwargs["experiment"])
+    exp = declared(config)
+    profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
+    key = pinned.pin_key(profile, exp)
     path, doc = _pins(config)
     entry = pinned.entry(doc, key) or {}
     regen = config.getoption("--regen-verdicts")
     null = "null_case" in metafunc.fixturenames
     section = "null_control" if null else "verdicts"
-    scopes = ("frogs", "seeds") if null else SCOPES
+    scopes = exp.scopes[1:] if null else exp.scopes
     params = []
     for scope in scopes:
-        for claim in claims_for(scope, directional_only=null):
+        for claim in exp.claims_for(scope, directional_only=null):
             case = f"{claim.id}/{scope}"
             pin = entry.get(section, {}).get(case)
             marks = [pytest.mark.claim, pytest.mark.integration]
@@ -286,11 +454,11 @@ def pytest_report_collectionfinish(config, start_path, items):
     if not any("claim_case" in getattr(i, "fixturenames", ()) or "null_case" in getattr(i, "fixturenames", ())
                for i in items):
         return None
-    from .profiles import get_profile
     from .verdicts import unreachable_by_design
 
-    profile = get_profile(config.getoption("--profile"), config.getoption("--seeds"))
-    lines = [f"cnnclaims: {text}" for text in unreachable_by_design("seeds", profile.n_seeds)]
+    exp = declared(config)
+    profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
+    lines = [f"cnnclaims: {text}" for text in unreachable_by_design("seeds", profile.n_seeds, exp.claims)]
     return lines or None
 
 
@@ -310,7 +478,7 @@ def check_claim(request, case, null: bool = False):
     from . import pinned
 
     request.node.stash[_VERDICT] = {"verdict": to_jsonable(v.to_dict(), keep_nan=True), "null": null,
-                                    "pin_key": pinned.pin_key(exp.profile), "profile": exp.profile.as_dict(),
+                                    "pin_key": pinned.pin_key(exp.profile, exp.experiment), "profile": exp.profile.as_dict(),
                                     "data_source": exp.data.source}
     if config.getoption("--regen-verdicts"):
         return
@@ -323,32 +491,89 @@ def check_claim(request, case, null: bool = False):
         plots = cached_claim_plots(exp, v, artifacts_dir(config) / "plots")
     where = f"\n  diagnostic plots: {', '.join(map(str, plots))}" if plots else ""
     if pin is None:
-        if not local["recorded"]:  # one write per session (per xdist worker), not per case
-            try:
-                pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
-                local["recorded"] = True
-            except OSError as exc:  # read-only folder, full disk: say it once, in one line per case
-                local["recorded"] = f"could not record pins in {path} ({exc.strerror or exc}): " \
-                    "make its folder writable or pass --pinned-verdicts PATH"
-        if isinstance(local["recorded"], str):
+        obtained = _write_obtained(config, exp, path, key)
+        if obtained is None:
             pytest.fail(f"no pinned verdict for {claim.id}/{scope} under [{key}]; {local['recorded']}", pytrace=False)
         pytest.fail(
-            f"no pinned verdict for {claim.id}/{scope} under [{key}] in {path}; recorded this run's "
-            f"verdicts there: review and commit them.\n  {v.summary()}{where}", pytrace=False)
+            f"no pinned verdict for {claim.id}/{scope} under [{key}]: {v.verdict}, review it"
+            f"{_accept_hint(config, path, key)}\n  {v.summary()}{where}", pytrace=False)
+    entry = pinned.entry(_pins_cached(config), key)
+    pin_numbers = pinned.case_numbers(entry, "null_control" if null else "verdicts", f"{claim.id}/{scope}")
+    diffs = pinned.case_diff(pin, pin_numbers, v)
+    if diffs:  # whichever way it is reported (a failure here, or strict xfail's XPASS)
+        _write_obtained(config, exp, path, key)
     pin_ok = pin not in FALSE_POSITIVES if null else pin == "supported"
-    if v.verdict != pin and (pin_ok or not ok):
-        # Changes strict xfail cannot see (e.g. refuted -> inconclusive) or a passing pin
-        # that now fails. xfail(raises=...) lets this exception through as a real failure;
-        # a change to passing under an expected-failure pin is strict xfail's XPASS.
+    number_diffs = [d for d in diffs if d[0] != "verdict"]
+    if (v.verdict != pin and (pin_ok or not ok)) or number_diffs:
+        # Changes strict xfail cannot see (e.g. refuted -> inconclusive), a passing pin
+        # that now fails, or a pinned number that moved. xfail(raises=...) lets this
+        # exception through as a real failure; a change to passing under an
+        # expected-failure pin, its numbers as pinned, is strict xfail's XPASS.
+        what = f"verdict {v.verdict}, pinned {pin}" if v.verdict != pin else f"verdict {pin} as pinned, numbers changed"
+        width = max(len(f) for f, _, _ in diffs)
+        table = "".join(f"\n    {f:<{width}}  {_shown(old):>18} -> {_shown(new)}" for f, old, new in diffs)
+        labels_only = ("" if pin_numbers is not None else
+                       f"\n  [{key}] pins labels only (written before numbers were pinned): numbers not compared")
         raise PinnedVerdictChanged(
-            f"{claim.id}/{scope}{' (null control)' if null else ''}: verdict {v.verdict}, pinned {pin} "
-            f"[{key}] in {path}. If the change is deliberate, run with --regen-verdicts and review the diff."
-            f"\n  {v.summary()}{where}")
+            f"{claim.id}/{scope}{' (null control)' if null else ''}: {what} [{key}]"
+            f" (numbers compared within relative {pinned.REL_TOL:g} / absolute {pinned.ABS_TOL:g}):"
+            f"\n    {'field':<{width}}  {'pinned':>18} -> obtained{table}{labels_only}"
+            f"{_accept_hint(config, path, key)}\n  {v.summary()}{where}")
     if not ok:
         exc = NullControlFalsePositive if null else ClaimNotSupported
         what = (f"null control finds a direction ({v.verdict}): a false positive" if null
                 else f"claim not supported ({v.verdict})")
         raise exc(f"{what}\n  {v.summary()}{where}")
+
+
+def _pins_cached(config) -> dict:
+    """The pins as loaded once per process (check_claim reads them per case)."""
+    local = config.stash[_LOCAL]
+    if "pins" not in local:
+        local["pins"] = _pins(config)[1]
+    return local["pins"]
+
+
+def _shown(x) -> str:
+    return "(absent)" if x is None else str(x)
+
+
+def _write_obtained(config, exp, path, key):
+    """Write ``<pins>.obtained`` once per session (per xdist worker), never the pins
+    file itself; its path, or None where it could not be written (said in
+    ``local["recorded"]``)."""
+    from . import pinned
+
+    local = config.stash[_LOCAL]
+    if not local["recorded"]:
+        try:
+            local["recorded"] = pinned.write_obtained(path, key, exp.verdicts, exp.null_verdicts, exp.profile,
+                                                      exp.data.source, fallback_dir=artifacts_dir(config))
+        except OSError as exc:  # read-only folders, full disk: say it once, in one line per case
+            local["recorded"] = (f"could not write this run's pins beside {path} nor in "
+                                 f"{artifacts_dir(config)} ({exc.strerror or exc}): make a folder writable "
+                                 "or pass --pinned-verdicts PATH")
+    return None if isinstance(local["recorded"], str) else local["recorded"][0]
+
+
+def _accept_hint(config, path, key) -> str:
+    """Where this run's entry was written and the commands that accept it."""
+    recorded = config.stash[_LOCAL]["recorded"]
+    opts = f" --profile {config.getoption('--profile')}"
+    if config.getoption("--seeds"):
+        opts += f" --seeds {config.getoption('--seeds')}"
+    explicit = config.getoption("--pinned-verdicts")
+    if isinstance(recorded, str):
+        where, copy = f"\n  obtained: none, {recorded}", ""
+    else:
+        obtained, note = recorded
+        where = f"\n  obtained: {obtained} (this run's entry for [{key}]{f'; {note}' if note else ''})"
+        copy = f", or `cp {obtained} {path}`"
+    return (
+        f"\n  pinned:   {path} (unchanged){where}"
+        f"\n  to accept this run's entry, if the change is deliberate: `pytest --regen-verdicts{opts}"
+        f"{f' --pinned-verdicts {path}' if explicit else ''}` or `python -m cnnclaims pin{opts}"
+        f"{f' --file {path}' if explicit else ''}`{copy}; then review `git diff {path}` and commit it")
 
 
 @pytest.fixture
@@ -365,6 +590,12 @@ def claim_checker(request):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
+    err = _write_error(item.config, call.excinfo.value) if call.excinfo is not None else None
+    if err is not None:
+        # A cache that cannot be written (full, read-only) fails every later test alike,
+        # each retrying the decoding or training first: one line, and the session stops.
+        outcome.get_result().longrepr = f"cnnclaims: {err}"
+        item.session.shouldstop = f"cnnclaims: {err}"
     if call.when == "call" and _VERDICT in item.stash:
         # A plain attribute survives xdist's report serialisation (pytest copies the
         # report's __dict__); JSON text keeps it to what execnet can carry.
@@ -410,15 +641,16 @@ def _merge_session(config, extras: dict) -> None:
 def _collected(config):
     """(verdicts, null verdicts) this session reported, in catalog order (the order
     of collection, whatever order workers ran them in)."""
-    from .claims import CATALOG, SCOPES
     from .verdicts import Verdict
 
-    order = {c.id: i for i, c in enumerate(CATALOG)}
+    exp = declared(config)
+    order = {c.id: i for i, c in enumerate(exp.claims)}
+    scopes = {s: i for i, s in enumerate(exp.scopes)}
     res = config.stash[_RESULTS]
 
     def ordered(section):
         return [Verdict.from_dict(d) for d in sorted(
-            res[section].values(), key=lambda d: (SCOPES.index(d["scope"]), order.get(d["claim"], len(order))))]
+            res[section].values(), key=lambda d: (scopes.get(d["scope"], len(scopes)), order.get(d["claim"], len(order))))]
 
     return ordered("verdicts"), ordered("null")
 
@@ -433,7 +665,7 @@ def pytest_sessionfinish(session, exitstatus):
         exp = get_experiment(config)
         if config.getoption("--regen-verdicts"):
             path, _ = _pins(config)
-            pinned.write_entry(path, pinned.pin_key(exp.profile), exp.verdicts, exp.null_verdicts, exp.profile,
+            pinned.write_entry(path, pinned.pin_key(exp.profile, exp.experiment), exp.verdicts, exp.null_verdicts, exp.profile,
                                exp.data.source)
         extras = {"models": exp.records(), "null_splits": exp.null_splits if local["ran_null"] else None}
         if _is_worker(config):
@@ -478,6 +710,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("cnnclaims verdicts")
     tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key}")
+    if entry and not pinned.has_numbers(entry):
+        tr.write_line(f"pin key {key} pins labels only (written before numbers were pinned): its numbers are "
+                      f"not compared; `pytest --regen-verdicts --profile {profile_name}` pins them (review that "
+                      "only numbers are added)")
+    recorded = config.stash[_LOCAL]["recorded"] if _LOCAL in config.stash else None
+    if recorded and not isinstance(recorded, str):
+        tr.write_line(f"this run's pins differ from {_pins(config)[0]} (unchanged): this run's entry is in "
+                      f"{recorded[0]}{f' ({recorded[1]})' if recorded[1] else ''}")
     text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"))
     for line in text.splitlines():
         tr.write_line(line)

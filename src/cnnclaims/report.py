@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = ("claim", "scope", "tier", "test", "stat", "p", "p_holm", "TOST p_holm", "effect [95% CI]",
-           "P(b>d) [95% CI]", "SESOI", "MDE", "N needed", "verdict", "pinned")
+           "P(a>b) [95% CI]", "SESOI", "MDE", "N needed", "verdict", "pinned")
 VERDICT_COLUMN = COLUMNS.index("verdict")
 LEGEND = (
     "p: two-sided (2 x the smaller one-sided p); p_holm: Holm within (scope, tier); TOST p_holm: equivalence "
-    "of the mean difference within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(b>d): probability that a benchmark model beats a "
-    "dummy model; MDE (minimal detectable effect) and N needed (per condition) at 80% power and alpha/m, shown for "
+    "of the mean difference within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(a>b): probability that a model of "
+    "condition a beats a model of condition b; MDE (minimal detectable effect) and N needed (per condition) at 80% power and alpha/m, shown for "
     "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold"
 )
 SHORT_TESTS = {"Wilcoxon": "Wilcoxon", "Welch": "Welch t", "one-sample t": "1-sample t", "descriptive": "descriptive"}
@@ -46,7 +46,7 @@ def verdict_label(v) -> str:
 
 def _effect(v) -> str:
     cell = _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, ""))
-    if v.scope == "frogs" and "mean_difference" in v.extras:
+    if v.scope not in ("probe", "seeds") and "mean_difference" in v.extras:
         # negligible is decided on the mean difference (the SESOI's unit), not on r
         cell += f"; mean diff {_f(v.extras['mean_difference'])}"
     return cell
@@ -101,8 +101,8 @@ def _null_summary(null_verdicts) -> str:
     for scope, rate in false_positive_rates(null_verdicts).items():
         n = sum(v.scope == scope for v in null_verdicts)
         parts.append(f"{scope} scope {round(rate * n)}/{n} find a direction (false-positive rate {rate:.2f})")
-    return "; ".join(parts) + ("; the frogs scope compares one pair of models, which differ" if any(
-        v.scope == "frogs" for v in null_verdicts) else "")
+    images = [v.scope for v in null_verdicts if v.scope not in ("probe", "seeds")]
+    return "; ".join(parts) + (f"; the {images[0]} scope compares one pair of models, which differ" if images else "")
 
 
 COLOURS = {"supported": "#b7e4b7", "refuted": "#f4b6b6", "negligible": "#cfe0f4", "underpowered": "#f7e3a6",
@@ -110,12 +110,12 @@ COLOURS = {"supported": "#b7e4b7", "refuted": "#f4b6b6", "negligible": "#cfe0f4"
 
 
 def verdict_matrix(verdicts) -> tuple[list[str], list[tuple]]:
-    """(scopes, [(claim name, tier, {scope: verdict label})]) in catalog order."""
-    from .claims import CATALOG, SCOPES
-
+    """(scopes, [(claim name, tier, {scope: verdict label})]), claims and scopes in the
+    order the verdicts first name them (declaration order)."""
     by = {(v.claim, v.scope): verdict_label(v) for v in verdicts}
-    scopes = [sc for sc in SCOPES if any(v.scope == sc for v in verdicts)]
-    return scopes, [(c.name, c.tier, {sc: by.get((c.id, sc), "n/a") for sc in scopes}) for c in CATALOG]
+    scopes = list(dict.fromkeys(v.scope for v in verdicts))
+    claims = {v.claim: (v.name, v.tier) for v in verdicts}
+    return scopes, [(name, tier, {sc: by.get((cid, sc), "n/a") for sc in scopes}) for cid, (name, tier) in claims.items()]
 
 
 def markdown_matrix(verdicts) -> str:
@@ -157,7 +157,6 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     experiment; ``calibration_experiments``: simulated experiments per condition of
     the design calibration (default ``calibration.DEFAULT_EXPERIMENTS``, cached)."""
     from . import pinned
-    from .claims import CATALOG
     from .figures import make_figures
 
     folder = Path(folder)
@@ -167,7 +166,7 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     verdicts, null = exp.verdicts, exp.null_verdicts
     progress(f"cnnclaims report: {len(verdicts)} verdicts and {len(null)} null-control verdicts ({time.perf_counter() - t0:.0f}s)")
     figs = make_figures(exp, folder / "figures", progress=progress)
-    forest = write_forest_plot(verdicts, folder / "figures" / "seeds-forest.png")
+    forest = write_forest_plot(verdicts, folder / "figures" / "seeds-forest.png", exp.experiment.claims)
     progress("cnnclaims report: calibrating the seeds design (cached after the first run) ...")
     from .calibration import format_calibration, format_null_splits
 
@@ -178,21 +177,25 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     splits = exp.null_splits
     design.append(format_null_splits(splits) if splits else "no null splits: fewer than 4 same-size models")
     doc = pinned.load()
-    key = pinned.pin_key(exp.profile)
+    key = pinned.pin_key(exp.profile, exp.experiment)
     entry = pinned.entry(doc, key) or {}
     pins, null_pins = entry.get("verdicts", {}), entry.get("null_control", {})
     fragile = pinned.fragile(doc, exp.profile.name)
     from .compat import versions
 
-    records = [t.record for role in ("benchmark", "dummy", "null") for t in exp.models(role)]
+    records = [t.record for role in exp.roles for t in exp.models(role)]
+    ex = exp.experiment
 
-    md = [f"# cnnclaims report: {exp.profile.name} profile", ""]
+    md = [f"# cnnclaims report: {ex.name}, {exp.profile.name} profile", "", ex.title, ""]
     meta = [
         ("data source", exp.data.source),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions().items())),
         ("pin key", key + ("" if entry else " (no pinned verdicts for this key)")),
         ("profile", ", ".join(f"{k}={v}" for k, v in exp.profile.as_dict().items())),
-        ("probe", f"test image {exp.probe_index} (a frog); frogs scope: {len(exp.frog_indices)} test-set frogs"),
+        ("conditions", f"a = {ex.a.name}{f' ({ex.a.label})' if ex.a.label else ''}, "
+                       f"b = {ex.b.name}{f' ({ex.b.label})' if ex.b.label else ''}"),
+        ("probe", f"test image {exp.probe_index} (class {ex.probe.class_name}); {ex.probe.scope_name} scope: "
+                  f"{len(exp.probe_indices)} test-set images of the class"),
         ("null control", _null_summary(null)),
         ("written", time.strftime("%Y-%m-%d %H:%M")),
     ]
@@ -211,8 +214,9 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
         md += [f"| {s} | {c} | {', '.join(f'{f}: {v}' for f, v in fam.items())} |" for (s, c), fam in fragile.items()]
         md.append("")
     md += ["## Claims and figures", ""]
-    for claim in CATALOG:
-        md += [f"### {claim.name} ({claim.figure})", "", f"> {claim.article}", "", f"Tested: {claim.describe()}.", ""]
+    for claim in ex.claims:
+        md += [f"### {claim.name}" + (f" ({claim.figure})" if claim.figure else ""), "", f"> {claim.text}", "",
+               f"Tested: {claim.describe(ex.a.name, ex.b.name)}.", ""]
         for v in verdicts:
             if v.claim == claim.id:
                 md.append(f"- {v.summary()}")
@@ -246,8 +250,9 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
         h += [f"<li>{html.escape(s)} {html.escape(c)}: {html.escape(str(fam))}</li>" for (s, c), fam in fragile.items()]
         h.append("</ul>")
     h.append("<h2>Claims and figures</h2>")
-    for claim in CATALOG:
-        h.append(f"<h3>{html.escape(claim.name)} ({html.escape(claim.figure)})</h3><blockquote>{html.escape(claim.article)}</blockquote><ul>")
+    for claim in ex.claims:
+        h.append(f"<h3>{html.escape(claim.name)}" + (f" ({html.escape(claim.figure)})" if claim.figure else "")
+                 + f"</h3><blockquote>{html.escape(claim.text)}</blockquote><ul>")
         h += [f"<li>{html.escape(v.summary())}</li>" for v in verdicts if v.claim == claim.id]
         h.append("</ul>")
         h += [_img(p) for p in figs.get(claim.id, [])]
@@ -260,13 +265,13 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     return html_path, md_path
 
 
-def write_forest_plot(verdicts, path) -> Path:
-    """The seeds scope's effects in SESOI units (``plots.forest_plot``), as a PNG."""
+def write_forest_plot(verdicts, path, claims=()) -> Path:
+    """The seeds scope's effects in SESOI units (``plots.forest_plot``), as a PNG;
+    ``claims`` give each claim's direction ("less" claims are drawn flipped)."""
     from . import plots
-    from .claims import get_claim
 
-    rows = [(v.name, v.effect, v.ci_low, v.ci_high, v.sesoi,
-             1.0 if get_claim(v.claim).alternative == "greater" else -1.0, v.verdict)
+    less = {c.id for c in claims if c.alternative == "less"}
+    rows = [(v.name, v.effect, v.ci_low, v.ci_high, v.sesoi, -1.0 if v.claim in less else 1.0, v.verdict)
             for v in verdicts if v.scope == "seeds"]
     return plots.save(plots.forest_plot(rows, "seeds scope: effect and 95% CI in SESOI units"), path)
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import CLASSES, FROG
+from .data import CIFAR10_CLASSES as CLASSES
+
+FROG = CLASSES.index("frog")
 
 # Objects shared with in-process pytester sessions (see tests/test_plugin.py).
 SHARED: dict = {}
@@ -72,8 +74,9 @@ def write_image_folder(folder, train, test, fmt: str = "png") -> Path:
     return folder
 
 
-def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = "smoke"):
-    """An Experiment over random images whose models are untrained networks.
+def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = "smoke", experiment=None):
+    """A Run of ``experiment`` (default: the article) over random images whose models
+    are untrained networks.
 
     Every model is the article's architecture with its own random initialisation, so
     verdicts come out however chance has them; tests that need a particular outcome
@@ -81,19 +84,19 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     """
     from .compat import set_determinism
     from .data import Cifar10
-    from .experiment import Experiment
-    from .model import build_model
-    from .training import TrainedModel, specs_for
+    from .experiment import Run
+    from .training import TrainedModel, recipe_functions, specs_for
 
     tmp = Path(tmp)
     (xtr, ytr), (xte, yte) = random_cifar(2, max(1, frogs))
-    exp = Experiment(profile, cache_dir=tmp / "cache", n_seeds=n_seeds, progress=lambda *_: None)
+    exp = Run(profile, cache_dir=tmp / "cache", n_seeds=n_seeds, progress=lambda *_: None, experiment=experiment)
     exp.__dict__["data"] = Cifar10(xtr, ytr, xte, yte, source="synthetic random images", fingerprint="synthetic")
-    for role in ("benchmark", "dummy", "null"):
+    for role in exp.roles:
         models = []
-        for spec in specs_for(exp.profile, role):
-            set_determinism(spec.seed + (0 if role == "benchmark" else 500))
-            model = build_model()
+        build, _subset = recipe_functions(exp.experiment, role)
+        for spec in specs_for(exp.profile, role, exp.experiment):
+            set_determinism(spec.seed + (0 if role == exp.a else 500))
+            model = build()
             path = tmp / "models" / f"{role}-{spec.seed}"
             path.mkdir(parents=True, exist_ok=True)
             probs = model.predict(xte.astype(np.float32) / 255.0, verbose=0)
@@ -102,5 +105,27 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
                       "test_accuracy": acc, "train_seconds": 0.0, "history": {}}
             models.append(TrainedModel(spec, model, record, path))
         exp._models[role] = models
-    assert (exp.data.y_test == FROG).sum() == frogs
+    assert (exp.data.y_test == exp.experiment.probe_class).sum() == frogs
     return exp
+
+
+class SlowToSend(str):
+    """A line that takes 0.3 s to pickle, as a line can still be on its way (a busy
+    machine) when the worker's result arrives."""
+
+    def __reduce__(self):
+        import time
+
+        time.sleep(0.3)
+        return str, (str(self),)
+
+
+def chatty_worker(spec, *args, lines: int = 50, **kwargs):
+    """A stand-in for ``training._worker_train`` (importable by spawned workers) that
+    trains nothing: it says ``lines`` progress lines, the last one slow to send, and
+    returns at once, as a real worker says "trained ..." just before its result."""
+    from .training import _WORKER
+
+    for i in range(lines):
+        _WORKER["progress"](f"{spec.label} line {i}" if i < lines - 1 else SlowToSend(f"{spec.label} line {i}"))
+    return spec.label

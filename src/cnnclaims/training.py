@@ -10,10 +10,14 @@ and retrained.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-import queue
+import pickle
 import shutil
+import signal
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -25,16 +29,15 @@ from . import cache
 from .compat import check_threads, keras, load_model, positive_int_env, save_model, set_determinism, versions
 from .errors import CacheError
 from .inputs import check_images, class_labels, model_input, one_hot_labels
-from .model import N_PARAMS, build_model, compile_model
+from .model import build_model, compile_model
 
 # Bump when the training procedure changes in a way the spec does not capture.
 TRAINING_VERSION = 1
-ROLES = ("benchmark", "dummy", "null")
 
 
 @dataclass(frozen=True)
 class TrainSpec:
-    role: str  # "benchmark", "dummy", or "null" (the null control's second group)
+    role: str  # the group: condition a's or b's name, or "null" (the null control's group)
     n_train: int
     seed: int
     max_epochs: int
@@ -43,10 +46,13 @@ class TrainSpec:
     learning_rate: float = 1e-3
     # Bitwise-identical weights to 1 (measured), ~30% faster on 2 cores.
     steps_per_execution: int = 50
+    # The recipe when it is not the default CNN on a class-stratified subset: a hash
+    # of the model's configuration and the subset function's name (see recipe_id).
+    recipe: str = ""
 
     def __post_init__(self):
-        if self.role not in ROLES:
-            raise ValueError(f"unknown role {self.role!r}; valid roles: {', '.join(ROLES)}")
+        if not isinstance(self.role, str) or not self.role or any(ch in self.role for ch in "/ "):
+            raise ValueError(f"role {self.role!r}: a condition name (or 'null'), without spaces or '/'")
 
     @property
     def label(self) -> str:
@@ -59,13 +65,14 @@ class TrainedModel:
     loaded: object  # the keras.Model once loaded; None until first use
     record: dict
     path: Path
+    n_params: int | None = None  # the recipe's parameter count, checked on load
 
     @property
     def model(self):
         """The Keras model, loaded on first use: a warm run whose statistics are all
         cached never needs it (the file's SHA-256 was checked when the entry was found)."""
         if self.loaded is None:
-            self.loaded = _load_model_file(self.path / "model.keras")
+            self.loaded = _load_model_file(self.path / "model.keras", self.n_params)
         return self.loaded
 
     @property
@@ -77,12 +84,47 @@ class TrainedModel:
         return float(self.record["test_accuracy"])
 
 
-def specs_for(profile, role: str, seeds=None) -> list[TrainSpec]:
-    n = profile.n_benchmark if role == "benchmark" else profile.n_dummy
+def spec_dict(spec: TrainSpec) -> dict:
+    """The spec as keyed and recorded: an empty ``recipe`` is left out, so models of
+    the default recipe keep the keys they had before recipes existed."""
+    d = asdict(spec)
+    if not d["recipe"]:
+        del d["recipe"]
+    return d
+
+
+def recipe_functions(experiment, role: str) -> tuple:
+    """(build_model, subset) of a group: the condition's own or the experiment's
+    builder, and its subset function or ``stratified_subset``."""
+    cond = experiment.recipe(role)
+    return cond.build_model or experiment.build_model, cond.subset or stratified_subset
+
+
+def recipe_id(experiment, role: str) -> str:
+    """"" for the default recipe (``model.build_model`` on a stratified subset), else a
+    hash of the built model's configuration and the subset function's qualified name,
+    so another architecture or subset never shares a cache entry."""
+    build, subset = recipe_functions(experiment, role)
+    if build is build_model and subset is stratified_subset:
+        return ""
+    config = build().get_config()
+    return cache.stable_hash({"model": config, "subset": f"{subset.__module__}.{subset.__qualname__}"})[:12]
+
+
+def specs_for(profile, role: str, experiment=None, seeds=None) -> list[TrainSpec]:
+    """One TrainSpec per seed of a group (condition name or "null") under ``profile``.
+
+    Raises UnknownNameError for a group the experiment lacks."""
+    from .declaration import NULL, load_experiment
+
+    experiment = load_experiment(experiment)
+    n = profile.n_train[experiment.recipe(role).name]
     if seeds is None:
-        seeds = profile.null_seeds() if role == "null" else profile.seeds()
+        seeds = profile.null_seeds() if role == NULL else profile.seeds()
+    recipe = recipe_id(experiment, role)
     return [
-        TrainSpec(role, n, s, profile.max_epochs, profile.patience, profile.batch_size, profile.learning_rate)
+        TrainSpec(role, n, s, profile.max_epochs, profile.patience, profile.batch_size, profile.learning_rate,
+                  recipe=recipe)
         for s in seeds
     ]
 
@@ -110,7 +152,7 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 def cache_key(spec: TrainSpec, data_fingerprint: str) -> str:
     return cache.stable_hash(
-        {"spec": asdict(spec), "data": data_fingerprint, "versions": versions(), "training": TRAINING_VERSION}
+        {"spec": spec_dict(spec), "data": data_fingerprint, "versions": versions(), "training": TRAINING_VERSION}
     )[:16]
 
 
@@ -118,41 +160,125 @@ def entry_dir(cache_dir, spec: TrainSpec, key: str) -> Path:
     return Path(cache_dir) / "models" / f"{spec.role}-n{spec.n_train}-s{spec.seed}-{key}"
 
 
-def get_trained(spec: TrainSpec, data, cache_dir=None, retrain: bool = False, progress=print) -> TrainedModel:
-    """The trained model for ``spec``: from the cache when valid, else trained now."""
+def get_trained(spec: TrainSpec, data, cache_dir=None, retrain: bool = False, progress=print,
+                experiment=None, recipe: tuple | None = None) -> TrainedModel:
+    """The trained model for ``spec``: from the cache when valid, else trained now.
+
+    ``recipe``: (build_model, subset) functions; default the experiment's recipe for
+    ``spec.role`` (see ``recipe_functions``; experiment default: the declared default)."""
+    if recipe is None:
+        from .declaration import load_experiment
+
+        recipe = recipe_functions(load_experiment(experiment), spec.role)
+    build, subset = recipe
+    n_params = expected_params(build)
     cache_dir = Path(cache_dir or cache.default_cache_dir())
     key = cache_key(spec, data.fingerprint)
     folder = entry_dir(cache_dir, spec, key)
     with cache.file_lock(folder.with_suffix(".lock")):
         if folder.exists() and not retrain:
             try:
-                return _load_entry(spec, folder, key)
+                entry = _load_entry(spec, folder, key)
+                entry.n_params = n_params
+                return entry
             except CacheError as exc:
                 cache.discard(folder / "record.json", str(exc))
         if folder.exists():
             shutil.rmtree(folder)
-        return _train_entry(spec, data, folder, key, progress)
+        return _train_entry(spec, data, folder, key, progress, build, subset)
+
+
+_PARAMS: dict = {}
+
+
+def expected_params(build) -> int:
+    """Parameter count of the model ``build()`` returns (memoised per function)."""
+    if build not in _PARAMS:
+        _PARAMS[build] = int(build().count_params())
+    return _PARAMS[build]
+
+
+# A model record's fields and their JSON types (a boolean is not a number here). A record
+# that is not a JSON object, lacks a field or holds one of another type is damaged, like
+# one that is not JSON at all: discarded and retrained, never half-used.
+_NUMBER = (int, float)
+RECORD_FIELDS = {
+    "key": str, "spec": dict, "history": dict, "epochs": int, "best_epoch": int, "test_accuracy": _NUMBER,
+    "train_seconds": _NUMBER, "versions": dict, "data_source": str, "data_fingerprint": str,
+    "train_indices_sha256": str, "trained_at": str,
+}
+# Added later: a record without them is migrated on load (see _load_entry).
+LATER_FIELDS = {"model_sha256": str, "checksum": str}
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+
+
+def _json_type(value) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def record_checksum(record: dict) -> str:
+    """SHA-256 of a record's content (every field but ``checksum``) as written to JSON:
+    a digit changed by hand or by bit rot no longer matches."""
+    return cache.stable_hash(cache.to_jsonable({k: v for k, v in record.items() if k != "checksum"}))
+
+
+def check_record(record, path) -> dict:
+    """``record`` when it is a JSON object whose fields have their types (and the test
+    accuracy and epochs their ranges); else CacheError naming ``path``."""
+    if not isinstance(record, dict):
+        raise CacheError(f"cache record {path} holds a JSON {_json_type(record)}, not an object")
+    for name, kind in {**RECORD_FIELDS, **LATER_FIELDS}.items():
+        if name not in record:
+            if name in RECORD_FIELDS:
+                raise CacheError(f"cache record {path} lacks the field {name!r}")
+            continue
+        value = record[name]
+        if isinstance(value, bool) or not isinstance(value, kind):
+            want = "number" if kind is _NUMBER else _JSON_TYPES[kind]
+            raise CacheError(f"cache record {path}: field {name!r} is a JSON {_json_type(value)}, not a {want}")
+    for name, values in record["history"].items():
+        if not isinstance(values, list) or not all(
+                v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) for v in values):
+            raise CacheError(f"cache record {path}: history {name!r} is not a list of numbers")
+    if not 0 <= record["test_accuracy"] <= 1:  # NaN fails too
+        raise CacheError(f"cache record {path}: test_accuracy {record['test_accuracy']} is not in [0, 1]")
+    if not 1 <= record["best_epoch"] <= record["epochs"]:
+        raise CacheError(f"cache record {path}: best epoch {record['best_epoch']} of {record['epochs']} epochs")
+    return record
 
 
 def _load_entry(spec: TrainSpec, folder: Path, key: str) -> TrainedModel:
-    record = cache.read_json(folder / "record.json")
-    if record.get("key") != key or record.get("spec") != asdict(spec):
-        raise CacheError(f"cache record {folder / 'record.json'} does not match its key {key}")
+    record_path = folder / "record.json"
+    record = check_record(cache.read_json(record_path), record_path)
+    migrate = "checksum" not in record
+    if not migrate and record["checksum"] != record_checksum(record):
+        raise CacheError(f"cache record {record_path} does not match its checksum (edited or damaged)")
+    if record["key"] != key or record["spec"] != spec_dict(spec):
+        raise CacheError(f"cache record {record_path} does not match its key {key}")
     path = folder / "model.keras"
+    model = None
     if "model_sha256" not in record:
         # Written before records carried the hash: validate by loading, then record it.
         model = _load_model_file(path)
         record["model_sha256"] = cache.file_sha256(path)
-        cache.write_json(folder / "record.json", record)
-        return TrainedModel(spec, model, record, folder)
-    if not path.exists():
+        migrate = True
+    elif not path.exists():
         raise CacheError(f"cached model {path} is missing")
-    if cache.file_sha256(path) != record["model_sha256"]:
+    elif cache.file_sha256(path) != record["model_sha256"]:
         raise CacheError(f"cached model {path} does not match the SHA-256 in its record (damaged or replaced)")
-    return TrainedModel(spec, None, record, folder)
+    if migrate:
+        # Written before records carried a checksum (or the model's hash): such a record
+        # cannot prove it is intact, but throwing it away would retrain every model of an
+        # existing cache (the article's 24 take 50 minutes). It passed every check above,
+        # so it is trusted once and rewritten with its checksum; from then on an edit or
+        # bit rot is detected. The record's content is unchanged.
+        record["checksum"] = record_checksum(record)
+        cache.write_json(record_path, record)
+    return TrainedModel(spec, model, record, folder)
 
 
-def _load_model_file(path: Path):
+def _load_model_file(path: Path, n_params: int | None = None):
     try:
         model = load_model(path)
     except Exception as exc:
@@ -160,8 +286,8 @@ def _load_model_file(path: Path):
             f"cached model {path} does not load ({type(exc).__name__}: {exc}); delete its folder "
             "or run with --retrain"
         ) from exc
-    if model.count_params() != N_PARAMS:
-        raise CacheError(f"cached model {path} has {model.count_params()} parameters, not {N_PARAMS}")
+    if n_params is not None and model.count_params() != n_params:
+        raise CacheError(f"cached model {path} has {model.count_params()} parameters, not the recipe's {n_params}")
     return model
 
 
@@ -202,7 +328,7 @@ def prepare(x: np.ndarray, y: np.ndarray):
     return x, np.eye(10, dtype=np.float32)[y]
 
 
-def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print):
+def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print, build=build_model):
     """Train one model as the article does; returns (model, history dict, epochs, seconds).
 
     ``x_train``, ``x_val``: float pixels in [0, 1], (n, 32, 32, 3); ``y_train``,
@@ -214,7 +340,7 @@ def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progr
         one_hot_labels(y, len(check_images(x, "fit", name=name, uint8_ok=False)), "fit", y_name)
     check_threads()
     set_determinism(spec.seed)
-    model = compile_model(build_model(), spec.learning_rate, spec.steps_per_execution)
+    model = compile_model(build(), spec.learning_rate, spec.steps_per_execution)
     es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
     # Weights-only checkpoint of the best epoch: restores the best weights in every
     # Keras version (2.15's EarlyStopping does not when the epoch limit is reached).
@@ -234,37 +360,61 @@ def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progr
     return model, history, len(history["loss"]), seconds
 
 
-def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress) -> TrainedModel:
-    idx = stratified_subset(data.y_train, spec.n_train, spec.seed)
+# The .partial folders this process is building; a training worker's SIGTERM handler
+# removes them before it exits.
+_IN_FLIGHT: set = set()
+
+
+@contextlib.contextmanager
+def _building(work: Path):
+    """An entry is built in ``<entry>.partial`` (under the entry's lock) and renamed into
+    place when complete, so it appears whole or not at all. A .partial folder is never
+    read: a stale one (a process killed by SIGKILL) is removed here before training, and
+    an abandoned build (Ctrl-C, SIGTERM, an error) removes its own."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    _IN_FLIGHT.add(work)
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        _IN_FLIGHT.discard(work)
+
+
+def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=build_model,
+                 subset=stratified_subset) -> TrainedModel:
+    idx = np.asarray(subset(data.y_train, spec.n_train, spec.seed))
     x_tr, y_tr = prepare(data.x_train[idx], data.y_train[idx])
     x_te, y_te = prepare(data.x_test, data.y_test)
     progress(f"cnnclaims: training {spec.label} (up to {spec.max_epochs} epochs, patience {spec.patience}) ...")
     work = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    model, history, epochs, seconds = fit(spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5", progress)
-    probs = model.predict(x_te, batch_size=1000, verbose=0)
-    test_acc = float(np.mean(np.argmax(probs, axis=1) == data.y_test))
-    best = int(np.argmin(history["val_loss"]))
-    record = {
-        "key": key,
-        "spec": asdict(spec),
-        "history": history,
-        "epochs": epochs,
-        "best_epoch": best + 1,
-        "test_accuracy": test_acc,
-        "train_seconds": seconds,
-        "versions": versions(),
-        "data_source": data.source,
-        "data_fingerprint": data.fingerprint,
-        "train_indices_sha256": cache.stable_hash(idx.tolist()),
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    save_model(model, work / "model.keras")
-    record["model_sha256"] = cache.file_sha256(work / "model.keras")
-    cache.write_json(work / "record.json", record)
-    # The folder appears complete or not at all.
-    work.rename(folder)
+    with _building(work):
+        model, history, epochs, seconds = fit(spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5", progress, build)
+        probs = model.predict(x_te, batch_size=1000, verbose=0)
+        test_acc = float(np.mean(np.argmax(probs, axis=1) == data.y_test))
+        best = int(np.argmin(history["val_loss"]))
+        record = {
+            "key": key,
+            "spec": spec_dict(spec),
+            "history": history,
+            "epochs": epochs,
+            "best_epoch": best + 1,
+            "test_accuracy": test_acc,
+            "train_seconds": seconds,
+            "versions": versions(),
+            "data_source": data.source,
+            "data_fingerprint": data.fingerprint,
+            "train_indices_sha256": cache.stable_hash(idx.tolist()),
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        save_model(model, work / "model.keras")
+        record["model_sha256"] = cache.file_sha256(work / "model.keras")
+        record["checksum"] = record_checksum(record)
+        cache.write_json(work / "record.json", record)
+        # The folder appears complete or not at all.
+        work.rename(folder)
     progress(
         f"cnnclaims: trained {spec.label}: test accuracy {test_acc:.4f} after {epochs} epochs "
         f"(best {best + 1}) in {seconds:.0f}s"
@@ -278,18 +428,43 @@ ENV_WORKERS = "CNNCLAIMS_WORKERS"
 WORKER_GIB = 4  # measured peak of one article training process: 3.75 GiB
 
 
-def default_workers() -> int:
-    """Training processes to run at once: one per core (each uses one TF thread), at
-    most 8, and no more than the memory holds (one per 4 GiB, 2 GiB kept for the
-    pytest process itself)."""
-    n = positive_int_env(ENV_WORKERS, "processes")
-    if n:
-        return n
+def _machine() -> tuple[int, float, int]:
+    """(cores, GiB of memory, training processes that memory holds: one per WORKER_GIB,
+    2 GiB kept for the pytest process itself)."""
+    cores = os.cpu_count() or 1
     try:
         mem_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     except (ValueError, OSError):  # pragma: no cover - not on Linux
         mem_gib = 2 + 8 * WORKER_GIB
-    return max(1, min(os.cpu_count() or 1, 8, int((mem_gib - 2) // WORKER_GIB)))
+    return cores, mem_gib, max(1, int((mem_gib - 2) // WORKER_GIB))
+
+
+_SAID: set = set()  # progress lines said once per process
+
+
+def default_workers(requested: int | None = None, progress=None) -> int:
+    """Training processes to run at once: ``requested`` (``--workers``), else
+    $CNNCLAIMS_WORKERS, else one per core (each uses one TF thread), at most 8.
+
+    Never more than the cores or the memory hold (one per 4 GiB, 2 GiB kept for the
+    pytest process itself): extra processes only share the cores and add memory (100
+    asked for gave 9 processes, 14.8 GiB and a slower run on 2 cores, measured). A
+    request above that is capped and said once, through ``progress``, with the numbers."""
+    name = "--workers"
+    if requested is None:
+        requested, name = positive_int_env(ENV_WORKERS, "processes"), f"${ENV_WORKERS}"
+    cores, mem_gib, by_memory = _machine()
+    limit = min(cores, by_memory)
+    if requested is None:
+        return min(limit, 8)
+    if requested > limit and progress is not None:
+        line = (f"cnnclaims: {name}={requested} capped at {limit} training processes: {cores} cores, and "
+                f"{mem_gib:.1f} GiB of memory holds {by_memory} at {WORKER_GIB} GiB each "
+                "(2 GiB kept for this process)")
+        if line not in _SAID:
+            _SAID.add(line)
+            progress(line)
+    return max(1, min(requested, limit))
 
 
 def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
@@ -297,71 +472,178 @@ def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
 
 
 def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False, workers: int | None = None,
-                  progress=print) -> list:
+                  progress=print, experiment=None) -> list:
     """Train the models of ``specs`` that are not cached, several at once in worker
     processes (one TensorFlow thread each, so the weights equal a one-at-a-time run).
 
     Longest jobs start first. Returns the specs trained here; with one worker or one
     missing model nothing is started and ``get_trained`` trains in this process.
-    Workers read the data from the decoded-data cache (``data_path``) and must find
-    the same content fingerprint as ``data``.
+    Workers load the data with the experiment's ``load_data`` (the article's reads the
+    decoded-data cache of ``data_path``) and must find the same content fingerprint as
+    ``data``; the experiment's functions go to them by reference (pickle), and when
+    they cannot (a lambda, a function defined inside another), every model trains in
+    this process instead, which is said. Every line a worker said has been passed to
+    ``progress`` when this returns.
+
+    Ctrl-C, SIGTERM (when called from the main thread) or a worker's error stops every
+    worker within seconds: each removes the model it was building and exits, nothing
+    queued starts, and the exception propagates. Workers also die with this process,
+    however it ends (see ``_worker_init``).
     """
     cache_dir = Path(cache_dir or cache.default_cache_dir())
-    workers = default_workers() if workers is None else workers
     missing = [s for s in dict.fromkeys(specs) if retrain or not is_cached(s, data.fingerprint, cache_dir)]
+    workers = default_workers(workers, progress if missing else None)
     if workers < 2 or len(missing) < 2:
         return []
     missing.sort(key=lambda s: (-s.n_train * s.max_epochs, s.role, s.seed))
+    from .declaration import load_experiment
+
+    experiment = load_experiment(experiment)
+    job = {"load_data": experiment.load_data,
+           "recipes": {s.role: recipe_functions(experiment, s.role) for s in missing}}
+    try:
+        pickle.dumps(job)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure means "not by reference"
+        progress(f"cnnclaims: training {len(missing)} models one at a time in this process: experiment "
+                 f"{experiment.name!r}'s load_data/build_model/subset cannot be sent to worker processes "
+                 f"({type(exc).__name__}: {exc}); define them at module level to train in parallel")
+        return []
     n = min(workers, len(missing))
     progress(f"cnnclaims: training {len(missing)} models, {n} at a time (one TensorFlow thread each) ...")
     ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
-    messages = ctx.Queue()
+    # A SimpleQueue's put() writes into the pipe before it returns, so a worker's lines
+    # are here before its result. A Queue's feeder thread could still hold them then,
+    # and the last "trained ..." line was sometimes lost.
+    messages = ctx.SimpleQueue()
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(messages,)) as pool:
-        per_class = {"train": len(data.y_train) // 10, "test": len(data.y_test) // 10}
-        pending = {pool.submit(_worker_train, s, data_path, str(cache_dir), per_class, data.fingerprint, retrain)
-                   for s in missing}
+    per_class = {"train": len(data.y_train) // 10, "test": len(data.y_test) // 10}
+    with _sigterm_interrupts():
+        pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(messages, os.getpid()))
+        finished = False
         try:
+            pending = {pool.submit(_worker_train, s, data_path, str(cache_dir), per_class, data.fingerprint, retrain,
+                                   job["load_data"], job["recipes"][s.role])
+                       for s in missing}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 _relay(messages, progress)
                 for f in done:
                     f.result()  # a worker's error stops the run, named by its message
-        except BaseException:
-            for f in pending:
-                f.cancel()
-            raise
+            finished = True
         finally:
-            _relay(messages, progress)
+            if not finished:
+                _stop_workers(pool)
+            pool.shutdown(wait=True, cancel_futures=True)
+    _relay(messages, progress)
     progress(f"cnnclaims: trained {len(missing)} models in {time.perf_counter() - t0:.0f}s")
     return missing
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (what ``timeout`` and CI send) raises KeyboardInterrupt, as Ctrl-C does,
+    so that the workers are stopped the same way before this process ends. Only the main
+    thread sets signal handlers; elsewhere the workers still die with this process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"cnnclaims: {signal.Signals(signum).name}: training stopped")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _stop_workers(pool, grace: float = 5.0) -> None:
+    """Stop the pool's workers now: SIGTERM (each removes its .partial folder and exits),
+    then SIGKILL for any still alive after ``grace`` seconds. Shutting the pool down
+    does not: it lets the running and queued calls finish (a Ctrl-C exited 190 s later,
+    after a queued 50,000-image model, measured), and before Python 3.14
+    (``terminate_workers``) the processes are only reachable as ``_processes``."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    try:
+        for p in procs:
+            p.terminate()
+        deadline = time.monotonic() + grace
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+    finally:  # also after a second Ctrl-C
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(1)
+
+
 def _relay(messages, progress) -> None:
-    while True:
-        try:
-            progress(messages.get_nowait())
-        except queue.Empty:
-            return
+    while not messages.empty():
+        progress(messages.get())
 
 
 _WORKER: dict = {}
 
 
-def _worker_init(messages) -> None:
+def _worker_init(messages, parent: int) -> None:
+    """Set up a training worker: its progress goes to ``messages``, and it never
+    outlives ``parent`` (orphaned workers trained on for 49 minutes, 1.5 GiB each,
+    after CI's timeout killed pytest, measured).
+
+    SIGINT is ignored: Ctrl-C reaches the whole process group, and the parent stops
+    every worker (a worker that took it abandoned its model and started the next queued
+    one). SIGTERM removes the model being built and exits. The kernel sends that
+    SIGTERM when the parent dies, by any signal or crash (Linux's PR_SET_PDEATHSIG); a
+    thread that watches the parent's pid does it where that is not available, and
+    ends the process 10 s later if the main thread is stuck in native code."""
     _WORKER["progress"] = messages.put
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_stop)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="cnnclaims-parent-watch", daemon=True).start()
 
 
-def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, fingerprint: str, retrain: bool) -> str:
-    from .data import load_cifar10
+def _worker_stop(signum, frame) -> None:
+    for work in list(_IN_FLIGHT):
+        shutil.rmtree(work, ignore_errors=True)
+    os._exit(128 + signum)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)  # _worker_stop, in the main thread
+    time.sleep(10)
+    os._exit(1)
+
+
+def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, fingerprint: str, retrain: bool,
+                  load_data=None, recipe=None) -> str:
+    import inspect
+
+    from .data import Dataset, dataset, load_cifar10
 
     progress = _WORKER.get("progress", print)
     data = _WORKER.get("data")
     if data is None:
-        data = _WORKER["data"] = load_cifar10(data_path, cache_dir, per_class, progress=progress)
+        load_data = load_data or load_cifar10
+        given = {"path": data_path, "cache_dir": cache_dir, "progress": progress, "per_class": per_class}
+        params = inspect.signature(load_data).parameters
+        out = load_data(**{k: v for k, v in given.items() if k in params})
+        if not isinstance(out, Dataset):
+            (xtr, ytr), (xte, yte) = out
+            out = dataset(xtr, ytr, xte, yte)
+        data = _WORKER["data"] = out
     if data.fingerprint != fingerprint:
         raise RuntimeError(
             f"a training worker read data with fingerprint {data.fingerprint} from {data.source}, "
             f"not the session's {fingerprint}; did the data change during the run?"
         )
-    return get_trained(spec, data, cache_dir, retrain, progress).key
+    return get_trained(spec, data, cache_dir, retrain, progress, recipe=recipe).key

@@ -5,7 +5,7 @@ One small check per (scope, kind of claim), chosen from ``CHECKS``, measures a c
 ``decide_family`` corrects a scope's family of claims for multiplicity and labels each
 one. A ``Verdict`` is complete and immutable when it leaves ``evaluate_catalog``.
 
-The four verdicts of the inferential scopes (``frogs``, ``seeds``):
+The four verdicts of the inferential scopes (``images``, ``seeds``):
 
 - *supported*: the difference is significant in the claimed direction: the two-sided
   p (2 x the smaller one-sided p), Holm-corrected within the claim's family, is below
@@ -25,6 +25,9 @@ from two-sided tests keep the family-wise error rate at alpha; Shaffer 1980).
 The MDE and N needed are computed at the family's first Holm step, alpha / m
 (two-sided), the level the smallest p must pass.
 
+Scopes are named by the experiment (``Experiment.scopes``) and checked by kind
+(``probe``, ``images``, ``seeds``; see ``cnnclaims.declaration``).
+
 The ``probe`` scope is one image: descriptive *supported* / *refuted* by the sign of
 the difference, *negligible* when it is smaller than the SESOI, and *inconclusive*
 when the statistic is undefined on the probe (the note says why).
@@ -36,9 +39,9 @@ from itertools import groupby
 
 import numpy as np
 
-from . import CLASSES
 from . import stats as st
-from .claims import CATALOG, PRIMARY, SCOPES, Claim, model_number, subject_values, values
+from .claims import model_number, subject_values, values
+from .declaration import PRIMARY, SCOPE_KINDS, Claim
 from .errors import unknown
 
 SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED = "supported", "refuted", "negligible", "underpowered"
@@ -46,14 +49,6 @@ INCONCLUSIVE = "inconclusive"  # probe scope only: the statistic is undefined on
 VERDICTS = (SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
 FALSE_POSITIVES = (SUPPORTED, REFUTED)  # in a null comparison, any significant direction is an error
 
-# Why a per-image statistic can be undefined (NaN), for the notes.
-UNDEFINED_WHY = {
-    "c1_input_corr": "a correlation needs variance: every conv2d_1 map, or the grey input, is constant",
-    "c1_redundancy": "fewer than two non-constant conv2d_1 maps, so no pair has a correlation",
-    "c6_scaled_mean": "conv2d_6 is all zeros, so there is no maximum to scale by",
-    "c6_scaled_p95": "conv2d_6 is all zeros, so there is no maximum to scale by",
-    "input_abs_skew": "the input is constant, so its skewness is 0/0",
-}
 
 
 @dataclass(frozen=True)
@@ -78,11 +73,11 @@ class Verdict:
     ci_low: float
     ci_high: float
     n: int
-    benchmark_value: float
-    dummy_value: float
+    a_value: float  # condition a's median (images) or mean (seeds) of the statistic, or the subject's
+    b_value: float  # condition b's (NaN for a threshold claim)
     data_scope: str
     claimed: str
-    family: str = "article"  # "article" or "null control"
+    family: str = "article"  # the experiment's name, or "null control"
     tier: str = PRIMARY  # multiplicity family: "primary" or "secondary"
     family_size: int = 1  # claims in the (scope, tier) family
     alpha: float = 0.05
@@ -92,11 +87,13 @@ class Verdict:
     min_p: float = 0.0  # smallest two-sided p the test can attain with this n
     n_per_group: int = 0  # units per condition (models per group, or images)
     decides: str = ""  # what would decide an underpowered verdict
-    prob_superiority: float = float("nan")  # seeds: P(benchmark model > dummy model)
+    prob_superiority: float = float("nan")  # seeds: P(a model of a > a model of b)
     prob_superiority_ci: tuple = (float("nan"), float("nan"))
     inferential: bool = True
     extras: dict = field(default_factory=dict)
     notes: str = ""
+    a: str = "a"  # the compared groups' names (the experiment's conditions, or "null")
+    b: str = "b"
 
     @property
     def key(self) -> str:
@@ -124,13 +121,13 @@ class Verdict:
             lo, hi = self.prob_superiority_ci
             ci = (f"95% CI {f(lo)}..{f(hi)}" if np.isfinite(lo)
                   else "no CI: the groups separate completely, the Brunner-Munzel variance is 0")
-            ps = f", P(benchmark model > dummy model)={f(self.prob_superiority)} ({ci})"
+            ps = f", P({self.a} model > {self.b} model)={f(self.prob_superiority)} ({ci})"
         return (
             f"{self.name} [{self.scope}, {self.tier}] {self.verdict.upper()}: {self.claimed}; {self.test}: "
             f"statistic={f(self.statistic)}, p (one-sided)={f(self.p_value)}, p (two-sided)={f(self.p_two_sided)}, "
             f"p_holm={f(self.p_holm)}, TOST p_holm={f(self.p_equivalence_holm)} (SESOI {f(self.sesoi)}), "
             f"{self.effect_name}={f(self.effect)} (two-sided 95% CI {f(self.ci_low)}..{f(self.ci_high)}){ps}, "
-            f"benchmark={f(self.benchmark_value)}, dummy={f(self.dummy_value)}, n={self.n}; {self.data_scope}"
+            f"{self.a}={f(self.a_value)}, {self.b}={f(self.b_value)}, n={self.n}; {self.data_scope}"
             + (f"; to decide: {self.decides}" if self.decides else "")
             + (f"; {self.notes}" if self.notes else "")
         )
@@ -141,90 +138,96 @@ class Measured:
     """What a check measured for one claim, before the family's correction."""
 
     res: st.TestResult
-    benchmark_value: float
-    dummy_value: float
+    a_value: float
+    b_value: float
     data_scope: str
     extras: dict = field(default_factory=dict)
     notes: str = ""
     forced: str | None = None  # a probe verdict fixed by the check (refuted by a probe check, inconclusive)
 
 
-# --- the checks: one per (scope, kind) ----------------------------------------------
+# --- the checks: one per (scope kind, claim kind) ------------------------------------
 
-def _group_label(evidence) -> str:
-    return "null group" if evidence.label == "null control" else "benchmark"
-
-
-def _undefined_note(claim: Claim, role: str, seed: int, count: int | None = None) -> str:
-    why = UNDEFINED_WHY.get(claim.stat, "the statistic has no value for this input")
+def _undefined_note(claim: Claim, evidence, role: str, seed: int, count: int | None = None) -> str:
+    exp = evidence.experiment
+    why = exp.undefined_why(claim.stat) if exp is not None else "the statistic has no value for this input"
     where = f"{count} images of the {role} (seed {seed})" if count is not None else f"the probe for the {role} (seed {seed})"
     return f"{claim.stat} undefined (NaN) on {where}: {why}"
 
 
+def _class_name(evidence, k: int) -> str:
+    exp = evidence.experiment
+    return exp.classes[k] if exp is not None and 0 <= k < len(exp.classes) else str(k)
+
+
 def check_probe(claim: Claim, evidence) -> Measured:
-    """The article's single frog through the first pair: the difference, no p-value."""
-    b, d = evidence.first("benchmark"), evidence.first("dummy")
-    bname, pos = _group_label(evidence), evidence.probe_position
-    if claim.seeds_stat == "test_accuracy":
-        bv, dv = b.test_accuracy, d.test_accuracy
-        data_scope = f"probe: the article's single pair ({bname} seed {b.seed} vs dummy seed {d.seed}), test accuracy"
+    """The single probe image through the first pair: the difference, no p-value."""
+    an, bn = evidence.a, evidence.b
+    a, b = evidence.first(an), evidence.first(bn)
+    pos = evidence.probe_position
+    if claim.model_metric == "test_accuracy":
+        av, bv = a.test_accuracy, b.test_accuracy
+        data_scope = f"probe: the single pair ({an} seed {a.seed} vs {bn} seed {b.seed}), test accuracy"
     else:
-        bv = float(subject_values(claim, b, d)[pos]) if claim.kind == "threshold" else float(values(b, claim.stat)[pos])
-        dv = float("nan") if claim.kind == "threshold" else float(values(d, claim.stat)[pos])
+        av = float(subject_values(claim, a, b)[pos]) if claim.kind == "threshold" else float(values(a, claim.stat)[pos])
+        bv = float("nan") if claim.kind == "threshold" else float(values(b, claim.stat)[pos])
         data_scope = (
             f"probe: one test-set image (position {pos} among {evidence.n_images} probe-class images), "
-            f"{bname} seed {b.seed} vs dummy seed {d.seed}; descriptive, no p-value (pixels are not replicates)"
+            f"{an} seed {a.seed} vs {bn} seed {b.seed}; descriptive, no p-value (pixels are not replicates)"
         )
-    ref = dv if claim.kind == "compare" else claim.threshold
-    res = st.descriptive(bv, ref)
+    ref = bv if claim.kind == "compare" else claim.threshold
+    res = st.descriptive(av, ref)
     extras, failed = {}, []
-    for desc, role, stat, op, val in claim.probe_checks:
-        got = float(values(b if role == "benchmark" else d, stat)[pos])
+    for desc, who, stat, op, val in claim.probe_checks:
+        role = an if who == "a" else bn
+        got = float(values(a if who == "a" else b, stat)[pos])
         extras[f"{role}_{stat}"] = got
         if (got == val) != (op == "eq"):
-            failed.append(f"{desc}: no ({stat}={CLASSES[int(got)] if stat == 'argmax' else got})")
+            failed.append(f"{desc}: no ({stat}={_class_name(evidence, int(got)) if stat == 'argmax' else got})")
     for x in claim.extras:
-        extras[f"benchmark_{x}"] = float(values(b, x)[pos])
+        extras[f"{an}_{x.name}"] = float(values(a, x.name)[pos])
         if claim.kind == "compare":
-            extras[f"dummy_{x}"] = float(values(d, x)[pos])
-    undefined = [(role, m.seed) for role, m, v in ((bname, b, bv), ("dummy", d, dv))
-                 if not np.isfinite(v) and not (role == "dummy" and claim.kind == "threshold")]
+            extras[f"{bn}_{x.name}"] = float(values(b, x.name)[pos])
+    undefined = [(role, m.seed) for role, m, v in ((an, a, av), (bn, b, bv))
+                 if not np.isfinite(v) and not (role == bn and claim.kind == "threshold")]
     if undefined:
-        note = "; ".join(_undefined_note(claim, role, seed) for role, seed in undefined)
-        return Measured(res, bv, dv, data_scope, extras, note + " (not evidence either way)", INCONCLUSIVE)
+        note = "; ".join(_undefined_note(claim, evidence, role, seed) for role, seed in undefined)
+        return Measured(res, av, bv, data_scope, extras, note + " (not evidence either way)", INCONCLUSIVE)
     if failed:
-        return Measured(res, bv, dv, data_scope, extras, "; ".join(failed), REFUTED)
-    return Measured(res, bv, dv, data_scope, extras)
+        return Measured(res, av, bv, data_scope, extras, "; ".join(failed), REFUTED)
+    return Measured(res, av, bv, data_scope, extras)
 
 
-def _nan_notes(claim: Claim, models) -> str:
+def _nan_notes(claim: Claim, evidence, models) -> str:
     notes = []
     for role, m in models:
         k = int(np.sum(~np.isfinite(values(m, claim.stat))))
         if k:
-            notes.append(_undefined_note(claim, role, m.seed, k))
+            notes.append(_undefined_note(claim, evidence, role, m.seed, k))
     return "; ".join(notes) + " (left out)" if notes else ""
 
 
-def check_frogs_compare(claim: Claim, evidence) -> Measured:
-    b, d = evidence.first("benchmark"), evidence.first("dummy")
-    vb, vd = values(b, claim.stat), values(d, claim.stat)
-    res = st.wilcoxon_paired(vb, vd, claim.alternative, claim.sesoi)
+def check_images_compare(claim: Claim, evidence) -> Measured:
+    an, bn = evidence.a, evidence.b
+    a, b = evidence.first(an), evidence.first(bn)
+    va, vb = values(a, claim.stat), values(b, claim.stat)
+    res = st.wilcoxon_paired(va, vb, claim.alternative, claim.sesoi)
     extras = {}
     for x in claim.extras:
-        extras[f"benchmark_median_{x}"] = float(np.nanmedian(values(b, x)))
-        extras[f"dummy_median_{x}"] = float(np.nanmedian(values(d, x)))
-    return Measured(res, _nanmedian(vb), _nanmedian(vd), _frogs_scope(evidence), extras,
-                    _nan_notes(claim, ((_group_label(evidence), b), ("dummy", d))))
+        extras[f"{an}_median_{x.name}"] = float(np.nanmedian(values(a, x.name)))
+        extras[f"{bn}_median_{x.name}"] = float(np.nanmedian(values(b, x.name)))
+    return Measured(res, _nanmedian(va), _nanmedian(vb), _images_scope(evidence), extras,
+                    _nan_notes(claim, evidence, ((an, a), (bn, b))))
 
 
-def check_frogs_threshold(claim: Claim, evidence) -> Measured:
-    b, d = evidence.first("benchmark"), evidence.first("dummy")
-    v = subject_values(claim, b, d)
+def check_images_threshold(claim: Claim, evidence) -> Measured:
+    an, bn = evidence.a, evidence.b
+    a, b = evidence.first(an), evidence.first(bn)
+    v = subject_values(claim, a, b)
     res = st.wilcoxon_one_sample(v, claim.threshold, claim.alternative, claim.sesoi)
-    extras = {f"benchmark_median_{x}": float(np.nanmedian(values(b, x))) for x in claim.extras}
-    return Measured(res, _nanmedian(v), float("nan"), _frogs_scope(evidence), extras,
-                    _nan_notes(claim, ((_group_label(evidence), b),)))
+    extras = {f"{an}_median_{x.name}": float(np.nanmedian(values(a, x.name))) for x in claim.extras}
+    return Measured(res, _nanmedian(v), float("nan"), _images_scope(evidence), extras,
+                    _nan_notes(claim, evidence, ((an, a),)))
 
 
 def _nanmedian(v) -> float:
@@ -232,68 +235,71 @@ def _nanmedian(v) -> float:
     return float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
 
 
-def _frogs_scope(evidence) -> str:
-    b, d = evidence.first("benchmark"), evidence.first("dummy")
-    return (f"frogs: {evidence.n_images} test-set probe-class images, paired per image, "
-            f"{_group_label(evidence)} seed {b.seed} vs dummy seed {d.seed}")
+def _images_scope(evidence) -> str:
+    a, b = evidence.first(evidence.a), evidence.first(evidence.b)
+    exp = evidence.experiment
+    name = exp.probe.scope_name if exp is not None else "images"
+    return (f"{name}: {evidence.n_images} test-set probe-class images, paired per image, "
+            f"{evidence.a} seed {a.seed} vs {evidence.b} seed {b.seed}")
 
 
-def claim_numbers(claim: Claim, per_benchmark, per_dummy) -> tuple:
+def claim_numbers(claim: Claim, per_a, per_b) -> tuple:
     """The seeds scope's input from one number per model of each group (in seed
-    order): ``(benchmark (n_b,), dummy (n_d,))`` for a comparison, ``(subject (n,),
-    None)`` for a threshold claim (subject "both": the smaller number of each seed's
-    pair)."""
-    b, d = np.asarray(per_benchmark, dtype=np.float64), np.asarray(per_dummy, dtype=np.float64)
+    order): ``(a (n_a,), b (n_b,))`` for a comparison, ``(subject (n,), None)`` for a
+    threshold claim (subject "both": the smaller number of each seed's pair)."""
+    a, b = np.asarray(per_a, dtype=np.float64), np.asarray(per_b, dtype=np.float64)
     if claim.kind == "compare":
-        return b, d
+        return a, b
     if claim.subject == "both":
-        n = min(len(b), len(d))
-        return np.minimum(b[:n], d[:n]), None
-    return (d if claim.subject == "dummy" else b), None
+        n = min(len(a), len(b))
+        return np.minimum(a[:n], b[:n]), None
+    return (b if claim.subject == "b" else a), None
 
 
 def seed_numbers(claim: Claim, evidence) -> tuple:
     """``claim_numbers`` of the evidence's models (see ``claims.model_number``)."""
-    return claim_numbers(claim, [model_number(m, claim) for m in evidence.groups["benchmark"]],
-                         [model_number(m, claim) for m in evidence.groups["dummy"]])
+    return claim_numbers(claim, [model_number(m, claim) for m in evidence.groups[evidence.a]],
+                         [model_number(m, claim) for m in evidence.groups[evidence.b]])
 
 
-def measure_seeds(claim: Claim, numbers: tuple, data_scope: str = "seeds", notes: str = "") -> Measured:
+def measure_seeds(claim: Claim, numbers: tuple, data_scope: str = "seeds", notes: str = "",
+                  names: tuple = ("a", "b")) -> Measured:
     """The seeds scope's test on per-model numbers (see ``seed_numbers``): Welch for a
     comparison, a one-sample t-test against the threshold otherwise; both with TOST."""
     a, b = numbers
     if b is not None:
         res = st.welch(a, b, claim.alternative, claim.sesoi)
-        extras = {"benchmark_per_seed": np.asarray(a).tolist(), "dummy_per_seed": np.asarray(b).tolist()}
+        extras = {f"{names[0]}_per_seed": np.asarray(a).tolist(), f"{names[1]}_per_seed": np.asarray(b).tolist()}
         return Measured(res, float(np.nanmean(a)), float(np.nanmean(b)), data_scope, extras, notes)
     res = st.t_one_sample(a, claim.threshold, claim.alternative, claim.sesoi)
     return Measured(res, float(np.nanmean(a)), float("nan"), data_scope, {"per_seed": np.asarray(a).tolist()}, notes)
 
 
 def check_seeds(claim: Claim, evidence) -> Measured:
-    gb, gd = evidence.groups["benchmark"], evidence.groups["dummy"]
-    what = "test accuracy" if claim.seeds_stat == "test_accuracy" else f"mean over {evidence.n_images} images"
+    an, bn = evidence.a, evidence.b
+    ga, gb = evidence.groups[an], evidence.groups[bn]
+    what = "test accuracy" if claim.model_metric == "test_accuracy" else f"mean over {evidence.n_images} images"
     data_scope = (
-        f"seeds: {len(gb)} {_group_label(evidence)} models (seeds {_seeds(gb)}) vs {len(gd)} dummy models "
-        f"(seeds {_seeds(gd)}), one number per model ({what})"
+        f"seeds: {len(ga)} {an} models (seeds {_seeds(ga)}) vs {len(gb)} {bn} models "
+        f"(seeds {_seeds(gb)}), one number per model ({what})"
     )
     numbers = seed_numbers(claim, evidence)
     notes = "; ".join(f"{k} {role} model(s) have no defined mean of {claim.stat}: left out"
-                      for role, arr in zip(("benchmark", "dummy"), numbers)
+                      for role, arr in zip((an, bn), numbers)
                       if arr is not None and (k := int(np.sum(~np.isfinite(arr)))))
-    return measure_seeds(claim, numbers, data_scope, notes)
+    return measure_seeds(claim, numbers, data_scope, notes, (an, bn))
 
 
 def _seeds(group) -> str:
     return ",".join(str(m.seed) for m in group)
 
 
-# The table: which check measures a claim in a scope.
+# The table: which check measures a claim in a scope (by scope kind).
 CHECKS = {
     ("probe", "compare"): check_probe,
     ("probe", "threshold"): check_probe,
-    ("frogs", "compare"): check_frogs_compare,
-    ("frogs", "threshold"): check_frogs_threshold,
+    ("images", "compare"): check_images_compare,
+    ("images", "threshold"): check_images_threshold,
     ("seeds", "compare"): check_seeds,
     ("seeds", "threshold"): check_seeds,
 }
@@ -328,16 +334,17 @@ def _decides(claim: Claim, res: st.TestResult, m_family: int, mde: float, n_need
 
 
 def decide_family(claims, scope: str, measured, label: str = "article", adjust=st.holm,
-                  plan: bool = True) -> list[Verdict]:
+                  plan: bool = True, names: tuple = ("a", "b"), kind: str | None = None) -> list[Verdict]:
     """Verdicts of one multiplicity family (claims of one tier in one scope).
 
     ``measured``: one ``Measured`` per claim, in order. ``adjust`` maps a vector of
     p-values to adjusted ones (Holm by default; the calibration swaps in an
     uncorrected one to show that its check can fail). ``plan=False`` skips the MDE
     and N-needed of underpowered verdicts (the labels are the same; the calibration's
-    10,000 simulated experiments do not need them)."""
+    10,000 simulated experiments do not need them). ``scope`` is the scope's name,
+    ``kind`` its kind (default: the name); ``names`` the compared groups' names."""
     claims, measured = list(claims), list(measured)
-    inferential = scope != "probe"
+    inferential = (kind or scope) != "probe"
     m_family = len(claims)
     p2 = np.array([st.two_sided(m.res.p_value, m.res.p_opposite) for m in measured])
     peq = np.array([m.res.p_equivalence for m in measured])
@@ -369,8 +376,8 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
             p_value=res.p_value, p_opposite=res.p_opposite, p_two_sided=float(p2c),
             p_holm=float(pa), p_equivalence=float(res.p_equivalence), p_equivalence_holm=float(qa),
             effect_name=res.effect_name, effect=res.effect, ci_low=res.ci_low, ci_high=res.ci_high, n=res.n,
-            benchmark_value=m.benchmark_value, dummy_value=m.dummy_value, data_scope=m.data_scope,
-            claimed=c.describe(), family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
+            a_value=m.a_value, b_value=m.b_value, data_scope=m.data_scope,
+            claimed=c.describe(*names), a=names[0], b=names[1], family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
             mde=mde, n_needed=n_need, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides,
             prob_superiority=ps, prob_superiority_ci=ps_ci,
             inferential=inferential, extras={**extra, **m.extras}, notes=m.notes,
@@ -379,39 +386,58 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
 
 
 def families(claims, scope: str) -> list[tuple[str, list[Claim]]]:
-    """The scope's multiplicity families: [(tier, claims)], primary first."""
+    """The scope's multiplicity families: [(tier, claims)], primary first (``scope``:
+    a scope kind, see ``cnnclaims.declaration.SCOPE_KINDS``)."""
     in_scope = sorted((c for c in claims if scope in c.scopes), key=lambda c: c.tier != PRIMARY)
     return [(tier, list(cs)) for tier, cs in groupby(in_scope, key=lambda c: c.tier)]
 
 
-def evaluate_catalog(evidence, claims=None, scopes=SCOPES, adjust=st.holm) -> list[Verdict]:
-    """Every (claim, scope) verdict of ``evidence``, in catalog order within each scope.
+def _kind(evidence, scope: str) -> str:
+    exp = evidence.experiment
+    if exp is not None:
+        return exp.scope_kind(scope)
+    if scope not in SCOPE_KINDS:
+        raise unknown("scope", scope, SCOPE_KINDS)
+    return scope
 
-    A null control (``evidence.label == "null control"``) evaluates the directional
-    claims only. Raises ``UnknownNameError`` for an unknown scope."""
-    claims = list(CATALOG if claims is None else claims)
-    if evidence.label == "null control":
+
+def evaluate_catalog(evidence, claims=None, scopes=None, adjust=st.holm) -> list[Verdict]:
+    """Every (claim, scope) verdict of ``evidence``, in declaration order within each scope.
+
+    ``claims``: default the experiment's (``evidence.experiment.claims``); ``scopes``:
+    scope names (default every scope of the experiment). A null control
+    (``evidence.null``) evaluates the directional claims only. Raises
+    ``UnknownNameError`` for an unknown scope."""
+    exp = evidence.experiment
+    if claims is None:
+        if exp is None:
+            raise ValueError("evaluate_catalog: give the claims, or evidence with its experiment")
+        claims = exp.claims
+    claims = list(claims)
+    if scopes is None:
+        scopes = exp.scopes if exp is not None else SCOPE_KINDS
+    if evidence.null:
         claims = [c for c in claims if c.directional]
     out = []
     for scope in scopes:
-        if scope not in SCOPES:
-            raise unknown("scope", scope, SCOPES)
+        kind = _kind(evidence, scope)
         decided = {}
-        for _tier, members in families(claims, scope):
-            measured = [CHECKS[(scope, c.kind)](c, evidence) for c in members]
-            for v in decide_family(members, scope, measured, evidence.label, adjust):
+        for _tier, members in families(claims, kind):
+            measured = [CHECKS[(kind, c.kind)](c, evidence) for c in members]
+            for v in decide_family(members, scope, measured, evidence.label, adjust,
+                                   names=(evidence.a, evidence.b), kind=kind):
                 decided[v.claim] = v
         out.extend(decided[c.id] for c in claims if c.id in decided)
     return out
 
 
 def evaluate(claim: Claim, scope: str, evidence) -> Verdict:
-    """One claim's verdict, corrected within its family of the whole catalog."""
-    if scope not in SCOPES:
-        raise unknown("scope", scope, SCOPES)
-    if scope not in claim.scopes:
+    """One claim's verdict, corrected within its family of the experiment's claims."""
+    kind = _kind(evidence, scope)
+    if kind not in claim.scopes:
         raise ValueError(f"claim {claim.id} is not tested in scope {scope!r}; its scopes: {', '.join(claim.scopes)}")
-    claims = list(CATALOG) if claim in CATALOG else [claim]
+    exp = evidence.experiment
+    claims = list(exp.claims) if exp is not None and claim in exp.claims else [claim]
     return next(v for v in evaluate_catalog(evidence, claims, (scope,)) if v.claim == claim.id)
 
 
@@ -434,16 +460,16 @@ def design_min_p(scope: str, n_per_group: int) -> float:
     is 2^(1-n)."""
     if scope == "seeds":
         return 0.0 if n_per_group >= 2 else 1.0
-    if scope == "frogs":
+    if scope == "images":
         return st._wilcoxon_min_p(n_per_group)
     return 1.0
 
 
-def unreachable_by_design(scope: str, n_per_group: int, claims=None) -> list[str]:
-    """One line per family of ``scope`` whose verdicts no result could make
+def unreachable_by_design(scope: str, n_per_group: int, claims) -> list[str]:
+    """One line per family of ``scope`` (a kind) whose verdicts no result could make
     supported, refuted or negligible with ``n_per_group`` units: ``min_p * m >= alpha``."""
     lines = []
-    for tier, members in families(list(CATALOG if claims is None else claims), scope):
+    for tier, members in families(list(claims), scope):
         min_p, m = design_min_p(scope, n_per_group), len(members)
         alpha = members[0].alpha
         if min_p * m >= alpha:
@@ -461,7 +487,7 @@ def false_positive_rate(null_verdicts) -> float | None:
 
 
 def false_positive_rates(null_verdicts) -> dict:
-    """``{scope: false_positive_rate}``: per scope, since the frogs scope compares one
+    """``{scope: false_positive_rate}``: per scope, since the images scope compares one
     fixed pair of models (expected to differ) and the seeds scope groups of models."""
-    scopes = sorted({v.scope for v in null_verdicts}, key=SCOPES.index)
+    scopes = list(dict.fromkeys(v.scope for v in null_verdicts))
     return {sc: false_positive_rate([v for v in null_verdicts if v.scope == sc]) for sc in scopes}

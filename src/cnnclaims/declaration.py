@@ -1,0 +1,414 @@
+"""The public API: declare an experiment and its claims, in Python.
+
+An ``Experiment`` names everything the harness needs and nothing else:
+
+- ``load_data``: the images, as uint8 (0-255) or float ([0, 1]) arrays with integer
+  labels (see ``dataset``);
+- ``build_model``: an uncompiled Keras model with named layers (one image input,
+  softmax output);
+- two ``Condition``s to compare (``a`` and ``b``, e.g. 50,000 vs 10,000 training
+  images, or 32 vs 8 filters), each a named training recipe: its training-set size per
+  profile, optionally its own model builder or subset function;
+- the ``Probe``: a class name (every test image of it is a replicate of the images
+  scope; the first, or ``index``, is the single probe image);
+- ``claims``: each a ``Metric`` (a function of named layers' activations), a direction
+  or a threshold, its scopes, its SESOI with a reason, and whether it is primary;
+- ``profiles``: how many images, epochs and seeds (e.g. a full one and a smoke one).
+
+Everything downstream (training and its cache, activations, evidence, verdicts, pins,
+plots, report) reads the declaration; the article's own is ``cnnclaims.article``.
+
+Scopes are named by kind: ``"probe"`` (the single probe image through the first
+pair of models: descriptive), ``"images"`` (every test image of the probe class,
+paired per image, first pair of models; the experiment may rename it, the article
+calls it ``"frogs"``), ``"seeds"`` (``n_seeds`` models per condition, one number per
+model). The null control trains condition ``b``'s recipe again with other seeds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from .errors import unknown
+
+ALPHA = 0.05
+SCOPE_KINDS = ("probe", "images", "seeds")
+PRIMARY, SECONDARY = "primary", "secondary"
+NULL = "null"  # the null control's group: condition b's recipe, other seeds
+# The experiment a plain `pytest` or `python -m cnnclaims` runs (--experiment /
+# $CNNCLAIMS_EXPERIMENT choose another): "module:attribute".
+DEFAULT_EXPERIMENT = "cnnclaims.article:ARTICLE"
+ENV_EXPERIMENT = "CNNCLAIMS_EXPERIMENT"
+
+
+def load_experiment(ref=None) -> "Experiment":
+    """The Experiment named by ``ref`` ("package.module:NAME", default
+    $CNNCLAIMS_EXPERIMENT or ``DEFAULT_EXPERIMENT``), or ``ref`` itself if it is one.
+
+    Raises UnknownNameError (a KeyError) naming the module or attribute that is
+    missing, TypeError when the attribute is not an Experiment."""
+    import importlib
+    import os
+
+    if isinstance(ref, Experiment):
+        return ref
+    ref = ref or os.environ.get(ENV_EXPERIMENT) or DEFAULT_EXPERIMENT
+    module_name, _, attr = str(ref).partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise unknown("experiment module", module_name, [DEFAULT_EXPERIMENT.split(":")[0]]) from exc
+    attr = attr or "EXPERIMENT"
+    if not hasattr(module, attr):
+        found = [k for k, v in vars(module).items() if isinstance(v, Experiment)]
+        raise unknown(f"experiment in {module_name}", attr, found or ["(none: declare a cnnclaims.Experiment)"])
+    exp = getattr(module, attr)
+    if not isinstance(exp, Experiment):
+        raise TypeError(f"{ref} is a {type(exp).__name__}, not a cnnclaims.Experiment")
+    return exp
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-image statistic of a model's activations.
+
+    ``fn(acts, labels)`` gets ``acts``: ``{layer name: array (n, ...)}`` for every layer
+    in ``layers`` (``"input"`` is the float32 image batch in [0, 1], (n, H, W, C); the
+    output layer's array is the softmax, (n, classes)), and ``labels``: int64 (n,) class
+    indices; it returns (n,) numbers, one per image (float64; NaN where the statistic
+    is undefined for an image, explained by ``undefined_why``). It must be a pure
+    function of its arguments, so that its cached values stay valid.
+    """
+
+    name: str  # key in tables, pins and plots: letters, digits, '_'
+    layers: tuple
+    fn: Callable
+    label: str = ""  # what it is, for people (axis labels, tables)
+    undefined_why: str = ""  # why it can be NaN for an image
+
+    def __post_init__(self):
+        if not self.name or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"metric name {self.name!r}: use letters, digits and '_' (it names files and columns)")
+        if isinstance(self.layers, str):
+            object.__setattr__(self, "layers", (self.layers,))
+        if not callable(self.fn):
+            raise TypeError(f"metric {self.name!r}: fn must be a function of (acts, labels), got {self.fn!r}")
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim about conditions ``a`` and ``b`` (or about one subject vs a threshold).
+
+    ``kind="compare"``: ``a`` is ``alternative`` ("greater"/"less") than ``b`` in
+    ``metric``. ``kind="threshold"``: the ``subject`` ("a", "b", "input": the images
+    themselves, or "both": the smaller of the two models' values) is ``alternative``
+    than ``threshold``. ``sesoi`` is the smallest effect size of interest in the
+    metric's units (a difference for a comparison, a distance from the threshold
+    otherwise); ``primary`` puts the claim in the primary multiplicity family.
+    ``model_metric="test_accuracy"`` makes the seeds scope compare each model's test
+    accuracy instead of the metric's mean over the probe-class images.
+    ``probe_checks``: ``(description, "a"/"b", metric name, "eq"/"ne", value)`` that
+    must also hold on the probe image (else the probe verdict is refuted).
+    """
+
+    id: str
+    slug: str
+    text: str  # the claim in the paper's words
+    metric: Metric
+    kind: str = "compare"
+    alternative: str = "greater"
+    sesoi: float = float("nan")
+    sesoi_reason: str = ""
+    primary: bool = False
+    subject: str = "a"
+    threshold: float | None = None
+    scopes: tuple = SCOPE_KINDS
+    extras: tuple = ()  # Metrics reported beside the tested one
+    model_metric: str | None = None  # "test_accuracy": the seeds scope's number per model
+    probe_checks: tuple = ()
+    figure: str = ""  # where the paper shows it
+    plot: str = "histogram"  # diagnostic plot kind (diagnostics.claim_plots)
+    alpha: float = ALPHA  # family-wise error rate of the claim's family
+
+    def __post_init__(self):
+        where = f"claim {self.id!r}"
+        if not self.id or any(ch in self.id + self.slug for ch in " /[]"):
+            raise ValueError(f"{where}: id and slug must be non-empty, without spaces, '/' or brackets (they name tests)")
+        if self.kind not in ("compare", "threshold"):
+            raise ValueError(f"{where}: kind must be 'compare' or 'threshold', got {self.kind!r}")
+        if self.alternative not in ("greater", "less"):
+            raise ValueError(f"{where}: alternative must be 'greater' or 'less', got {self.alternative!r}")
+        if not isinstance(self.metric, Metric):
+            raise TypeError(f"{where}: metric must be a cnnclaims.Metric, got {type(self.metric).__name__}")
+        if self.kind == "threshold":
+            if self.threshold is None or not math.isfinite(self.threshold):
+                raise ValueError(f"{where}: a threshold claim needs a finite threshold")
+            if self.subject not in ("a", "b", "input", "both"):
+                raise ValueError(f"{where}: subject must be 'a', 'b', 'input' or 'both', got {self.subject!r}")
+        if not (isinstance(self.sesoi, (int, float)) and self.sesoi > 0):
+            raise ValueError(f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
+                             "(the smallest effect that would matter; see README 'Verdicts')")
+        bad = [s for s in self.scopes if s not in SCOPE_KINDS]
+        if bad or not self.scopes:
+            raise ValueError(f"{where}: scopes must be among {', '.join(SCOPE_KINDS)}, got {self.scopes!r}")
+        if self.subject == "input" and "seeds" in self.scopes:
+            raise ValueError(f"{where}: a claim about the input images has no seeds scope (no model is involved)")
+        if self.model_metric not in (None, "test_accuracy"):
+            raise ValueError(f"{where}: model_metric must be None or 'test_accuracy', got {self.model_metric!r}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"{where}: alpha must be in (0, 1), got {self.alpha}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.id}-{self.slug}"
+
+    @property
+    def stat(self) -> str:
+        return self.metric.name
+
+    @property
+    def tier(self) -> str:
+        return PRIMARY if self.primary else SECONDARY
+
+    @property
+    def directional(self) -> bool:
+        return self.kind == "compare"
+
+    @property
+    def label(self) -> str:
+        return self.metric.title
+
+    @property
+    def seeds_label(self) -> str:
+        return "test accuracy" if self.model_metric == "test_accuracy" else f"mean {self.label} over the images"
+
+    def describe(self, a: str = "a", b: str = "b") -> str:
+        rel = ">" if self.alternative == "greater" else "<"
+        if self.kind == "compare":
+            return f"{self.label}: {a} {rel} {b}"
+        who = {"a": a, "b": b, "input": "input", "both": f"both {a} and {b}"}[self.subject]
+        return f"{self.label} of {who} {rel} {self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A named training recipe. ``build_model`` (a function returning an uncompiled
+    model) replaces the experiment's builder for this condition; ``subset(y_train
+    (n,) int, n, seed) -> sorted indices`` replaces the class-stratified subset."""
+
+    name: str
+    build_model: Callable | None = None
+    subset: Callable | None = None
+    label: str = ""
+
+    def __post_init__(self):
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum() or self.name == NULL:
+            raise ValueError(f"condition name {self.name!r}: letters, digits, '-', '_' and not {NULL!r} "
+                             "(it names cache folders and table columns)")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a run is: training images per condition, epochs, early stopping, seeds."""
+
+    name: str
+    n_train: dict  # condition name -> training images (class-stratified subset)
+    max_epochs: int
+    patience: int  # EarlyStopping on val_loss, best weights restored
+    n_seeds: int  # models per condition (the seeds scope's N)
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    null_seed_offset: int = 1000  # the null group's seeds: offset + 0..n_seeds-1
+
+    def seeds(self) -> list[int]:
+        return list(range(self.n_seeds))
+
+    def null_seeds(self) -> list[int]:
+        return [self.null_seed_offset + s for s in range(self.n_seeds)]
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "n_train": dict(self.n_train), "max_epochs": self.max_epochs,
+                "patience": self.patience, "n_seeds": self.n_seeds, "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate}
+
+    def with_seeds(self, n_seeds: int | None) -> "Profile":
+        if n_seeds is None:
+            return self
+        if n_seeds < 1:
+            raise ValueError(f"--seeds must be at least 1, got {n_seeds}")
+        return replace(self, n_seeds=n_seeds)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The probe class (by name, one of the experiment's ``classes``), the single probe
+    image's test-set index (default: the first test image of the class), and the name
+    of the images scope in test ids and pins (default: the class name + "s")."""
+
+    class_name: str
+    index: int | None = None
+    scope: str | None = None
+
+    @property
+    def scope_name(self) -> str:
+        return self.scope or f"{self.class_name}s"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A declared experiment (see the module docstring). ``a`` and ``b`` are the two
+    conditions compared: every "compare" claim reads "a <alternative> b"."""
+
+    name: str
+    title: str
+    classes: tuple
+    load_data: Callable  # (data_path, cache_dir, progress) -> cnnclaims.data.Dataset or ((x, y), (x, y))
+    build_model: Callable
+    a: Condition
+    b: Condition
+    probe: Probe
+    claims: tuple
+    profiles: dict
+    default_profile: str = ""
+    input_shape: tuple = (32, 32, 3)
+    output_layer: str = ""  # the softmax layer's name (default: the model's last layer)
+    version: int = 1  # bump when a metric's code changes, so cached statistics are recomputed
+    pins_name: str = "pinned_verdicts.json"
+    extra: dict = field(default_factory=dict, compare=False)  # free-form, for the declaring module
+
+    def __post_init__(self):
+        where = f"experiment {self.name!r}"
+        if self.a.name == self.b.name:
+            raise ValueError(f"{where}: conditions a and b need different names, both are {self.a.name!r}")
+        if self.probe.class_name not in self.classes:
+            raise unknown("probe class", self.probe.class_name, self.classes)
+        ids = [c.id for c in self.claims]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{where}: claim ids repeat: {sorted({i for i in ids if ids.count(i) > 1})}")
+        if not self.claims:
+            raise ValueError(f"{where}: declare at least one claim")
+        names = {}
+        for c in self.claims:
+            for m in (c.metric, *c.extras):
+                if names.setdefault(m.name, m) is not m:
+                    raise ValueError(f"{where}: two different metrics are named {m.name!r}")
+        if not self.profiles:
+            raise ValueError(f"{where}: declare at least one profile")
+        for p in self.profiles.values():
+            missing = {self.a.name, self.b.name} - set(p.n_train)
+            if missing:
+                raise ValueError(f"{where}: profile {p.name!r} gives no training size for {sorted(missing)}")
+        if self.default_profile and self.default_profile not in self.profiles:
+            raise unknown("profile", self.default_profile, self.profiles)
+        if self.probe.scope_name in ("probe", "seeds"):
+            raise ValueError(f"{where}: the images scope cannot be named {self.probe.scope_name!r}")
+
+    # --- names ------------------------------------------------------------------
+    @property
+    def probe_class(self) -> int:
+        return self.classes.index(self.probe.class_name)
+
+    @property
+    def conditions(self) -> dict:
+        return {self.a.name: self.a, self.b.name: self.b}
+
+    @property
+    def roles(self) -> tuple:
+        """Every group of trained models: a, b and the null control's group."""
+        return (self.a.name, self.b.name, NULL)
+
+    def recipe(self, role: str) -> Condition:
+        """The training recipe of a group (the null group trains b's)."""
+        if role == NULL:
+            return self.b
+        if role not in self.conditions:
+            raise unknown("condition", role, self.roles)
+        return self.conditions[role]
+
+    @property
+    def scopes(self) -> tuple:
+        """Scope names in order: probe, the images scope, seeds."""
+        return ("probe", self.probe.scope_name, "seeds")
+
+    def scope_kind(self, scope: str) -> str:
+        if scope in ("probe", "seeds"):
+            return scope
+        if scope == self.probe.scope_name:
+            return "images"
+        raise unknown("scope", scope, self.scopes)
+
+    def scope_name(self, kind: str) -> str:
+        return {"probe": "probe", "images": self.probe.scope_name, "seeds": "seeds"}[kind]
+
+    def profile(self, name: str | None = None, n_seeds: int | None = None) -> Profile:
+        name = name or self.default_profile or next(iter(self.profiles))
+        if name not in self.profiles:
+            raise unknown("profile", name, self.profiles)
+        return self.profiles[name].with_seeds(n_seeds)
+
+    # --- claims -----------------------------------------------------------------
+    def claim(self, claim_id: str) -> Claim:
+        for c in self.claims:
+            if c.id == claim_id:
+                return c
+        raise unknown("claim", claim_id, [c.id for c in self.claims])
+
+    def claims_for(self, scope: str | None = None, directional_only: bool = False) -> list:
+        """Claims tested in ``scope`` (a name or a kind; None: all), in declaration order."""
+        kind = None if scope is None else (scope if scope in SCOPE_KINDS else self.scope_kind(scope))
+        out = [c for c in self.claims if kind is None or kind in c.scopes]
+        return [c for c in out if c.directional] if directional_only else out
+
+    @property
+    def metrics(self) -> dict:
+        """``{name: Metric}`` of every claim's metric and extras, in declaration order."""
+        out = {}
+        for c in self.claims:
+            for m in (c.metric, *c.extras):
+                out.setdefault(m.name, m)
+        for _desc, _who, stat, _op, _val in (pc for c in self.claims for pc in c.probe_checks):
+            if stat not in out and stat not in BUILTIN_METRICS:
+                raise unknown("metric in a probe check", stat, list(out) + list(BUILTIN_METRICS))
+        return out
+
+    def stat_label(self, stat: str) -> str:
+        m = self.metrics.get(stat) or BUILTIN_METRICS.get(stat)
+        return m.title if m else stat
+
+    def undefined_why(self, stat: str) -> str:
+        m = self.metrics.get(stat) or BUILTIN_METRICS.get(stat)
+        return (m.undefined_why if m else "") or "the statistic has no value for this input"
+
+
+# Per-image statistics every experiment has (from the softmax and the labels).
+def _argmax(acts, labels):
+    return np.asarray(acts["__output__"]).argmax(axis=1).astype(np.float64)
+
+
+def _correct(acts, labels):
+    return (np.asarray(acts["__output__"]).argmax(axis=1) == labels).astype(np.float64)
+
+
+def _p_true(acts, labels):
+    p = np.asarray(acts["__output__"])
+    return p[np.arange(len(p)), labels].astype(np.float64)
+
+
+BUILTIN_METRICS = {
+    "argmax": Metric("argmax", ("__output__",), _argmax, "predicted class"),
+    "correct": Metric("correct", ("__output__",), _correct, "correct (per image)"),
+    "p_true": Metric("p_true", ("__output__",), _p_true, "softmax p(true class)"),
+}
+OUTPUT = "__output__"  # stands for the experiment's softmax layer in Metric.layers
+
+
+def softmax_metric(name: str, fn: Callable, label: str = "", undefined_why: str = "") -> Metric:
+    """A Metric of the softmax output alone: ``fn(probs (n, classes), labels (n,))``."""
+    return Metric(name, (OUTPUT,), lambda acts, labels: fn(acts[OUTPUT], labels), label, undefined_why)
