@@ -110,7 +110,12 @@ def _check_usage(config) -> None:
     from .errors import CnnClaimsError
 
     try:
-        declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
+        if config.getoption("--experiment") or os.environ.get("CNNCLAIMS_EXPERIMENT"):
+            # A test file's parametrize_claims may name another experiment, whose
+            # profiles are checked when its tests are generated.
+            declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
+        elif config.getoption("--seeds") is not None and config.getoption("--seeds") < 1:
+            raise ValueError(f"--seeds must be at least 1, got {config.getoption('--seeds')}")
         workers = config.getoption("--workers")
         if workers is not None and workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
@@ -134,7 +139,18 @@ def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
 
+_USAGE = pytest.StashKey()
+
+
 def pytest_collection_modifyitems(config, items):
+    if _USAGE not in config.stash and config.getoption("--profile"):
+        # Without claim tests (whose experiment checked it), check against the session's.
+        try:
+            declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
+        except (KeyError, ValueError) as exc:
+            config.stash[_USAGE] = f"cnnclaims: {exc}"
+    if _USAGE in config.stash:
+        raise pytest.UsageError(config.stash[_USAGE])
     for item in items:
         if not any(item.get_closest_marker(m) for m in ("integration", "claim")):
             item.add_marker(pytest.mark.unit)
@@ -423,7 +439,14 @@ def pytest_generate_tests(metafunc):
         _choose(config, mark.kwargs["experiment"], metafunc.definition.nodeid)
         _pins_beside(config, metafunc.definition.path, mark.kwargs["experiment"])
     exp = declared(config)
-    profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
+    try:
+        profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
+    except (KeyError, ValueError) as exc:
+        # A usage error from here would become one collection error per test file;
+        # raised from pytest_collection_modifyitems it stops the run as one.
+        config.stash[_USAGE] = f"cnnclaims: experiment {exp.name!r}: {exc}"
+        metafunc.parametrize("null_case" if "null_case" in metafunc.fixturenames else "claim_case", [])
+        return
     key = pinned.pin_key(profile, exp)
     path, doc = _pins(config)
     entry = pinned.entry(doc, key) or {}
@@ -559,9 +582,10 @@ def _write_obtained(config, exp, path, key):
 def _accept_hint(config, path, key) -> str:
     """Where this run's entry was written and the commands that accept it."""
     recorded = config.stash[_LOCAL]["recorded"]
-    opts = f" --profile {config.getoption('--profile')}"
-    if config.getoption("--seeds"):
-        opts += f" --seeds {config.getoption('--seeds')}"
+    opts = f" --profile {get_experiment(config).profile.name}"  # the option may be unset: the default's name
+    for option in ("--experiment", "--seeds"):
+        if config.getoption(option):
+            opts += f" {option} {config.getoption(option)}"
     explicit = config.getoption("--pinned-verdicts")
     if isinstance(recorded, str):
         where, copy = f"\n  obtained: none, {recorded}", ""
@@ -572,8 +596,8 @@ def _accept_hint(config, path, key) -> str:
     return (
         f"\n  pinned:   {path} (unchanged){where}"
         f"\n  to accept this run's entry, if the change is deliberate: `pytest --regen-verdicts{opts}"
-        f"{f' --pinned-verdicts {path}' if explicit else ''}` or `python -m cnnclaims pin{opts}"
-        f"{f' --file {path}' if explicit else ''}`{copy}; then review `git diff {path}` and commit it")
+        f"{f' --pinned-verdicts {path}' if explicit else ''}` or `python -m cnnclaims pin{opts} --file {path}`"
+        f"{copy}; then review `git diff {path}` and commit it")
 
 
 @pytest.fixture
