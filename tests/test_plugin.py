@@ -58,7 +58,8 @@ def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
     r.stdout.fnmatch_lines(["*no pinned verdict for C3/frogs under*review it",
                             f"*pinned:   {pins} (unchanged)",
                             f"*obtained: {pins}.obtained (this run's entry for*",
-                            "*to accept*`pytest --regen-verdicts --profile smoke*"])
+                            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}` or "
+                            f"`python -m cnnclaims pin --profile smoke --file {pins}`, or `cp {pins}.obtained {pins}`*"])
     assert not pins.exists(), "a run never writes the pins file from inside a test"
     doc = json.loads((pins.parent / "pins.json.obtained").read_text())
     (entry,) = doc["entries"].values()
