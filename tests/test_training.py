@@ -423,43 +423,69 @@ training.train_missing([replace(spec, seed=s) for s in range(3)], data, str(fold
 """
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sigkill"])
-def test_stopping_training_stops_every_worker_within_seconds(tmp_path, how):
-    """Ctrl-C (SIGINT to the process group), SIGTERM (what `timeout` sends) or SIGKILL to
-    a process training with two workers: within seconds no process it started is left
-    (workers, multiprocessing's resource tracker), the queued model never starts, and
-    no .partial folder or entry of an unfinished model remains."""
-    proc = subprocess.Popen([sys.executable, "-c", TRAIN_FOREVER, str(tmp_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    kids = set()
-    try:
-        deadline = time.monotonic() + 120
-        while sum("training dummy seed=" in line for line in lines) < 2:  # both workers training
-            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.2)
-        kids = _children(proc.pid)
-        assert len(kids) >= 2, kids
+class TrainingForever:
+    """TRAIN_FOREVER in a process of its own session (so that Ctrl-C can go to its
+    process group, as a terminal sends it), its output collected by a thread."""
+
+    def __init__(self, tmp):
+        tmp.mkdir()
+        self.tmp, self.lines, self.kids = tmp, [], set()
+        self.proc = subprocess.Popen([sys.executable, "-c", TRAIN_FOREVER, str(tmp)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def training(self) -> bool:
+        """Both workers have started a model (the third is queued)."""
+        return sum("training dummy seed=" in line for line in self.lines) >= 2
+
+    def stop(self, how: str) -> None:
+        self.kids = _children(self.proc.pid)  # the workers and multiprocessing's resource tracker
+        assert len(self.kids) >= 2, (self.kids, self.output())
         if how == "ctrl-c":
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(self.proc.pid, signal.SIGINT)
         else:
-            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
-        proc.wait(timeout=15)
-        deadline = time.monotonic() + 15
-        while _alive(kids) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not _alive(kids), f"still running after {how}: {_alive(kids)}"
-        reader.join(5)
-        assert not any("training dummy seed=2" in line for line in lines), "".join(lines)
-        models = tmp_path / "cache" / "models"
-        assert sorted(p.name for p in models.iterdir() if p.is_dir()) == [], "".join(lines)
-    finally:
-        for pid in _alive(kids | {proc.pid}):
+            self.proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+
+    def kill(self) -> None:
+        for pid in _alive(self.kids | {self.proc.pid}):
             os.kill(pid, signal.SIGKILL)
-        proc.wait(timeout=5)
+        self.proc.wait(timeout=5)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_stopping_training_stops_every_worker_within_seconds(tmp_path):
+    """Ctrl-C (SIGINT to the process group), SIGTERM (what `timeout` sends) and SIGKILL,
+    each to a process training with two workers: within seconds no process it started
+    is left (workers, multiprocessing's resource tracker), the queued model never
+    starts, and no .partial folder or entry of an unfinished model remains. The three
+    run at once: most of their time is TensorFlow starting up in 9 processes."""
+    runs = {how: TrainingForever(tmp_path / how) for how in ("ctrl-c", "sigterm", "sigkill")}
+    try:
+        deadline = time.monotonic() + 180
+        while not all(run.training() for run in runs.values()):
+            for how, run in runs.items():
+                assert run.proc.poll() is None and time.monotonic() < deadline, (how, run.output())
+            time.sleep(0.2)
+        for how, run in runs.items():
+            run.stop(how)
+        deadline = time.monotonic() + 15
+        while any(run.proc.poll() is None or _alive(run.kids) for run in runs.values()):
+            time.sleep(0.2)
+            if time.monotonic() > deadline:
+                left = {how: (run.proc.poll(), _alive(run.kids)) for how, run in runs.items()}
+                pytest.fail(f"still running 15 s after the signal (exit status, processes): {left}")
+        for how, run in runs.items():
+            run.reader.join(5)
+            assert not any("training dummy seed=2" in line for line in run.lines), (how, run.output())
+            models = run.tmp / "cache" / "models"
+            assert [p.name for p in models.iterdir() if p.is_dir()] == [], (how, run.output())
+    finally:
+        for run in runs.values():
+            run.kill()
 
 
 def test_every_line_a_worker_said_is_relayed(tiny, tmp_path, monkeypatch):

@@ -2,7 +2,8 @@
 
 A cache entry is a folder ``<cache>/models/<role>-n<images>-s<seed>-<key>/`` with
 ``model.keras`` (native Keras format) and ``record.json`` (configuration,
-history, test accuracy, epochs, wall time, versions, data source and fingerprint).
+history, test accuracy, epochs, wall time, versions, data source and fingerprint, the
+model file's SHA-256 and a checksum of the record's own content).
 The key hashes everything that changes the trained weights. Entries are written
 atomically, trained under a file lock (so two pytest-xdist workers never train the
 same model twice), and validated on load: a corrupt entry is reported, discarded
