@@ -114,8 +114,8 @@ def _store(path: Path, write, nbytes: int) -> bool:
         if exc.errno not in READ_ONLY_ERRNOS:
             raise
         if not _UNSTORED:
-            notice(f"cnnclaims: cannot store {path} ({exc.strerror}); this run uses what it computes without "
-                   "caching it, and so does every later write to this folder")
+            notice(f"cnnclaims: cannot store {path} ({exc.strerror}): this run uses what it computes without "
+                   "storing it, here and wherever else the cache cannot be written (said once)")
         _UNSTORED.append(path)
         return False
 

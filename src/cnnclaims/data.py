@@ -217,8 +217,9 @@ def load_cifar10(
     for split, y in (("train", ytr), ("test", yte)):
         _check_counts(source, split, y, per_class[split])
     fp = content_fingerprint(xtr, ytr, xte, yte)
-    write_npz(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, fingerprint=np.array(fp))
-    progress(f"cnnclaims: decoded {len(xtr)} + {len(xte)} images in {time.perf_counter() - t0:.1f}s, cached at {cache_file}")
+    stored = write_npz(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, fingerprint=np.array(fp))
+    progress(f"cnnclaims: decoded {len(xtr)} + {len(xte)} images in {time.perf_counter() - t0:.1f}s"
+             + (f", cached at {cache_file}" if stored else " (not cached: the cache is read-only)"))
     return Cifar10(xtr, ytr, xte, yte, source=source.describe(), fingerprint=fp)
 
 

@@ -319,16 +319,26 @@ def _start_checks(config, run):
         for option, env, what in _FOLDERS:
             _check_folder(config, option, env, what)
     except CnnClaimsError as exc:
-        pytest.exit(f"cnnclaims: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        _stop(config, f"cnnclaims: {exc}")
     if config.getoption("--probe-index") or os.environ.get(ENV_PROBE):
         try:
             run.probe_index
         except CnnClaimsError as exc:
             err = _write_error(config, exc, run)
-            pytest.exit(f"cnnclaims: {err}" if err else f"cnnclaims: --probe-index / ${ENV_PROBE}: {exc}; pass the "
-                        f"test-set index of an image of the probe class, or unset both for the first one",
-                        returncode=pytest.ExitCode.USAGE_ERROR)
+            _stop(config, f"cnnclaims: {err}" if err else f"cnnclaims: --probe-index / ${ENV_PROBE}: {exc}; pass the "
+                  f"test-set index of an image of the probe class, or unset both for the first one")
     return run
+
+
+class _SessionStop(Exception):
+    """On an xdist worker, where pytest.exit crashes the controller: the test that met
+    it fails in one line and the session stops (see pytest_runtest_makereport)."""
+
+
+def _stop(config, msg: str):
+    if _is_worker(config):
+        raise _SessionStop(msg)
+    pytest.exit(msg, returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _write_error(config, exc, run=None):
@@ -615,10 +625,13 @@ def claim_checker(request):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     err = _write_error(item.config, call.excinfo.value) if call.excinfo is not None else None
+    if call.excinfo is not None and isinstance(call.excinfo.value, _SessionStop):
+        err = str(call.excinfo.value).removeprefix("cnnclaims: ")
     if err is not None:
         # A cache that cannot be written (full, read-only) fails every later test alike,
         # each retrying the decoding or training first: one line, and the session stops.
-        outcome.get_result().longrepr = f"cnnclaims: {err}"
+        if outcome.get_result().failed:  # (an xfail's report keeps its own form)
+            outcome.get_result().longrepr = f"cnnclaims: {err}"
         item.session.shouldstop = f"cnnclaims: {err}"
     if call.when == "call" and _VERDICT in item.stash:
         # A plain attribute survives xdist's report serialisation (pytest copies the
