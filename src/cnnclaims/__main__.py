@@ -11,17 +11,9 @@ from .errors import CnnClaimsError
 
 
 def _common(p):
-    p.add_argument("--experiment", default=None, help="the experiment as 'package.module:NAME' "
-                   "(default: $CNNCLAIMS_EXPERIMENT, else cnnclaims.article:ARTICLE)")
-    p.add_argument("--profile", default=None, help="the experiment's profile (the article: article, the default, or smoke)")
-    p.add_argument("--data", default=None, help="CIFAR-10 source folder (default: $CNNCLAIMS_DATA, else download)")
-    p.add_argument("--cache-dir", default=None, help="cache folder (default: $CNNCLAIMS_CACHE or ./build/cache)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per condition (default: the profile's)")
-    p.add_argument("--probe-index", default=None, help="test-set index of the probe image (one of the probe class)")
-    p.add_argument("--retrain", action="store_true", help="ignore cached models and train again")
-    p.add_argument("--workers", type=int, default=None,
-                   help="models trained at once (default: $CNNCLAIMS_WORKERS, else one per core, "
-                   "at most 8 and one per 4 GiB of memory)")
+    from .options import add_to_argparse
+
+    add_to_argparse(p)  # the same table as pytest's (cnnclaims.options)
 
 
 def _at_least(lowest: int):
@@ -160,6 +152,9 @@ def main(argv=None):
     p.set_defaults(func=cmd_pin)
     args = parser.parse_args(argv)
     try:
+        from .options import BY_FLAG, check
+
+        check(lambda flag: getattr(args, BY_FLAG[flag].dest, None))
         _check_folders(args)
         return args.func(args) or 0
     except Exception as exc:  # noqa: BLE001 - ours, or a failed write into the cache

@@ -24,7 +24,7 @@ import pytest
 
 from .cache import ENV_CACHE, to_jsonable
 
-ENV_ARTIFACTS = "CNNCLAIMS_ARTIFACTS"
+from .options import ENV_ARTIFACTS  # noqa: E402
 REPORT_KEY = "cnnclaims"  # report attribute (and workeroutput key): JSON text
 _EXPERIMENT = pytest.StashKey()
 _RESULTS = pytest.StashKey()  # what the reporting process collected from reports
@@ -45,30 +45,10 @@ class NullControlFalsePositive(AssertionError):
 
 
 def pytest_addoption(parser):
-    g = parser.getgroup("cnnclaims", "cnnclaims: claims of a declared Keras experiment")
-    g.addoption("--experiment", default=None, help="the experiment, as 'package.module:NAME' "
-                "(default: $CNNCLAIMS_EXPERIMENT, else cnnclaims.article:ARTICLE, the article)")
-    g.addoption("--profile", default=os.environ.get("CNNCLAIMS_PROFILE") or None,
-                help="the experiment's profile (default: $CNNCLAIMS_PROFILE, else the experiment's default; "
-                "the article: article, the real experiment, or smoke, fast)")
-    g.addoption("--data", default=None, help="CIFAR-10 source: cifar-10-batches-py or image-folder tree "
-                "(default: $CNNCLAIMS_DATA, else Keras's downloader)")
-    g.addoption("--cache-dir", default=None, help="cache for decoded data, trained models and statistics "
-                "(default: $CNNCLAIMS_CACHE, else build/cache under pytest's rootdir)")
-    g.addoption("--retrain", action="store_true", help="retrain every model instead of loading it from the cache")
-    g.addoption("--workers", type=int, default=None, help="models trained at once, one TensorFlow thread each "
-                "(default: $CNNCLAIMS_WORKERS, else one per core, at most 8 and one per 4 GiB of memory)")
-    g.addoption("--seeds", type=int, default=None, help="training seeds per condition (default: the profile's)")
-    g.addoption("--probe-index", default=None, help="test-set index of the probe image, one of the probe class "
-                "(default: $CNNCLAIMS_PROBE, else the first test image of the class)")
-    g.addoption("--artifacts", default=None, help="folder for verdict JSON and plots "
-                "(default: $CNNCLAIMS_ARTIFACTS, else build/artifacts under pytest's rootdir)")
-    g.addoption("--plots", choices=("failed", "always", "never"), default="failed",
-                help="write diagnostic plots for failing claims (default), for every claim, or never")
-    g.addoption("--regen-verdicts", action="store_true",
-                help="rewrite the pinned verdicts for this version family and profile from this run")
-    g.addoption("--pinned-verdicts", default=None, help="pinned verdicts file "
-                "(default: tests/pinned_verdicts.json under pytest's rootdir)")
+    from .options import add_to_pytest
+
+    # The same table as the command line's (cnnclaims.options): one declaration each.
+    add_to_pytest(parser.getgroup("cnnclaims", "cnnclaims: claims of a declared Keras experiment"))
 
 
 def pytest_configure(config):
@@ -106,30 +86,15 @@ def _check_usage(config) -> None:
     """Bad option or environment values are one usage error at start, not a failure
     of every test (whether the probe index names an image of the probe class needs the
     data: checked later)."""
-    from .compat import positive_int_env
     from .errors import CnnClaimsError
+    from .options import check
 
     try:
         if config.getoption("--experiment") or os.environ.get("CNNCLAIMS_EXPERIMENT"):
             # A test file's parametrize_claims may name another experiment, whose
             # profiles are checked when its tests are generated.
             declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
-        elif config.getoption("--seeds") is not None and config.getoption("--seeds") < 1:
-            raise ValueError(f"--seeds must be at least 1, got {config.getoption('--seeds')}")
-        workers = config.getoption("--workers")
-        if workers is not None and workers < 1:
-            raise ValueError(f"--workers must be at least 1, got {workers}")
-        positive_int_env("CNNCLAIMS_WORKERS", "training processes")
-        raw = config.getoption("--probe-index") or os.environ.get("CNNCLAIMS_PROBE")
-        if raw not in (None, ""):
-            try:
-                index = int(raw)
-            except ValueError:
-                raise ValueError(f"--probe-index / $CNNCLAIMS_PROBE {raw!r} is not an integer; "
-                                 "give the test-set index of an image of the probe class") from None
-            if index < 0:
-                raise ValueError(f"--probe-index / $CNNCLAIMS_PROBE {index} is negative; "
-                                 "give the test-set index of an image of the probe class")
+        check(config.getoption)
     except (ValueError, TypeError, KeyError, CnnClaimsError) as exc:
         raise pytest.UsageError(f"cnnclaims: {exc}") from None
 

@@ -425,7 +425,7 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=
 
 # --- training several models at once ------------------------------------------------
 
-ENV_WORKERS = "CNNCLAIMS_WORKERS"
+from .options import ENV_WORKERS  # noqa: E402  (declared with its option)
 WORKER_GIB = 4  # measured peak of one article training process: 3.75 GiB
 
 

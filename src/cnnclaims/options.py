@@ -1,0 +1,115 @@
+"""Every option of the harness, declared once for pytest and the command line.
+
+Each ``Option`` names its flag, the environment variable that stands in for it, its
+type, default and help; ``add_to_pytest`` and ``add_to_argparse`` turn the table into
+pytest's and argparse's options, and ``check`` validates the values the same way for
+both (pytest: one ``UsageError`` at start; the command line: one ``error:`` line).
+The help text says the environment variable, so the two front ends cannot drift.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .cache import ENV_CACHE
+from .data import ENV_DATA
+from .declaration import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
+from .probe import ENV_PROBE
+
+ENV_WORKERS = "CNNCLAIMS_WORKERS"  # read by training.default_workers
+ENV_PROFILE = "CNNCLAIMS_PROFILE"
+ENV_ARTIFACTS = "CNNCLAIMS_ARTIFACTS"
+BOTH, PYTEST, CLI = ("pytest", "cli"), ("pytest",), ("cli",)
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    env: str | None = None  # the environment variable used when the option is not given
+    type: type | None = str  # None: a switch (store_true)
+    choices: tuple | None = None
+    default: object = None
+    fronts: tuple = BOTH
+    env_at_parse: bool = False  # the env var is the option's default (else read where it is used)
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def full_help(self) -> str:
+        return self.help + (f" (also ${self.env})" if self.env else "")
+
+    def kwargs(self) -> dict:
+        if self.type is None:
+            return {"action": "store_true", "help": self.full_help()}
+        default = (os.environ.get(self.env) or self.default) if self.env_at_parse else self.default
+        kw = {"default": default, "help": self.full_help()}
+        if self.type is not str:
+            kw["type"] = self.type
+        if self.choices:
+            kw["choices"] = self.choices
+        return kw
+
+
+OPTIONS = (
+    Option("--experiment", f"the experiment, as 'package.module:NAME' (default {DEFAULT_EXPERIMENT}, the article)",
+           ENV_EXPERIMENT),
+    Option("--profile", "the experiment's profile (default: the experiment's default; the article: article, "
+           "the real experiment, or smoke, fast)", ENV_PROFILE, env_at_parse=True),
+    Option("--data", "the data source, for the article CIFAR-10 as cifar-10-batches-py or an image-folder tree "
+           "(default: Keras's downloader)", ENV_DATA),
+    Option("--cache-dir", "cache for decoded data, trained models and statistics (default: build/cache under "
+           "pytest's rootdir, or under the current folder for the command line)", ENV_CACHE),
+    Option("--retrain", "retrain every model instead of loading it from the cache", type=None),
+    Option("--workers", "models trained at once, one TensorFlow thread each (default: one per core, at most 8 "
+           "and one per 4 GiB of memory)", ENV_WORKERS, type=int),
+    Option("--seeds", "training seeds per condition (default: the profile's)", type=int),
+    Option("--probe-index", "test-set index of the probe image, one of the probe class (default: the first "
+           "test image of the class)", ENV_PROBE),
+    Option("--artifacts", "folder for verdict JSON and plots (default: build/artifacts under pytest's rootdir)",
+           ENV_ARTIFACTS, fronts=PYTEST),
+    Option("--plots", "write diagnostic plots for failing claims (default), for every claim, or never",
+           choices=("failed", "always", "never"), default="failed", fronts=PYTEST),
+    Option("--regen-verdicts", "rewrite the pinned verdicts for this version family and profile from this run",
+           type=None, fronts=PYTEST),
+    Option("--pinned-verdicts", "pinned verdicts file (default: the experiment's pins file beside the test file "
+           "that parametrizes its claims, else tests/pinned_verdicts.json under pytest's rootdir)", fronts=PYTEST),
+)
+BY_FLAG = {o.flag: o for o in OPTIONS}
+
+
+def add_to_pytest(group) -> None:
+    for o in OPTIONS:
+        if "pytest" in o.fronts:
+            group.addoption(o.flag, dest=o.dest, **o.kwargs())
+
+
+def add_to_argparse(parser) -> None:
+    for o in OPTIONS:
+        if "cli" in o.fronts:
+            parser.add_argument(o.flag, dest=o.dest, **o.kwargs())
+
+
+def check(get) -> None:
+    """Validate the options ``get(flag)`` returns, and their environment variables,
+    before any work. Raises ValueError naming the option and the fix."""
+    from .compat import positive_int_env
+
+    workers = get("--workers")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    positive_int_env(ENV_WORKERS, "training processes")
+    seeds = get("--seeds")
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    raw = get("--probe-index") or os.environ.get(ENV_PROBE)
+    if raw not in (None, ""):
+        try:
+            index = int(raw)
+        except ValueError:
+            raise ValueError(f"--probe-index / ${ENV_PROBE} {raw!r} is not an integer; "
+                             "give the test-set index of an image of the probe class") from None
+        if index < 0:
+            raise ValueError(f"--probe-index / ${ENV_PROBE} {index} is negative; "
+                             "give the test-set index of an image of the probe class")
