@@ -106,8 +106,9 @@ def test_warm_read_only_cache_serves_models_without_a_write_lock(tmp_path, read_
     for field in ("model_sha256", "checksum"):
         rec.pop(field, None)
     record.write_text(json.dumps(rec))
-    for lock in [*root.glob("models/*.lock"), *old.glob("models/*.lock")]:
-        lock.unlink()  # a copy without lock files, as a read-only image might be
+    assert list(root.glob("models/*.lock"))  # read-only with its lock file: a shared lock
+    for lock in old.glob("models/*.lock"):
+        lock.unlink()  # read-only without one (an image made without them): no lock
     read_only(root)
     read_only(old)
     again = get_trained(spec, data, root, progress=lambda *_: pytest.fail("trained again"))
