@@ -115,3 +115,21 @@ def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch)
     again._models.update(exp._models)
     again.verdicts
     assert sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json")) == before
+
+
+@pytest.mark.unit
+def test_edited_claims_are_never_served_stale_verdicts(tmp_path):
+    # The verdict cache is keyed by the declaration's claims: a flipped direction or a
+    # new SESOI under the same experiment name recomputes (it used to serve the old).
+    from dataclasses import replace
+
+    from cnnclaims.article import ARTICLE
+    from cnnclaims.testing import synthetic_experiment
+
+    first = synthetic_experiment(tmp_path, n_seeds=2, experiment=ARTICLE)
+    old = {v.key: v for v in first.verdicts}["C3/seeds"]
+    flipped = tuple(replace(c, alternative="less", sesoi=0.5) if c.id == "C3" else c for c in ARTICLE.claims)
+    again = synthetic_experiment(tmp_path, n_seeds=2, experiment=replace(ARTICLE, claims=flipped))
+    new = {v.key: v for v in again.verdicts}["C3/seeds"]
+    assert new.sesoi == 0.5 and old.sesoi == 0.02
+    assert "<" in new.claimed and ">" in old.claimed

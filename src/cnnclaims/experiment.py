@@ -40,7 +40,8 @@ def claims_key(experiment) -> list:
     settings (metrics by name; their code is versioned by ``experiment.version``)."""
     return [experiment.name, experiment.version, experiment.scopes, experiment.a.name, experiment.b.name,
             [[c.id, c.slug, c.kind, c.alternative, c.sesoi, c.primary, c.subject, c.threshold, list(c.scopes),
-              c.stat, [x.name for x in c.extras], c.model_metric, [list(pc) for pc in c.probe_checks], c.alpha]
+              c.stat, [x.name for x in c.extras], c.model_metric, [list(pc) for pc in c.probe_checks], c.alpha,
+              c.text, c.metric.title]
              for c in experiment.claims]]
 
 
@@ -209,7 +210,8 @@ class Run:
 
         key = {"models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
                "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
-               "images": self.probe_indices.tolist(), "scopes": list(scopes)}
+               "images": self.probe_indices.tolist(), "scopes": list(scopes),
+               "claims": claims_key(self.experiment)}
         doc = self._cached("verdicts", evidence.label.replace(" ", "-"), key,
                            lambda: {"verdicts": [v.to_dict() for v in evaluate_catalog(evidence, scopes=scopes)]})
         return [Verdict.from_dict(d) for d in doc["verdicts"]]
@@ -227,7 +229,8 @@ class Run:
         models = self.same_size_models()
         if len(models) < 4:
             return None
-        return self._cached("null-splits", "seeds", {"models": [m.key for m in models], "images": self.probe_indices.tolist()},
+        return self._cached("null-splits", "seeds", {"models": [m.key for m in models], "images": self.probe_indices.tolist(),
+                             "claims": claims_key(self.experiment)},
                             lambda: null_splits(models, self.experiment.claims_for("seeds", directional_only=True)))
 
     def seeds_covariance(self):
@@ -250,7 +253,7 @@ class Run:
         claims, cov, base = self.seeds_covariance()
         key = {"models": [m.key for g in (self.a, self.b) for m in self.evidence.groups[g]],
                "n": self.profile.n_seeds, "experiments": n_experiments, "seed": seed,
-               "images": self.probe_indices.tolist()}
+               "images": self.probe_indices.tolist(), "claims": claims_key(self.experiment)}
         return self._cached("calibration", f"n{self.profile.n_seeds}", key, lambda: cal.calibrate(
             claims, self.profile.n_seeds, cov, base, n_experiments, seed=seed, progress=progress or self.progress))
 
