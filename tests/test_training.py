@@ -523,3 +523,39 @@ def test_explicit_worker_count_is_capped_by_cores_and_memory_and_said_once(tiny,
                     "memory holds 2 at 4 GiB each (2 GiB kept for this process)"]
     monkeypatch.delenv("CNNCLAIMS_WORKERS")
     assert training.default_workers() == 1
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("subset,expected", [
+    (lambda y, n, s: np.arange(n + 10), "returned 60 indices"),
+    (lambda y, n, s: np.zeros(n, int), r"\(1 distinct\)"),
+    (lambda y, n, s: np.arange(n) + 10_000, "outside 0..199"),
+    (lambda y, n, s: np.arange(n) * 1.0, "float64"),
+])
+def test_a_subset_function_that_returns_other_than_n_distinct_indices_is_refused(subset, expected):
+    # These trained silently on 60 images (recorded as 50) or on one image repeated.
+    from cnnclaims.training import checked_subset
+
+    with pytest.raises(ValueError, match=expected):
+        checked_subset(subset, np.repeat(np.arange(10), 20), 50, 0, "small")
+    assert len(checked_subset(stratified_subset, np.repeat(np.arange(10), 20), 50, 0, "small")) == 50
+
+
+@pytest.mark.unit
+def test_a_builder_with_automatic_names_is_refused_with_the_fix():
+    # Keras's automatic names change per build, so every run got a new cache key.
+    from dataclasses import replace
+
+    from cnnclaims import Condition
+    from cnnclaims.article import ARTICLE
+    from cnnclaims.compat import keras
+    from cnnclaims.errors import ModelError
+    from cnnclaims.training import recipe_id
+
+    def unnamed():
+        i = keras.Input((32, 32, 3))
+        return keras.Model(i, keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(i)))
+
+    with pytest.raises(ModelError, match="name the model and every layer"):
+        recipe_id(replace(ARTICLE, a=Condition("benchmark", build_model=unnamed)), "benchmark")
+    assert recipe_id(ARTICLE, "benchmark") == ""  # the article's models keep their keys

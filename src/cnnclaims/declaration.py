@@ -57,14 +57,19 @@ def load_experiment(ref=None) -> "Experiment":
         return ref
     ref = ref or os.environ.get(ENV_EXPERIMENT) or DEFAULT_EXPERIMENT
     module_name, _, attr = str(ref).partition(":")
+    from .errors import UnknownNameError
+
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise unknown("experiment module", module_name, [DEFAULT_EXPERIMENT.split(":")[0]]) from exc
+        raise UnknownNameError(f"experiment {ref!r}: cannot import module {module_name!r} ({type(exc).__name__}: "
+                               f"{exc}); give 'package.module:NAME' of an importable module, e.g. "
+                               f"{DEFAULT_EXPERIMENT}") from exc
     attr = attr or "EXPERIMENT"
     if not hasattr(module, attr):
         found = [k for k, v in vars(module).items() if isinstance(v, Experiment)]
-        raise unknown(f"experiment in {module_name}", attr, found or ["(none: declare a cnnclaims.Experiment)"])
+        raise UnknownNameError(f"experiment {ref!r}: module {module_name!r} has no {attr!r}; the Experiments it "
+                               f"declares: {', '.join(found) or 'none (declare a cnnclaims.Experiment)'}")
     exp = getattr(module, attr)
     if not isinstance(exp, Experiment):
         raise TypeError(f"{ref} is a {type(exp).__name__}, not a cnnclaims.Experiment")
@@ -154,7 +159,7 @@ class Claim:
                 raise ValueError(f"{where}: subject must be 'a', 'b', 'input' or 'both', got {self.subject!r}")
         if not (isinstance(self.sesoi, (int, float)) and self.sesoi > 0):
             raise ValueError(f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
-                             "(the smallest effect that would matter; see README 'Verdicts')")
+                             "(the smallest effect that would matter; see README 'The four verdicts, in plain words')")
         bad = [s for s in self.scopes if s not in SCOPE_KINDS]
         if bad or not self.scopes:
             raise ValueError(f"{where}: scopes must be among {', '.join(SCOPE_KINDS)}, got {self.scopes!r}")
@@ -226,6 +231,21 @@ class Profile:
     batch_size: int = 32
     learning_rate: float = 1e-3
     null_seed_offset: int = 1000  # the null group's seeds: offset + 0..n_seeds-1
+
+    def __post_init__(self):
+        where = f"profile {self.name!r}"
+        for field_name, low in (("max_epochs", 1), ("patience", 0), ("n_seeds", 1), ("batch_size", 1)):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{where}: {field_name} must be an integer of at least {low}, got {value!r}")
+        if not isinstance(self.n_train, dict) or not self.n_train:
+            raise ValueError(f"{where}: n_train must map each condition's name to its training images, "
+                             f"e.g. {{'a_name': 10000, 'b_name': 10000}}, got {self.n_train!r}")
+        for cond, n in self.n_train.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"{where}: n_train[{cond!r}] must be a positive number of images, got {n!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"{where}: learning_rate must be positive, got {self.learning_rate!r}")
 
     def seeds(self) -> list[int]:
         return list(range(self.n_seeds))
@@ -303,8 +323,13 @@ class Experiment:
             raise ValueError(f"{where}: declare at least one profile")
         for p in self.profiles.values():
             missing = {self.a.name, self.b.name} - set(p.n_train)
+            extra = set(p.n_train) - {self.a.name, self.b.name}
             if missing:
-                raise ValueError(f"{where}: profile {p.name!r} gives no training size for {sorted(missing)}")
+                raise ValueError(f"{where}: profile {p.name!r} gives no training size for {sorted(missing)}"
+                                 + (f" (it names {sorted(extra)}: a misspelt condition?)" if extra else ""))
+            if extra:
+                raise ValueError(f"{where}: profile {p.name!r} names unknown conditions {sorted(extra)}; "
+                                 f"the conditions are {self.a.name!r} and {self.b.name!r}")
         if self.default_profile and self.default_profile not in self.profiles:
             raise unknown("profile", self.default_profile, self.profiles)
         if self.probe.scope_name in ("probe", "seeds"):

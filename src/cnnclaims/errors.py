@@ -38,7 +38,8 @@ class UnknownNameError(CnnClaimsError, KeyError):
 
 def unknown(kind: str, name, valid) -> UnknownNameError:
     valid = sorted(valid)
-    return UnknownNameError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(map(str, valid))}")
+    plural = kind + ("es" if kind.endswith(("s", "x", "ch", "sh")) else "s")
+    return UnknownNameError(f"unknown {kind} {name!r}; valid {plural}: {', '.join(map(str, valid))}")
 
 
 class InputError(CnnClaimsError, ValueError):

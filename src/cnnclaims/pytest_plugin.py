@@ -292,6 +292,13 @@ def _start_checks(config, run):
             err = _write_error(config, exc, run)
             _stop(config, f"cnnclaims: {err}" if err else f"cnnclaims: --probe-index / ${ENV_PROBE}: {exc}; pass the "
                   f"test-set index of an image of the probe class, or unset both for the first one")
+    # The declaration's own mistakes (a builder, a training size, a declared probe
+    # index) stop the session once, before training, not in every test.
+    try:
+        run.check()
+    except (CnnClaimsError, ValueError) as exc:
+        err = _write_error(config, exc, run)
+        _stop(config, f"cnnclaims: experiment {run.experiment.name!r}: {err or exc}")
     return run
 
 

@@ -106,10 +106,69 @@ def recipe_id(experiment, role: str) -> str:
     hash of the built model's configuration and the subset function's qualified name,
     so another architecture or subset never shares a cache entry."""
     build, subset = recipe_functions(experiment, role)
+    config = checked_config(build, experiment, role)
     if build is build_model and subset is stratified_subset:
         return ""
-    config = build().get_config()
     return cache.stable_hash({"model": config, "subset": f"{subset.__module__}.{subset.__qualname__}"})[:12]
+
+
+_CONFIGS: dict = {}
+
+
+def checked_config(build, experiment, role: str) -> dict:
+    """The configuration of the model ``build()`` returns, once it is known to be one
+    the harness can train and read (memoised per builder and experiment shape).
+
+    Raises ModelError naming the condition and the builder when it returns no Keras
+    model, a model whose configuration changes from one build to the next (Keras's
+    automatic names such as ``functional_3``: every run would get a new cache key and
+    retrain), an output of another size than the experiment's classes, or an output
+    that is not a softmax (probabilities: non-negative, summing to 1)."""
+    from .compat import keras
+    from .errors import ModelError
+
+    key = (build, len(experiment.classes), tuple(experiment.input_shape))
+    if key in _CONFIGS:
+        return _CONFIGS[key]
+    who = f"condition {experiment.recipe(role).name!r}: build_model {getattr(build, '__qualname__', build)!r}"
+    model = build()
+    if not isinstance(model, keras.Model):
+        raise ModelError(f"{who} returned {type(model).__name__}, not a Keras model; return an uncompiled "
+                         "keras.Model with named layers")
+    config = model.get_config()
+    if cache.stable_hash(build().get_config()) != cache.stable_hash(config):
+        raise ModelError(f"{who} builds a different configuration each time (Keras's automatic model or layer "
+                         "names, e.g. 'functional_3', 'dense_7'): name the model and every layer, as "
+                         "cnnclaims.model.build_model does, so its trained models can be cached")
+    out = model(np.zeros((1, *experiment.input_shape), np.float32), training=False)
+    out = np.asarray(out[0] if isinstance(out, (list, tuple)) else out, dtype=np.float64)
+    if out.shape != (1, len(experiment.classes)):
+        raise ModelError(f"{who} outputs shape {out.shape[1:]}, but the experiment has {len(experiment.classes)} "
+                         "classes; give the last layer one unit per class")
+    if (out < 0).any() or abs(out.sum() - 1) > 1e-3:
+        raise ModelError(f"{who}: the output is not a softmax (values {np.round(out[0, :3], 3).tolist()}..., sum "
+                         f"{out.sum():.3g}); end the model with activation='softmax' (the claims read probabilities)")
+    _CONFIGS[key] = config
+    return config
+
+
+def checked_subset(subset, y_train, n: int, seed: int, role: str) -> np.ndarray:
+    """``subset(y_train, n, seed)`` as sorted int64 indices, checked: exactly ``n``
+    distinct integers inside the training split. Raises ValueError naming the group
+    and the function otherwise (a silent wrong subset would train on other data than
+    the record says)."""
+    name = getattr(subset, "__qualname__", repr(subset))
+    idx = np.asarray(subset(y_train, n, seed))
+    where = f"group {role!r}: subset function {name!r}"
+    if idx.ndim != 1 or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
+        raise ValueError(f"{where} returned {idx.dtype} of shape {idx.shape}; return a 1-d array of integer "
+                         "indices into the training images")
+    if len(idx) != n or len(np.unique(idx)) != n:
+        raise ValueError(f"{where} returned {len(idx)} indices ({len(np.unique(idx))} distinct) for a training "
+                         f"set of {n}; return exactly n distinct indices")
+    if idx.size and (idx.min() < 0 or idx.max() >= len(y_train)):
+        raise ValueError(f"{where} returned indices outside 0..{len(y_train) - 1}")
+    return np.sort(idx.astype(np.int64))
 
 
 def specs_for(profile, role: str, experiment=None, seeds=None) -> list[TrainSpec]:
@@ -386,7 +445,7 @@ def _building(work: Path):
 
 def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=build_model,
                  subset=stratified_subset) -> TrainedModel:
-    idx = np.asarray(subset(data.y_train, spec.n_train, spec.seed))
+    idx = checked_subset(subset, data.y_train, spec.n_train, spec.seed, spec.role)
     x_tr, y_tr = prepare(data.x_train[idx], data.y_train[idx])
     x_te, y_te = prepare(data.x_test, data.y_test)
     progress(f"cnnclaims: training {spec.label} (up to {spec.max_epochs} epochs, patience {spec.patience}) ...")

@@ -377,12 +377,20 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
             p_holm=float(pa), p_equivalence=float(res.p_equivalence), p_equivalence_holm=float(qa),
             effect_name=res.effect_name, effect=res.effect, ci_low=res.ci_low, ci_high=res.ci_high, n=res.n,
             a_value=m.a_value, b_value=m.b_value, data_scope=m.data_scope,
-            claimed=c.describe(*names), a=names[0], b=names[1], family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
+            claimed=c.describe(*names), a=_subject(c, names), b=names[1], family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
             mde=mde, n_needed=n_need, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides,
             prob_superiority=ps, prob_superiority_ci=ps_ci,
             inferential=inferential, extras={**extra, **m.extras}, notes=m.notes,
         ))
     return out
+
+
+def _subject(claim: Claim, names: tuple) -> str:
+    """Whose value ``a_value`` is: condition a for a comparison; a threshold claim's
+    subject (condition a or b, the input, or the smaller of both models')."""
+    if claim.kind == "compare":
+        return names[0]
+    return {"a": names[0], "b": names[1], "input": "input", "both": f"min({names[0]}, {names[1]})"}[claim.subject]
 
 
 def families(claims, scope: str) -> list[tuple[str, list[Claim]]]:
