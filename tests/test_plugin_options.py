@@ -112,7 +112,7 @@ def test_defaults_follow_the_rootdir_from_a_subdirectory(from_subdir):
     assert where["cache"] == str(root / "build" / "cache")
     r.stdout.fnmatch_lines([
         f"cnnclaims: cache {root / 'build' / 'cache'}, artifacts {root / 'build' / 'artifacts'}, "
-        f"pinned verdicts {root / 'tests' / 'pinned_verdicts.json'}",
+        f"pinned verdicts {root / 'tests' / 'pinned_verdicts.json'} (a test file using parametrize_claims*",
         "cnnclaims: data: keras.datasets.cifar10*",
     ])
     assert not (sub / "build").exists()

@@ -85,3 +85,22 @@ def test_a_bad_builder_stops_the_session_once(pytester, tmp_path, units, activat
     text = r.stdout.str() + r.stderr.str()
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     assert text.count(expected) == 1 and "condition 'big'" in text
+
+
+def test_an_unknown_profile_of_the_users_experiment_is_one_usage_error(pytester, tmp_path):
+    # It was a 96-line INTERNALERROR (the collection report asked for the profile again).
+    _setup(pytester)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
+                                      "--profile", "huge")
+    text = r.stdout.str() + r.stderr.str()
+    assert r.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in text
+    assert "experiment 'mine': unknown profile 'huge'; valid profiles: tiny" in text
+
+
+def test_experiment_option_that_contradicts_the_test_file_is_one_usage_error(pytester, tmp_path):
+    _setup(pytester)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
+                                      "--experiment", "cnnclaims.article:ARTICLE")
+    text = r.stdout.str() + r.stderr.str()
+    assert r.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in text
+    assert "--experiment cnnclaims.article:ARTICLE names 'article'" in text and "parametrizes 'mine'" in text

@@ -52,7 +52,12 @@ def image_stats(model, images, labels, experiment, batch_size: int = 500) -> dic
         acts = dict(batch)
         acts[OUTPUT] = batch[out_name]
         for name, mt in metrics.items():
-            v = np.asarray(mt.fn(acts, y), dtype=np.float64)
+            got = mt.fn(acts, y)
+            try:
+                v = np.asarray(got, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"metric {name!r} returned {type(got).__name__} that is not numbers ({exc}); it "
+                                 f"must return one float per image, shape ({n},)") from None
             if v.shape != (n,):
                 raise ValueError(f"metric {name!r} returned shape {v.shape} for a batch of {n} images; "
                                  f"it must return one number per image, shape ({n},)")

@@ -70,23 +70,30 @@ class Run:
         self.profile_name = self.profile.name
         self.cache_dir = Path(self.cache_dir or default_cache_dir())
 
-    def check(self) -> None:
+    def check(self, data: bool = True) -> None:
         """What can be known wrong before any training, at once: every recipe builds a
-        trainable softmax model with a stable configuration, every training size fits
-        the data, and the probe index (declared or given) is an image of the probe
-        class. Raises ModelError, DataError or ValueError naming the thing and the fix."""
-        from .errors import DataError
+        trainable softmax model with a stable configuration; with ``data`` (which loads
+        it), every training size fits the data and the probe index (declared or given)
+        is an image of the probe class. Raises ModelError, DataError or ValueError
+        naming the thing and the fix."""
         from .training import checked_config, recipe_functions
 
         for role in self.roles:
             checked_config(recipe_functions(self.experiment, role)[0], self.experiment, role)
+        if data:
+            self.check_sizes()
+            if self.probe is not None or self.experiment.probe.index is not None:
+                self.probe_index  # noqa: B018 - raises DataError for an index of another class
+
+    def check_sizes(self) -> None:
+        """DataError naming the condition when a training size exceeds the data."""
+        from .errors import DataError
+
         n_data = len(self.data.y_train)
         for cond, n in self.profile.n_train.items():
             if n > n_data:
                 raise DataError(f"profile {self.profile.name!r}: condition {cond!r} asks for {n} training images, "
                                 f"but the data has {n_data}; lower n_train or load more data")
-        if self.probe is not None or self.experiment.probe.index is not None:
-            self.probe_index  # noqa: B018 - raises DataError for an index of another class
 
     @property
     def a(self) -> str:

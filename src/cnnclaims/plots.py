@@ -84,12 +84,15 @@ def paired_distributions(per_image: dict, stat: str, title: str = ""):
     (la, a), (lb, b) = list(per_image.items())[:2]
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    lo = np.nanmin([np.nanmin(a), np.nanmin(b)])
-    hi = np.nanmax([np.nanmax(a), np.nanmax(b)])
+    finite = np.concatenate([a[np.isfinite(a)], b[np.isfinite(b)]])
+    # All NaN (a statistic undefined on every image): empty panels that say so, not a crash.
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     rng = (lo, hi if hi > lo else lo + 1)
+    if not finite.size:
+        ax1.set_title("undefined (NaN) on every image", fontsize=9)
     for label, v in ((la, a), (lb, b)):
         ax1.hist(v[np.isfinite(v)], bins=40, range=rng, alpha=0.55, color=COLOURS.get(label),
-                 label=f"{label}: median {np.nanmedian(v):.3g}")
+                 label=f"{label}: median {np.median(v[np.isfinite(v)]) if np.isfinite(v).any() else float('nan'):.3g}")
     ax1.set_xlabel(stat)
     ax1.set_ylabel("images")
     ax1.legend()
@@ -98,7 +101,8 @@ def paired_distributions(per_image: dict, stat: str, title: str = ""):
     ax2.hist(d, bins=40, color="grey")
     ax2.axvline(0, color="black", lw=1)
     ax2.set_xlabel(f"{la} - {lb} (per image)")
-    ax2.set_title(f"{np.mean(d > 0):.0%} of {len(d)} images > 0", fontsize=9)
+    ax2.set_title(f"{np.mean(d > 0):.0%} of {len(d)} images > 0" if len(d) else "no image with both values",
+                  fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

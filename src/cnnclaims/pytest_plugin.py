@@ -147,16 +147,20 @@ def pins_path(config) -> Path:
     rootdir. Never inside an installed package: site-packages is not the user's."""
     if config.getoption("--pinned-verdicts") or _PINS_AT not in config.stash:
         name = declared(config).pins_name if _EXPERIMENT in config.stash or _DECLARED in config.stash else "pinned_verdicts.json"
-        return _path(config, "--pinned-verdicts", None, Path("tests") / name)
+        return _path(config, "--pinned-verdicts", None, _default_pins_folder(config) / name)
     return config.stash[_PINS_AT]
+
+
+def _default_pins_folder(config) -> Path:
+    """``tests/`` under the rootdir when it exists, else the rootdir (relative to it)."""
+    return Path("tests") if (Path(config.rootpath) / "tests").is_dir() else Path(".")
 
 
 def _pins_beside(config, test_path: Path, experiment) -> None:
     package = Path(__file__).resolve().parent
     test_path = Path(test_path).resolve()
     if package in test_path.parents:  # e.g. `pytest --pyargs cnnclaims.article`
-        folder = Path(config.rootpath) / "tests"
-        folder = folder if folder.is_dir() else Path(config.rootpath)
+        folder = Path(config.rootpath) / _default_pins_folder(config)
     else:
         folder = test_path.parent
     config.stash[_PINS_AT] = folder / experiment.pins_name
@@ -187,7 +191,8 @@ def pytest_report_header(config):
     except CnnClaimsError as exc:
         data = f"unusable: {exc}"
     return [f"cnnclaims: cache {cache_dir(config)}, artifacts {artifacts_dir(config)}, "
-            f"pinned verdicts {pins_path(config)}",
+            f"pinned verdicts {pins_path(config)}" + ("" if config.getoption("--pinned-verdicts") else
+                                                    " (a test file using parametrize_claims keeps its own beside it)"),
             f"cnnclaims: data: {data}"]
 
 
@@ -229,17 +234,35 @@ def declared(config):
     return load_experiment(config.getoption("--experiment"))
 
 
-def _choose(config, experiment, where) -> None:
-    """Record the experiment a parametrize_claims mark names; a second, different one
-    in the same session is a usage error (verdict tables and pins are per session)."""
+def _choose(config, experiment, where) -> bool:
+    """Record the experiment a parametrize_claims mark names. A second, different one
+    in the same session, or one that --experiment contradicts, is a usage error
+    (reported once from pytest_collection_modifyitems; verdict tables and pins are
+    per session). Returns False then."""
+    from .declaration import load_experiment
+
     current = config.stash.get(_DECLARED, None)
     if current is None and _EXPERIMENT in config.stash:
         current = config.stash[_EXPERIMENT].experiment
+    msg = None
     if current is not None and current is not experiment:
-        raise pytest.UsageError(
-            f"cnnclaims: {where} parametrizes experiment {experiment.name!r}, but this session already runs "
-            f"{current.name!r}; run one experiment per pytest session (e.g. pytest path/to/its/test_file.py)")
+        same = " (another object with the same name)" if current.name == experiment.name else ""
+        msg = (f"cnnclaims: {where} parametrizes experiment {experiment.name!r}, but this session already runs "
+               f"{current.name!r}{same}; run one experiment per pytest session (e.g. pytest path/to/its/test_file.py)")
+    elif config.getoption("--experiment"):
+        try:
+            given = load_experiment(config.getoption("--experiment"))
+        except (KeyError, TypeError) as exc:
+            given, msg = None, f"cnnclaims: --experiment: {exc}"
+        if given is not None and given is not experiment:
+            msg = (f"cnnclaims: --experiment {config.getoption('--experiment')} names {given.name!r}, but {where} "
+                   f"parametrizes {experiment.name!r}; drop --experiment (a test file's own experiment wins) or "
+                   "run another test file")
+    if msg:
+        config.stash.setdefault(_USAGE, msg)
+        return False
     config.stash[_DECLARED] = experiment
+    return True
 
 
 def get_experiment(config):
@@ -285,7 +308,7 @@ def _start_checks(config, run):
             _check_folder(config, option, env, what)
     except CnnClaimsError as exc:
         _stop(config, f"cnnclaims: {exc}")
-    if config.getoption("--probe-index") or os.environ.get(ENV_PROBE):
+    if config.getoption("--probe-index") or os.environ.get(ENV_PROBE) or run.experiment.probe.index is not None:
         try:
             run.probe_index
         except CnnClaimsError as exc:
@@ -295,7 +318,7 @@ def _start_checks(config, run):
     # The declaration's own mistakes (a builder, a training size, a declared probe
     # index) stop the session once, before training, not in every test.
     try:
-        run.check()
+        run.check(data=False)  # the data is loaded by the first test that needs it
     except (CnnClaimsError, ValueError) as exc:
         err = _write_error(config, exc, run)
         _stop(config, f"cnnclaims: experiment {run.experiment.name!r}: {err or exc}")
@@ -418,7 +441,9 @@ def pytest_generate_tests(metafunc):
     config = metafunc.config
     mark = metafunc.definition.get_closest_marker("cnnclaims_experiment")
     if mark is not None:
-        _choose(config, mark.kwargs["experiment"], metafunc.definition.nodeid)
+        if not _choose(config, mark.kwargs["experiment"], metafunc.definition.nodeid):
+            metafunc.parametrize("null_case" if "null_case" in metafunc.fixturenames else "claim_case", [])
+            return
         _pins_beside(config, metafunc.definition.path, mark.kwargs["experiment"])
     exp = declared(config)
     try:
@@ -461,6 +486,8 @@ def pytest_report_collectionfinish(config, start_path, items):
         return None
     from .verdicts import unreachable_by_design
 
+    if _USAGE in config.stash:  # the usage error is being reported
+        return None
     exp = declared(config)
     profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
     lines = [f"cnnclaims: {text}" for text in unreachable_by_design("seeds", profile.n_seeds, exp.claims)]
@@ -676,6 +703,8 @@ def pytest_sessionfinish(session, exitstatus):
             path, _ = _pins(config)
             pinned.write_entry(path, pinned.pin_key(exp.profile, exp.experiment), exp.verdicts, exp.null_verdicts, exp.profile,
                                exp.data.source)
+            # An earlier failing run's .obtained is now accepted or superseded: stale.
+            pinned.obtained_path(path).unlink(missing_ok=True)
         extras = {"models": exp.records(), "null_splits": exp.null_splits if local["ran_null"] else None}
         if _is_worker(config):
             config.workeroutput[REPORT_KEY] = json.dumps(to_jsonable(extras, keep_nan=True))
@@ -718,7 +747,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     entry = pinned.entry(doc, key) or {}
     tr = terminalreporter
     tr.section("cnnclaims verdicts")
-    tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key}")
+    tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}")
     if entry and not pinned.has_numbers(entry):
         tr.write_line(f"pin key {key} pins labels only (written before numbers were pinned): its numbers are "
                       f"not compared; `pytest --regen-verdicts --profile {profile_name}` pins them (review that "

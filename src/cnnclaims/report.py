@@ -40,8 +40,10 @@ def _ci(est, lo, hi, name="") -> str:
 
 
 def verdict_label(v) -> str:
-    """The verdict, with *unreachable* spelled out where no data could decide it."""
-    return f"{v.verdict} (unreachable with N = {v.n_per_group})" if v.unreachable else v.verdict
+    """The verdict, with *unreachable* spelled out where no data could decide it (an
+    underpowered verdict only: a decided one was reachable after all)."""
+    unreachable = v.unreachable and v.verdict == "underpowered"
+    return f"{v.verdict} (unreachable with N = {v.n_per_group})" if unreachable else v.verdict
 
 
 def _effect(v) -> str:

@@ -564,8 +564,8 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
     try:
         pickle.dumps(job)
     except Exception as exc:  # noqa: BLE001 - any pickling failure means "not by reference"
-        progress(f"cnnclaims: training {len(missing)} models one at a time in this process: experiment "
-                 f"{experiment.name!r}'s load_data/build_model/subset cannot be sent to worker processes "
+        progress(f"cnnclaims: training {len(missing)} models one at a time in this process: the load_data, "
+                 f"build_model or subset function of experiment {experiment.name!r} cannot be sent to worker processes "
                  f"({type(exc).__name__}: {exc}); define them at module level to train in parallel")
         return []
     n = min(workers, len(missing))
