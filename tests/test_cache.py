@@ -40,3 +40,14 @@ def test_json_handles_numpy(tmp_path):
 
 def test_stable_hash_ignores_key_order():
     assert stable_hash({"a": 1, "b": 2}) == stable_hash({"b": 2, "a": 1}) != stable_hash({"a": 1, "b": 3})
+
+
+@pytest.mark.unit
+def test_a_file_where_a_cache_folder_must_be_is_one_clear_error(tmp_path):
+    # A file in place of the cache's verdicts/ gave a raw FileExistsError per test.
+    from cnnclaims.cache import write_json
+    from cnnclaims.errors import CacheWriteError
+
+    (tmp_path / "verdicts").write_text("x")
+    with pytest.raises(CacheWriteError, match=r"verdicts is a file where cnnclaims needs a folder.*--cache-dir"):
+        write_json(tmp_path / "verdicts" / "v.json", {"a": 1})

@@ -88,3 +88,16 @@ def test_unit_floats_give_the_same_table(trained, images):
     a, b = image_stats(trained.model, x, y), image_stats(trained.model, x.astype(np.float32) / np.float32(255), y)
     for k in STATS:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_statistics_copied_from_another_model_are_refused(trained, images, tmp_path, capsys):
+    # Every model folder names its statistics file alike: one copied into another
+    # model's folder was used silently (196 numbers changed, found by a fresh user).
+    import shutil
+
+    cached_image_stats(trained, *images)
+    (f,) = trained.path.glob("stats-*.npz")
+    other = TrainedModel(TrainSpec("dummy", 10, 4, 1, 1), trained.model, {"key": "other"}, tmp_path)
+    shutil.copy(f, tmp_path / f.name)
+    cached_image_stats(other, *images)
+    assert "holds the statistics of another model" in capsys.readouterr().err

@@ -84,15 +84,25 @@ def cached_image_stats(trained, images, labels, experiment) -> dict:
     images = check_images(images, "cached_image_stats", shape=experiment.input_shape)
     class_labels(labels, len(images), "cached_image_stats")
     path = Path(trained.path) / f"stats-{images_digest(images)}-{metrics_key(experiment)}.npz"
-    expected = {k: (np.float64, (len(images),)) for k in table_metrics(experiment)}
+    metrics = table_metrics(experiment)
+    expected = {k: (np.float64, (len(images),)) for k in metrics}
+    # The table names the model it was computed from: a statistics file copied into
+    # another model's folder (same file name in every folder) is refused, not used.
+    expected[_MODEL_KEY] = (np.str_, ())
     if path.exists():
         try:
-            return read_npz(path, expected)
+            table = read_npz(path, expected)
+            if str(table.pop(_MODEL_KEY)) != trained.key:
+                raise CacheError(f"cache file {path} holds the statistics of another model, not {trained.key}")
+            return {k: table[k] for k in metrics}
         except CacheError as exc:
             discard(path, str(exc))
     table = image_stats(trained.model, images, labels, experiment)
-    write_npz(path, **table)
+    write_npz(path, **table, **{_MODEL_KEY: np.array(trained.key)})
     return table
+
+
+_MODEL_KEY = "__model_key__"
 
 
 @dataclass
