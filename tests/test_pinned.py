@@ -171,3 +171,13 @@ def test_obtained_falls_back_where_the_pins_folder_is_not_writable(tmp_path):
     assert out == tmp_path / "art" / "pins.json.obtained" and out.exists() and "not writable" in note
     with pytest.raises(OSError):
         pinned.write_obtained(*args, fallback_dir=blocker / "art")
+
+
+@pytest.mark.unit
+def test_another_probe_image_gets_its_own_pin_key():
+    # --probe-index used to share the key: its probe verdicts (another image) failed as
+    # "changed" and the suggested regen would have overwritten the reviewed pins.
+    p = get_profile("smoke")
+    assert pinned.pin_key(p).endswith("/smoke")
+    assert pinned.pin_key(p, probe="6999").endswith("/smoke/probe6999")
+    assert pinned.pin_key(get_profile("smoke", n_seeds=2), probe=7).endswith("/smoke/seeds2/probe7")

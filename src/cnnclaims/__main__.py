@@ -113,7 +113,7 @@ def cmd_pin(args):
 
     exp = _experiment(args)
     path = Path(args.file or pinned.DEFAULT_PATH)
-    key = pinned.pin_key(exp.profile, exp.experiment)
+    key = exp.pin_key
     pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
     print(verdict_table_text(exp.verdicts, exp.null_verdicts))
     print(f"pinned {len(exp.verdicts)} verdicts and {len(exp.null_verdicts)} null-control verdicts "

@@ -57,14 +57,16 @@ def atomic_path(path: Path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        from .errors import CacheWriteError
+        from .errors import FolderBlockedError
 
         # A file where a folder must be (e.g. the cache's verdicts/): one clear error,
-        # not a traceback per test and a recomputation each time.
+        # not a traceback per test and a recomputation each time. Still an OSError, so
+        # callers with a fallback folder (the pins' .obtained) keep it.
         blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()),
                        path.parent)
-        raise CacheWriteError(f"{blocker} is a file where cnnclaims needs a folder for {path.name}; remove or "
-                              "rename that file, or pass --cache-dir PATH") from None
+        raise FolderBlockedError(f"{blocker} is a file where cnnclaims needs a folder for {path.name}; remove or "
+                                 "rename that file, or choose another folder (for the cache: --cache-dir PATH)"
+                                 ) from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix="".join(path.suffixes))
     # mkstemp makes a private file (0600). Nothing in the cache is secret, and a cache
     # is shared as a whole (copied for, or mounted read-only by, another user or CI job):

@@ -52,3 +52,8 @@ class InputError(CnnClaimsError, ValueError):
 class ModelError(CnnClaimsError, ValueError):
     """A model that cannot be sliced or fed as it is (never built, subclassed,
     several inputs, or an input shape other than CIFAR-10's)."""
+
+
+class FolderBlockedError(CacheWriteError, NotADirectoryError):
+    """A file stands where a folder must be created (an OSError too: callers that fall
+    back to another folder on OSError still do)."""

@@ -70,6 +70,17 @@ class Run:
         self.profile_name = self.profile.name
         self.cache_dir = Path(self.cache_dir or default_cache_dir())
 
+    @property
+    def pin_key(self) -> str:
+        """This run's pins key (``pinned.pin_key``: profile, seeds, probe image)."""
+        import os
+
+        from .pinned import pin_key
+        from .probe import ENV_PROBE
+
+        return pin_key(self.profile, self.experiment, self.probe if self.probe not in (None, "")
+                       else os.environ.get(ENV_PROBE))
+
     def check(self, data: bool = True) -> None:
         """What can be known wrong before any training, at once: every recipe builds a
         trainable softmax model with a stable configuration; with ``data`` (which loads

@@ -45,9 +45,12 @@ REL_TOL, ABS_TOL = 1e-6, 1e-9
 OBTAINED_SUFFIX = ".obtained"
 
 
-def pin_key(profile, experiment=None) -> str:
-    """``<version family>/<profile>[/seeds<N>]``; the suffix when N differs from the
-    experiment's profile (default experiment: ``declaration.DEFAULT_EXPERIMENT``)."""
+def pin_key(profile, experiment=None, probe=None) -> str:
+    """``<version family>/<profile>[/seeds<N>][/probe<I>]``: the seeds suffix when N
+    differs from the experiment's profile, the probe suffix when the probe image is
+    another than the declared one (``--probe-index`` / $CNNCLAIMS_PROBE): its probe
+    verdicts are another image's and must not overwrite the reviewed ones (default
+    experiment: ``declaration.DEFAULT_EXPERIMENT``)."""
     from .declaration import load_experiment
 
     exp = experiment or load_experiment()
@@ -55,6 +58,8 @@ def pin_key(profile, experiment=None) -> str:
     declared = exp.profiles.get(profile.name)
     if declared is not None and profile.n_seeds != declared.n_seeds:
         key += f"/seeds{profile.n_seeds}"
+    if probe not in (None, "") and str(probe).strip() != str(exp.probe.index):
+        key += f"/probe{int(probe)}"
     return key
 
 

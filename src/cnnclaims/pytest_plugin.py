@@ -454,7 +454,9 @@ def pytest_generate_tests(metafunc):
         config.stash[_USAGE] = f"cnnclaims: experiment {exp.name!r}: {exc}"
         metafunc.parametrize("null_case" if "null_case" in metafunc.fixturenames else "claim_case", [])
         return
-    key = pinned.pin_key(profile, exp)
+    from .probe import ENV_PROBE
+
+    key = pinned.pin_key(profile, exp, config.getoption("--probe-index") or os.environ.get(ENV_PROBE))
     path, doc = _pins(config)
     entry = pinned.entry(doc, key) or {}
     regen = config.getoption("--regen-verdicts")
@@ -510,7 +512,7 @@ def check_claim(request, case, null: bool = False):
     from . import pinned
 
     request.node.stash[_VERDICT] = {"verdict": to_jsonable(v.to_dict(), keep_nan=True), "null": null,
-                                    "pin_key": pinned.pin_key(exp.profile, exp.experiment), "profile": exp.profile.as_dict(),
+                                    "pin_key": exp.pin_key, "profile": exp.profile.as_dict(),
                                     "data_source": exp.data.source}
     if config.getoption("--regen-verdicts"):
         return
@@ -701,7 +703,7 @@ def pytest_sessionfinish(session, exitstatus):
         exp = get_experiment(config)
         if config.getoption("--regen-verdicts"):
             path, _ = _pins(config)
-            pinned.write_entry(path, pinned.pin_key(exp.profile, exp.experiment), exp.verdicts, exp.null_verdicts, exp.profile,
+            pinned.write_entry(path, exp.pin_key, exp.verdicts, exp.null_verdicts, exp.profile,
                                exp.data.source)
             # An earlier failing run's .obtained is now accepted or superseded: stale.
             pinned.obtained_path(path).unlink(missing_ok=True)

@@ -179,7 +179,7 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     splits = exp.null_splits
     design.append(format_null_splits(splits) if splits else "no null splits: fewer than 4 same-size models")
     doc = pinned.load()
-    key = pinned.pin_key(exp.profile, exp.experiment)
+    key = exp.pin_key
     entry = pinned.entry(doc, key) or {}
     pins, null_pins = entry.get("verdicts", {}), entry.get("null_control", {})
     fragile = pinned.fragile(doc, exp.profile.name)
