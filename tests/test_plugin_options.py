@@ -49,8 +49,10 @@ def test_options_with_a_space_and_an_existing_path(pytester, repo_like):
     before it decides which arguments are test paths (an entry-point plugin's options
     are; a conftest's are not). The root conftest and the entry point coexist."""
     p = repo_like
+    # With the tests named, the space form works; without, pytest may take a path for a
+    # test path before it knows the option (see the rootdir test below).
     r = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--collect-only",
+        "-p", "no:cacheprovider", "--collect-only", "tests",
         "--cache-dir", str(p["cache"]), "--data", str(p["data"]),
         "--artifacts", str(p["artifacts"]), "--pinned-verdicts", str(p["pins"]))
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
@@ -182,3 +184,22 @@ def test_bad_values_are_one_usage_error_at_start(pytester, monkeypatch, args, en
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     assert expected in r.stderr.str() and "test_x" not in r.stdout.str()
+
+
+def test_a_path_option_with_a_space_that_moves_the_rootdir_is_one_usage_error(pytester, monkeypatch):
+    # README's layout: the data beside the checkout. pytest reads paths before plugins:
+    # `pytest --data ../shared/data` made the data's parent the rootdir (no testpaths,
+    # examples/ collected, a confusing "two experiments" error). Now one clear line.
+    proj = pytester.path / "main"
+    (proj / "tests").mkdir(parents=True)
+    (proj / "pyproject.toml").write_text(PYPROJECT)
+    (proj / "tests" / "test_x.py").write_text("def test_x():\n    pass\n")
+    (pytester.path / "shared" / "data" / "train").mkdir(parents=True)
+    monkeypatch.chdir(proj)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "--data", "../shared/data")
+    text = r.stdout.str() + r.stderr.str()
+    if r.ret == 0:  # this pytest found the ini file anyway: nothing to refuse
+        assert "test_x" in text
+        return
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    assert "Write --data=../shared/data (with '=')" in text

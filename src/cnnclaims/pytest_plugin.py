@@ -82,6 +82,27 @@ def _check_named_folders(config) -> None:
         raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
 
+def _check_rootdir(config) -> None:
+    """pytest picks its rootdir from the command line before it loads any plugin, so in
+    ``pytest --data PATH`` (a space, no test path given) PATH looks like a test path and
+    becomes the rootdir: no ini file, no testpaths, defaults under PATH. Say so once
+    instead of collecting the wrong folder."""
+    if config.inipath is not None or config.args_source == pytest.Config.ArgsSource.ARGS:
+        return  # an ini file was found (the rootdir is right), or test paths were named
+    args = list(config.invocation_params.args)
+    root = Path(config.rootpath).resolve()
+    for flag in ("--data", "--cache-dir", "--artifacts", "--pinned-verdicts"):
+        if flag not in args or args.index(flag) + 1 >= len(args):
+            continue  # not given, or given as --flag=value (which pytest reads right)
+        value = args[args.index(flag) + 1]
+        v = Path(value).expanduser().resolve()
+        if v.exists() and (v == root or root in v.parents):
+            raise pytest.UsageError(
+                f"cnnclaims: pytest took {flag}'s value {value} for a test path and chose its rootdir from it "
+                f"({root}; no ini file, so no testpaths): it reads paths before it loads plugins. Write "
+                f"{flag}={value} (with '='), or name the tests first: pytest tests {flag} {value}")
+
+
 def _check_usage(config) -> None:
     """Bad option or environment values are one usage error at start, not a failure
     of every test (whether the probe index names an image of the probe class needs the
@@ -89,6 +110,7 @@ def _check_usage(config) -> None:
     from .errors import CnnClaimsError
     from .options import check
 
+    _check_rootdir(config)
     try:
         if config.getoption("--experiment") or os.environ.get("CNNCLAIMS_EXPERIMENT"):
             # A test file's parametrize_claims may name another experiment, whose
