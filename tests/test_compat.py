@@ -79,7 +79,7 @@ def test_tensorflow_cpp_log_is_quiet_here_and_in_spawned_training_workers():
         "    print(pool.apply(os.getenv, ('TF_CPP_MIN_LOG_LEVEL',)))\n"
     )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["2", "2"]
+    assert r.stdout.split() == ["3", "3"]
     assert not NOISE.search(r.stderr), r.stderr
 
 

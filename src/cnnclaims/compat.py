@@ -18,11 +18,14 @@ import warnings
 
 # --- TensorFlow's C++ log -------------------------------------------------------
 # TF's C++ start-up chatter (oneDNN notices, CPU feature lines) is noise in test and
-# command-line output; errors still show (level 2 hides INFO and WARNING only), and
+# command-line output. Level 3 (FATAL only): at level 2 every training worker of the
+# command line still printed TF's harmless ERROR-level "NodeDef mentions attribute
+# use_unbounded_threadpool" line, 37 lines for `run --all` (found by a fresh user);
 # real failures come through as Python exceptions. A value the user set is kept.
 # Set in os.environ, so spawned training workers inherit it.
 LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
-os.environ.setdefault(LOG_LEVEL_ENV, "2")
+DEFAULT_LOG_LEVEL = "3"
+os.environ.setdefault(LOG_LEVEL_ENV, DEFAULT_LOG_LEVEL)
 
 # TF 2.16+ writes some lines through absl before absl's log is initialised, and
 # those bypass TF_CPP_MIN_LOG_LEVEL (measured on TF 2.21: the oneDNN notice, twice,
