@@ -33,3 +33,22 @@ def test_calibrate_refuses_bad_numbers_naming_the_option(tmp_path, capsys, args,
     with pytest.raises(SystemExit) as e:
         main(["calibrate", "--cache-dir", str(tmp_path), *args])
     assert e.value.code == 2 and expected in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_calibrate_out_that_is_a_folder_is_refused_before_the_simulation(tmp_path, capsys):
+    # It ran the whole simulation, then failed with a raw IsADirectoryError.
+    assert main(["calibrate", "--out", str(tmp_path), "--cache-dir", str(tmp_path / "c")]) == 2
+    assert "is a folder; calibrate writes a JSON file" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_interrupt_is_one_line_with_the_signals_status(monkeypatch, capsys):
+    import cnnclaims.__main__ as cli
+
+    def stop(args):
+        raise KeyboardInterrupt("cnnclaims: SIGTERM: training stopped")
+
+    monkeypatch.setattr(cli, "_main", stop)
+    assert cli.main(["verdicts"]) == 143
+    assert capsys.readouterr().err.startswith("cnnclaims: SIGTERM: training stopped; models being trained")

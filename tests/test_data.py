@@ -291,3 +291,21 @@ def test_keras_download_with_odd_arrays_is_refused(tmp_path, monkeypatch, arrays
         monkeypatch.setattr("cnnclaims.compat.cifar10_download", lambda result=result: result)
         with pytest.raises(DataError, match=msg):
             load(None, tmp_path)
+
+
+@pytest.mark.unit
+def test_an_unreadable_image_is_not_called_corrupt(tmp_path, monkeypatch):
+    # The advice was "replace it from a clean copy" for a fine file without read permission.
+    from PIL import Image
+
+    from cnnclaims.data import decode_image
+
+    f = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(f)
+
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied", str(f))
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(DataError, match="cannot be read .*read permission"):
+        decode_image(f)

@@ -152,6 +152,17 @@ def main(argv=None):
     p.set_defaults(func=cmd_pin)
     args = parser.parse_args(argv)
     try:
+        return _main(args)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM (training raises it for both after stopping its workers):
+        # one line, the shell's exit status for the signal, no traceback.
+        why = str(exc) or "cnnclaims: interrupted"
+        print(f"{why}; models being trained were abandoned, the cache holds only complete ones", file=sys.stderr)
+        return 143 if "SIGTERM" in why else 130
+
+
+def _main(args):
+    try:
         from .options import BY_FLAG, check
 
         check(lambda flag: getattr(args, BY_FLAG[flag].dest, None))
@@ -174,6 +185,9 @@ def _check_folders(args) -> None:
     out = getattr(args, "out", None)
     if out:
         folder = Path(out).parent if args.command == "calibrate" else Path(out)
+        if args.command == "calibrate" and Path(out).is_dir():
+            # Found before minutes of simulation, not by the write at the end.
+            raise ValueError(f"--out {out} is a folder; calibrate writes a JSON file: pass --out PATH/calibration.json")
         check_folder(folder, "--out", None, "output folder", must_write=True)
 
 

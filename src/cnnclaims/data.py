@@ -333,6 +333,9 @@ def decode_image(f: Path) -> np.ndarray:
             im.load()
             mode, size = im.mode, im.size
             arr = np.asarray(im, dtype=np.uint8)
+    except PermissionError as exc:
+        raise DataError(f"{f} cannot be read ({exc.strerror}); give this user read permission on it "
+                        "(the file may be fine)") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{f} is corrupt or not an image ({exc}); replace it from a clean CIFAR-10 copy") from exc
     if size != (32, 32) or mode != "RGB":
