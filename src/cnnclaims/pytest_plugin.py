@@ -91,6 +91,9 @@ def _check_rootdir(config) -> None:
         return  # an ini file was found (the rootdir is right), or test paths were named
     args = list(config.invocation_params.args)
     root = Path(config.rootpath).resolve()
+    start = Path(config.invocation_params.dir).resolve()
+    if root == start or _pytest_ini(start) is None:
+        return  # nothing moved the rootdir, or there was no ini file to lose
     for flag in ("--data", "--cache-dir", "--artifacts", "--pinned-verdicts"):
         if flag not in args or args.index(flag) + 1 >= len(args):
             continue  # not given, or given as --flag=value (which pytest reads right)
@@ -101,6 +104,23 @@ def _check_rootdir(config) -> None:
                 f"cnnclaims: pytest took {flag}'s value {value} for a test path and chose its rootdir from it "
                 f"({root}; no ini file, so no testpaths): it reads paths before it loads plugins. Write "
                 f"{flag}={value} (with '='), or name the tests first: pytest tests {flag} {value}")
+
+
+def _pytest_ini(folder: Path):
+    """The pytest configuration file pytest would find from ``folder`` upwards, or None
+    (the same files pytest reads: pytest.ini, pyproject.toml with [tool.pytest.ini_options],
+    tox.ini with [pytest], setup.cfg with [tool:pytest])."""
+    marks = {"pytest.ini": None, ".pytest.ini": None, "pyproject.toml": "[tool.pytest.ini_options]",
+             "tox.ini": "[pytest]", "setup.cfg": "[tool:pytest]"}
+    for d in (folder, *folder.parents):
+        for name, section in marks.items():
+            f = d / name
+            try:
+                if f.is_file() and (section is None or section in f.read_text(errors="replace")):
+                    return f
+            except OSError:
+                continue
+    return None
 
 
 def _check_usage(config) -> None:
