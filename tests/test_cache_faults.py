@@ -193,9 +193,12 @@ def test_folder_that_cannot_be_created_is_one_usage_error_at_start(pytester, tmp
     assert "test_x" not in r.stdout.str()
 
 
-def test_default_cache_folder_that_cannot_be_created_stops_when_the_run_is_built(pytester, cnnclaims_plugin_args):
+def test_default_cache_folder_that_cannot_be_created_stops_when_the_run_is_built(pytester, cnnclaims_plugin_args,
+                                                                               monkeypatch):
     """The default build/cache under the rootdir, with a file named build in its way:
     only tests that need the experiment need it, so those stop the session, once."""
+    for var in ("CNNCLAIMS_CACHE", "CNNCLAIMS_ARTIFACTS"):  # tox sets them: the defaults are under test
+        monkeypatch.delenv(var, raising=False)
     (pytester.path / "build").write_text("not a folder")
     pytester.makepyfile(test_inner=USES_RUN + "\n\ndef test_y(experiment):\n    pass\n")
     r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args)

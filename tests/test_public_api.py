@@ -56,6 +56,12 @@ def test_claim(claim_case, claim_checker):
 '''
 
 
+@pytest.fixture(autouse=True)
+def _no_session_profile(monkeypatch):
+    # tox sets CNNCLAIMS_PROFILE=smoke for the article; the user's experiment has "tiny".
+    monkeypatch.delenv("CNNCLAIMS_PROFILE", raising=False)
+
+
 def _setup(pytester, units="10", activation="softmax"):
     pytester.makepyfile(myexp=EXPERIMENT.format(units=units).replace(
         'activation="softmax"):', f'activation="{activation}"):'), test_mine=TEST_FILE)
