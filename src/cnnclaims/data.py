@@ -150,26 +150,32 @@ def stat_key(source: Source, per_class: dict | None = None) -> str:
 
 
 def load_dataset(experiment, path=None, cache_dir=None, progress=print) -> Dataset:
-    """The experiment's data: ``experiment.load_data`` called with whichever of
-    ``path`` (--data), ``cache_dir`` and ``progress`` it declares by name, which returns a ``Dataset`` or ``((x_train, y_train), (x_test, y_test))`` arrays
-    (checked and fingerprinted by ``dataset``). Raises DataError for anything else."""
+    """The experiment's data: ``call_loader(experiment.load_data, ...)`` with ``path``
+    (--data), ``cache_dir`` and ``progress``. Raises DataError as ``call_loader``."""
+    return call_loader(experiment.load_data, experiment.name, path=path, cache_dir=cache_dir, progress=progress)
+
+
+def call_loader(load_data, owner: str, **given) -> Dataset:
+    """``load_data`` called with whichever of ``given`` (by name: path, cache_dir,
+    progress, per_class) it declares; it returns a ``Dataset`` or ``((x_train, y_train),
+    (x_test, y_test))`` arrays (checked and fingerprinted by ``dataset``). The pytest
+    process and the training workers load through here alike. Raises DataError, naming
+    ``owner`` (the experiment), for anything else."""
     import inspect
 
-    given = {"path": path, "cache_dir": cache_dir, "progress": progress}
     try:
-        params = inspect.signature(experiment.load_data).parameters
+        params = inspect.signature(load_data).parameters
     except (TypeError, ValueError):  # a builtin without a signature: call it bare
         params = {}
-    # A loader takes whichever of (path, cache_dir, progress) it declares, by name.
-    out = experiment.load_data(**{k: v for k, v in given.items() if k in params})
+    out = load_data(**{k: v for k, v in given.items() if k in params})
     if isinstance(out, Dataset):
         return out
     try:
         (xtr, ytr), (xte, yte) = out
     except (TypeError, ValueError):
-        raise DataError(f"experiment {experiment.name!r}: load_data returned {type(out).__name__}; return a "
+        raise DataError(f"experiment {owner!r}: load_data returned {type(out).__name__}; return a "
                         "cnnclaims.data.Dataset or ((x_train, y_train), (x_test, y_test)) arrays") from None
-    return dataset(xtr, ytr, xte, yte, source=f"{experiment.name}: {getattr(experiment.load_data, '__name__', 'load_data')}")
+    return dataset(xtr, ytr, xte, yte, source=f"{owner}: {getattr(load_data, '__name__', 'load_data')}")
 
 
 def load_cifar10(

@@ -686,21 +686,13 @@ def _watch_parent(parent: int) -> None:
 
 def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, fingerprint: str, retrain: bool,
                   load_data=None, recipe=None) -> str:
-    import inspect
-
-    from .data import Dataset, dataset, load_cifar10
+    from .data import call_loader, load_cifar10
 
     progress = _WORKER.get("progress", print)
     data = _WORKER.get("data")
     if data is None:
-        load_data = load_data or load_cifar10
-        given = {"path": data_path, "cache_dir": cache_dir, "progress": progress, "per_class": per_class}
-        params = inspect.signature(load_data).parameters
-        out = load_data(**{k: v for k, v in given.items() if k in params})
-        if not isinstance(out, Dataset):
-            (xtr, ytr), (xte, yte) = out
-            out = dataset(xtr, ytr, xte, yte)
-        data = _WORKER["data"] = out
+        data = _WORKER["data"] = call_loader(load_data or load_cifar10, "training worker", path=data_path,
+                                             cache_dir=cache_dir, progress=progress, per_class=per_class)
     if data.fingerprint != fingerprint:
         raise RuntimeError(
             f"a training worker read data with fingerprint {data.fingerprint} from {data.source}, "
