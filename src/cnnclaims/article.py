@@ -209,9 +209,15 @@ PROFILES = {
     # 8 seeds per condition: the primary claims' power for a 2-SD effect at their
     # corrected level (two-sided 0.05/4) is 0.85 (t approximation; 0.77 with 7, 0.66
     # with 6); see README "Design and power of the seeds scope" and `cnnclaims calibrate`.
-    "article": Profile("article", {"benchmark": 50_000, "dummy": 10_000}, max_epochs=30, patience=3, n_seeds=8),
+    # The sizes sweep (dose-response, the conclusion's trend): 4 seeds per size, the
+    # 10,000 and 50,000 points are the dummy's and benchmark's seeds 0-3 (cached). Four,
+    # not eight: the 16 new models add about 15 minutes to a cold 2-core run (measured,
+    # README), eight would add 30 and overrun CI's 90 minutes.
+    "article": Profile("article", {"benchmark": 50_000, "dummy": 10_000}, max_epochs=30, patience=3, n_seeds=8,
+                       sizes=(1_000, 2_500, 5_000, 10_000, 25_000, 50_000), size_seeds=4),
     # Fast loops: same code, a few thousand vs about a thousand images, two epochs.
-    "smoke": Profile("smoke", {"benchmark": 4_000, "dummy": 1_000}, max_epochs=2, patience=1, n_seeds=3),
+    "smoke": Profile("smoke", {"benchmark": 4_000, "dummy": 1_000}, max_epochs=2, patience=1, n_seeds=3,
+                     sizes=(250, 500, 1_000), size_seeds=3),
 }
 
 # Which of the article's figures support which claims (for the report).

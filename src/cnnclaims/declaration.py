@@ -22,7 +22,11 @@ Scopes are named by kind: ``"probe"`` (the single probe image through the first
 pair of models: descriptive), ``"images"`` (every test image of the probe class,
 paired per image, first pair of models; the experiment may rename it, the article
 calls it ``"frogs"``), ``"seeds"`` (``n_seeds`` models per condition, one number per
-model). The null control trains condition ``b``'s recipe again with other seeds.
+model), and, when the profile declares training ``sizes``, ``"sizes"`` (a dose-response
+sweep: condition a's recipe at each size, ``size_seeds`` models per size, one number
+per model, the claimed direction read as a monotone trend in log10(training size);
+only for comparisons of conditions that differ in training-set size alone). The null
+control trains condition ``b``'s recipe again with other seeds.
 """
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ import numpy as np
 from .errors import unknown
 
 ALPHA = 0.05
-SCOPE_KINDS = ("probe", "images", "seeds")
+SCOPE_KINDS = ("probe", "images", "seeds", "sizes")
+SWEEP = "sizes"  # the sweep's group of models (training-set sizes) and its scope
 PRIMARY, SECONDARY = "primary", "secondary"
 NULL = "null"  # the null control's group: condition b's recipe, other seeds
 # The experiment a plain `pytest` or `python -m cnnclaims` runs (--experiment /
@@ -134,7 +139,9 @@ class Claim:
     primary: bool = False
     subject: str = "a"
     threshold: float | None = None
-    scopes: tuple = SCOPE_KINDS
+    # Default: every scope the claim's kind allows (a comparison: probe, images, seeds
+    # and sizes; a threshold claim: probe, images, seeds).
+    scopes: tuple | None = None
     extras: tuple = ()  # Metrics reported beside the tested one
     model_metric: str | None = None  # "test_accuracy": the seeds scope's number per model
     probe_checks: tuple = ()
@@ -160,9 +167,15 @@ class Claim:
         if not (isinstance(self.sesoi, (int, float)) and self.sesoi > 0):
             raise ValueError(f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
                              "(the smallest effect that would matter; see README 'The four verdicts, in plain words')")
+        if self.scopes is None:
+            object.__setattr__(self, "scopes", SCOPE_KINDS if self.kind == "compare" else SCOPE_KINDS[:3])
+        object.__setattr__(self, "scopes", tuple(self.scopes))
         bad = [s for s in self.scopes if s not in SCOPE_KINDS]
         if bad or not self.scopes:
             raise ValueError(f"{where}: scopes must be among {', '.join(SCOPE_KINDS)}, got {self.scopes!r}")
+        if self.kind != "compare" and SWEEP in self.scopes:
+            raise ValueError(f"{where}: the sizes scope tests a trend of a comparison (a vs b along training-set "
+                             "size); a threshold claim has none: leave 'sizes' out of its scopes")
         if self.subject == "input" and "seeds" in self.scopes:
             raise ValueError(f"{where}: a claim about the input images has no seeds scope (no model is involved)")
         if self.model_metric not in (None, "test_accuracy"):
@@ -231,6 +244,12 @@ class Profile:
     batch_size: int = 32
     learning_rate: float = 1e-3
     null_seed_offset: int = 1000  # the null group's seeds: offset + 0..n_seeds-1
+    # The dose-response sweep (the sizes scope): training-set sizes, ascending, and the
+    # models per size (seeds 0..size_seeds-1; 0: none). Sizes equal to a condition's
+    # n_train reuse that condition's models when their subsets nest (see
+    # training.sweep_specs).
+    sizes: tuple = ()
+    size_seeds: int = 0
 
     def __post_init__(self):
         where = f"profile {self.name!r}"
@@ -246,6 +265,16 @@ class Profile:
                 raise ValueError(f"{where}: n_train[{cond!r}] must be a positive number of images, got {n!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"{where}: learning_rate must be positive, got {self.learning_rate!r}")
+        object.__setattr__(self, "sizes", tuple(self.sizes))
+        if self.sizes:
+            if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.sizes):
+                raise ValueError(f"{where}: sizes must be positive numbers of training images, got {self.sizes!r}")
+            if list(self.sizes) != sorted(set(self.sizes)) or len(self.sizes) < 3:
+                raise ValueError(f"{where}: sizes must be at least 3 distinct sizes in ascending order (a trend "
+                                 f"needs three points), got {self.sizes!r}")
+            if isinstance(self.size_seeds, bool) or not isinstance(self.size_seeds, int) or self.size_seeds < 2:
+                raise ValueError(f"{where}: size_seeds must be an integer of at least 2 (models per size) when "
+                                 f"sizes are given, got {self.size_seeds!r}")
 
     def seeds(self) -> list[int]:
         return list(range(self.n_seeds))
@@ -254,9 +283,12 @@ class Profile:
         return [self.null_seed_offset + s for s in range(self.n_seeds)]
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "n_train": dict(self.n_train), "max_epochs": self.max_epochs,
-                "patience": self.patience, "n_seeds": self.n_seeds, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate}
+        d = {"name": self.name, "n_train": dict(self.n_train), "max_epochs": self.max_epochs,
+             "patience": self.patience, "n_seeds": self.n_seeds, "batch_size": self.batch_size,
+             "learning_rate": self.learning_rate}
+        if self.sizes:  # left out otherwise, so profiles without a sweep keep their dicts
+            d.update(sizes=list(self.sizes), size_seeds=self.size_seeds)
+        return d
 
     def with_seeds(self, n_seeds: int | None) -> "Profile":
         if n_seeds is None:
@@ -330,9 +362,17 @@ class Experiment:
             if extra:
                 raise ValueError(f"{where}: profile {p.name!r} names unknown conditions {sorted(extra)}; "
                                  f"the conditions are {self.a.name!r} and {self.b.name!r}")
+            if p.sizes:
+                same = (self.a.build_model is self.b.build_model and self.a.subset is None and self.b.subset is None)
+                if not same or p.n_train[self.a.name] == p.n_train[self.b.name]:
+                    raise ValueError(
+                        f"{where}: profile {p.name!r} declares a sizes sweep, which reads the claims as a trend "
+                        f"in training-set size; that needs conditions {self.a.name!r} and {self.b.name!r} to differ "
+                        "in training-set size alone (the same build_model, the default class-stratified subset, different "
+                        "n_train)")
         if self.default_profile and self.default_profile not in self.profiles:
             raise unknown("profile", self.default_profile, self.profiles)
-        if self.probe.scope_name in ("probe", "seeds"):
+        if self.probe.scope_name in ("probe", "seeds", SWEEP):
             raise ValueError(f"{where}: the images scope cannot be named {self.probe.scope_name!r}")
 
     # --- names ------------------------------------------------------------------
@@ -362,15 +402,20 @@ class Experiment:
         """Scope names in order: probe, the images scope, seeds."""
         return ("probe", self.probe.scope_name, "seeds")
 
+    def scopes_for(self, profile: Profile) -> tuple:
+        """The scopes a run under ``profile`` has: ``scopes``, then ``"sizes"`` when the
+        profile declares a sweep."""
+        return self.scopes + ((SWEEP,) if profile.sizes else ())
+
     def scope_kind(self, scope: str) -> str:
-        if scope in ("probe", "seeds"):
+        if scope in ("probe", "seeds", SWEEP):
             return scope
         if scope == self.probe.scope_name:
             return "images"
-        raise unknown("scope", scope, self.scopes)
+        raise unknown("scope", scope, self.scopes + (SWEEP,))
 
     def scope_name(self, kind: str) -> str:
-        return {"probe": "probe", "images": self.probe.scope_name, "seeds": "seeds"}[kind]
+        return {"probe": "probe", "images": self.probe.scope_name, "seeds": "seeds", SWEEP: SWEEP}[kind]
 
     def profile(self, name: str | None = None, n_seeds: int | None = None) -> Profile:
         name = name or self.default_profile or next(iter(self.profiles))

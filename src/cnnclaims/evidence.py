@@ -135,6 +135,11 @@ class Evidence:
     a: str = "a"
     b: str = "b"
     experiment: object = None  # the declaration (names, labels); None in bare unit tests
+    # The sizes sweep: {training-set size: [ModelEvidence per seed]}, ascending sizes;
+    # size_sign is +1 when condition a has the larger training set (its claims then
+    # read "grows with size" for "a greater than b"), -1 otherwise.
+    sizes: dict = field(default_factory=dict)
+    size_sign: int = 1
 
     @property
     def null(self) -> bool:

@@ -14,11 +14,11 @@ import numpy as np
 
 from .activations import layer_activations
 from .cache import default_cache_dir
-from .declaration import NULL, Experiment, load_experiment
+from .declaration import NULL, SWEEP, Experiment, load_experiment
 from .evidence import Evidence, build_model_evidence
 from .probe import class_indices, probe_index
 from . import calibration, claims, declaration, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
-from .training import get_trained, specs_for, train_missing
+from .training import get_trained, specs_for, sweep_plan, train_missing
 from .verdicts import evaluate_catalog
 
 
@@ -107,6 +107,19 @@ class Run:
                                 f"but the data has {n_data}; lower n_train or load more data")
 
     @property
+    def scopes(self) -> tuple:
+        """This run's scopes: the experiment's, and "sizes" when the profile has a sweep."""
+        return self.experiment.scopes_for(self.profile)
+
+    @functools.cached_property
+    def sweep(self) -> dict:
+        """``training.sweep_plan`` of this profile: ``{"specs": {size: [TrainSpec]},
+        "recipes": {...}}`` (empty without sizes)."""
+        if not self.profile.sizes:
+            return {"specs": {}, "recipes": {}}
+        return sweep_plan(self.profile, self.experiment, len(self.data.y_train))
+
+    @property
     def a(self) -> str:
         return self.experiment.a.name
 
@@ -149,14 +162,16 @@ class Run:
     def train(self, roles=None, first_only: bool = False) -> int:
         """Train every model of ``roles`` (or only each role's first seed) that is not
         cached, several at once; returns how many were trained."""
-        roles = self.roles if roles is None else roles
-        specs = [s for role in roles if role not in self._models
+        roles = self.plan_roles if roles is None else roles
+        specs = [s for role in roles if role not in self._models and role != SWEEP
                  for s in specs_for(self.profile, role, self.experiment)[: 1 if first_only else None]]
+        if SWEEP in roles and SWEEP not in self._models:
+            specs += [s for group in self.sweep["specs"].values() for s in group[: 1 if first_only else None]]
         if self.retrain:  # models retrained earlier this session are cached now
             specs = [s for s in specs if self._retrain(s)]
         self._can_store(specs)
         done = train_missing(specs, self.data, self.data_path, self.cache_dir, self.retrain, self.workers,
-                             self.progress, self.experiment)
+                             self.progress, self.experiment, recipes=self.sweep["recipes"])
         self._fresh.update(done)
         return len(done)
 
@@ -175,8 +190,14 @@ class Run:
         # --retrain retrains each model once per session, not again on every access.
         return self.retrain and spec not in self._fresh
 
+    @property
+    def plan_roles(self) -> tuple:
+        """Every group this run trains: a, b, null, and the sweep when the profile has one."""
+        return self.roles + ((SWEEP,) if self.profile.sizes else ())
+
     def _get(self, spec):
-        trained = get_trained(spec, self.data, self.cache_dir, self._retrain(spec), self.progress, self.experiment)
+        trained = get_trained(spec, self.data, self.cache_dir, self._retrain(spec), self.progress, self.experiment,
+                              recipe=self.sweep["recipes"].get(spec.role) if spec.role == SWEEP else None)
         self._fresh.add(spec)
         return trained
 
@@ -189,9 +210,17 @@ class Run:
                 raise unknown("condition", role, self.roles)
             # Every role at once: the workers stay busy (5 long runs of condition a
             # alone would leave a core idle for the last one) and the claims need them all.
-            self.train(self.roles)
+            self.train(self.plan_roles)
             self._models[role] = [self._get(spec) for spec in specs_for(self.profile, role, self.experiment)]
         return self._models[role]
+
+    def sweep_models(self) -> dict:
+        """``{size: [trained model per seed]}`` of the sizes sweep (empty without one);
+        sizes equal to a condition's reuse its models (``training.sweep_plan``)."""
+        if SWEEP not in self._models:
+            self.train(self.plan_roles)
+            self._models[SWEEP] = {n: [self._get(s) for s in group] for n, group in self.sweep["specs"].items()}
+        return self._models[SWEEP]
 
     def probe_activations(self, role: str) -> dict:
         """``{layer: activations}`` of the probe image through the role's first model
@@ -202,7 +231,10 @@ class Run:
 
     def records(self) -> dict:
         """Training records of the models loaded so far, by role."""
-        return {role: [t.record for t in models] for role, models in self._models.items()}
+        out = {role: [t.record for t in models] for role, models in self._models.items() if role != SWEEP}
+        if SWEEP in self._models:
+            out[SWEEP] = {n: [t.record for t in models] for n, models in self._models[SWEEP].items()}
+        return out
 
     def first_model(self, role: str):
         """The first seed's model of a group (the probe's single comparison)."""
@@ -216,10 +248,15 @@ class Run:
 
     @functools.cached_property
     def evidence(self) -> Evidence:
+        x, y = self.probe_images, self.data.y_test[self.probe_indices]
+        n_a, n_b = self.profile.n_train[self.a], self.profile.n_train[self.b]
         return Evidence(
             {self.a: self._group(self.a), self.b: self._group(self.b)},
             self.probe_position, len(self.probe_indices), self.experiment.name, self.data.source,
             self.a, self.b, self.experiment,
+            sizes={n: [build_model_evidence(t, x, y, self.experiment) for t in models]
+                   for n, models in self.sweep_models().items()},
+            size_sign=1 if n_a > n_b else -1,
         )
 
     @functools.cached_property
@@ -233,7 +270,7 @@ class Run:
 
     @functools.cached_property
     def verdicts(self) -> list:
-        return self._cached_verdicts(self.evidence, self.experiment.scopes)
+        return self._cached_verdicts(self.evidence, self.scopes)
 
     @functools.cached_property
     def null_verdicts(self) -> list:
@@ -245,6 +282,7 @@ class Run:
         from .verdicts import Verdict
 
         key = {"models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
+               "sizes": [[n, [e.key for e in ms]] for n, ms in evidence.sizes.items()], "size_sign": evidence.size_sign,
                "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
                "images": self.probe_indices.tolist(), "scopes": list(scopes),
                "claims": claims_key(self.experiment)}

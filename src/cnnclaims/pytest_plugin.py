@@ -504,7 +504,7 @@ def pytest_generate_tests(metafunc):
     regen = config.getoption("--regen-verdicts")
     null = "null_case" in metafunc.fixturenames
     section = "null_control" if null else "verdicts"
-    scopes = exp.scopes[1:] if null else exp.scopes
+    scopes = exp.scopes[1:] if null else exp.scopes_for(profile)
     params = []
     for scope in scopes:
         for claim in exp.claims_for(scope, directional_only=null):

@@ -424,3 +424,57 @@ def _flip(alternative: str) -> str:
 def _check_alternative(alternative: str) -> None:
     if alternative not in ("greater", "less"):
         raise ValueError(f"alternative must be 'greater' or 'less', got {alternative!r}")
+
+
+def trend(sizes, numbers, alternative: str, sesoi: float = float("nan")) -> TestResult:
+    """Dose-response of one number per model on log10(training-set size).
+
+    ``sizes``: (k,) training-set sizes, ascending (images); ``numbers``: (k, s) float
+    array, one number per model, column j = seed j (NaN: a model without a value, left
+    out of its seed's fit). ``alternative``: the claimed sign of the slope ("greater":
+    grows with size).
+
+    Primary test: the slope of the least-squares line ``number ~ b0 + b1 log10(size)``,
+    in the number's units per decade of training-set size. Models of one seed share
+    their initial weights and nested training sets, so they are not independent; seeds
+    are. So each seed's slope is fitted on its own (``numpy.polyfit``, degree 1), and
+    the s slopes are the replicates: a one-sample t-test of their mean against 0, with
+    its 95% CI and the TOST against +/- ``sesoi`` per decade (``t_one_sample``:
+    scipy ``ttest_1samp``, statsmodels ``ttost_mean``). With the same sizes for every
+    seed, the mean of the per-seed slopes equals the pooled least-squares slope (the
+    summary-statistics approach to repeated measures; Matthews et al. 1990, BMJ 300:230).
+
+    Beside it (``extra``, not used for the verdict): Jonckheere-Terpstra's test for an
+    ordered alternative across the sizes (statsmodels ``jonckheere_terpstra``), which
+    treats every model as independent and so is optimistic here.
+
+    Raises ValueError when the shapes disagree or fewer than 3 sizes are given."""
+    from statsmodels.stats.nonparametric import jonckheere_terpstra
+
+    _check_alternative(alternative)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    y = np.asarray(numbers, dtype=np.float64)
+    if sizes.ndim != 1 or len(sizes) < 3 or y.ndim != 2 or y.shape[0] != len(sizes):
+        raise ValueError(f"trend: sizes must be (k,) with k >= 3 and numbers (k, seeds); got {sizes.shape} and "
+                         f"{y.shape}")
+    x = np.log10(sizes)
+    slopes, intercepts = [], []
+    for col in y.T:
+        ok = np.isfinite(col)
+        if ok.sum() >= 2:
+            b1, b0 = np.polyfit(x[ok], col[ok], 1)
+            slopes.append(float(b1))
+            intercepts.append(float(b0))
+    res = t_one_sample(np.array(slopes), 0.0, alternative, sesoi)
+    samples = [row[np.isfinite(row)] for row in y]
+    jt = {}
+    if all(len(s) for s in samples):
+        r = jonckheere_terpstra(samples, alternative="larger" if alternative == "greater" else "smaller")
+        jt = {"jonckheere_terpstra": float(r.statistic), "jonckheere_terpstra_p": float(r.pvalue)}
+    extra = {**res.extra, "slopes_per_seed": slopes, "intercept": float(np.mean(intercepts)) if intercepts else np.nan,
+             "sizes": sizes.tolist(), "means_per_size": [float(np.nanmean(r)) if np.isfinite(r).any() else np.nan
+                                                        for r in y], **jt}
+    return TestResult("trend t (per-seed slopes)", res.statistic, res.p_value,
+                      res.p_opposite, "slope per decade", res.effect, res.ci_low, res.ci_high, res.n, extra,
+                      p_equivalence=res.p_equivalence, spread=res.spread, n_per_group=res.n_per_group, paired=True,
+                      min_p=res.min_p)

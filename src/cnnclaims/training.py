@@ -210,6 +210,87 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
+def nested_subset(y: np.ndarray, n: int, seed: int, anchor: int) -> np.ndarray:
+    """Sorted indices of a class-stratified subset of size ``n`` that nests: for one
+    ``seed``, every smaller size's subset lies inside every larger one's, and size
+    ``anchor`` gives exactly ``stratified_subset(y, anchor, seed)`` (so the sweep's point
+    at the smaller condition's size is that condition's cached model).
+
+    How: per class, the order in which ``stratified_subset(y, anchor, seed)`` draws its
+    images (the same generator, the same calls), followed by the class's other images
+    in an order drawn from a second generator (``[seed, 1]``, which leaves the anchor's
+    draws untouched); size ``n`` takes the first ``n / classes`` of every class's order.
+    Raises ValueError when ``n`` or ``anchor`` is not divisible by the number of
+    classes or exceeds a class's images."""
+    y = np.asarray(y).reshape(-1)
+    classes = np.unique(y)
+    for name, size in (("subset size", n), ("anchor size", anchor)):
+        if size % len(classes):
+            raise ValueError(f"{name} {size} is not divisible by the {len(classes)} classes")
+    per, per_anchor = n // len(classes), min(anchor, len(y)) // len(classes)
+    rng, rest_rng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
+    picks = []
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        if len(idx) < per:
+            raise ValueError(f"class {c} has {len(idx)} images, fewer than the {per} needed")
+        # stratified_subset(anchor) returns everything, drawing nothing, when the anchor
+        # is the whole set.
+        first = rng.choice(idx, size=per_anchor, replace=False) if anchor < len(y) else idx[:0]
+        order = np.concatenate([first, rest_rng.permutation(np.setdiff1d(idx, first))])
+        picks.append(order[:per])
+    return np.sort(np.concatenate(picks))
+
+
+class NestedSubset:
+    """``nested_subset`` anchored at ``anchor``, as a subset function ``(y, n, seed)``
+    that pickles (training workers receive it)."""
+
+    def __init__(self, anchor: int):
+        self.anchor = int(anchor)
+
+    def __call__(self, y, n: int, seed: int) -> np.ndarray:
+        return nested_subset(y, n, seed, self.anchor)
+
+    def __repr__(self) -> str:
+        return f"NestedSubset(anchor={self.anchor})"
+
+
+def sweep_plan(profile, experiment, n_data: int) -> dict:
+    """The sizes sweep of ``profile``: ``{size: [TrainSpec per seed 0..size_seeds-1]}``
+    and the recipes of its new models.
+
+    Returns ``{"specs": {size: [...]}, "recipes": {role: (build_model, subset)}}``. The
+    sweep trains condition a's recipe (the conditions differ in size alone, which the
+    declaration checks) on ``nested_subset`` anchored at the smaller condition's size.
+    A size equal to the smaller condition's ``n_train`` is that condition's specs (its
+    cached models: the same subsets), and so is the larger condition's size when it is
+    the whole training set (``n_data`` images: every subset of it nests); any other size
+    is a spec of group ``"sizes"`` whose recipe id names the nesting and its anchor."""
+    from .declaration import SWEEP, load_experiment
+
+    experiment = load_experiment(experiment)
+    if not profile.sizes:
+        return {"specs": {}, "recipes": {}}
+    a, b = experiment.a.name, experiment.b.name
+    small, large = sorted((a, b), key=lambda r: profile.n_train[r])
+    anchor = profile.n_train[small]
+    seeds = list(range(profile.size_seeds))
+    build, _ = recipe_functions(experiment, a)
+    recipe = cache.stable_hash({"model": checked_config(build, experiment, a),
+                                "subset": f"{NestedSubset.__module__}.NestedSubset", "anchor": anchor})[:12]
+    specs = {}
+    for n in profile.sizes:
+        if n == anchor:
+            specs[n] = specs_for(profile, small, experiment, seeds)
+        elif n == profile.n_train[large] and n >= n_data:
+            specs[n] = specs_for(profile, large, experiment, seeds)
+        else:
+            specs[n] = [TrainSpec(SWEEP, n, s, profile.max_epochs, profile.patience, profile.batch_size,
+                                  profile.learning_rate, recipe=recipe) for s in seeds]
+    return {"specs": specs, "recipes": {SWEEP: (build, NestedSubset(anchor))}}
+
+
 def cache_key(spec: TrainSpec, data_fingerprint: str) -> str:
     return cache.stable_hash(
         {"spec": spec_dict(spec), "data": data_fingerprint, "versions": versions(), "training": TRAINING_VERSION}
@@ -352,7 +433,11 @@ def _load_model_file(path: Path, n_params: int | None = None):
 
 
 class ProgressCallback(keras.callbacks.Callback):
-    """One line per epoch: which model, epoch, metrics, epoch and elapsed time."""
+    """One line per epoch: which model, epoch, metrics, epoch and elapsed time.
+
+    In a training worker ``progress`` also has an ``event`` method (``_WorkerChannel``):
+    the epoch then goes to the parent as an event with its metrics, and the parent's
+    ``PlanProgress`` says the line with the plan's status and ETA appended."""
 
     def __init__(self, label: str, max_epochs: int, progress):
         super().__init__()
@@ -367,12 +452,16 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         now = time.perf_counter()
-        self.progress(
-            f"cnnclaims: [{self.label}] epoch {epoch + 1}/{self.max_epochs} "
+        detail = (
             f"loss={logs.get('loss', float('nan')):.4f} acc={logs.get('accuracy', float('nan')):.4f} "
             f"val_loss={logs.get('val_loss', float('nan')):.4f} val_acc={logs.get('val_accuracy', float('nan')):.4f} "
             f"({now - self.te:.1f}s, elapsed {now - self.t0:.0f}s)"
         )
+        event = getattr(self.progress, "event", None)
+        if event is not None:
+            event("epoch", epoch + 1, self.max_epochs, detail)
+        else:
+            self.progress(f"cnnclaims: [{self.label}] epoch {epoch + 1}/{self.max_epochs} {detail}")
 
 
 def prepare(x: np.ndarray, y: np.ndarray):
@@ -532,7 +621,7 @@ def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
 
 
 def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False, workers: int | None = None,
-                  progress=print, experiment=None) -> list:
+                  progress=print, experiment=None, recipes: dict | None = None) -> list:
     """Train the models of ``specs`` that are not cached, several at once in worker
     processes (one TensorFlow thread each, so the weights equal a one-at-a-time run).
 
@@ -544,6 +633,9 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
     they cannot (a lambda, a function defined inside another), every model trains in
     this process instead, which is said. Every line a worker said has been passed to
     ``progress`` when this returns.
+
+    ``recipes``: ``{group: (build_model, subset)}`` for groups the experiment does not
+    declare (the sizes sweep's, see ``sweep_plan``); others are the experiment's.
 
     Ctrl-C, SIGTERM (when called from the main thread) or a worker's error stops every
     worker within seconds: each removes the model it was building and exits, nothing
@@ -560,7 +652,7 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
 
     experiment = load_experiment(experiment)
     job = {"load_data": experiment.load_data,
-           "recipes": {s.role: recipe_functions(experiment, s.role) for s in missing}}
+           "recipes": {s.role: (recipes or {}).get(s.role) or recipe_functions(experiment, s.role) for s in missing}}
     try:
         pickle.dumps(job)
     except Exception as exc:  # noqa: BLE001 - any pickling failure means "not by reference"
@@ -576,6 +668,10 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
     # and the last "trained ..." line was sometimes lost.
     messages = ctx.SimpleQueue()
     t0 = time.perf_counter()
+    from .plan_progress import PlanProgress
+
+    # Says which models run, done out of planned and the ETA from the cache's recorded times.
+    plan = PlanProgress(missing, n, cache_dir, progress)
     per_class = {"train": len(data.y_train) // 10, "test": len(data.y_test) // 10}
     with _sigterm_interrupts():
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(messages, os.getpid()))
@@ -586,7 +682,7 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
                        for s in missing}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                _relay(messages, progress)
+                _relay(messages, progress, plan)
                 for f in done:
                     f.result()  # a worker's error stops the run, named by its message
             finished = True
@@ -594,7 +690,7 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
             if not finished:
                 _stop_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
-    _relay(messages, progress)
+    _relay(messages, progress, plan)
     progress(f"cnnclaims: trained {len(missing)} models in {time.perf_counter() - t0:.0f}s")
     return missing
 
@@ -638,9 +734,36 @@ def _stop_workers(pool, grace: float = 5.0) -> None:
                 p.join(1)
 
 
-def _relay(messages, progress) -> None:
+def _relay(messages, progress, plan=None) -> None:
+    """Pass what the workers said on: a text line to ``progress``, an event
+    (``(kind, spec, *args)`` from ``_WorkerChannel.event``) to ``plan``'s method of that
+    name (``started``, ``epoch``, ``finished``; see ``plan_progress.PlanProgress``)."""
     while not messages.empty():
-        progress(messages.get())
+        message = messages.get()
+        if isinstance(message, str):
+            progress(message)
+        elif plan is not None:
+            kind, spec, *args = message
+            getattr(plan, kind)(spec, *args)
+        elif message[0] == "epoch":  # no plan to tell: the plain epoch line
+            _, spec, epoch, max_epochs, detail = message
+            progress(f"cnnclaims: [{spec.label}] epoch {epoch}/{max_epochs} {detail}")
+
+
+class _WorkerChannel:
+    """A training worker's ``progress``: text lines, and events about the model it
+    trains (``spec``), both over the queue to the parent. Events are tuples, so the
+    parent tells them from lines; a SimpleQueue writes each before ``put`` returns."""
+
+    def __init__(self, messages):
+        self.messages, self.spec = messages, None
+
+    def __call__(self, line: str) -> None:
+        self.messages.put(line)
+
+    def event(self, kind: str, *args) -> None:
+        if self.spec is not None:
+            self.messages.put((kind, self.spec, *args))
 
 
 _WORKER: dict = {}
@@ -657,7 +780,7 @@ def _worker_init(messages, parent: int) -> None:
     SIGTERM when the parent dies, by any signal or crash (Linux's PR_SET_PDEATHSIG); a
     thread that watches the parent's pid does it where that is not available, and
     ends the process 10 s later if the main thread is stuck in native code."""
-    _WORKER["progress"] = messages.put
+    _WORKER["progress"] = _WorkerChannel(messages)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_stop)
     if sys.platform.startswith("linux"):
@@ -698,4 +821,13 @@ def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, f
             f"a training worker read data with fingerprint {data.fingerprint} from {data.source}, "
             f"not the session's {fingerprint}; did the data change during the run?"
         )
-    return get_trained(spec, data, cache_dir, retrain, progress, recipe=recipe).key
+    # Started after the data is loaded: a model's time is its training, as recorded.
+    if hasattr(progress, "event"):
+        progress.spec = spec
+        progress.event("started")
+    t0 = time.perf_counter()
+    key = get_trained(spec, data, cache_dir, retrain, progress, recipe=recipe).key
+    if hasattr(progress, "event"):
+        progress.event("finished", time.perf_counter() - t0)
+        progress.spec = None
+    return key

@@ -26,7 +26,13 @@ The MDE and N needed are computed at the family's first Holm step, alpha / m
 (two-sided), the level the smallest p must pass.
 
 Scopes are named by the experiment (``Experiment.scopes``) and checked by kind
-(``probe``, ``images``, ``seeds``; see ``cnnclaims.declaration``).
+(``probe``, ``images``, ``seeds``, ``sizes``; see ``cnnclaims.declaration``).
+
+The ``sizes`` scope tests a comparison as a trend along the sweep's training-set sizes:
+the slope per decade of size (``stats.trend``), *negligible* when the TOST puts it
+inside +/- the claim's SESOI per decade, Holm-corrected within its family like the
+other scopes. Its ``a_value``/``b_value`` are the mean numbers at condition a's end of
+the sweep (its size side) and at b's.
 
 The ``probe`` scope is one image: descriptive *supported* / *refuted* by the sign of
 the difference, *negligible* when it is smaller than the SESOI, and *inconclusive*
@@ -294,6 +300,47 @@ def _seeds(group) -> str:
     return ",".join(str(m.seed) for m in group)
 
 
+def size_numbers(claim: Claim, evidence) -> tuple:
+    """(sizes (k,), numbers (k, seeds)) of the sweep: one number per model
+    (``claims.model_number``), rows by ascending size, columns by seed (NaN where a
+    size lacks that seed's model)."""
+    sizes = sorted(evidence.sizes)
+    seeds = sorted({m.seed for n in sizes for m in evidence.sizes[n]})
+    y = np.full((len(sizes), len(seeds)), np.nan)
+    for i, n in enumerate(sizes):
+        for m in evidence.sizes[n]:
+            y[i, seeds.index(m.seed)] = model_number(m, claim)
+    return np.array(sizes), y, seeds
+
+
+def trend_alternative(claim: Claim, size_sign: int) -> str:
+    """The claimed sign of the slope on log10(size): "a greater than b" with a the
+    larger training set reads "grows with size" (``size_sign`` +1), and so on."""
+    up = (claim.alternative == "greater") == (size_sign > 0)
+    return "greater" if up else "less"
+
+
+def check_sizes(claim: Claim, evidence) -> Measured:
+    """The sizes scope: ``stats.trend`` of the claim's number per model (mean over the
+    probe-class images, or test accuracy) across the sweep's training-set sizes."""
+    if not evidence.sizes:
+        raise ValueError(f"claim {claim.id}: the sizes scope needs the sweep's models (a profile with sizes)")
+    sizes, y, seeds = size_numbers(claim, evidence)
+    alternative = trend_alternative(claim, evidence.size_sign)
+    res = st.trend(sizes, y, alternative, claim.sesoi)
+    what = "test accuracy" if claim.model_metric == "test_accuracy" else f"mean over {evidence.n_images} images"
+    data_scope = (f"sizes: {len(sizes)} training-set sizes ({', '.join(f'{n:,}' for n in sizes)}) x "
+                  f"{len(seeds)} seeds ({','.join(map(str, seeds))}), one number per model ({what}); claimed: "
+                  f"{'grows' if alternative == 'greater' else 'falls'} with log10(size)")
+    missing = int(np.sum(~np.isfinite(y)))
+    notes = f"{missing} model(s) have no defined number: left out of their seed's fit" if missing else ""
+    extras = {"per_seed": y.tolist(), "seeds": seeds}
+    # a_value / b_value: the mean number at condition a's end of the sweep and at b's.
+    lo, hi = res.extra["means_per_size"][0], res.extra["means_per_size"][-1]
+    a_end, b_end = (hi, lo) if evidence.size_sign > 0 else (lo, hi)
+    return Measured(res, float(a_end), float(b_end), data_scope, extras, notes)
+
+
 # The table: which check measures a claim in a scope (by scope kind).
 CHECKS = {
     ("probe", "compare"): check_probe,
@@ -302,6 +349,7 @@ CHECKS = {
     ("images", "threshold"): check_images_threshold,
     ("seeds", "compare"): check_seeds,
     ("seeds", "threshold"): check_seeds,
+    ("sizes", "compare"): check_sizes,
 }
 
 
@@ -318,7 +366,8 @@ def _label(claim: Claim, m: Measured, p_holm: float, eq_holm: float) -> str:
 
 def _decides(claim: Claim, res: st.TestResult, m_family: int, mde: float, n_needed: float) -> str:
     alpha_first = claim.alpha / m_family
-    unit = "images" if res.paired and res.test.startswith("Wilcoxon") else "models per condition"
+    unit = ("images" if res.paired and res.test.startswith("Wilcoxon")
+            else "seeds (models per size)" if res.test.startswith("trend") else "models per condition")
     if res.min_p * m_family >= claim.alpha:
         return (f"unreachable with N = {res.n_per_group}: the smallest attainable p ({res.min_p:.3g}) cannot pass "
                 f"the corrected threshold alpha/m = {alpha_first:.3g}; more {unit} are needed")
@@ -466,7 +515,7 @@ def design_min_p(scope: str, n_per_group: int) -> float:
     condition, known before any data: the t-tests of the seeds scope are continuous
     (0) but need two models per group (1 below); the signed-rank test's exact floor
     is 2^(1-n)."""
-    if scope == "seeds":
+    if scope in ("seeds", "sizes"):
         return 0.0 if n_per_group >= 2 else 1.0
     if scope == "images":
         return st._wilcoxon_min_p(n_per_group)
