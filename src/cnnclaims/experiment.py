@@ -16,6 +16,7 @@ from .activations import layer_activations
 from .cache import default_cache_dir
 from .declaration import NULL, SWEEP, Experiment, load_experiment
 from .evidence import Evidence, build_model_evidence
+from .options import executor_choice, ray_address_choice
 from .probe import class_indices, probe_index
 from . import calibration, claims, declaration, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
 from .training import get_trained, specs_for, sweep_plan, train_missing
@@ -60,6 +61,8 @@ class Run:
     progress: object = print
     workers: int | None = None  # training processes at once (default: one per core, at most 8)
     experiment: Experiment | str | None = None
+    executor: str | None = None  # "local" or "ray" (default: $CNNCLAIMS_EXECUTOR, else "local")
+    ray_address: str | None = None  # --executor=ray's cluster (default: $CNNCLAIMS_RAY_ADDRESS, else a local Ray)
     _models: dict = field(default_factory=dict, repr=False)
     _fresh: set = field(default_factory=set, repr=False)  # specs retrained this session
     _probe_acts: dict = field(default_factory=dict, repr=False)
@@ -171,7 +174,8 @@ class Run:
             specs = [s for s in specs if self._retrain(s)]
         self._can_store(specs)
         done = train_missing(specs, self.data, self.data_path, self.cache_dir, self.retrain, self.workers,
-                             self.progress, self.experiment, recipes=self.sweep["recipes"])
+                             self.progress, self.experiment, recipes=self.sweep["recipes"],
+                             executor=executor_choice(self.executor), ray_address=ray_address_choice(self.ray_address))
         self._fresh.update(done)
         return len(done)
 

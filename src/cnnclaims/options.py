@@ -19,6 +19,9 @@ from .probe import ENV_PROBE
 ENV_WORKERS = "CNNCLAIMS_WORKERS"  # read by training.default_workers
 ENV_PROFILE = "CNNCLAIMS_PROFILE"
 ENV_ARTIFACTS = "CNNCLAIMS_ARTIFACTS"
+ENV_EXECUTOR = "CNNCLAIMS_EXECUTOR"  # read by executor_choice (experiment.Run.train)
+ENV_RAY_ADDRESS = "CNNCLAIMS_RAY_ADDRESS"
+EXECUTORS = ("local", "ray")
 BOTH, PYTEST, CLI = ("pytest", "cli"), ("pytest",), ("cli",)
 
 
@@ -64,6 +67,11 @@ OPTIONS = (
     Option("--retrain", "retrain every model instead of loading it from the cache", type=None),
     Option("--workers", "models trained at once, one TensorFlow thread each (default: one per core, at most 8 "
            "and one per 4 GiB of memory)", ENV_WORKERS, type=int),
+    Option("--executor", "where models train: local (worker processes here, the default) or ray (one Ray task "
+           "per model, on a local Ray or the cluster of --ray-address; needs pip install -e \".[ray]\")",
+           ENV_EXECUTOR, choices=EXECUTORS),
+    Option("--ray-address", "the Ray cluster --executor=ray trains on, the head's host:port (default: a local Ray "
+           "started for the run, one CPU per worker)", ENV_RAY_ADDRESS),
     Option("--seeds", "training seeds per condition (default: the profile's)", type=int),
     Option("--probe-index", "test-set index of the probe image, one of the probe class (default: the first "
            "test image of the class)", ENV_PROBE),
@@ -100,6 +108,12 @@ def check(get) -> None:
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     positive_int_env(ENV_WORKERS, "training processes")
+    executor = executor_choice(get("--executor"))
+    address = ray_address_choice(get("--ray-address"))
+    if address and executor != "ray":
+        # Not ignored silently: the user meant a cluster, and would train here.
+        raise ValueError(f"--ray-address / ${ENV_RAY_ADDRESS} {address!r} is set, but the executor is {executor!r}; "
+                         f"add --executor=ray (or set ${ENV_EXECUTOR}=ray), or drop the address")
     seeds = get("--seeds")
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
@@ -113,3 +127,28 @@ def check(get) -> None:
         if index < 0:
             raise ValueError(f"--probe-index / ${ENV_PROBE} {index} is negative; "
                              "give the test-set index of an image of the probe class")
+
+
+def executor_choice(value: str | None = None) -> str:
+    """The executor that trains models: ``value`` (``--executor``), else
+    $CNNCLAIMS_EXECUTOR, else "local". Raises ValueError naming the value and the
+    choices for another name, and for "ray" where Ray is not installed, saying how to
+    install it (checked here, at start, not after the data is decoded)."""
+    import importlib.util
+
+    chosen = value or os.environ.get(ENV_EXECUTOR) or "local"
+    if chosen not in EXECUTORS:
+        where = "--executor" if value else f"${ENV_EXECUTOR}"
+        raise ValueError(f"{where} {chosen!r} is not an executor; choose one of {', '.join(EXECUTORS)}")
+    if chosen == "ray" and importlib.util.find_spec("ray") is None:
+        from .ray_executor import RAY_HINT
+
+        raise ValueError(f"--executor=ray needs Ray, which is not installed here; install it with {RAY_HINT}, "
+                         "or train with --executor=local")
+    return chosen
+
+
+def ray_address_choice(value: str | None = None) -> str | None:
+    """The Ray cluster to train on: ``value`` (``--ray-address``), else
+    $CNNCLAIMS_RAY_ADDRESS, else None (a local Ray started for the run)."""
+    return value or os.environ.get(ENV_RAY_ADDRESS) or None

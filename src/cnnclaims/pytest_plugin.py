@@ -322,6 +322,8 @@ def get_experiment(config):
             retrain=config.getoption("--retrain"),
             progress=progress_printer(config),
             workers=config.getoption("--workers"),
+            executor=config.getoption("--executor"),
+            ray_address=config.getoption("--ray-address"),
         ))
     return config.stash[_EXPERIMENT]
 

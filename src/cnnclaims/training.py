@@ -621,7 +621,8 @@ def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
 
 
 def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False, workers: int | None = None,
-                  progress=print, experiment=None, recipes: dict | None = None) -> list:
+                  progress=print, experiment=None, recipes: dict | None = None, executor: str = "local",
+                  ray_address: str | None = None) -> list:
     """Train the models of ``specs`` that are not cached, several at once in worker
     processes (one TensorFlow thread each, so the weights equal a one-at-a-time run).
 
@@ -637,15 +638,25 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
     ``recipes``: ``{group: (build_model, subset)}`` for groups the experiment does not
     declare (the sizes sweep's, see ``sweep_plan``); others are the experiment's.
 
+    ``executor``: "local" (the process pool above) or "ray": every missing model, even
+    one, becomes a Ray task, on a local Ray of ``workers`` CPUs or the cluster at
+    ``ray_address`` (see ``ray_executor.train_with_ray``, which also lists its errors).
+    Another name is a ValueError naming it and the choices.
+
     Ctrl-C, SIGTERM (when called from the main thread) or a worker's error stops every
     worker within seconds: each removes the model it was building and exits, nothing
     queued starts, and the exception propagates. Workers also die with this process,
     however it ends (see ``_worker_init``).
     """
+    from .options import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     cache_dir = Path(cache_dir or cache.default_cache_dir())
     missing = [s for s in dict.fromkeys(specs) if retrain or not is_cached(s, data.fingerprint, cache_dir)]
     workers = default_workers(workers, progress if missing else None)
-    if workers < 2 or len(missing) < 2:
+    # Ray takes even one model with one worker: its tasks may run on other machines.
+    if not missing or (executor == "local" and (workers < 2 or len(missing) < 2)):
         return []
     missing.sort(key=lambda s: (-s.n_train * s.max_epochs, s.role, s.seed))
     from .declaration import load_experiment
@@ -660,6 +671,10 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
                  f"build_model or subset function of experiment {experiment.name!r} cannot be sent to worker processes "
                  f"({type(exc).__name__}: {exc}); define them at module level to train in parallel")
         return []
+    if executor == "ray":
+        from .ray_executor import train_with_ray
+
+        return train_with_ray(missing, data, cache_dir, retrain, workers, progress, job["recipes"], ray_address)
     n = min(workers, len(missing))
     progress(f"cnnclaims: training {len(missing)} models, {n} at a time (one TensorFlow thread each) ...")
     ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
