@@ -34,7 +34,8 @@ def _experiment(args):
     from .experiment import Run
 
     return Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
-               progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment)
+               progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment,
+               executor=args.executor, ray_address=args.ray_address)
 
 
 def cmd_run(args):
