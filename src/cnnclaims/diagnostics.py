@@ -54,6 +54,10 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
     out = []
     kind = exp.experiment.scope_kind(verdict.scope)
 
+    if kind == "sizes":
+        out.append(plots.save(size_trend_figure(claim, verdict, title), Path(folder) / f"{stem}-trend.png"))
+        return out
+
     if kind == "seeds":
         if "per_seed" in verdict.extras:
             per_seed = {claim.subject: verdict.extras["per_seed"]}
@@ -94,6 +98,14 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
     return out
 
 
+def size_trend_figure(claim, verdict, title: str = ""):
+    """The sizes scope's figure of a verdict (``plots.size_trend``), from the numbers
+    the verdict carries."""
+    ex = verdict.extras
+    return plots.size_trend(ex["sizes"], ex["per_seed"], (verdict.effect, ex["intercept"], verdict.ci_low,
+                            verdict.ci_high), verdict.sesoi, claim.seeds_label, title or title_for(verdict))
+
+
 # Bump when a plot's content changes, so warm runs do not reuse old pictures.
 PLOTS_VERSION = 1
 
@@ -105,6 +117,8 @@ def cached_claim_plots(exp, verdict, folder) -> list[Path]:
     folder = Path(folder)
     roles = ("null", exp.b) if verdict.family == "null control" else (exp.a, exp.b)
     models = {role: [t.key for t in exp.models(role)] for role in roles}
+    if verdict.scope == "sizes":
+        models["sizes"] = [[n, [t.key for t in ms]] for n, ms in exp.sweep_models().items()]
     stamp = stable_hash({"verdict": to_jsonable(verdict.to_dict()), "models": models, "probe": exp.probe_index,
                          "version": PLOTS_VERSION})
     null = "-null" if verdict.family == "null control" else ""

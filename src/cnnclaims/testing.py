@@ -85,26 +85,37 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     from .compat import set_determinism
     from .data import Cifar10
     from .experiment import Run
+    from .declaration import SWEEP
     from .training import TrainedModel, recipe_functions, specs_for
 
     tmp = Path(tmp)
     (xtr, ytr), (xte, yte) = random_cifar(2, max(1, frogs))
     exp = Run(profile, cache_dir=tmp / "cache", n_seeds=n_seeds, progress=lambda *_: None, experiment=experiment)
     exp.__dict__["data"] = Cifar10(xtr, ytr, xte, yte, source="synthetic random images", fingerprint="synthetic")
+    def untrained(role, spec, init_seed):
+        build, _subset = recipe_functions(exp.experiment, exp.a if role == SWEEP else role)
+        set_determinism(init_seed)
+        model = build()
+        path = tmp / "models" / f"{role}-n{spec.n_train}-{spec.seed}"
+        path.mkdir(parents=True, exist_ok=True)
+        probs = model.predict(xte.astype(np.float32) / 255.0, verbose=0)
+        acc = float(np.mean(probs.argmax(1) == yte))
+        record = {"key": f"synthetic-{role}-n{spec.n_train}-{spec.seed}", "spec": spec.__dict__, "epochs": 0,
+                  "best_epoch": 0, "test_accuracy": acc, "train_seconds": 0.0, "history": {}}
+        return TrainedModel(spec, model, record, path)
+
     for role in exp.roles:
-        models = []
-        build, _subset = recipe_functions(exp.experiment, role)
-        for spec in specs_for(exp.profile, role, exp.experiment):
-            set_determinism(spec.seed + (0 if role == exp.a else 500))
-            model = build()
-            path = tmp / "models" / f"{role}-{spec.seed}"
-            path.mkdir(parents=True, exist_ok=True)
-            probs = model.predict(xte.astype(np.float32) / 255.0, verbose=0)
-            acc = float(np.mean(probs.argmax(1) == yte))
-            record = {"key": f"synthetic-{role}-{spec.seed}", "spec": spec.__dict__, "epochs": 0, "best_epoch": 0,
-                      "test_accuracy": acc, "train_seconds": 0.0, "history": {}}
-            models.append(TrainedModel(spec, model, record, path))
-        exp._models[role] = models
+        exp._models[role] = [untrained(role, spec, spec.seed + (0 if role == exp.a else 500))
+                             for spec in specs_for(exp.profile, role, exp.experiment)]
+    if exp.profile.sizes:
+        # The sweep: its points at a condition's size are that condition's models (as
+        # in a real run), the others untrained networks of their own.
+        sweep = {}
+        for n, specs in exp.sweep["specs"].items():
+            sweep[n] = [exp._models[spec.role][spec.seed]
+                        if spec.role in exp.roles and spec.seed < len(exp._models[spec.role])
+                        else untrained(spec.role, spec, spec.seed + 700 + n % 89) for spec in specs]
+        exp._models[SWEEP] = sweep
     assert (exp.data.y_test == exp.experiment.probe_class).sum() == frogs
     return exp
 

@@ -1,0 +1,174 @@
+"""The sizes sweep: nested subsets, reuse of the conditions' cached models (by cache
+key), the sizes scope's trend test and its four verdicts."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from cnnclaims import Claim, Condition, Experiment, Profile
+from cnnclaims.article import ARTICLE
+from cnnclaims.declaration import SWEEP
+from cnnclaims.evidence import Evidence, ModelEvidence
+from cnnclaims.stats import trend
+from cnnclaims.training import cache_key, nested_subset, specs_for, stratified_subset, sweep_plan
+from cnnclaims.verdicts import NEGLIGIBLE, REFUTED, SUPPORTED, UNDERPOWERED, evaluate_catalog
+
+pytestmark = pytest.mark.unit
+
+SIZES = (1_000, 2_500, 5_000, 10_000, 25_000, 50_000)
+
+
+@pytest.fixture(scope="module")
+def labels():
+    y = np.repeat(np.arange(10), 5000)
+    np.random.default_rng(3).shuffle(y)  # class order as in the real training split: mixed
+    return y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_subsets_nest_and_the_anchor_is_the_stratified_subset(labels, seed):
+    sets = [nested_subset(labels, n, seed, 10_000) for n in SIZES]
+    for small, large in zip(sets, sets[1:]):
+        assert np.isin(small, large).all()
+    for n, idx in zip(SIZES, sets):
+        assert len(np.unique(idx)) == n
+        assert (np.bincount(labels[idx], minlength=10) == n // 10).all()  # class-stratified
+    assert np.array_equal(sets[SIZES.index(10_000)], stratified_subset(labels, 10_000, seed))
+    assert np.array_equal(sets[-1], np.arange(50_000))
+
+
+def test_seeds_draw_different_subsets(labels):
+    assert not np.array_equal(nested_subset(labels, 1_000, 0, 10_000), nested_subset(labels, 1_000, 1, 10_000))
+
+
+def test_article_sweep_reuses_the_cached_dummy_and_benchmark_models():
+    """The 10,000 and 50,000 points are the dummy's and the benchmark's models of the
+    same seeds: the same specs, so the same cache keys (never trained again)."""
+    profile = ARTICLE.profile("article")
+    plan = sweep_plan(profile, ARTICLE, n_data=50_000)["specs"]
+    assert tuple(plan) == SIZES
+    seeds = list(range(profile.size_seeds))
+    for n, role in ((10_000, "dummy"), (50_000, "benchmark")):
+        assert [cache_key(s, "fp") for s in plan[n]] == [
+            cache_key(s, "fp") for s in specs_for(profile, role, ARTICLE, seeds)]
+    own = [s for n in (1_000, 2_500, 5_000, 25_000) for s in plan[n]]
+    assert {s.role for s in own} == {SWEEP} and len(own) == 16
+    conditions = {cache_key(s, "fp") for role in ARTICLE.roles for s in specs_for(profile, role, ARTICLE)}
+    keys = {cache_key(s, "fp") for s in own}
+    assert len(keys) == 16 and not keys & conditions
+
+
+def test_the_larger_condition_is_reused_only_when_it_is_the_whole_training_set():
+    profile = ARTICLE.profile("article")
+    plan = sweep_plan(profile, ARTICLE, n_data=60_000)["specs"]  # 50,000 is then a subset of its own
+    assert {s.role for s in plan[50_000]} == {SWEEP}
+    assert {s.role for s in plan[10_000]} == {"dummy"}
+
+
+def test_the_anchor_sets_the_sweep_recipe():
+    """Subsets anchored elsewhere are other training sets: another cache key."""
+    a = sweep_plan(ARTICLE.profile("article"), ARTICLE, 50_000)["specs"][1_000][0]
+    smoke = ARTICLE.profile("smoke")  # anchored at 1,000
+    b = sweep_plan(replace(smoke, sizes=(1_000, 2_000, 4_000)), ARTICLE, 50_000)["specs"][2_000][0]
+    assert a.recipe != b.recipe
+
+
+def _build():
+    from cnnclaims.model import build_model
+
+    return build_model()
+
+
+def _other_build():
+    from cnnclaims.model import build_model
+
+    return build_model()
+
+
+def test_a_sweep_needs_conditions_that_differ_in_size_alone():
+    claim = ARTICLE.claim("C3")
+    base = dict(name="x", title="x", classes=ARTICLE.classes, load_data=ARTICLE.load_data, build_model=_build,
+                probe=ARTICLE.probe, claims=(claim,))
+    swept = Profile("p", {"wide": 1000, "narrow": 1000}, 1, 0, 2, sizes=(100, 500, 1000), size_seeds=2)
+    with pytest.raises(ValueError, match="differ in training-set size alone"):
+        Experiment(**base, a=Condition("wide", build_model=_other_build), b=Condition("narrow"),
+                   profiles={"p": replace(swept, n_train={"wide": 1000, "narrow": 500})})
+    with pytest.raises(ValueError, match="differ in training-set size alone"):
+        Experiment(**base, a=Condition("wide"), b=Condition("narrow"), profiles={"p": swept})  # same size
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sizes": (100, 1000)}, "at least 3"),
+    ({"sizes": (1000, 100, 500)}, "ascending"),
+    ({"sizes": (100, 500, 1000), "size_seeds": 1}, "size_seeds"),
+    ({"sizes": (100, 500, 1000)}, "size_seeds"),
+])
+def test_bad_sweeps_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Profile("p", {"a": 1000, "b": 100}, 1, 0, 2, **kwargs)
+
+
+def test_a_threshold_claim_has_no_sizes_scope():
+    c4 = ARTICLE.claim("C4")
+    assert "sizes" not in c4.scopes and "sizes" in ARTICLE.claim("C3").scopes
+    with pytest.raises(ValueError, match="threshold claim has none"):
+        replace(c4, scopes=("seeds", "sizes"))
+
+
+# --- the trend test ------------------------------------------------------------------
+
+def test_trend_is_the_mean_of_per_seed_least_squares_slopes():
+    """Against scipy: each seed's slope (linregress), their one-sample t-test; the
+    mean of the per-seed slopes equals the pooled least-squares slope (balanced design)."""
+    rng = np.random.default_rng(0)
+    x = np.log10(SIZES)
+    y = 0.05 * x[:, None] + rng.normal(0, 0.02, (6, 5))
+    res = trend(SIZES, y, "greater", 0.01)
+    slopes = [sps.linregress(x, col).slope for col in y.T]
+    t = sps.ttest_1samp(slopes, 0.0, alternative="greater")
+    assert res.effect == pytest.approx(np.mean(slopes), rel=1e-12)
+    assert res.effect == pytest.approx(sps.linregress(np.repeat(x, 5), y.ravel()).slope, rel=1e-10)
+    assert res.statistic == pytest.approx(t.statistic, rel=1e-10)
+    assert res.p_value == pytest.approx(t.pvalue, rel=1e-10)
+    lo, hi = sps.ttest_1samp(slopes, 0.0).confidence_interval(0.95)
+    assert (res.ci_low, res.ci_high) == pytest.approx((lo, hi), rel=1e-10)
+    assert 0 < res.extra["jonckheere_terpstra_p"] < 0.01
+
+
+def test_a_seed_with_a_missing_model_is_fitted_on_the_rest():
+    y = np.tile(np.log10(SIZES)[:, None], (1, 3))
+    y[0, 1] = np.nan
+    res = trend(SIZES, y, "greater")
+    assert res.extra["slopes_per_seed"] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def _evidence(numbers, size_sign=1):
+    """Evidence whose sweep models carry ``numbers[i, j]`` as test accuracy."""
+    sizes = {n: [ModelEvidence("sizes", j, f"k{n}-{j}", float(v), {}) for j, v in enumerate(row)]
+             for n, row in zip(SIZES, numbers)}
+    return Evidence({}, 0, 1, "test", sizes=sizes, size_sign=size_sign)
+
+
+C10 = ARTICLE.claim("C10")  # test accuracy grows with size; SESOI 0.01 per decade
+
+
+@pytest.mark.parametrize("slope, sd, seeds, size_sign, expected", [
+    (0.05, 0.005, 4, 1, SUPPORTED),
+    (-0.05, 0.005, 4, 1, REFUTED),
+    (0.05, 0.005, 4, -1, REFUTED),  # a is the smaller training set: "a > b" claims a fall with size
+    (0.0, 0.001, 8, 1, NEGLIGIBLE),
+    (0.02, 0.2, 3, 1, UNDERPOWERED),
+])
+def test_the_sizes_scope_reaches_each_verdict(slope, sd, seeds, size_sign, expected):
+    """Each verdict happens: the check can fail, and can say so in three ways."""
+    rng = np.random.default_rng(1)
+    x = np.log10(SIZES) - np.log10(SIZES).mean()
+    y = 0.6 + slope * x[:, None] + rng.normal(0, sd, (6, seeds))
+    (v,) = evaluate_catalog(_evidence(y, size_sign), [C10], ["sizes"])
+    assert v.verdict == expected, v.summary()
+    assert v.scope == "sizes" and np.isfinite([v.p_two_sided, v.ci_low, v.ci_high]).all()
+    if expected == UNDERPOWERED:
+        assert "seeds (models per size)" in v.decides
