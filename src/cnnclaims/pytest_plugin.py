@@ -537,6 +537,8 @@ def pytest_report_collectionfinish(config, start_path, items):
     exp = declared(config)
     profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
     lines = [f"cnnclaims: {text}" for text in unreachable_by_design("seeds", profile.n_seeds, exp.claims)]
+    if profile.sizes:
+        lines += [f"cnnclaims: {text}" for text in unreachable_by_design("sizes", profile.size_seeds, exp.claims)]
     return lines or None
 
 
