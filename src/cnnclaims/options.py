@@ -140,7 +140,11 @@ def executor_choice(value: str | None = None) -> str:
     if chosen not in EXECUTORS:
         where = "--executor" if value else f"${ENV_EXECUTOR}"
         raise ValueError(f"{where} {chosen!r} is not an executor; choose one of {', '.join(EXECUTORS)}")
-    if chosen == "ray" and importlib.util.find_spec("ray") is None:
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except ValueError:  # a module "ray" without a spec (sys.modules["ray"] = None: blocked)
+        found = False
+    if chosen == "ray" and not found:
         from .ray_executor import RAY_HINT
 
         raise ValueError(f"--executor=ray needs Ray, which is not installed here; install it with {RAY_HINT}, "

@@ -124,8 +124,9 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
             pending[ref] = (i, spec, key)
         # Its ETA spreads the plan over the CPUs that can take a task.
         plan = _Plan(PlanProgress(missing, max(1, min(cpus, len(missing))), cache_dir, progress), progress)
+        received = []  # the signal numbers of SIGTERMs received
         try:
-            with training._sigterm_interrupts():
+            with _sigterm_interrupts(received):
                 while pending:
                     ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                     _relay(ray, lines, missing, plan, progress)
@@ -139,12 +140,17 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
                         _relay(ray, lines, missing, plan, progress)  # its last lines came before its result
                         _store(spec, key, model_bytes, record, info, cache_dir, retrain, versions)
                         plan.finished(spec, float(info["seconds"]))
-        except BaseException:
+        except BaseException as exc:
             # Ctrl-C, SIGTERM, a task's error, a bad result: no task goes on training
             # (force: a running task's process is killed; a queued one never starts).
             for ref in pending:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
+            if received and isinstance(exc, KeyboardInterrupt) and not str(exc):
+                # Raised from inside ray.wait, Ray turns the handler's exception into a
+                # bare KeyboardInterrupt; the message says SIGTERM (the command line's
+                # exit status 143 reads it), as the local pool's does.
+                raise KeyboardInterrupt(_stopped(received[0])) from exc
             raise
         finally:
             with contextlib.suppress(Exception):
@@ -152,6 +158,29 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
             del data_ref
     progress(f"cnnclaims: trained {len(missing)} models through Ray in {time.perf_counter() - t0:.0f}s")
     return list(missing)
+
+
+def _stopped(signum: int) -> str:
+    return f"cnnclaims: {signal.Signals(signum).name}: training stopped"
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(received: list):
+    """``training._sigterm_interrupts`` (SIGTERM raises KeyboardInterrupt, so the tasks
+    are cancelled as on Ctrl-C), noting each SIGTERM's number in ``received``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt(_stopped(signum))
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @contextlib.contextmanager
@@ -251,16 +280,24 @@ class _Plan:
 class _TaskChannel:
     """A Ray task's ``progress`` (as ``training._WorkerChannel`` is a local worker's):
     text lines, and with ``event`` the epochs of its model, to the driver through the
-    ``_Lines`` actor. Each put waits for the actor, so everything a task said is there
-    before its result exists."""
+    ``_Lines`` actor.
+
+    A put does not wait for the actor: a task blocked in ray.get gives its CPU back to
+    Ray, which starts a queued task on it (three trainings ran on two CPUs, measured).
+    Ray runs one caller's calls to an actor in order, so ``flush`` (waiting for the
+    last) at the end of the task puts everything it said there before its result."""
 
     def __init__(self, lines, index: int):
-        self.lines, self.index = lines, index
+        self.lines, self.index, self.last = lines, index, None
 
     def _put(self, kind: str, args) -> None:
+        self.last = self.lines.put.remote((self.index, kind, args))
+
+    def flush(self) -> None:
         import ray
 
-        ray.get(self.lines.put.remote((self.index, kind, args)))
+        if self.last is not None:
+            ray.get(self.last)
 
     def __call__(self, line: str) -> None:
         self._put("line", (line,))
@@ -290,6 +327,11 @@ def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Pa
         problems.append(f"its key is {record['key']}, expected {key}")
     if record["spec"] != training.spec_dict(spec):
         problems.append(f"its spec is {record['spec']}, expected {training.spec_dict(spec)}")
+    threads = info.get("threads") if isinstance(info, dict) else None
+    if threads != record["versions"].get("tf_intra_op_threads"):
+        # What TensorFlow ran with, not what was asked: the key records the latter.
+        problems.append(f"TensorFlow ran with {threads} intra-op threads, its record says "
+                        f"{record['versions'].get('tf_intra_op_threads')}")
     if record.get("checksum") != training.record_checksum(record):
         problems.append("its record does not match its checksum")
     if not isinstance(model_bytes, bytes) or hashlib.sha256(model_bytes).hexdigest() != record.get("model_sha256"):
@@ -348,10 +390,13 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
     sweep_work_folders()
     root = Path(tempfile.gettempdir()) / WORK_ROOT
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=root) as tmp:
-        folder = Path(tmp) / training.entry_dir(".", spec, key).name
-        trained = training._train_entry(spec, data, folder, key, progress, build, subset)
-        model_bytes = (folder / "model.keras").read_bytes()
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=root) as tmp:
+            folder = Path(tmp) / training.entry_dir(".", spec, key).name
+            trained = training._train_entry(spec, data, folder, key, progress, build, subset)
+            model_bytes = (folder / "model.keras").read_bytes()
+    finally:  # also before an error: its lines reach the driver first
+        progress.flush()
     # "seconds": the task's wall time, as a local worker reports it (training and saving).
     info = {"node": node, "pid": os.getpid(), "seconds": time.perf_counter() - t0,
             "threads": compat.tf.config.threading.get_intra_op_parallelism_threads()}
