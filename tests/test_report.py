@@ -61,6 +61,11 @@ def test_report(exp, report):
     assert md.index("## Verdicts at a glance") < md.index("## Trained models")
     assert "seeds-forest.png" in md and "family-wise false-positive rate (primary)" in md
     assert "null splits:" in md and "background:" in html_path.read_text()
+    # the simulated makespan of the run's plan, from the records in its cache, with its figure
+    assert md.index("## Trained models") < md.index("## Makespan, simulated") < md.index("## Verdicts\n")
+    assert "| workers | makespan (min) |" in md and "figures/makespan.png" in md
+    page = html_path.read_text()
+    assert "<h2>Makespan, simulated</h2>\n<p>From the recorded" in page and "<tr><th>plan</th><th>workers</th>" in page
     for line in md.splitlines():
         if line.startswith("!["):
             assert (md_path.parent / line.split("(")[1].rstrip(")")).exists()

@@ -1,4 +1,4 @@
-"""Command line: ``python -m cnnclaims {run,verdicts,figures,report,pin} [options]``."""
+"""Command line: ``python -m cnnclaims {run,verdicts,figures,report,calibrate,pin,makespan} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -108,6 +108,24 @@ def cmd_calibrate(args):
     return 0
 
 
+def cmd_makespan(args):
+    """Print the simulated makespan of the profile's plans on 1-256 workers from the
+    cache's recorded training times (trains nothing; a profile with a sizes sweep reads
+    the data to know which sweep models are new)."""
+    from . import plots
+    from .makespan import makespan_figure, markdown, run_plans
+    from .plan_progress import recorded
+
+    exp = _experiment(args)
+    records = recorded(exp.cache_dir)
+    print(f"{len(records)} recorded models in {exp.cache_dir / 'models'}")
+    plans = run_plans(exp, records)  # ValueError (one line, status 2) when no record predicts a size
+    print(markdown(plans))
+    if args.figure:
+        print(f"figure: {plots.save(makespan_figure(plans), args.figure)}")
+    return 0
+
+
 def cmd_pin(args):
     from . import pinned
     from .report import verdict_table_text
@@ -147,6 +165,11 @@ def main(argv=None):
     p.add_argument("--seed", type=_at_least(0), default=None, help="random seed of the simulation (default fixed)")
     p.add_argument("--out", default="build/artifacts/calibration.json", help="JSON output")
     p.set_defaults(func=cmd_calibrate)
+    p = sub.add_parser("makespan", help="simulated makespan of the profile's models on 1-256 workers, from the "
+                       "cache's recorded training times")
+    _common(p)
+    p.add_argument("--figure", default=None, help="also write the plot as a PNG to this path")
+    p.set_defaults(func=cmd_makespan)
     p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
     _common(p)
     p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")

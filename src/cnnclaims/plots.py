@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display, ever: tests and CI are headless
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402  (makespan_plot's axis labels)
 import numpy as np  # noqa: E402
 
 # Panel colours by position (condition a, condition b, the null group), so any
@@ -210,5 +211,43 @@ def forest_plot(rows, title: str = ""):
     ax.set_xlabel("effect / SESOI (right: the claimed direction)")
     ax.set_title(title, fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def makespan_plot(plans: dict, title: str = ""):
+    """Simulated makespan against workers, one colour per plan (``makespan.makespan_figure``).
+
+    ``plans``: {label: (workers, makespan_s, lower_bound_s, longest_s, knee)} with
+    workers and the seconds as equal-length sequences, longest_s the longest single
+    model (drawn as a horizontal line: no worker count beats it) and knee the worker
+    count from which it is the makespan (marked; None: not marked). Log-x (base 2) and
+    log-y in minutes: the curve falls as 1/workers until it meets the longest model."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, (workers, makespan, lower, longest, knee)) in enumerate(plans.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        w = np.asarray(workers, dtype=np.float64)
+        ax.plot(w, np.asarray(makespan) / 60, "o-", color=colour, label=f"{label}: LPT makespan")
+        ax.plot(w, np.asarray(lower) / 60, ":", color=colour, label="lower bound max(total/W, longest)")
+        ax.axhline(longest / 60, color=colour, lw=0.8, ls="--", label=f"longest model ({longest / 60:.1f} min)")
+        if knee is not None:
+            ax.plot([knee], [longest / 60], "D", color=colour, ms=9, mfc="none")
+            ax.annotate(f"longest model bounds it from {knee} workers", (knee, longest / 60),
+                        textcoords="offset points", xytext=(6, 6 + 12 * i), fontsize=8, color=colour)
+    ax.set_xscale("log", base=2)
+    # Log minutes, unless a time is 0 (models loaded, not trained, record 0 s): linear then.
+    if all(np.all(np.asarray(ms) > 0) and longest > 0 for _, ms, _, longest, _ in plans.values()):
+        ax.set_yscale("log")
+    # Plain numbers on both axes: the worker counts themselves, and minutes (log
+    # scales' default 2^k / 10^k labels read worse and need mathtext fonts).
+    ticks = sorted({int(w) for workers, *_ in plans.values() for w in workers})
+    if ticks:
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
+    ax.set_xlabel("workers (training processes)")
+    ax.set_ylabel("makespan (minutes)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -187,6 +187,7 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
 
     records = [t.record for role in exp.roles for t in exp.models(role)]
     ex = exp.experiment
+    makespan_md, makespan_png = write_makespan(exp, folder / "figures" / "makespan.png", records)
 
     md = [f"# cnnclaims report: {ex.name}, {exp.profile.name} profile", "", ex.title, ""]
     meta = [
@@ -209,7 +210,10 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     for r in records:
         md.append(f"| {r['spec']['role']} | {r['spec']['seed']} | {r['spec']['n_train']} | {r['epochs']} ({r['best_epoch']}) "
                   f"| {r['test_accuracy']:.4f} | {r['train_seconds']:.0f} |")
-    md += ["", "## Verdicts", "", markdown_table(verdicts, pins), "", LEGEND, "",
+    md += ["", "## Makespan, simulated", "", makespan_md, ""]
+    if makespan_png:
+        md += [f"![simulated makespan](figures/{makespan_png.name})", ""]
+    md += ["## Verdicts", "", markdown_table(verdicts, pins), "", LEGEND, "",
            "## Null control (same training size, seeds only)", "", markdown_table(null, null_pins), ""]
     if fragile:
         md += ["## Fragile across versions", "", "| section | case | verdicts |", "|---|---|---|"]
@@ -245,7 +249,10 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     for r in records:
         h.append(f"<tr><td>{r['spec']['role']}</td><td>{r['spec']['seed']}</td><td>{r['spec']['n_train']}</td>"
                  f"<td>{r['epochs']} ({r['best_epoch']})</td><td>{r['test_accuracy']:.4f}</td><td>{r['train_seconds']:.0f}</td></tr>")
-    h += ["</table><h2>Verdicts</h2>", _html_table(verdicts, pins), f"<p>{html.escape(LEGEND)}</p>",
+    h += ["</table><h2>Makespan, simulated</h2>", _markdown_to_html(makespan_md)]
+    if makespan_png:
+        h.append(_img(makespan_png))
+    h += ["<h2>Verdicts</h2>", _html_table(verdicts, pins), f"<p>{html.escape(LEGEND)}</p>",
           "<h2>Null control</h2>", _html_table(null, null_pins)]
     if fragile:
         h.append("<h2>Fragile across versions</h2><ul>")
@@ -265,6 +272,51 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     html_path.write_text("\n".join(h))
     progress(f"cnnclaims report: wrote {html_path} and {md_path} in {time.perf_counter() - t0:.0f}s")
     return html_path, md_path
+
+
+def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:
+    """(Markdown, figure path or None) of the simulated makespan of ``exp``'s plans on
+    1-256 workers (``makespan.run_plans``) from the records in its cache and
+    ``records`` (the run's own models' record dicts, which may live elsewhere). Records
+    that predict nothing give a sentence saying why, and no figure: the report is
+    still written."""
+    from . import plots
+    from .makespan import makespan_figure, markdown, run_plans
+    from .plan_progress import usable_record, recorded
+
+    cached = recorded(exp.cache_dir)
+    keys = {r.get("key") for r in cached}
+    # The run's models are usually among the cached ones: count each model once.
+    own = [r for r in records if usable_record(r) and (r.get("key") is None or r.get("key") not in keys)]
+    try:
+        plans = run_plans(exp, cached + own)
+    except ValueError as exc:
+        return f"Not simulated: {exc}", None
+    text = ("From the recorded per-model training times in the cache, how long this run's models take on W "
+            "workers (training processes), scheduled longest first.\n\n" + markdown(plans))
+    return text, plots.save(makespan_figure(plans), path)
+
+
+def _markdown_to_html(text: str) -> str:
+    """The makespan section's Markdown (a pipe table, then "- " lines) as HTML."""
+    out, table = [], []
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if not set(line) <= set("|- "):  # the header's separator row
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                tag = "th" if not table else "td"
+                table.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if table:
+            out.append("<table>" + "".join(table) + "</table>")
+            table = []
+        if line.startswith("- "):
+            out.append(f"<p>{html.escape(line[2:].replace('**', ''))}</p>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    if table:
+        out.append("<table>" + "".join(table) + "</table>")
+    return "".join(out)
 
 
 def write_forest_plot(verdicts, path, claims=()) -> Path:

@@ -14,17 +14,29 @@ import heapq
 import numpy as np
 
 
-def lpt_makespan(seconds, workers: int) -> float:
+def lpt_makespan(seconds, workers: int, busy=()) -> float:
     """Makespan in seconds of jobs ``seconds`` ((n,) non-negative floats) on
     ``workers`` identical workers under LPT list scheduling.
 
-    Raises ValueError for fewer than one worker or a negative or non-finite time."""
+    ``busy``: seconds that some workers (at most ``workers``) still need for a job
+    already running on them ((k,) non-negative floats, k <= workers): a running job
+    stays where it is, and the queued jobs go to whichever worker frees up first (what
+    a pool does while a plan is under way; ``plan_progress`` predicts its ETA so).
+
+    Raises ValueError for fewer than one worker, a negative or non-finite time, or
+    more busy workers than workers."""
     t = np.asarray(seconds, dtype=np.float64).ravel()
+    b = np.asarray(busy, dtype=np.float64).ravel()
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    if t.size and (not np.isfinite(t).all() or (t < 0).any()):
-        raise ValueError("job times must be finite and non-negative seconds")
-    loads = [0.0] * min(workers, max(1, t.size))
+    for name, values in (("job times", t), ("busy times", b)):
+        if values.size and (not np.isfinite(values).all() or (values < 0).any()):
+            raise ValueError(f"{name} must be finite and non-negative seconds")
+    if b.size > workers:
+        raise ValueError(f"{b.size} busy workers but only {workers} workers; pass at most one busy time per worker")
+    # Idle workers beyond the job count never receive a job: leaving them out keeps
+    # the heap small for 256 workers and gives the same maximum.
+    loads = [float(x) for x in b] + [0.0] * min(workers - b.size, t.size) or [0.0]
     heapq.heapify(loads)
     for job in np.sort(t)[::-1]:
         heapq.heappush(loads, heapq.heappop(loads) + float(job))

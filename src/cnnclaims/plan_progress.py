@@ -1,0 +1,305 @@
+"""Progress of a training plan: which models run and at which epoch, how many are done
+out of how many planned, the elapsed time, and an ETA for the whole plan.
+
+The ETA is predicted from the recorded training times of models of the same size
+(``record.json`` in the cache's models folder): the longest-processing-time-first
+makespan (``schedule.lpt_makespan``) of the work left on the plan's workers, where a
+running model keeps its worker for its estimate less the time it has run. Once models
+finish in this run, the estimates are corrected by the ratio of their observed to
+their estimated times (a busier or faster machine than the one that recorded them).
+
+Every executor reports the same three events (``started``, ``epoch``, ``finished``) to
+a ``PlanProgress``: the local process pool (``training.train_missing``) and the Ray
+executor. Nothing here trains or imports TensorFlow; the clock is injected, so the
+lines are testable without waiting.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schedule import lpt_makespan
+
+
+# --- recorded times -----------------------------------------------------------------
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def usable_record(record) -> bool:
+    """Whether a record carries what an estimate reads: spec.n_train, spec.max_epochs,
+    spec.patience (positive / non-negative integers) and a finite, non-negative
+    train_seconds."""
+    if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
+        return False
+    spec, secs = record["spec"], record.get("train_seconds")
+    ints = [spec.get(k) for k in ("n_train", "max_epochs", "patience")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+        return False
+    return ints[0] >= 1 and ints[1] >= 1 and ints[2] >= 0 and _is_number(secs) and math.isfinite(secs) and secs >= 0
+
+
+def recorded(cache_dir) -> list[dict]:
+    """The model records (``<cache_dir>/models/*/record.json`` as dicts) that an
+    estimate can read, sorted by path.
+
+    Tolerant by design: the cache may be written while this reads it, and a progress
+    line must never stop a training run. A record that cannot be read, is not JSON, or
+    lacks the fields an estimate needs (see ``usable_record``) is skipped silently (training
+    itself reports and replaces damaged entries); a missing or unreadable folder gives
+    []. ``.partial`` folders (models being built) are never read."""
+    folder = Path(cache_dir) / "models"
+    try:
+        paths = sorted(p for p in folder.glob("*/record.json") if not p.parent.name.endswith(".partial"))
+    except OSError:
+        return []
+    records = []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+            continue
+        if usable_record(record):
+            records.append(record)
+    return records
+
+
+def _size(spec, what: str = "spec") -> tuple[int, int, int]:
+    """(n_train, max_epochs, patience) of a TrainSpec, of anything with those
+    attributes, or of a dict with those keys (a record's ``spec``)."""
+    get = spec.get if isinstance(spec, dict) else (lambda k: getattr(spec, k, None))
+    values = tuple(get(k) for k in ("n_train", "max_epochs", "patience"))
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or values[0] < 1:
+        raise ValueError(f"{what} {spec!r}: needs integer n_train (>= 1), max_epochs and patience; pass a "
+                         "training.TrainSpec or a dict with those keys")
+    return values
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A model's predicted training time: ``seconds`` (float, NaN when nothing predicts
+    it) and ``basis``: ``"recorded (k models)"`` (the mean of k records of the same
+    size), ``"scaled from n=N (k models)"`` (the mean at the nearest recorded size N,
+    times n_train / N), or ``"no record"``."""
+
+    seconds: float
+    basis: str
+
+    @property
+    def scaled(self) -> bool:
+        return self.basis.startswith("scaled")
+
+
+def estimate(specs, records) -> list[Estimate]:
+    """One Estimate per spec, from ``records`` (dicts as in record.json, e.g. from
+    ``recorded(cache_dir)``).
+
+    Same size means the same n_train, max_epochs and patience: the epoch limit and
+    early stopping set the epochs trained, n_train the time per epoch. A size without
+    records is scaled from the nearest recorded size of the same max_epochs and patience
+    (nearest by ratio, so 25,000 scales from 50,000 rather than 10,000), proportionally
+    to n_train: the time per epoch grows with the images, and the epochs to early
+    stopping are assumed unchanged (a guess, which the basis says). Records of another
+    epoch limit or patience are not used: a 2-epoch smoke record says little about a
+    30-epoch early-stopped run. The recipe (architecture) is not compared.
+
+    Raises ValueError naming the spec or the record (by position) that lacks the fields."""
+    by_setting: dict[tuple, dict[int, list[float]]] = {}
+    for i, r in enumerate(records):
+        if not usable_record(r):
+            raise ValueError(f"record {i} of {len(records)}: needs spec.n_train, spec.max_epochs, spec.patience "
+                             "and a finite train_seconds >= 0; read records with plan_progress.recorded(cache_dir), "
+                             "which skips unusable ones")
+        n, epochs, patience = _size(r["spec"], "record spec")
+        by_setting.setdefault((epochs, patience), {}).setdefault(n, []).append(float(r["train_seconds"]))
+    out = []
+    for spec in specs:
+        n, epochs, patience = _size(spec)
+        sizes = by_setting.get((epochs, patience), {})
+        if n in sizes:
+            times = sizes[n]
+            out.append(Estimate(sum(times) / len(times), f"recorded ({len(times)} models)"))
+        elif sizes:
+            near = min(sizes, key=lambda m: (abs(math.log(n / m)), -m))  # a tie: the larger, better measured
+            times = sizes[near]
+            out.append(Estimate(sum(times) / len(times) * n / near, f"scaled from n={near} ({len(times)} models)"))
+        else:
+            out.append(Estimate(math.nan, "no record"))
+    return out
+
+
+def estimate_seconds(specs, records) -> list[float]:
+    """Predicted training seconds per spec (a list of floats, NaN where no record of
+    the same epoch limit and patience exists); ``estimate`` gives the basis of each."""
+    return [e.seconds for e in estimate(specs, records)]
+
+
+# --- the progress of a plan ---------------------------------------------------------
+
+def duration(seconds: float) -> str:
+    """``12m04s``, ``1h02m04s``, ``45s``; ``?`` for NaN."""
+    if not math.isfinite(seconds):
+        return "?"
+    s = int(round(max(0.0, seconds)))
+    h, m, sec = s // 3600, s // 60 % 60, s % 60
+    return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s" if m else f"{sec}s"
+
+
+def rough(seconds: float) -> str:
+    """A prediction, no finer than it is: ``31m``, ``1h05m``, ``40s``."""
+    s = int(round(max(0.0, seconds)))
+    if s < 60:
+        return f"{s}s"
+    m = int(round(s / 60))
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m"
+
+
+def short_name(spec) -> str:
+    """``benchmark s3 n=50000``: role, seed and size, for the list of running models."""
+    return f"{getattr(spec, 'role', '?')} s{getattr(spec, 'seed', '?')} n={getattr(spec, 'n_train', '?')}"
+
+
+def _label(spec) -> str:
+    return getattr(spec, "label", None) or short_name(spec)
+
+
+class PlanProgress:
+    """The progress of training ``specs`` (TrainSpecs, hashable) on ``workers`` workers,
+    said through ``progress`` (a callable taking one line of text).
+
+    Executors call ``started(spec)`` when a model begins training, ``epoch(spec,
+    epoch, max_epochs)`` after each epoch and ``finished(spec, seconds)`` when it is
+    stored; each prints one line (an epoch at most once per model and epoch) ending in
+    ``status()``. Estimates come from the records in ``cache_dir`` when this is made
+    (or ``records``, a list of record dicts, when given); ``clock`` gives seconds
+    (default ``time.monotonic``), injected by tests. A spec the plan did not list is
+    added to it rather than refused: a progress line must never stop a training run.
+
+    Raises ValueError for fewer than one worker or specs without n_train, max_epochs
+    and patience."""
+
+    def __init__(self, specs, workers: int, cache_dir=None, progress=print, clock=time.monotonic, records=None):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
+        self.workers, self.progress, self.clock = workers, progress, clock
+        self.records = list(records) if records is not None else recorded(cache_dir) if cache_dir else []
+        self.specs = list(dict.fromkeys(specs))
+        self._prior = dict(zip(self.specs, estimate(self.specs, self.records)))
+        self.t0 = clock()
+        self._running: dict = {}  # spec -> [start time, last epoch, max epochs]
+        self._done: dict = {}  # spec -> observed seconds
+        self._said: set = set()  # (spec, epoch) already said
+
+    # -- events ---------------------------------------------------------------------
+
+    def _add(self, spec) -> None:
+        if spec not in self._prior:
+            self.specs.append(spec)
+            self._prior[spec] = estimate([spec], self.records)[0]
+
+    def started(self, spec) -> None:
+        """``spec`` began training now; says one line."""
+        self._add(spec)
+        self._done.pop(spec, None)  # trained again (a retry): it is not done
+        self._running[spec] = [self.clock(), 0, getattr(spec, "max_epochs", 0)]
+        est, prior = self._estimates().get(spec, math.nan), self._prior[spec]
+        basis = prior.basis if math.isfinite(prior.seconds) else "from this run's models"
+        guess = f"estimated {rough(est)}, {basis}" if math.isfinite(est) else "no estimate yet"
+        self.progress(f"cnnclaims: started {_label(spec)} ({guess}); {self.status(prefix=False)}")
+
+    def epoch(self, spec, epoch: int, max_epochs: int, detail: str = "") -> None:
+        """``spec`` finished epoch ``epoch`` (1-based) of at most ``max_epochs``;
+        ``detail``: the epoch's metrics, shown as they are. Says one line, unless this
+        model's epoch was said already."""
+        if (spec, epoch) in self._said:
+            return
+        self._said.add((spec, epoch))
+        if spec not in self._running:  # its start was not reported: it runs since now
+            self._add(spec)
+            self._running[spec] = [self.clock(), 0, max_epochs]
+        self._running[spec][1:] = [epoch, max_epochs]
+        detail = f" {detail}" if detail else ""
+        self.progress(f"cnnclaims: [{_label(spec)}] epoch {epoch}/{max_epochs}{detail}; {self.status(prefix=False)}")
+
+    def finished(self, spec, seconds: float) -> None:
+        """``spec`` is trained and stored, after ``seconds`` of wall time; says one line."""
+        self._add(spec)
+        self._running.pop(spec, None)
+        est = self._estimates().get(spec, math.nan)
+        self._done[spec] = float(seconds)
+        vs = f" (estimated {rough(est)})" if math.isfinite(est) else ""
+        self.progress(f"cnnclaims: finished {_label(spec)} in {duration(seconds)}{vs}; {self.status(prefix=False)}")
+
+    # -- the prediction -------------------------------------------------------------
+
+    def ratio(self) -> float:
+        """Observed over estimated seconds of the models finished in this run that had
+        an estimate (1.0 before any): how much slower (> 1) this run trains than the
+        records predicted."""
+        pairs = [(secs, self._prior[s].seconds) for s, secs in self._done.items()
+                 if math.isfinite(self._prior[s].seconds) and self._prior[s].seconds > 0]
+        est = sum(p for _, p in pairs)
+        return sum(o for o, _ in pairs) / est if pairs and est > 0 else 1.0
+
+    def _estimates(self) -> dict:
+        """Current estimate per spec not done: the prior times the observed ratio;
+        for a size with no prior, what this run's finished models predict."""
+        ratio = self.ratio()
+        observed = [{"spec": {"n_train": n, "max_epochs": e, "patience": p}, "train_seconds": secs}
+                    for s, secs in self._done.items() for n, e, p in [_size(s)]]
+        out = {}
+        for s in self.specs:
+            if s in self._done:
+                continue
+            prior = self._prior[s].seconds
+            out[s] = prior * ratio if math.isfinite(prior) else estimate([s], observed)[0].seconds
+        return out
+
+    def eta(self) -> tuple[float, str]:
+        """(seconds until the plan is done, NaN when unknown; the basis in words)."""
+        now = self.clock()
+        est = self._estimates()
+        if not est:
+            return 0.0, "nothing left"
+        unknown = sorted({_size(s) for s, v in est.items() if not math.isfinite(v)})
+        if unknown:
+            if len(unknown) == len({_size(s) for s in est}) and not self._done:
+                return math.nan, "no recorded times yet"
+            sizes = ", ".join(f"n={n} ({e} epochs, patience {p})" for n, e, p in unknown)
+            return math.nan, f"no recorded time for {sizes} yet"
+        busy = [max(0.0, est[s] - (now - start)) for s, (start, *_) in self._running.items() if s in est]
+        queued = [v for s, v in est.items() if s not in self._running]
+        # More running than declared workers (an executor that oversubscribes): each
+        # running model holds a worker of its own.
+        workers = max(self.workers, len(busy))
+        seconds = lpt_makespan(queued, workers, busy=busy)
+        basis = ["from recorded times" if any(self._prior[s].basis.startswith("recorded") for s in est)
+                 or any(self._prior[s].scaled for s in est) else "from this run's times"]
+        scaled = sorted({_size(s)[0] for s in est if self._prior[s].scaled})
+        if scaled:
+            basis.append(f"n={', '.join(map(str, scaled))} scaled from other sizes")
+        ratio = self.ratio()
+        if self._done and abs(ratio - 1) > 0.005:
+            basis.append(f"x{ratio:.2f} as observed on {len(self._done)} model{'s' * (len(self._done) != 1)} "
+                         "of this run")
+        return seconds, f"LPT over {len(est)} left on {workers} worker{'s' * (workers != 1)}, {', '.join(basis)}"
+
+    def status(self, prefix: bool = True) -> str:
+        """``cnnclaims: plan 5/24 done, running: benchmark s3 n=50000 epoch 4/30, ...;
+        elapsed 12m04s, ETA 31m (LPT over 19 left on 2 workers, from recorded times)``."""
+        running = [f"{short_name(s)} epoch {e}/{m}" if e else f"{short_name(s)} starting"
+                   for s, (_, e, m) in self._running.items()]
+        seconds, basis = self.eta()
+        if basis == "nothing left":
+            eta = "all done"
+        elif math.isfinite(seconds):
+            eta = f"ETA {rough(seconds)} ({basis})"
+        else:
+            eta = f"ETA unknown ({basis})"
+        line = (f"plan {len(self._done)}/{len(self.specs)} done, running: {', '.join(running) or 'none'}; "
+                f"elapsed {duration(self.clock() - self.t0)}, {eta}")
+        return f"cnnclaims: {line}" if prefix else line
