@@ -50,7 +50,7 @@ def cmd_run(args):
     print(f"data: {exp.data.source} (fingerprint {exp.data.fingerprint})")
     print(f"probe: test image {exp.probe_index} (class {exp.experiment.probe.class_name})")
     roles = exp.roles if args.all else (exp.a, exp.b)
-    exp.train(roles, first_only=not args.all)
+    exp.train(exp.plan_roles if args.all else roles, first_only=not args.all)
     for role in roles:
         models = exp.models(role) if args.all else [exp.first_model(role)]
         for t in models:
@@ -60,6 +60,11 @@ def cmd_run(args):
             print(f"{role:9s} seed {t.spec.seed:4d}: {t.spec.n_train} images, {t.record['epochs']} epochs, "
                   f"test accuracy {t.test_accuracy:.4f}; probe top-3: "
                   + ", ".join(f"{classes[k]} {p[k]:.3f}" for k in top))
+    if args.all and exp.profile.sizes:
+        for n, models in exp.sweep_models().items():
+            print(f"sizes {n:>6} images: test accuracy " + ", ".join(
+                f"s{t.spec.seed} {t.test_accuracy:.4f}{'' if t.spec.role == 'sizes' else f' ({t.spec.role})'}"
+                for t in models))
     print(f"done in {time.perf_counter() - t0:.1f}s (cache: {exp.cache_dir})")
 
 
@@ -144,7 +149,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="train/load the models of both conditions; print accuracies and probe top-3")
     _common(p)
-    p.add_argument("--all", action="store_true", help="every seed and the null control's models too")
+    p.add_argument("--all", action="store_true", help="every seed, the null control's and the sizes sweep's models too")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("verdicts", help="print the verdict table")
     _common(p)

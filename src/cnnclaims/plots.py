@@ -133,6 +133,50 @@ def seed_points(per_seed: dict, stat: str, ci=None, title: str = ""):
     return fig
 
 
+def size_trend(sizes, per_seed, fit, sesoi: float, stat: str, title: str = ""):
+    """The sizes scope's evidence: one point per model, mean and 95% CI per size, the
+    fitted trend and the SESOI band.
+
+    ``sizes``: (k,) training-set sizes (images, x on a log axis); ``per_seed``: (k, s)
+    numbers, one per model (row: size, column: seed; NaN: no value); ``fit``: (slope per
+    decade, intercept, CI low, CI high) of ``stats.trend``; ``sesoi``: the claim's SESOI
+    per decade. The band is every line through the grand mean whose slope lies within
+    +/- SESOI per decade: a trend inside it is negligible."""
+    from scipy import stats as sps
+
+    sizes = np.asarray(sizes, dtype=np.float64)
+    y = np.asarray(per_seed, dtype=np.float64)
+    x = np.log10(sizes)
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for j in range(y.shape[1]):
+        ax.scatter(10 ** (x + 0.012 * (j - (y.shape[1] - 1) / 2)), y[:, j], s=16, color=PALETTE[j % len(PALETTE)],
+                   alpha=0.7, zorder=3, label=f"seed {j}" if j < 8 else None)
+    means, half = [], []
+    for row in y:
+        row = row[np.isfinite(row)]
+        means.append(row.mean() if len(row) else np.nan)
+        half.append(sps.t.ppf(0.975, len(row) - 1) * row.std(ddof=1) / np.sqrt(len(row)) if len(row) > 1 else np.nan)
+    ax.errorbar(sizes, means, yerr=half, fmt="s", color="black", capsize=4, zorder=4, label="mean, 95% CI")
+    slope, intercept, lo, hi = fit
+    xs = np.linspace(x.min(), x.max(), 50)
+    if np.isfinite([slope, intercept]).all():
+        ax.plot(10 ** xs, intercept + slope * xs, color="black", lw=1.5,
+                label=f"trend {slope:.3g}/decade [{lo:.3g}, {hi:.3g}]")
+    if np.isfinite(sesoi):
+        xm, ym = np.mean(x), np.nanmean(y)
+        ax.fill_between(10 ** xs, ym - sesoi * np.abs(xs - xm), ym + sesoi * np.abs(xs - xm), color="grey",
+                        alpha=0.25, label=f"|slope| < SESOI {sesoi:g}/decade")
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{int(n):,}" for n in sizes])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("training-set size (images, log scale)")
+    ax.set_ylabel(stat)
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def entropy_bars(entropies: dict, title: str = ""):
     """Entropies (bits) of the input and of each model's last conv layer (claim C7)."""
     fig, ax = plt.subplots(figsize=(6, 4))

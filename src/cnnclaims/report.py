@@ -186,6 +186,9 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     from .compat import versions
 
     records = [t.record for role in exp.roles for t in exp.models(role)]
+    # The sweep's own models (its 10,000/50,000-image points are listed above already).
+    records += [t.record for ms in exp.sweep_models().values() for t in ms if t.spec.role == "sizes"]
+    _trend_figures(exp, verdicts, figs, folder / "figures")
     ex = exp.experiment
     makespan_md, makespan_png = write_makespan(exp, folder / "figures" / "makespan.png", records)
 
@@ -272,6 +275,19 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     html_path.write_text("\n".join(h))
     progress(f"cnnclaims report: wrote {html_path} and {md_path} in {time.perf_counter() - t0:.0f}s")
     return html_path, md_path
+
+
+def _trend_figures(exp, verdicts, figs: dict, folder: Path) -> None:
+    """The sizes scope's figure of each claim (points per seed, mean and CI per size,
+    trend, SESOI band), added to the claim's figures."""
+    from . import plots
+    from .diagnostics import size_trend_figure
+
+    for v in verdicts:
+        if v.scope == "sizes":
+            claim = exp.experiment.claim(v.claim)
+            path = plots.save(size_trend_figure(claim, v), folder / f"{claim.name}-sizes-trend.png")
+            figs.setdefault(v.claim, []).insert(0, path)
 
 
 def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:
