@@ -55,7 +55,7 @@ def test_a_size_without_records_is_scaled_from_the_nearest_recorded_size():
     # The 2-epoch record of n=4000 is never used for a 30-epoch spec.
     got = estimate([Spec("a", 3000, 0), Spec("a", 2000, 0), Spec("a", 500, 0)], RECORDS)
     assert [e.seconds for e in got] == [300.0, 200.0, 50.0]
-    assert [e.basis for e in got] == ["scaled from n=4000 (1 models)", "scaled from n=4000 (1 models)",
+    assert [e.basis for e in got] == ["scaled from n=4000 (1 model)", "scaled from n=4000 (1 model)",
                                       "scaled from n=1000 (2 models)"]
     assert all(e.scaled for e in got)
 
@@ -143,7 +143,7 @@ def test_lines_say_what_runs_its_epoch_and_each_epoch_once():
     clock, lines = Clock(), []
     plan = PlanProgress([a, b, Spec("null", 1000, 7)], 2, progress=lines.append, clock=clock, records=RECORDS)
     plan.started(a)
-    assert lines == ["cnnclaims: started benchmark seed=3 n=4000 (estimated 7m, recorded (1 models)); plan 0/3 done, "
+    assert lines == ["cnnclaims: started benchmark seed=3 n=4000 (estimated 7m, recorded (1 model)); plan 0/3 done, "
                      "running: benchmark s3 n=4000 starting; elapsed 0s, ETA 7m (LPT over 3 left on 2 workers, "
                      "from recorded times)"]
     plan.started(b)

@@ -83,8 +83,8 @@ def _size(spec, what: str = "spec") -> tuple[int, int, int]:
 class Estimate:
     """A model's predicted training time: ``seconds`` (float, NaN when nothing predicts
     it) and ``basis``: ``"recorded (k models)"`` (the mean of k records of the same
-    size), ``"scaled from n=N (k models)"`` (the mean at the nearest recorded size N,
-    times n_train / N), or ``"no record"``."""
+    size; "1 model" for one), ``"scaled from n=N (k models)"`` (the mean at the nearest
+    recorded size N, times n_train / N), or ``"no record"``."""
 
     seconds: float
     basis: str
@@ -122,14 +122,18 @@ def estimate(specs, records) -> list[Estimate]:
         sizes = by_setting.get((epochs, patience), {})
         if n in sizes:
             times = sizes[n]
-            out.append(Estimate(sum(times) / len(times), f"recorded ({len(times)} models)"))
+            out.append(Estimate(sum(times) / len(times), f"recorded ({_models(len(times))})"))
         elif sizes:
             near = min(sizes, key=lambda m: (abs(math.log(n / m)), -m))  # a tie: the larger, better measured
             times = sizes[near]
-            out.append(Estimate(sum(times) / len(times) * n / near, f"scaled from n={near} ({len(times)} models)"))
+            out.append(Estimate(sum(times) / len(times) * n / near, f"scaled from n={near} ({_models(len(times))})"))
         else:
             out.append(Estimate(math.nan, "no record"))
     return out
+
+
+def _models(k: int) -> str:
+    return f"{k} model" + ("s" if k != 1 else "")
 
 
 def estimate_seconds(specs, records) -> list[float]:
