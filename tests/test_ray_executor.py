@@ -77,7 +77,10 @@ def no_training(line):
 
 
 def entries(cache_dir: Path) -> list:
-    return sorted(p.name for p in (cache_dir / "models").iterdir()) if (cache_dir / "models").exists() else []
+    """Names of the folders in a cache's models/ (entries and any .partial; the .lock
+    files beside them stay, as the local pool's do)."""
+    models = cache_dir / "models"
+    return sorted(p.name for p in models.iterdir() if p.is_dir()) if models.exists() else []
 
 
 @pytest.mark.ray
@@ -110,6 +113,29 @@ def test_ray_trains_the_local_pools_models_bit_for_bit(cluster, small, tmp_path)
     assert "plan 3/3 done" in lines[-2] and lines[-1].startswith("cnnclaims: trained 3 models through Ray")
     assert not [n for n in entries(tmp_path / "ray") if n.endswith(".partial")]
     print(f"3 models through Ray in {ray_seconds:.1f}s")
+
+
+@pytest.mark.ray
+def test_a_model_another_process_is_training_is_left_to_it(cluster, small, tmp_path):
+    """An entry whose lock another process holds (it is training that model, as a
+    pytest-xdist worker's get_trained does) is not trained again through Ray; the other
+    models are, and the run says what it left."""
+    import fcntl
+
+    from cnnclaims.training import cache_key, entry_dir
+
+    folder, data = small
+    busy, free = PLAN[1], PLAN[2]
+    lock = entry_dir(tmp_path, busy, cache_key(busy, data.fingerprint)).with_suffix(".lock")
+    lock.parent.mkdir(parents=True)
+    lines = []
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # another open file: to flock, another holder
+        done = train_missing([busy, free], data, str(folder), tmp_path, workers=2, progress=lines.append,
+                             executor="ray")
+    assert done == [free]
+    assert "1 of the 2 models are trained (or were just stored) by another process" in "\n".join(lines)
+    assert entries(tmp_path) == [entry_dir(tmp_path, free, cache_key(free, data.fingerprint)).name]
 
 
 class NotingSubset:
@@ -157,7 +183,7 @@ def test_a_worker_killed_mid_training_is_retried_and_its_model_stored_once(clust
     assert any(f"{long.label} starts again (attempt 2)" in line for line in lines), "\n".join(lines)
     assert {int(p.name.split("-")[1]) for p in notes.glob(f"{long.seed}-*")} - set(killed), "not retried elsewhere"
     names = entries(tmp_path / "cache")
-    assert [n for n in names if not n.endswith(".lock")] == sorted(
+    assert names == sorted(
         get_trained(s, data, tmp_path / "cache", progress=no_training).path.name for s in plan)
     work = Path(tempfile.gettempdir()) / ray_executor.WORK_ROOT
     assert not list(work.glob(f"{killed[0]}-*")), "the killed worker's folder was left"
@@ -302,7 +328,7 @@ def _tamper(record, **changes):
 def test_a_result_that_fails_its_checks_is_refused_and_nothing_stored(one_result, tmp_path, damage, expected):
     spec, key, model_bytes, record, info = one_result
     ray_executor._store(spec, key, model_bytes, record, info, tmp_path / "ok", False, record["versions"])
-    assert len(entries(tmp_path / "ok")) == 2  # the entry and its lock: the undamaged result is stored
+    assert len(entries(tmp_path / "ok")) == 1  # the undamaged result is stored
     with pytest.raises(ray_executor.RayResultError, match=expected):
         ray_executor._store(spec, key, *damage(model_bytes, record, info), tmp_path / "bad", False,
                             record["versions"])

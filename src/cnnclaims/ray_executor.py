@@ -79,7 +79,8 @@ def import_ray():
 def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progress, recipes: dict,
                    address: str | None = None) -> list:
     """Train every spec of ``missing`` (TrainSpecs, in the order to start them) as a Ray
-    task and store each model in ``cache_dir``'s entry for it; returns ``missing``.
+    task and store each model in ``cache_dir``'s entry for it; returns the specs
+    trained here.
 
     ``data``: the session's ``Dataset`` (sent once through the object store).
     ``recipes``: ``{role: (build_model, subset)}`` for every role in ``missing``,
@@ -92,16 +93,43 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
     tasks' events (started, epoch, finished) go to a ``plan_progress.PlanProgress``,
     which says them with the plan's status and ETA.
 
+    A model whose entry another process holds locked (training it) is left to that
+    process and not returned; the caller's get_trained waits for it.
+
     Raises RayMissingError without Ray, RayClusterError when ``address`` cannot be
     reached, RayResultError for a result that fails its checks, a task's own exception
     (as Ray re-raises it: an instance of the original class too), Ray's
     WorkerCrashedError when a task's process died ``TASK_RETRIES + 1`` times, and
     KeyboardInterrupt on Ctrl-C or SIGTERM (after cancelling every task)."""
     ray = import_ray()
+    from . import training
+
+    cache_dir = Path(cache_dir)
+    keys = {spec: training.cache_key(spec, data.fingerprint) for spec in missing}
+    # Each entry's lock is held from before its task is submitted until it is stored,
+    # as get_trained holds it while it trains: another process (a pytest-xdist worker)
+    # that wants the model waits for it instead of training it a second time, and a
+    # model another process is training is left to it here.
+    with _EntryLocks() as locks:
+        mine = []
+        for spec in missing:
+            if locks.take(training.entry_dir(cache_dir, spec, keys[spec])):
+                if retrain or not training.is_cached(spec, data.fingerprint, cache_dir):
+                    mine.append(spec)
+                else:  # stored by another process since the caller looked
+                    locks.release_last()
+        if len(mine) < len(missing):
+            progress(f"cnnclaims: {len(missing) - len(mine)} of the {len(missing)} models are trained (or were just "
+                     "stored) by another process; they are loaded when needed")
+        if mine:
+            _train(ray, mine, keys, data, cache_dir, retrain, workers, progress, recipes, address)
+    return mine
+
+
+def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, recipes, address) -> None:
     from . import compat, training
     from .plan_progress import PlanProgress
 
-    cache_dir = Path(cache_dir)
     t0 = time.perf_counter()
     with _connected(ray, address, workers) as (where, cpus):
         progress(f"cnnclaims: training {len(missing)} models through Ray ({where}; one CPU and "
@@ -119,7 +147,7 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
         versions, path = compat.versions(), list(sys.path)
         pending = {}
         for i, spec in enumerate(missing):
-            key = training.cache_key(spec, data.fingerprint)
+            key = keys[spec]
             ref = task.remote(i, spec, key, data_ref, blobs[spec.role], path, lines, compat.TF_THREADS, versions)
             pending[ref] = (i, spec, key)
         # Its ETA spreads the plan over the CPUs that can take a task.
@@ -138,7 +166,7 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
                             exc.add_note(f"cnnclaims: raised by the Ray task training {spec.label}")
                             raise
                         _relay(ray, lines, missing, plan, progress)  # its last lines came before its result
-                        _store(spec, key, model_bytes, record, info, cache_dir, retrain, versions)
+                        _store(spec, key, model_bytes, record, info, cache_dir, retrain, versions, lock=False)
                         plan.finished(spec, float(info["seconds"]))
         except BaseException as exc:
             # Ctrl-C, SIGTERM, a task's error, a bad result: no task goes on training
@@ -157,7 +185,41 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
                 ray.kill(lines)
             del data_ref
     progress(f"cnnclaims: trained {len(missing)} models through Ray in {time.perf_counter() - t0:.0f}s")
-    return list(missing)
+
+
+class _EntryLocks:
+    """Cache entries' file locks (``<entry>.lock``, as ``cache.file_lock`` takes them)
+    taken without waiting and held until the ``with`` block ends."""
+
+    def __init__(self):
+        self.held = []
+
+    def __enter__(self):
+        return self
+
+    def take(self, folder: Path) -> bool:
+        """Whether this process now holds ``folder``'s lock (False: another holds it).
+        OSError when the lock file cannot be created (a read-only cache)."""
+        import fcntl
+
+        path = folder.with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        self.held.append(fh)
+        return True
+
+    def release_last(self) -> None:
+        self.held.pop().close()
+
+    def __exit__(self, *exc):
+        for fh in self.held:
+            fh.close()  # closing the file releases its flock
+        self.held.clear()
 
 
 def _stopped(signum: int) -> str:
@@ -307,9 +369,11 @@ class _TaskChannel:
 
 
 def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Path, retrain: bool,
-           versions: dict) -> Path:
+           versions: dict, lock: bool = True) -> Path:
     """Write a task's result as ``spec``'s cache entry once it passes every check; the
-    entry's folder. Raises RayResultError naming the model and the node otherwise."""
+    entry's folder. Raises RayResultError naming the model and the node otherwise.
+    ``lock``: take the entry's lock (False: this process holds it already; a second
+    flock on it from here would wait for ever)."""
     from . import cache, training
 
     folder = training.entry_dir(cache_dir, spec, key)
@@ -338,7 +402,7 @@ def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Pa
         problems.append("the model bytes do not match the record's model_sha256")
     if problems:
         raise RayResultError(f"{where} returned a model that cannot be stored: {'; '.join(problems)}")
-    with cache.file_lock(folder.with_suffix(".lock")):
+    with cache.file_lock(folder.with_suffix(".lock")) if lock else contextlib.nullcontext():
         if folder.exists():
             if not retrain:
                 try:  # another process (an xdist worker) stored it meanwhile: the same bits
