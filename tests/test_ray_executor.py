@@ -189,6 +189,39 @@ def test_a_worker_killed_mid_training_is_retried_and_its_model_stored_once(clust
     assert not list(work.glob(f"{killed[0]}-*")), "the killed worker's folder was left"
 
 
+@pytest.mark.ray
+def test_ctrl_c_in_the_driver_kills_the_tasks_of_a_cluster_it_did_not_start(cluster, small, tmp_path):
+    """SIGINT to this process while two tasks train on a Ray it is connected to (as on a
+    cluster, which outlives the run): KeyboardInterrupt comes back, both workers'
+    processes are killed (the cluster stays up, but trains nothing of ours), and the
+    cache holds no entry and no .partial folder."""
+    folder, data = small
+    notes = tmp_path / "pids"
+    notes.mkdir()
+    plan = [TrainSpec("dummy", 100, s, max_epochs=100_000, patience=100_000) for s in (8, 9)]
+    lines = []
+
+    def interrupt_once_both_train():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if len(list(notes.iterdir())) == 2 and sum("] epoch 1/" in line for line in list(lines)) >= 2:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=interrupt_once_both_train, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        train_missing(plan, data, str(folder), tmp_path / "cache", workers=2, progress=lines.append,
+                      executor="ray", recipes={"dummy": ray_executor_recipe(notes)})
+    pids = {int(p.name.split("-")[1]) for p in notes.iterdir()}
+    assert len(pids) == 2, "\n".join(lines)
+    deadline = time.monotonic() + 15
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(pids), "a task's worker still runs after Ctrl-C"
+    assert entries(tmp_path / "cache") == []
+
+
 def ray_executor_recipe(notes):
     from cnnclaims.model import build_model
 

@@ -271,9 +271,13 @@ def _connected(ray, address, workers: int):
             try:
                 ray.init(address=address, **quiet)
             except (ConnectionError, TimeoutError, RuntimeError) as exc:
+                # Ray's own message does not say why (its log lines above it may: a
+                # missing token reads "InvalidAuthToken").
                 raise RayClusterError(
                     f"cannot reach the Ray cluster at --ray-address {address} ({type(exc).__name__}: {exc}); start "
-                    "it with `ray start --head` there, or fix --ray-address / $CNNCLAIMS_RAY_ADDRESS") from exc
+                    "it with `ray start --head` there, fix --ray-address / $CNNCLAIMS_RAY_ADDRESS, or, when the "
+                    "cluster uses token authentication, set RAY_AUTH_MODE=token here with its token in "
+                    "~/.ray/auth_token or $RAY_AUTH_TOKEN") from exc
             where, cpus = f"the cluster at {address}, {_cpus(ray)} CPUs", _cpus(ray)
         else:
             # "local": a new Ray for this run even when $RAY_ADDRESS names another (the
