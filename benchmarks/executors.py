@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=10_000, help="training images per model (the dummy's size)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per model (no early stopping)")
     p.add_argument("--runs", default="local2,ray1,ray2", help="comma-separated: local2, ray1, ray2")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="run the sequence this many times (the load of other jobs drifts; medians are compared)")
     args = p.parse_args(argv)
     if not args.data:
         p.error("pass --data PATH or set CNNCLAIMS_DATA to CIFAR-10")
@@ -57,26 +60,30 @@ def main(argv=None) -> int:
     times, caches = {}, {}
     root = Path(tempfile.mkdtemp(prefix="cnnclaims-bench-"))
     try:
-        for name in args.runs.split(","):
+        for rep, name in [(r, n) for r in range(args.repeat) for n in args.runs.split(",")]:
             executor, workers = runs[name]
-            cache = root / name
+            cache = root / f"{name}-{rep}"
             shutil.copytree(Path(args.data_cache) / "data", cache / "data")  # decoded, as a real run's driver has it
             before = load_average()
             lines = []
             t = time.perf_counter()
             trained = train_missing(plan, data, args.data, cache, workers=workers, progress=lines.append,
                                     executor=executor)
-            times[name] = time.perf_counter() - t
+            seconds = time.perf_counter() - t
+            times.setdefault(name, []).append(seconds)
             if len(trained) != len(plan):
                 print(f"{name}: trained {len(trained)} of {len(plan)} models; the figures are not comparable")
                 return 1
-            caches[name] = cache
-            print(f"{name:7s} {executor:5s} {workers} worker(s): {times[name]:7.1f}s  (load average before "
+            caches[f"{name}-{rep}"] = cache
+            print(f"{name:7s} {executor:5s} {workers} worker(s): {seconds:7.1f}s  (load average before "
                   f"{before}, after {load_average()})", flush=True)
-        if "local2" in times and "ray2" in times:
-            print(f"overhead Ray(2) / local(2): {times['ray2'] / times['local2']:.3f} (target <= 1.05)")
-        if "ray1" in times and "ray2" in times:
-            print(f"speed-up Ray(2) over Ray(1): {times['ray1'] / times['ray2']:.2f}x")
+        med = {name: statistics.median(ts) for name, ts in times.items()}
+        if args.repeat > 1:
+            print("medians: " + ", ".join(f"{name} {m:.1f}s" for name, m in med.items()))
+        if "local2" in med and "ray2" in med:
+            print(f"overhead Ray(2) / local(2): {med['ray2'] / med['local2']:.3f} (target <= 1.05)")
+        if "ray1" in med and "ray2" in med:
+            print(f"speed-up Ray(2) over Ray(1): {med['ray1'] / med['ray2']:.2f}x")
         import numpy as np
 
         names = list(caches)
