@@ -140,14 +140,14 @@ def test_a_model_another_process_is_training_is_left_to_it(cluster, small, tmp_p
 
 class NotingSubset:
     """``stratified_subset`` that notes the process drawing it, as a file
-    ``<folder>/<seed>-<pid>``: the Ray worker training that model (pickled by
+    ``<folder>/<seed>-<pid>-<ns>``: the Ray worker training that model (pickled by
     reference to this module, which the worker imports from the driver's path)."""
 
     def __init__(self, folder):
         self.folder = str(folder)
 
     def __call__(self, y, n, seed):
-        Path(self.folder, f"{seed}-{os.getpid()}").touch()
+        Path(self.folder, f"{seed}-{os.getpid()}-{time.monotonic_ns()}").touch()  # one file per call
         return stratified_subset(y, n, seed)
 
 
@@ -219,6 +219,31 @@ def test_ctrl_c_in_the_driver_kills_the_tasks_of_a_cluster_it_did_not_start(clus
     while _alive(pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(pids), "a task's worker still runs after Ctrl-C"
+    assert entries(tmp_path / "cache") == []
+
+
+class FailingSubset(NotingSubset):
+    def __call__(self, y, n, seed):
+        super().__call__(y, n, seed)
+        raise ValueError(f"no subset for seed {seed}")
+
+
+@pytest.mark.ray
+def test_a_tasks_own_error_stops_the_run_once_named_and_not_retried(cluster, small, tmp_path):
+    """A task whose recipe raises: its exception reaches the caller as what it is (a
+    ValueError), with a note naming the model, it is not retried (it would fail the
+    same way), and nothing is stored."""
+    from cnnclaims.model import build_model
+
+    folder, data = small
+    notes = tmp_path / "pids"
+    notes.mkdir()
+    spec = TrainSpec("dummy", 100, 11, max_epochs=1, patience=1)
+    with pytest.raises(ValueError, match="no subset for seed 11") as info:
+        train_missing([spec], data, str(folder), tmp_path / "cache", workers=2, progress=lambda *_: None,
+                      executor="ray", recipes={"dummy": (build_model, FailingSubset(notes))})
+    assert f"cnnclaims: raised by the Ray task training {spec.label}" in getattr(info.value, "__notes__", [])
+    assert len(list(notes.iterdir())) == 1  # one attempt
     assert entries(tmp_path / "cache") == []
 
 

@@ -180,6 +180,8 @@ def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, reci
             for ref in pending:
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
+            with contextlib.suppress(Exception):  # what a failed task said before its error
+                _relay(ray, lines, missing, plan, progress)
             if received and isinstance(exc, KeyboardInterrupt) and not str(exc):
                 # Raised from inside ray.wait, Ray turns the handler's exception into a
                 # bare KeyboardInterrupt; the message says SIGTERM (the command line's
