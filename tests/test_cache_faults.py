@@ -267,7 +267,7 @@ def test_too_little_room_for_the_models_fails_before_training(tmp_path, monkeypa
     run = tiny_run(tmp_path / "cache")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: SimpleNamespace(free=2_000_000))
     with pytest.raises(CnnClaimsError, match=rf"no space left in the cache folder {tmp_path / 'cache'} \(2.0 MB "
-                       r"free.*the 9 model\(s\) this run must train need about 14 MB there \(9 x 1.6 MB\).*"
+                       r"free.*the 15 model\(s\) this run must train need about 24 MB there \(15 x 1.6 MB\).*"
                        r"--cache-dir"):
         run.models(run.a)
 
@@ -292,7 +292,7 @@ def test_full_disk_stops_the_session_after_one_attempt(pytester, tmp_path, full_
     r.assert_outcomes(failed=1)
     out = r.stdout.str()
     assert f"Interrupted: cnnclaims: no space left in the cache folder {root} (" in out
-    assert "a run of this plan stores about 200 MB there (decoded data 184 MB, 9 models x 1.6 MB" in out
+    assert "a run of this plan stores about 209 MB there (decoded data 184 MB, 15 models x 1.6 MB" in out
     assert "Traceback" not in out and "--cache-dir PATH" in out
 
 

@@ -9,7 +9,7 @@ from cnnclaims.declaration import PRIMARY
 
 CATALOG = ARTICLE.claims
 CLAIMS = {c.id: c for c in CATALOG}
-SCOPES = ARTICLE.scopes
+SCOPES = ARTICLE.scopes_for(ARTICLE.profile("article"))
 claims_for = ARTICLE.claims_for
 get_claim = ARTICLE.claim
 from cnnclaims.errors import UnknownNameError

@@ -97,5 +97,5 @@ def test_xdist_table_and_json_equal_a_plain_run(pytester, cnnclaims_plugin_args)
     assert len(b["verdicts"]) == n_claims and len(b["null_control"]) == n_null
     assert b["null_control_false_positive_rate"] == a["null_control_false_positive_rate"] is not None
     assert b["null_splits"] == a["null_splits"] and b["null_splits"]["splits"] == 10
-    assert b["models"] == a["models"] and set(b["models"]) == {"benchmark", "dummy", "null"}
+    assert b["models"] == a["models"] and set(b["models"]) == {"benchmark", "dummy", "null", "sizes"}
     assert _without_time(b) == _without_time(a)

@@ -231,7 +231,7 @@ def _write_failure(args, exc):
         from .declaration import load_experiment
 
         experiment = load_experiment(args.experiment)
-        n_models = experiment.profile(args.profile, args.seeds).n_seeds * len(experiment.roles)
+        n_models = experiment.profile(args.profile, args.seeds).n_models()
     except Exception:  # noqa: BLE001 - a plan that cannot be counted: the message omits it
         pass
     return write_failure(exc, Path(args.cache_dir) if args.cache_dir else default_cache_dir(), n_models)

@@ -279,6 +279,13 @@ class Profile:
     def seeds(self) -> list[int]:
         return list(range(self.n_seeds))
 
+    def n_models(self) -> int:
+        """Models a run of this profile trains: n_seeds for each condition and the null
+        group, plus the sweep's at sizes that are not a condition's (those reuse the
+        condition's models when their subsets nest; see training.sweep_plan)."""
+        own = [n for n in self.sizes if n not in self.n_train.values()]
+        return 3 * self.n_seeds + len(own) * self.size_seeds
+
     def null_seeds(self) -> list[int]:
         return [self.null_seed_offset + s for s in range(self.n_seeds)]
 

@@ -389,7 +389,7 @@ def _write_error(config, exc, run=None):
     root, n_models, data_bytes = getattr(run, "cache_dir", None) or cache_dir(config), None, None
     if run is not None:
         try:
-            n_models = run.profile.n_seeds * len(getattr(run, "roles", None) or ("a", "b", "null"))
+            n_models = run.profile.n_models()
         except Exception:  # noqa: BLE001 - a plan that cannot be counted: the message omits it
             pass
         data = run.__dict__.get("data")
