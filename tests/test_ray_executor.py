@@ -451,3 +451,19 @@ def test_a_ray_address_without_the_ray_executor_is_refused(monkeypatch):
     monkeypatch.setenv(options.ENV_RAY_ADDRESS, "10.0.0.5:6379")
     with pytest.raises(ValueError, match="'10.0.0.5:6379' is set, but the executor is 'local'; add --executor=ray"):
         options.check(lambda f: None)
+
+
+@pytest.mark.unit
+def test_a_ray_address_where_nothing_listens_is_refused_at_once():
+    """ray.init waits many minutes for such an address (over 10, measured): the driver
+    tries a plain connection first and says what to fix."""
+    import socket
+
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    t0 = time.monotonic()
+    with pytest.raises(ray_executor.RayClusterError, match=f"nothing answers at --ray-address 127.0.0.1:{port}"):
+        ray_executor.check_reachable(f"127.0.0.1:{port}")
+    assert time.monotonic() - t0 < 5
+    ray_executor.check_reachable("auto")  # no port: left to Ray

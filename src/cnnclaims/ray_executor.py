@@ -276,6 +276,7 @@ def _connected(ray, address, workers: int):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         if address:
+            check_reachable(address)
             try:
                 ray.init(address=address, **quiet)
             except (ConnectionError, TimeoutError, RuntimeError) as exc:
@@ -300,6 +301,25 @@ def _connected(ray, address, workers: int):
             signal.signal(signal.SIGTERM, sigterm)
         if not address:
             sweep_work_folders()  # a local Ray's killed tasks trained here
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """RayClusterError unless something accepts a TCP connection at ``address``
+    (``host:port``, or ``ray://host:port``); an address without a port ("auto") is
+    left to Ray. ray.init retries an address where nothing listens for many minutes
+    (over 10 with Ray 2.60, measured): a mistyped --ray-address would look like a hang."""
+    import socket
+
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise RayClusterError(f"nothing answers at --ray-address {address} ({exc.strerror or exc}); start the "
+                              "cluster's head there with `ray start --head --port=PORT`, or fix --ray-address / "
+                              "$CNNCLAIMS_RAY_ADDRESS") from None
 
 
 def _cpus(ray) -> int:
