@@ -164,7 +164,7 @@ def test_a_worker_killed_mid_training_is_retried_and_its_model_stored_once(clust
     lines, killed = [], []
 
     def kill_after_first_epoch():
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # generous: at a load average of 90 here the kill test took 282 s
         while time.monotonic() < deadline:
             pids = [int(p.name.split("-")[1]) for p in notes.glob(f"{long.seed}-*")]
             if pids and any(f"[{long.label}] epoch 1/" in line for line in list(lines)):
@@ -202,7 +202,7 @@ def test_ctrl_c_in_the_driver_kills_the_tasks_of_a_cluster_it_did_not_start(clus
     lines = []
 
     def interrupt_once_both_train():
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # generous: at a load average of 90 here the kill test took 282 s
         while time.monotonic() < deadline:
             if len(list(notes.iterdir())) == 2 and sum("] epoch 1/" in line for line in list(lines)) >= 2:
                 os.kill(os.getpid(), signal.SIGINT)
@@ -215,7 +215,7 @@ def test_ctrl_c_in_the_driver_kills_the_tasks_of_a_cluster_it_did_not_start(clus
                       executor="ray", recipes={"dummy": ray_executor_recipe(notes)})
     pids = {int(p.name.split("-")[1]) for p in notes.iterdir()}
     assert len(pids) == 2, "\n".join(lines)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while _alive(pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _alive(pids), "a task's worker still runs after Ctrl-C"
@@ -347,11 +347,11 @@ def test_ctrl_c_and_sigterm_cancel_every_task_and_shut_the_local_ray_down(tmp_pa
                 os.killpg(proc.pid, signal.SIGINT)
             else:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while any(not any("interrupted:" in line for line in lines) or _alive(kids[how])
                   for how, (_, lines, _) in runs.items()):
             if time.monotonic() > deadline:
-                pytest.fail(f"30 s after the signal (interrupted, processes left): "
+                pytest.fail(f"60 s after the signal (interrupted, processes left): "
                             f"{ {how: (any('interrupted:' in x for x in out), _alive(kids[how])) for how, (_, out, _) in runs.items()} }")
             time.sleep(0.2)
         for how, (proc, lines, reader) in runs.items():
