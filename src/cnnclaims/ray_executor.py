@@ -10,8 +10,9 @@ Who does what:
   folder on its own node, and returns the model file's bytes and its record.
 - The driver checks what comes back (record fields, checksum, key, spec, versions, the
   model bytes' SHA-256) and writes it into its own cache entry the way a local run
-  does (``<entry>.partial`` under the entry's file lock, renamed into place). The
-  workers need no shared filesystem and never see the cache.
+  does (``<entry>.partial``, renamed into place, under the entry's file lock, which
+  it holds from before the task is submitted). The workers need no shared
+  filesystem and never see the cache.
 
 A worker process or node that dies mid-training makes Ray run the task again (up to
 ``TASK_RETRIES`` times); only a task's returned result is stored, so each model lands
@@ -45,8 +46,9 @@ RAY_HINT = 'pip install -e ".[ray]"'
 # the same way (retry_exceptions=False).
 TASK_RETRIES = 3
 # Environment variables that change what a worker computes (thread count, Keras
-# family, oneDNN kernels) or prints: a Ray worker gets the environment of the node's
-# `ray start`, not the driver's, so the driver's values travel with every task.
+# family, oneDNN kernels) or prints: a cluster's worker gets the environment of its
+# node's `ray start`, not the driver's, so the driver's values travel with every task
+# (a Ray the driver starts inherits them).
 PASSED_ENV = ("CNNCLAIMS_TF_THREADS", "TF_USE_LEGACY_KERAS", "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")
 # Worker-local folders in which tasks train: <tmp>/cnnclaims-ray/<pid>-<random>/.
 WORK_ROOT = "cnnclaims-ray"
