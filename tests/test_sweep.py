@@ -172,3 +172,35 @@ def test_the_sizes_scope_reaches_each_verdict(slope, sd, seeds, size_sign, expec
     assert v.scope == "sizes" and np.isfinite([v.p_two_sided, v.ci_low, v.ci_high]).all()
     if expected == UNDERPOWERED:
         assert "seeds (models per size)" in v.decides
+
+
+def test_sweep_sizes_are_checked_before_training(tmp_path):
+    """Sizes not divisible by the classes are refused by the declaration; sizes the
+    data cannot give, before any model trains (they used to fail inside training, as a
+    raw ValueError from the subset function, after other models had trained)."""
+    from cnnclaims.errors import DataError
+    from cnnclaims.experiment import Run
+    from cnnclaims.testing import random_cifar
+    from cnnclaims.data import Cifar10
+
+    smoke = ARTICLE.profiles["smoke"]
+    with pytest.raises(ValueError, match=r"sweep sizes \[505\] are not divisible by the 10 classes"):
+        replace(ARTICLE, profiles={"smoke": replace(smoke, sizes=(200, 505, 1000))}, default_profile="")
+    exp = replace(ARTICLE, profiles={"smoke": replace(smoke, n_train={"benchmark": 40, "dummy": 20},
+                                                      sizes=(10, 20, 60000))}, default_profile="")
+    run = Run("smoke", cache_dir=tmp_path, progress=lambda *_: None, experiment=exp)
+    (xtr, ytr), (xte, yte) = random_cifar(4, 1)
+    run.__dict__["data"] = Cifar10(xtr, ytr, xte, yte, source="synthetic", fingerprint="synthetic")
+    with pytest.raises(DataError, match=r"the sizes sweep asks for \[60000\] training images, but the data has 40"):
+        run.train()
+    assert not (tmp_path / "models").exists()
+
+
+def test_sizes_verdicts_name_the_sweep_ends():
+    rng = np.random.default_rng(1)
+    y = 0.6 + 0.05 * np.log10(SIZES)[:, None] + rng.normal(0, 0.005, (6, 4))
+    (v,) = evaluate_catalog(_evidence(y), [C10], ["sizes"])
+    assert (v.a, v.b) == ("n=50000", "n=1000") and v.a_value > v.b_value
+    assert "n=50000 > n=1000" in v.claimed
+    (w,) = evaluate_catalog(_evidence(y, size_sign=-1), [C10], ["sizes"])
+    assert (w.a, w.b) == ("n=1000", "n=50000") and w.a_value < w.b_value

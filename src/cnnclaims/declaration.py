@@ -370,6 +370,11 @@ class Experiment:
                 raise ValueError(f"{where}: profile {p.name!r} names unknown conditions {sorted(extra)}; "
                                  f"the conditions are {self.a.name!r} and {self.b.name!r}")
             if p.sizes:
+                odd = [n for n in p.sizes if n % len(self.classes)]
+                if odd:
+                    raise ValueError(f"{where}: profile {p.name!r}: sweep sizes {odd} are not divisible by the "
+                                     f"{len(self.classes)} classes (the subsets are class-stratified); use multiples "
+                                     f"of {len(self.classes)}")
                 same = (self.a.build_model is self.b.build_model and self.a.subset is None and self.b.subset is None)
                 if not same or p.n_train[self.a.name] == p.n_train[self.b.name]:
                     raise ValueError(

@@ -108,6 +108,10 @@ class Run:
             if n > n_data:
                 raise DataError(f"profile {self.profile.name!r}: condition {cond!r} asks for {n} training images, "
                                 f"but the data has {n_data}; lower n_train or load more data")
+        too_big = [n for n in self.profile.sizes if n > n_data]
+        if too_big:
+            raise DataError(f"profile {self.profile.name!r}: the sizes sweep asks for {too_big} training images, but "
+                            f"the data has {n_data}; lower the profile's sizes or load more data")
 
     @property
     def scopes(self) -> tuple:
@@ -166,6 +170,7 @@ class Run:
         """Train every model of ``roles`` (or only each role's first seed) that is not
         cached, several at once; returns how many were trained."""
         roles = self.plan_roles if roles is None else roles
+        self.check_sizes()  # before any training: a size the data cannot give names the profile
         specs = [s for role in roles if role not in self._models and role != SWEEP
                  for s in specs_for(self.profile, role, self.experiment)[: 1 if first_only else None]]
         if SWEEP in roles and SWEEP not in self._models:

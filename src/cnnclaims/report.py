@@ -15,11 +15,13 @@ LEGEND = (
     "p: two-sided (2 x the smaller one-sided p); p_holm: Holm within (scope, tier); TOST p_holm: equivalence "
     "of the mean difference within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(a>b): probability that a model of "
     "condition a beats a model of condition b; MDE (minimal detectable effect) and N needed (per condition) at 80% power and alpha/m, shown for "
-    "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold"
+    "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold; sizes scope: "
+    "slope/dec: slope per decade of training-set size (TOST on the slope, N needed: seeds per size), a and b there the "
+    "mean at the sweep's two ends"
 )
 SHORT_TESTS = {"Wilcoxon": "Wilcoxon", "Welch": "Welch t", "one-sample t": "1-sample t", "descriptive": "descriptive"}
 SHORT_EFFECTS = {"rank-biserial r": "r", "difference of means": "diff", "mean - threshold": "mean-thr",
-                 "difference": "diff"}
+                 "difference": "diff", "slope per decade": "slope/dec"}
 
 
 def _f(v) -> str:
@@ -188,7 +190,6 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     records = [t.record for role in exp.roles for t in exp.models(role)]
     # The sweep's own models (its 10,000/50,000-image points are listed above already).
     records += [t.record for ms in exp.sweep_models().values() for t in ms if t.spec.role == "sizes"]
-    _trend_figures(exp, verdicts, figs, folder / "figures")
     ex = exp.experiment
     makespan_md, makespan_png = write_makespan(exp, folder / "figures" / "makespan.png", records)
 
@@ -275,19 +276,6 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     html_path.write_text("\n".join(h))
     progress(f"cnnclaims report: wrote {html_path} and {md_path} in {time.perf_counter() - t0:.0f}s")
     return html_path, md_path
-
-
-def _trend_figures(exp, verdicts, figs: dict, folder: Path) -> None:
-    """The sizes scope's figure of each claim (points per seed, mean and CI per size,
-    trend, SESOI band), added to the claim's figures."""
-    from . import plots
-    from .diagnostics import size_trend_figure
-
-    for v in verdicts:
-        if v.scope == "sizes":
-            claim = exp.experiment.claim(v.claim)
-            path = plots.save(size_trend_figure(claim, v), folder / f"{claim.name}-sizes-trend.png")
-            figs.setdefault(v.claim, []).insert(0, path)
 
 
 def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:

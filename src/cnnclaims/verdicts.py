@@ -320,6 +320,14 @@ def trend_alternative(claim: Claim, size_sign: int) -> str:
     return "greater" if up else "less"
 
 
+def sweep_ends(evidence) -> tuple:
+    """Names of the sweep's two ends in a sizes verdict, condition a's side first
+    (e.g. ("n=50000", "n=1000")): its ``a_value``/``b_value`` are the means there, and
+    "a > b" then reads along the sweep, whichever condition is the larger."""
+    lo, hi = f"n={min(evidence.sizes)}", f"n={max(evidence.sizes)}"
+    return (hi, lo) if evidence.size_sign > 0 else (lo, hi)
+
+
 def check_sizes(claim: Claim, evidence) -> Measured:
     """The sizes scope: ``stats.trend`` of the claim's number per model (mean over the
     probe-class images, or test accuracy) across the sweep's training-set sizes."""
@@ -335,7 +343,8 @@ def check_sizes(claim: Claim, evidence) -> Measured:
     missing = int(np.sum(~np.isfinite(y)))
     notes = f"{missing} model(s) have no defined number: left out of their seed's fit" if missing else ""
     extras = {"per_seed": y.tolist(), "seeds": seeds}
-    # a_value / b_value: the mean number at condition a's end of the sweep and at b's.
+    # a_value / b_value: the mean number at condition a's end of the sweep and at b's
+    # (named by sweep_ends).
     lo, hi = res.extra["means_per_size"][0], res.extra["means_per_size"][-1]
     a_end, b_end = (hi, lo) if evidence.size_sign > 0 else (lo, hi)
     return Measured(res, float(a_end), float(b_end), data_scope, extras, notes)
@@ -479,10 +488,10 @@ def evaluate_catalog(evidence, claims=None, scopes=None, adjust=st.holm) -> list
     for scope in scopes:
         kind = _kind(evidence, scope)
         decided = {}
+        names = sweep_ends(evidence) if kind == "sizes" else (evidence.a, evidence.b)
         for _tier, members in families(claims, kind):
             measured = [CHECKS[(kind, c.kind)](c, evidence) for c in members]
-            for v in decide_family(members, scope, measured, evidence.label, adjust,
-                                   names=(evidence.a, evidence.b), kind=kind):
+            for v in decide_family(members, scope, measured, evidence.label, adjust, names=names, kind=kind):
                 decided[v.claim] = v
         out.extend(decided[c.id] for c in claims if c.id in decided)
     return out
