@@ -467,3 +467,23 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once():
         ray_executor.check_reachable(f"127.0.0.1:{port}")
     assert time.monotonic() - t0 < 5
     ray_executor.check_reachable("auto")  # no port: left to Ray
+
+
+@pytest.mark.unit
+def test_a_local_ray_that_fails_to_start_is_one_clear_error():
+    """Ray raises a bare Exception when its node times out during start-up (a fresh
+    user hit it on a loaded machine): it used to end the run as a raw traceback."""
+    class FailingRay:
+        def is_initialized(self):
+            return False
+
+        def init(self, **kw):
+            raise Exception("The current node timed out during startup.")
+
+        def shutdown(self):
+            pass
+
+    with pytest.raises(ray_executor.RayClusterError, match=r"could not start a local Ray with 2 CPUs .*timed out"
+                                                            r".*--executor=local"):
+        with ray_executor._connected(FailingRay(), None, 2):
+            pass

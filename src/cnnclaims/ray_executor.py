@@ -293,7 +293,15 @@ def _connected(ray, address, workers: int):
         else:
             # "local": a new Ray for this run even when $RAY_ADDRESS names another (the
             # cluster to use is chosen with --ray-address only).
-            ray.init(address="local", num_cpus=workers, **quiet)
+            try:
+                ray.init(address="local", num_cpus=workers, **quiet)
+            except Exception as exc:  # noqa: BLE001 - Ray raises bare Exception when its node fails to start
+                # e.g. "The current node timed out during startup" on a heavily loaded
+                # machine (seen by a fresh user): say what failed and the ways out.
+                raise RayClusterError(
+                    f"could not start a local Ray with {workers} CPUs ({type(exc).__name__}: {exc}); try again when "
+                    "the machine is less loaded, train with --executor=local, or start one yourself with "
+                    "`ray start --head` and pass --ray-address") from exc
             where, cpus = f"a local Ray with {workers} CPUs", workers
         yield where, cpus, not address
     finally:
