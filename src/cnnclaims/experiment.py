@@ -170,7 +170,6 @@ class Run:
         """Train every model of ``roles`` (or only each role's first seed) that is not
         cached, several at once; returns how many were trained."""
         roles = self.plan_roles if roles is None else roles
-        self.check_sizes()  # before any training: a size the data cannot give names the profile
         specs = [s for role in roles if role not in self._models and role != SWEEP
                  for s in specs_for(self.profile, role, self.experiment)[: 1 if first_only else None]]
         if SWEEP in roles and SWEEP not in self._models:
@@ -178,6 +177,7 @@ class Run:
         if self.retrain:  # models retrained earlier this session are cached now
             specs = [s for s in specs if self._retrain(s)]
         self._can_store(specs)
+        self.check_sizes()  # before any training: a size the data cannot give names the profile
         done = train_missing(specs, self.data, self.data_path, self.cache_dir, self.retrain, self.workers,
                              self.progress, self.experiment, recipes=self.sweep["recipes"],
                              executor=executor_choice(self.executor), ray_address=ray_address_choice(self.ray_address))
