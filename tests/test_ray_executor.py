@@ -26,7 +26,7 @@ import pytest
 
 from cnnclaims import options, ray_executor
 from cnnclaims.data import load_cifar10
-from cnnclaims.testing import random_cifar, write_image_folder
+from cnnclaims.testing import alive, descendants, random_cifar, write_image_folder
 from cnnclaims.training import TrainSpec, get_trained, stratified_subset, train_missing
 
 RAY_MISSING = 'the ray extra is not installed (pip install -e ".[ray]")'
@@ -216,9 +216,9 @@ def test_ctrl_c_in_the_driver_kills_the_tasks_of_a_cluster_it_did_not_start(clus
     pids = {int(p.name.split("-")[1]) for p in notes.iterdir()}
     assert len(pids) == 2, "\n".join(lines)
     deadline = time.monotonic() + 30
-    while _alive(pids) and time.monotonic() < deadline:
+    while alive(pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(pids), "a task's worker still runs after Ctrl-C"
+    assert not alive(pids), "a task's worker still runs after Ctrl-C"
     assert entries(tmp_path / "cache") == []
 
 
@@ -265,7 +265,7 @@ from pathlib import Path
 
 from cnnclaims import training
 from cnnclaims.data import load_cifar10
-from cnnclaims.testing import random_cifar, write_image_folder
+from cnnclaims.testing import alive, descendants, random_cifar, write_image_folder
 
 tmp = Path(sys.argv[1])
 folder = write_image_folder(tmp / "imgs", *random_cifar(10, 3, seed=2), fmt="png")
@@ -281,36 +281,6 @@ except KeyboardInterrupt as exc:
           f"SIGTERM handler: {signal.getsignal(signal.SIGTERM)!r}", flush=True)
     time.sleep(120)
 """
-
-
-def _descendants(pid: int) -> set:
-    """Pids of the living descendants of ``pid`` (from /proc; zombies count as gone)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        kids = {c for c, p in parents.items() if p == parent}
-        found |= kids
-        todo += kids
-    return found
-
-
-def _alive(pids) -> set:
-    alive = set()
-    for pid in pids:
-        try:
-            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                alive.add(pid)
-        except (OSError, IndexError):
-            pass
-    return alive
 
 
 @pytest.mark.ray
@@ -341,18 +311,18 @@ def test_ctrl_c_and_sigterm_cancel_every_task_and_shut_the_local_ray_down(tmp_pa
                 assert proc.poll() is None and time.monotonic() < deadline, (how, "".join(lines))
             time.sleep(0.2)
         for how, (proc, lines, _) in runs.items():
-            kids[how] = _descendants(proc.pid)  # the local Ray's processes and its workers
+            kids[how] = descendants(proc.pid)  # the local Ray's processes and its workers
             assert kids[how], (how, "".join(lines))
             if how == "ctrl-c":
                 os.killpg(proc.pid, signal.SIGINT)
             else:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while any(not any("interrupted:" in line for line in lines) or _alive(kids[how])
+        while any(not any("interrupted:" in line for line in lines) or alive(kids[how])
                   for how, (_, lines, _) in runs.items()):
             if time.monotonic() > deadline:
                 pytest.fail(f"60 s after the signal (interrupted, processes left): "
-                            f"{ {how: (any('interrupted:' in x for x in out), _alive(kids[how])) for how, (_, out, _) in runs.items()} }")
+                            f"{ {how: (any('interrupted:' in x for x in out), alive(kids[how])) for how, (_, out, _) in runs.items()} }")
             time.sleep(0.2)
         for how, (proc, lines, reader) in runs.items():
             out = "".join(lines)
@@ -363,7 +333,7 @@ def test_ctrl_c_and_sigterm_cancel_every_task_and_shut_the_local_ray_down(tmp_pa
             assert entries(tmp_path / how / "cache") == [], (how, out)
     finally:
         for how, (proc, _, _) in runs.items():
-            for pid in _alive(kids.get(how, set()) | {proc.pid}):
+            for pid in alive(kids.get(how, set()) | {proc.pid}):
                 os.kill(pid, signal.SIGKILL)
             proc.wait(timeout=10)
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from cnnclaims.data import Cifar10
 from cnnclaims.profiles import get_profile
 from cnnclaims.errors import CacheError, InputError
-from cnnclaims.testing import random_cifar, write_image_folder
+from cnnclaims.testing import alive, descendants, random_cifar, write_image_folder
 from cnnclaims.training import (
     TrainSpec, _load_entry, cache_key, fit, get_trained, is_cached, prepare, specs_for, stratified_subset,
     train_missing,
@@ -372,37 +372,6 @@ def test_interrupted_training_leaves_no_partial_entry_and_never_uses_one(tiny, t
     assert not partial.exists() and not entry.exists()  # ... and leaves nothing behind
 
 
-def _children(pid: int) -> set:
-    """Pids of the living descendants of ``pid`` (from /proc; zombies count as gone)."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        kids = {c for c, pp in parents.items() if pp == p}
-        found |= kids
-        todo += kids
-    return found
-
-
-def _alive(pids) -> set:
-    alive = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            alive.add(pid)
-    return alive
-
-
 # Trains three tiny models "forever" with two workers: two start, one is queued.
 TRAIN_FOREVER = """
 import sys
@@ -443,7 +412,7 @@ class TrainingForever:
         return sum("training dummy seed=" in line for line in self.lines) >= 2
 
     def stop(self, how: str) -> None:
-        self.kids = _children(self.proc.pid)  # the workers and multiprocessing's resource tracker
+        self.kids = descendants(self.proc.pid)  # the workers and multiprocessing's resource tracker
         assert len(self.kids) >= 2, (self.kids, self.output())
         if how == "ctrl-c":
             os.killpg(self.proc.pid, signal.SIGINT)
@@ -451,7 +420,7 @@ class TrainingForever:
             self.proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
 
     def kill(self) -> None:
-        for pid in _alive(self.kids | {self.proc.pid}):
+        for pid in alive(self.kids | {self.proc.pid}):
             os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=5)
 
@@ -473,10 +442,10 @@ def test_stopping_training_stops_every_worker_within_seconds(tmp_path):
         for how, run in runs.items():
             run.stop(how)
         deadline = time.monotonic() + 15
-        while any(run.proc.poll() is None or _alive(run.kids) for run in runs.values()):
+        while any(run.proc.poll() is None or alive(run.kids) for run in runs.values()):
             time.sleep(0.2)
             if time.monotonic() > deadline:
-                left = {how: (run.proc.poll(), _alive(run.kids)) for how, run in runs.items()}
+                left = {how: (run.proc.poll(), alive(run.kids)) for how, run in runs.items()}
                 pytest.fail(f"still running 15 s after the signal (exit status, processes): {left}")
         for how, run in runs.items():
             run.reader.join(5)

@@ -140,3 +140,39 @@ def chatty_worker(spec, *args, lines: int = 50, **kwargs):
     for i in range(lines):
         _WORKER["progress"](f"{spec.label} line {i}" if i < lines - 1 else SlowToSend(f"{spec.label} line {i}"))
     return spec.label
+
+
+def _proc_state(stat_path: Path) -> list:
+    """The fields after the command name of a /proc/<pid>/stat file (state first)."""
+    return stat_path.read_text().rsplit(")", 1)[1].split()
+
+
+def descendants(pid: int) -> set:
+    """Pids of the living descendants of ``pid`` (from /proc; zombies count as gone)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = _proc_state(stat)
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        kids = {c for c, p in parents.items() if p == parent}
+        found |= kids
+        todo += kids
+    return found
+
+
+def alive(pids) -> set:
+    """The pids of ``pids`` that still run (from /proc; zombies count as gone)."""
+    out = set()
+    for pid in pids:
+        try:
+            if _proc_state(Path(f"/proc/{pid}/stat"))[0] != "Z":
+                out.add(pid)
+        except (OSError, IndexError):
+            pass
+    return out
