@@ -103,7 +103,7 @@ def _child(job: dict) -> None:
             print(f"    [{job['name']}, {TF_THREADS} thread(s)] {msg.split('] ', 1)[1]}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        model, history, epochs, seconds = fit(spec, x, y, xv, yv, Path(tmp) / "best.weights.h5", progress)
+        model, history, epochs, seconds, _ = fit(spec, x, y, xv, yv, Path(tmp) / "best.weights.h5", progress)
     np.savez(out, *model.get_weights())
     out.with_suffix(".json").write_text(json.dumps({"epoch_seconds": epoch_times, "seconds": seconds,
                                                     "val_accuracy": history["val_accuracy"], "threads": TF_THREADS}))

@@ -195,16 +195,18 @@ def test_folder_that_cannot_be_created_is_one_usage_error_at_start(pytester, tmp
 
 def test_default_cache_folder_that_cannot_be_created_stops_when_the_run_is_built(pytester, cnnclaims_plugin_args,
                                                                                monkeypatch):
-    """The default build/cache under the rootdir, with a file named build in its way:
-    only tests that need the experiment need it, so those stop the session, once."""
+    """The default cache (the user's cache folder, $XDG_CACHE_HOME/cnnclaims), with a
+    file in its way: only tests that need the experiment need it, so those stop the
+    session, once."""
     for var in ("CNNCLAIMS_CACHE", "CNNCLAIMS_ARTIFACTS"):  # tox sets them: the defaults are under test
         monkeypatch.delenv(var, raising=False)
-    (pytester.path / "build").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(pytester.path / "xdg"))
+    (pytester.path / "xdg").write_text("not a folder")
     pytester.makepyfile(test_inner=USES_RUN + "\n\ndef test_y(experiment):\n    pass\n")
     r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    r.stdout.fnmatch_lines([f"*cnnclaims: the cache folder {pytester.path / 'build' / 'cache'} cannot be created: "
-                            f"{pytester.path / 'build'} is a file*--cache-dir PATH*"])
+    r.stdout.fnmatch_lines([f"*cnnclaims: the cache folder {pytester.path / 'xdg' / 'cnnclaims'} cannot be created: "
+                            f"{pytester.path / 'xdg'} is a file*--cache-dir PATH*"])
     r.assert_outcomes()  # nothing passed, failed or errored
 
 

@@ -27,7 +27,7 @@ def test_versions_and_family():
     v = compat.versions()
     assert v["keras_family"] in ("keras2", "keras3") and v["tensorflow"].startswith("2.")
     fam = compat.version_family()
-    assert re.fullmatch(r"tf\d+\.\d+-keras\d+\.\d+", fam)
+    assert re.fullmatch(r"tf\d+\.\d+-keras\d+\.\d+-(portable-avx2|native-[0-9a-f]{8})", fam)
 
 
 def test_one_tensorflow_thread_by_default():
@@ -51,7 +51,7 @@ def test_thread_setting_is_validated(monkeypatch):
 
 def test_non_default_threads_get_their_own_pin_family(monkeypatch):
     monkeypatch.setattr(compat, "TF_THREADS", 4)
-    assert compat.version_family().endswith("-threads4")
+    assert compat.base_family().endswith("-threads4") and "-threads4-" in compat.version_family()
 
 
 # --- TensorFlow's C++ log ------------------------------------------------------------

@@ -93,6 +93,7 @@ def from_subdir(pytester, monkeypatch, cnnclaims_plugin_args):
     monkeypatch.delenv("CNNCLAIMS_ARTIFACTS", raising=False)
     monkeypatch.delenv("CNNCLAIMS_DATA", raising=False)
     root = pytester.path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "xdg"))  # the default cache: the user's cache folder
     pytester.makepyprojecttoml(PYPROJECT)
     sub = root / "tests"
     sub.mkdir()
@@ -111,9 +112,9 @@ def from_subdir(pytester, monkeypatch, cnnclaims_plugin_args):
 def test_defaults_follow_the_rootdir_from_a_subdirectory(from_subdir):
     root, sub, run = from_subdir
     r, where = run()
-    assert where["cache"] == str(root / "build" / "cache")
+    assert where["cache"] == str(root / "xdg" / "cnnclaims")  # the user's cache folder, not the checkout's
     r.stdout.fnmatch_lines([
-        f"cnnclaims: cache {root / 'build' / 'cache'}, artifacts {root / 'build' / 'artifacts'}, "
+        f"cnnclaims: cache {root / 'xdg' / 'cnnclaims'}, artifacts {root / 'build' / 'artifacts'}, "
         f"pinned verdicts {root / 'tests' / 'pinned_verdicts.json'} (a test file using parametrize_claims*",
         "cnnclaims: data: keras.datasets.cifar10*",
     ])
@@ -149,6 +150,7 @@ def synthetic(synthetic_exp):
 def test_artifacts_land_under_the_rootdir_from_a_subdirectory(pytester, monkeypatch, synthetic, cnnclaims_plugin_args):
     monkeypatch.delenv("CNNCLAIMS_ARTIFACTS", raising=False)
     root = pytester.path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "xdg"))  # the default cache: the user's cache folder
     pytester.makepyprojecttoml(PYPROJECT)
     sub = root / "tests"
     sub.mkdir()

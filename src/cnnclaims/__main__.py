@@ -1,4 +1,4 @@
-"""Command line: ``python -m cnnclaims {run,verdicts,figures,report,calibrate,pin,makespan} [options]``."""
+"""Command line: ``python -m cnnclaims {run,verdicts,figures,report,calibrate,pin,makespan,cache,numerics} [options]``."""
 from __future__ import annotations
 
 import argparse
@@ -32,10 +32,12 @@ def _at_least(lowest: int):
 
 def _experiment(args):
     from .experiment import Run
+    from .options import time_budget_choice
 
     return Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
                progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment,
-               executor=args.executor, ray_address=args.ray_address)
+               executor=args.executor, ray_address=args.ray_address,
+               time_budget=time_budget_choice(args.time_budget))
 
 
 def cmd_run(args):
@@ -144,6 +146,87 @@ def cmd_pin(args):
           f"under [{key}] in {path}; review the diff before committing")
 
 
+def cmd_cache(args):
+    """The cache: list, verify, prune, key, reproduce (see ``inventory`` and ``reproduce``)."""
+    from . import inventory
+    from .cache import default_cache_dir
+
+    folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    if args.action == "list":
+        print(inventory.listing(folder))
+        return 0
+    if args.action == "verify":
+        problems = inventory.verify(folder)
+        n = len(inventory.model_entries(folder)) + len(inventory.result_files(folder))
+        for p in problems:
+            print(f"DAMAGED: {p}")
+        print(f"{n - len(problems)} of {n} entries and result files in {folder} intact")
+        return 1 if problems else 0
+    if args.action == "prune":
+        gone = inventory.prune(folder, args.older_than, args.match, args.other_versions, args.damaged, args.dry_run)
+        for g in gone:
+            print(f"{'would remove' if args.dry_run else 'removed'} {g}")
+        print(f"{len(gone)} model entries {'would be ' if args.dry_run else ''}removed from {folder}")
+        return 0
+    exp = _experiment(args)
+    if args.action == "key":
+        print(inventory.plan_key(exp))
+        return 0
+    from . import reproduce
+
+    progress = functools.partial(print, flush=True)
+    plan = reproduce.choose(exp, reproduce.sample(exp, args.groups or None),
+                            None if args.time_budget is None else args.time_budget * 60,
+                            _workers(args), progress)
+    rows = reproduce.reproduce(exp, plan, args.workers, progress)
+    print(reproduce.table(rows))
+    bad = [r["entry"] for r in rows if not r["identical"]]
+    if bad:
+        print(f"error: retrained from scratch, these differ from the cache: {', '.join(bad)}; the cache does not "
+              "hold what this code trains (another machine's numerics, or training code changed without "
+              "TRAINING_VERSION): remove them (python -m cnnclaims cache prune --match NAME) and train again",
+              file=sys.stderr)
+        return 1
+    print(f"{len(rows)} models retrained from scratch, each bit for bit as cached")
+    return 0
+
+
+def _workers(args) -> int:
+    from .training import default_workers
+
+    return default_workers(args.workers)
+
+
+def cmd_numerics(args):
+    """Print this process's numerics fingerprint and run the portability probe."""
+    import json
+
+    from . import numerics, portability
+    from .compat import NUMERICS, base_family, version_family
+
+    print(f"numerics: {NUMERICS['mode']}  pins key family: {version_family()}")
+    print(f"fingerprint: {json.dumps(NUMERICS, sort_keys=True)}")
+    print(f"cpu: {' '.join(numerics.cpu_flags() or ('unknown',))}  caches: {numerics.cpu_caches()}")
+    seen = portability.onednn_version()
+    print(f"oneDNN: {seen or 'not reported'} (recorded for this TensorFlow: {NUMERICS['onednn']})")
+    digest, seconds = portability.train_digest()
+    forward = portability.forward_digest()
+    status = 0
+    for kind, got in (("train", digest), ("forward", forward)):
+        want = portability.expected(kind)
+        same = got == want
+        status |= not same
+        print(f"probe {kind}: {got}  " + ("matches the recorded digest" if same else
+                                         portability.mismatch_text(kind, got, want)))
+    print(f"probe training: one epoch of {portability.N_IMAGES} images in {seconds:.1f}s ({base_family()})")
+    if args.settings:
+        print("\nthe probe under each candidate setting (fresh processes; markdown rows for "
+              "../shared/reference/numerics_reference.md):")
+        for row in portability.settings_table():
+            print(row)
+    return status
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m cnnclaims", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +262,43 @@ def main(argv=None):
     _common(p)
     p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")
     p.set_defaults(func=cmd_pin)
+    p = sub.add_parser("cache", help="the cache folder: list, verify, prune, a key for CI caches, and reproduce "
+                       "(retrain a sample from scratch and compare bit for bit)",
+                       description="The model and result cache (default: the user's cache folder).")
+    actions = p.add_subparsers(dest="action", required=True)
+    for name, helptext in (("list", "every model entry: size, status, versions, numerics"),
+                           ("verify", "check every entry's record, checksum and model SHA-256; exit 1 if any fails")):
+        q = actions.add_parser(name, help=helptext, description=helptext)
+        q.add_argument("--cache-dir", default=None, help="cache folder (default: the user's; also $CNNCLAIMS_CACHE)")
+        q.set_defaults(func=cmd_cache)
+    q = actions.add_parser("prune", help="remove model entries by age, name, other versions or damage",
+                           description="Remove the model entries every given criterion selects.")
+    q.add_argument("--cache-dir", default=None, help="cache folder (default: the user's; also $CNNCLAIMS_CACHE)")
+    q.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="trained more than DAYS days ago")
+    q.add_argument("--match", default=None, metavar="GLOB", help="entry names matching GLOB, e.g. 'dummy-*'")
+    q.add_argument("--other-versions", action="store_true",
+                   help="trained under other library versions or numerics than this environment's")
+    q.add_argument("--damaged", action="store_true", help="entries that fail verify")
+    q.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    q.set_defaults(func=cmd_cache)
+    q = actions.add_parser("key", help="one hash of the profile's plan, for a CI system's cache step",
+                           description="Print a key that changes whenever any model of the plan would change.")
+    _common(q)
+    q.set_defaults(func=cmd_cache)
+    q = actions.add_parser("reproduce", help="retrain one model per group from scratch; exit 1 if any differs from "
+                           "the cache", description="Retrain a sample (the cheapest model of each group) into a "
+                           "temporary cache and compare it bit for bit with the cached one.")
+    _common(q)
+    q.add_argument("--groups", nargs="*", default=None, help="groups to sample (default: every group of the plan)")
+    q.set_defaults(func=cmd_cache)
+    p = sub.add_parser("numerics", help="the numerics fingerprint, and the portability probe against the recorded "
+                       "digests (exit 1 if it differs)", description="Print the numerics fingerprint and run the "
+                       "portability probe (training and forward digests).")
+    p.add_argument("--numerics", default=None, choices=("portable", "native"),
+                   help="portable (default) or native (also $CNNCLAIMS_NUMERICS)")
+    p.add_argument("--settings", action="store_true",
+                   help="also run the probe under each candidate kernel setting in a fresh process")
+    p.set_defaults(func=cmd_numerics)
     args = parser.parse_args(argv)
     try:
         return _main(args)
@@ -210,7 +330,8 @@ def _check_folders(args) -> None:
     traceback after minutes of decoding (a read-only cache that exists passes)."""
     from .cache import ENV_CACHE, check_folder, default_cache_dir
 
-    check_folder(Path(args.cache_dir) if args.cache_dir else default_cache_dir(), "--cache-dir", ENV_CACHE)
+    given = getattr(args, "cache_dir", None)
+    check_folder(Path(given) if given else default_cache_dir(), "--cache-dir", ENV_CACHE)
     out = getattr(args, "out", None)
     if out:
         folder = Path(out).parent if args.command == "calibrate" else Path(out)
@@ -230,11 +351,12 @@ def _write_failure(args, exc):
             raise LookupError
         from .declaration import load_experiment
 
-        experiment = load_experiment(args.experiment)
-        n_models = experiment.profile(args.profile, args.seeds).n_models()
+        experiment = load_experiment(getattr(args, "experiment", None))
+        n_models = experiment.profile(getattr(args, "profile", None), getattr(args, "seeds", None)).n_models()
     except Exception:  # noqa: BLE001 - a plan that cannot be counted: the message omits it
         pass
-    return write_failure(exc, Path(args.cache_dir) if args.cache_dir else default_cache_dir(), n_models)
+    given = getattr(args, "cache_dir", None)
+    return write_failure(exc, Path(given) if given else default_cache_dir(), n_models)
 
 
 if __name__ == "__main__":

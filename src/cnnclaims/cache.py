@@ -37,7 +37,17 @@ RESULTS_BYTES = 1_000_000
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path("build") / "cache").absolute()
+    """$CNNCLAIMS_CACHE, else the user's cache folder: ``$XDG_CACHE_HOME/cnnclaims``,
+    else ``~/.cache/cnnclaims`` (where Keras, Hugging Face and torch keep theirs), so
+    trained models outlive a checkout and a fresh clone's second run is warm. Entries
+    are keyed by everything that changes them (versions, numerics, data, recipe), so
+    checkouts and environments share one folder safely."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser().absolute()
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    # The XDG spec: a relative $XDG_CACHE_HOME is invalid and ignored.
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return (root / "cnnclaims").absolute()
 
 
 def stable_hash(obj) -> str:

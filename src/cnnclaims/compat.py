@@ -87,6 +87,10 @@ def _import_tensorflow():
     return tensorflow
 
 
+# Portable numerics (or native, as chosen) before TensorFlow starts: see numerics.py.
+from . import numerics  # noqa: E402
+
+numerics.apply()
 tf = _import_tensorflow()
 
 ENV_THREADS = "CNNCLAIMS_TF_THREADS"
@@ -181,8 +185,26 @@ def keras_version() -> str:
 KERAS3 = keras_version().startswith("3.")
 
 
+def _onednn_opts_on() -> bool | None:
+    """Whether TensorFlow's oneDNN custom operations are on in this process (None where
+    this TensorFlow does not say)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # pragma: no cover - depends on the build
+        return None
+
+
+# What decides the kernels (numerics.fingerprint), fixed for the life of the process.
+NUMERICS = numerics.fingerprint(tf.__version__, _onednn_opts_on())
+
+
 def versions() -> dict:
-    """Versions that change trained weights and therefore the numbers."""
+    """Versions and settings that change trained weights and therefore the numbers:
+    TensorFlow, Keras, numpy, the intra-op thread count and the numerics fingerprint
+    (``numerics.fingerprint``: mode, kernel settings, ISA cap, oneDNN version, and in
+    native mode the CPU features)."""
     import numpy
 
     return {
@@ -191,14 +213,32 @@ def versions() -> dict:
         "keras_family": "keras3" if KERAS3 else "keras2",
         "numpy": numpy.__version__,
         "tf_intra_op_threads": TF_THREADS,
+        "numerics": NUMERICS,
     }
 
 
-def version_family() -> str:
-    """Key under which pinned verdicts are stored: same family, same numbers."""
+def base_family() -> str:
+    """TensorFlow and Keras major.minor, and ``-threadsN`` for N != 1 TensorFlow
+    threads: ``tf2.21-keras3.15``. The portability digests are recorded per base family."""
     v = versions()
     threads = "" if TF_THREADS == 1 else f"-threads{TF_THREADS}"
     return f"tf{_major_minor(v['tensorflow'])}-keras{_major_minor(v['keras'])}{threads}"
+
+
+def version_family() -> str:
+    """Key under which pinned verdicts are stored: same family, same numbers. The base
+    family and the numerics tag: ``tf2.21-keras3.15-portable-avx2``, or
+    ``...-native-<hash>`` for native numerics (whose bits depend on the CPU)."""
+    return f"{base_family()}-{numerics.tag(NUMERICS)}"
+
+
+def check_numerics() -> None:
+    """Refuse to train when the kernel settings in the environment are no longer the
+    ones this process started TensorFlow with (changed after import)."""
+    now = numerics.user_settings()
+    if now != NUMERICS["settings"]:
+        raise RuntimeError(f"the kernel settings changed after TensorFlow started ({NUMERICS['settings']} -> {now}); "
+                           "set them before starting Python, or leave them to cnnclaims (--numerics)")
 
 
 def _major_minor(v: str) -> str:

@@ -57,3 +57,9 @@ class ModelError(CnnClaimsError, ValueError):
 class FolderBlockedError(CacheWriteError, NotADirectoryError):
     """A file stands where a folder must be created (an OSError too: callers that fall
     back to another folder on OSError still do)."""
+
+
+class TrainingBudgetError(CnnClaimsError):
+    """The models a run lacks are predicted to take longer to train than its time
+    budget (``--time-budget``): nothing was trained, and the claims that need them are
+    not checked (pytest reports them as skipped, with this message)."""

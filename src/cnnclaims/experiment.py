@@ -63,9 +63,13 @@ class Run:
     experiment: Experiment | str | None = None
     executor: str | None = None  # "local" or "ray" (default: $CNNCLAIMS_EXECUTOR, else "local")
     ray_address: str | None = None  # --executor=ray's cluster (default: $CNNCLAIMS_RAY_ADDRESS, else a local Ray)
+    time_budget: float | None = None  # minutes training may be predicted to take (None: no limit)
     _models: dict = field(default_factory=dict, repr=False)
     _fresh: set = field(default_factory=set, repr=False)  # specs retrained this session
     _probe_acts: dict = field(default_factory=dict, repr=False)
+    # The plan's models: planned, cached when first asked, trained here, and why the
+    # rest were not (the summary line of a pytest session says them).
+    plan_status: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         self.experiment = load_experiment(self.experiment)
@@ -170,28 +174,94 @@ class Run:
         """Train every model of ``roles`` (or only each role's first seed) that is not
         cached, several at once; returns how many were trained."""
         roles = self.plan_roles if roles is None else roles
-        specs = [s for role in roles if role not in self._models and role != SWEEP
-                 for s in specs_for(self.profile, role, self.experiment)[: 1 if first_only else None]]
-        if SWEEP in roles and SWEEP not in self._models:
-            specs += [s for group in self.sweep["specs"].values() for s in group[: 1 if first_only else None]]
+        specs = self.plan_specs([r for r in roles if r not in self._models], first_only)
         if self.retrain:  # models retrained earlier this session are cached now
             specs = [s for s in specs if self._retrain(s)]
         self._can_store(specs)
         self.check_sizes()  # before any training: a size the data cannot give names the profile
+        self._forecast(specs)
         done = train_missing(specs, self.data, self.data_path, self.cache_dir, self.retrain, self.workers,
                              self.progress, self.experiment, recipes=self.sweep["recipes"],
-                             executor=executor_choice(self.executor), ray_address=ray_address_choice(self.ray_address))
+                             executor=executor_choice(self.executor), ray_address=ray_address_choice(self.ray_address),
+                             estimates=self.plan_status.get("predicted"))
         self._fresh.update(done)
         return len(done)
+
+    def plan_specs(self, roles=None, first_only: bool = False) -> list:
+        """The TrainSpecs of ``roles`` (default every group of the plan, the sweep's
+        included; ``first_only``: each group's first seed), without repeats (the sweep
+        reuses the conditions' models)."""
+        roles = self.plan_roles if roles is None else roles
+        specs = [s for role in roles if role != SWEEP
+                 for s in specs_for(self.profile, role, self.experiment)[: 1 if first_only else None]]
+        if SWEEP in roles:
+            specs += [s for group in self.sweep["specs"].values() for s in group[: 1 if first_only else None]]
+        return list(dict.fromkeys(specs))
+
+    def _missing(self, specs) -> list:
+        from .training import is_cached
+
+        return [s for s in dict.fromkeys(specs)
+                if self._retrain(s) or not is_cached(s, self.data.fingerprint, self.cache_dir)]
+
+    def _forecast(self, specs) -> None:
+        """Before training: say how long the missing models of ``specs`` will take here
+        (``forecast``: throughput measured on this machine now), and when that exceeds
+        ``time_budget``, raise TrainingBudgetError naming what will not be checked.
+        The plan's counts go to ``plan_status``."""
+        from . import forecast
+        from .errors import TrainingBudgetError
+        from .plan_progress import recorded, rough
+        from .training import default_workers, recipe_functions
+
+        if "budget" in self.plan_status:  # refused once: refused for the whole session
+            raise TrainingBudgetError(self.plan_status["budget"])
+        specs = list(dict.fromkeys(specs))
+        missing = self._missing(specs)
+        status = self.plan_status.setdefault("groups", {})
+        for s in specs:
+            status.setdefault(s, "cached" if s not in missing else "missing")
+        if not missing:
+            return
+        if executor_choice(self.executor) != "local":
+            self.progress(f"cnnclaims: {len(missing)} models to train on Ray: no prediction for a cluster's "
+                          "machines from here")
+            return
+        workers = min(default_workers(self.workers), len(missing))
+        pred = forecast.predict_plan(
+            missing, lambda s: (self.sweep["recipes"].get(s.role) or recipe_functions(self.experiment, s.role))[0],
+            self.experiment.input_shape, len(self.experiment.classes), len(self.data.y_test),
+            recorded(self.cache_dir), workers)
+        what = f"the {len(missing)} missing of profile {self.profile.name!r}'s {len(specs)} models"
+        self.progress(pred.line(what))
+        self.plan_status["predicted"] = pred.per_spec
+        if self.time_budget is not None and pred.expected > self.time_budget * 60:
+            msg = (f"not training: {what} are predicted to take {rough(pred.expected)} here, more than the time "
+                   f"budget of {rough(self.time_budget * 60)} (--time-budget); the claims of profile "
+                   f"{self.profile.name!r} are not checked against their pins ({len(specs) - len(missing)} of "
+                   f"{len(specs)} models cached)")
+            self.plan_status["budget"] = msg
+            self.progress(f"cnnclaims: {msg}")
+            raise TrainingBudgetError(msg)
+
+    def plan_summary(self) -> dict:
+        """``{"planned", "cached", "trained", "not_trained", "reason"}``: the models this
+        run asked for, found cached, trained here, and left untrained (with why)."""
+        from .training import is_cached
+
+        groups = self.plan_status.get("groups", {})
+        missing = [s for s, state in groups.items() if state == "missing"]
+        trained = sum(is_cached(s, self.data.fingerprint, self.cache_dir) for s in missing) \
+            if missing and "data" in self.__dict__ else 0
+        return {"planned": len(groups), "cached": len(groups) - len(missing), "trained": trained,
+                "not_trained": len(missing) - trained, "reason": self.plan_status.get("budget")}
 
     def _can_store(self, specs) -> None:
         """CacheWriteError now, before minutes of training, when the models of ``specs``
         that are not cached cannot be stored: a read-only cache, or too little room."""
         from .cache import require_writable
-        from .training import is_cached
 
-        missing = [s for s in dict.fromkeys(specs)
-                   if self._retrain(s) or not is_cached(s, self.data.fingerprint, self.cache_dir)]
+        missing = self._missing(specs)
         if missing:
             require_writable(self.cache_dir / "models", self.cache_dir, len(missing))
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .cache import ENV_CACHE
 from .data import ENV_DATA
 from .declaration import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
+from .numerics import ENV_NUMERICS, MODES
 from .probe import ENV_PROBE
 
 ENV_WORKERS = "CNNCLAIMS_WORKERS"  # read by training.default_workers
@@ -21,6 +22,7 @@ ENV_PROFILE = "CNNCLAIMS_PROFILE"
 ENV_ARTIFACTS = "CNNCLAIMS_ARTIFACTS"
 ENV_EXECUTOR = "CNNCLAIMS_EXECUTOR"  # read by executor_choice (experiment.Run.train)
 ENV_RAY_ADDRESS = "CNNCLAIMS_RAY_ADDRESS"
+ENV_TIME_BUDGET = "CNNCLAIMS_TIME_BUDGET"
 EXECUTORS = ("local", "ray")
 BOTH, PYTEST, CLI = ("pytest", "cli"), ("pytest",), ("cli",)
 
@@ -62,8 +64,8 @@ OPTIONS = (
            "the real experiment, or smoke, fast)", ENV_PROFILE, env_at_parse=True),
     Option("--data", "the data source, for the article CIFAR-10 as cifar-10-batches-py or an image-folder tree "
            "(default: Keras's downloader)", ENV_DATA),
-    Option("--cache-dir", "cache for decoded data, trained models and statistics (default: build/cache under "
-           "pytest's rootdir, or under the current folder for the command line)", ENV_CACHE),
+    Option("--cache-dir", "cache for decoded data, trained models and statistics (default: the user's cache "
+           "folder, $XDG_CACHE_HOME/cnnclaims or ~/.cache/cnnclaims)", ENV_CACHE),
     Option("--retrain", "retrain every model instead of loading it from the cache", type=None),
     Option("--workers", "models trained at once, one TensorFlow thread each (default: one per core, at most 8 "
            "and one per 4 GiB of memory)", ENV_WORKERS, type=int),
@@ -72,6 +74,12 @@ OPTIONS = (
            ENV_EXECUTOR, choices=EXECUTORS),
     Option("--ray-address", "the Ray cluster --executor=ray trains on, the head's host:port (default: a local Ray "
            "started for the run, one CPU per worker)", ENV_RAY_ADDRESS),
+    Option("--numerics", "portable: the same bits on every x86-64 CPU with AVX2 (oneDNN custom operations on, "
+           "its kernels capped at AVX2; the default), or native: TensorFlow's defaults on this CPU (faster, models "
+           "and pins of their own)", ENV_NUMERICS, choices=MODES),
+    Option("--time-budget", "minutes the missing models may take to train, as predicted from throughput measured "
+           "here before training: a longer plan trains nothing and its claims are reported skipped, saying so "
+           "(default: no limit)", ENV_TIME_BUDGET, type=float),
     Option("--seeds", "training seeds per condition (default: the profile's)", type=int),
     Option("--probe-index", "test-set index of the probe image, one of the probe class (default: the first "
            "test image of the class)", ENV_PROBE),
@@ -101,7 +109,11 @@ def add_to_argparse(parser) -> None:
 
 def check(get) -> None:
     """Validate the options ``get(flag)`` returns, and their environment variables,
-    before any work. Raises ValueError naming the option and the fix."""
+    before any work, and fix the numerics (``numerics.apply``) before anything imports
+    TensorFlow. Raises ValueError naming the option and the fix."""
+    from .numerics import apply
+
+    apply(get("--numerics"))  # first: the next import starts TensorFlow
     from .compat import positive_int_env
 
     workers = get("--workers")
@@ -114,6 +126,7 @@ def check(get) -> None:
         # Not ignored silently: the user meant a cluster, and would train here.
         raise ValueError(f"--ray-address / ${ENV_RAY_ADDRESS} {address!r} is set, but the executor is {executor!r}; "
                          f"add --executor=ray (or set ${ENV_EXECUTOR}=ray), or drop the address")
+    time_budget_choice(get("--time-budget"))
     seeds = get("--seeds")
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
@@ -156,3 +169,20 @@ def ray_address_choice(value: str | None = None) -> str | None:
     """The Ray cluster to train on: ``value`` (``--ray-address``), else
     $CNNCLAIMS_RAY_ADDRESS, else None (a local Ray started for the run)."""
     return value or os.environ.get(ENV_RAY_ADDRESS) or None
+
+
+def time_budget_choice(value: float | None = None) -> float | None:
+    """Minutes of predicted training a run may start: ``value`` (``--time-budget``),
+    else $CNNCLAIMS_TIME_BUDGET, else None (no limit). Raises ValueError for a value that
+    is not a non-negative number, naming where it came from."""
+    raw, where = (value, "--time-budget") if value is not None else (os.environ.get(ENV_TIME_BUDGET),
+                                                                      f"${ENV_TIME_BUDGET}")
+    if raw in (None, ""):
+        return None
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not minutes >= 0 or minutes == float("inf"):
+        raise ValueError(f"{where} {raw!r} is not a number of minutes (>= 0); unset it for no limit")
+    return minutes

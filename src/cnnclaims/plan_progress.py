@@ -179,20 +179,25 @@ class PlanProgress:
     epoch, max_epochs)`` after each epoch and ``finished(spec, seconds)`` when it is
     stored; each prints one line (an epoch at most once per model and epoch) ending in
     ``status()``. Estimates come from the records in ``cache_dir`` when this is made
-    (or ``records``, a list of record dicts, when given); ``clock`` gives seconds
+    (or ``records``, a list of record dicts, when given), and ``priors`` (``{spec:
+    seconds}``, from ``forecast``) replace them where given; ``clock`` gives seconds
     (default ``time.monotonic``), injected by tests. A spec the plan did not list is
     added to it rather than refused: a progress line must never stop a training run.
 
     Raises ValueError for fewer than one worker or specs without n_train, max_epochs
     and patience."""
 
-    def __init__(self, specs, workers: int, cache_dir=None, progress=print, clock=time.monotonic, records=None):
+    def __init__(self, specs, workers: int, cache_dir=None, progress=print, clock=time.monotonic, records=None,
+                 priors: dict | None = None):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
         self.workers, self.progress, self.clock = workers, progress, clock
         self.records = list(records) if records is not None else recorded(cache_dir) if cache_dir else []
         self.specs = list(dict.fromkeys(specs))
         self._prior = dict(zip(self.specs, estimate(self.specs, self.records)))
+        for spec, seconds in (priors or {}).items():  # measured here: preferred to records
+            if spec in self._prior and math.isfinite(seconds):
+                self._prior[spec] = Estimate(float(seconds), "from throughput measured here")
         self.t0 = clock()
         self._running: dict = {}  # spec -> [start time, last epoch, max epochs]
         self._done: dict = {}  # spec -> observed seconds
@@ -281,7 +286,8 @@ class PlanProgress:
         # running model holds a worker of its own.
         workers = max(self.workers, len(busy))
         seconds = lpt_makespan(queued, workers, busy=busy)
-        basis = ["from recorded times" if any(self._prior[s].basis.startswith("recorded") for s in est)
+        basis = ["from throughput measured here" if any(self._prior[s].basis.endswith("measured here") for s in est)
+                 else "from recorded times" if any(self._prior[s].basis.startswith("recorded") for s in est)
                  or any(self._prior[s].scaled for s in est) else "from this run's times"]
         scaled = sorted({_size(s)[0] for s in est if self._prior[s].scaled})
         if scaled:

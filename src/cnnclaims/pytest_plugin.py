@@ -59,7 +59,8 @@ def pytest_configure(config):
         "cnnclaims_experiment(experiment, null): set by cnnclaims.parametrize_claims",
     ):
         config.addinivalue_line("markers", line)
-    config.stash[_RESULTS] = {"verdicts": {}, "null": {}, "models": {}, "null_splits": None}
+    config.stash[_RESULTS] = {"verdicts": {}, "null": {}, "models": {}, "null_splits": None, "plan": None,
+                              "not_checked": 0}
     config.stash[_LOCAL] = {"ran": False, "ran_null": False, "recorded": False}
     if not _is_worker(config):
         config.pluginmanager.register(_ReportCollector(config), "cnnclaims-reports")
@@ -159,7 +160,7 @@ def pytest_collection_modifyitems(config, items):
     if _USAGE in config.stash:
         raise pytest.UsageError(config.stash[_USAGE])
     for item in items:
-        if not any(item.get_closest_marker(m) for m in ("integration", "claim")):
+        if not any(item.get_closest_marker(m) for m in ("integration", "claim", "portability")):
             item.add_marker(pytest.mark.unit)
 
 
@@ -172,7 +173,12 @@ def _path(config, option: str, env: str | None, default: Path) -> Path:
 
 
 def cache_dir(config) -> Path:
-    return _path(config, "--cache-dir", ENV_CACHE, Path("build") / "cache")
+    """--cache-dir, else $CNNCLAIMS_CACHE, else the user's cache folder
+    (``cache.default_cache_dir``: ``$XDG_CACHE_HOME/cnnclaims`` or ``~/.cache/cnnclaims``)."""
+    from .cache import default_cache_dir
+
+    raw = config.getoption("--cache-dir")
+    return Path(raw).absolute() if raw else default_cache_dir()
 
 
 def artifacts_dir(config) -> Path:
@@ -311,6 +317,7 @@ def get_experiment(config):
     """The session's ``experiment.Run`` (built on first use; see ``_start_checks``)."""
     if _EXPERIMENT not in config.stash:
         from .experiment import Run
+        from .options import time_budget_choice
 
         config.stash[_EXPERIMENT] = _start_checks(config, Run(
             experiment=declared(config),
@@ -324,6 +331,7 @@ def get_experiment(config):
             workers=config.getoption("--workers"),
             executor=config.getoption("--executor"),
             ray_address=config.getoption("--ray-address"),
+            time_budget=time_budget_choice(config.getoption("--time-budget")),
         ))
     return config.stash[_EXPERIMENT]
 
@@ -671,6 +679,14 @@ def claim_checker(request):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
+    from .errors import TrainingBudgetError
+
+    if call.excinfo is not None and isinstance(call.excinfo.value, TrainingBudgetError):
+        # Not a failure of the claim: it was not checked, which the summary counts and says.
+        rep = outcome.get_result()
+        rep.outcome, rep.longrepr = "skipped", (str(item.path), item.location[1] or 0,
+                                                f"Skipped: cnnclaims: {call.excinfo.value}")
+        return
     err = _write_error(item.config, call.excinfo.value) if call.excinfo is not None else None
     if call.excinfo is not None and isinstance(call.excinfo.value, _SessionStop):
         err = str(call.excinfo.value).removeprefix("cnnclaims: ")
@@ -695,6 +711,8 @@ class _ReportCollector:
 
     def pytest_runtest_logreport(self, report):
         payload = report.__dict__.get(REPORT_KEY)
+        if report.skipped and "cnnclaims: not training:" in str(report.longrepr):
+            self.config.stash[_RESULTS]["not_checked"] += 1
         if payload is None:
             return
         d = json.loads(payload)
@@ -720,6 +738,19 @@ def _merge_session(config, extras: dict) -> None:
         res["models"].setdefault(role, records)
     if extras["null_splits"] is not None and res["null_splits"] is None:
         res["null_splits"] = extras["null_splits"]
+    if extras.get("profile_name"):
+        res.setdefault("profile_name", extras["profile_name"])
+    plan = extras.get("plan")
+    if plan and plan["planned"]:
+        if res["plan"] is None:
+            res["plan"] = dict(plan)
+        else:  # xdist: each worker saw the plan; the models trained add up, the first saw the most missing
+            mine = res["plan"]
+            mine["trained"] += plan["trained"]
+            mine["planned"] = max(mine["planned"], plan["planned"])
+            mine["not_trained"] = max(mine["not_trained"], plan["not_trained"])
+            mine["cached"] = max(0, mine["planned"] - mine["trained"] - mine["not_trained"])
+            mine["reason"] = mine["reason"] or plan["reason"]
 
 
 def _collected(config):
@@ -742,6 +773,7 @@ def _collected(config):
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
     local = config.stash.get(_LOCAL, None)
+    extras = None
     if local and local["ran"]:
         # This process ran claims and holds the experiment: pins, models, null splits.
         from . import pinned
@@ -754,6 +786,11 @@ def pytest_sessionfinish(session, exitstatus):
             # An earlier failing run's .obtained is now accepted or superseded: stale.
             pinned.obtained_path(path).unlink(missing_ok=True)
         extras = {"models": exp.records(), "null_splits": exp.null_splits if local["ran_null"] else None}
+    if _EXPERIMENT in config.stash:  # the plan's models, cached, trained or not (a time budget)
+        extras = extras or {"models": {}, "null_splits": None}
+        extras["plan"] = config.stash[_EXPERIMENT].plan_summary()
+        extras["profile_name"] = config.stash[_EXPERIMENT].profile.name
+    if extras is not None:
         if _is_worker(config):
             config.workeroutput[REPORT_KEY] = json.dumps(to_jsonable(extras, keep_nan=True))
         else:
@@ -782,9 +819,31 @@ def pytest_sessionfinish(session, exitstatus):
     (out / "verdicts.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
 
 
+def plan_line(plan: dict | None, profile: str, checked: int, checked_null: int, not_checked: int) -> str:
+    """The session's one line on its plan: models planned, cached, trained here and not
+    trained, and claim cases checked against pins or not."""
+    models = ("no models asked for" if not plan else
+              f"{plan['planned']} models: {plan['cached']} cached, {plan['trained']} trained here"
+              + (f", {plan['not_trained']} not trained" if plan["not_trained"] else ""))
+    cases = f"{checked} claim cases and {checked_null} null-control cases checked against their pins"
+    if not_checked:
+        cases += f", {not_checked} not checked"
+    reason = f" ({plan['reason']})" if plan and plan.get("reason") else ""
+    return f"cnnclaims: profile {profile}: {models}; {cases}{reason}"
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     res = config.stash.get(_RESULTS, None)
-    if _is_worker(config) or not res or not (res["verdicts"] or res["null"]):
+    if _is_worker(config) or not res:
+        return
+    line = None
+    if res["plan"] is not None or res["not_checked"]:
+        name = res.get("profile_name") or res.get("profile", {}).get("name") or "?"
+        line = plan_line(res["plan"], name, len(res["verdicts"]), len(res["null"]), res["not_checked"])
+    if not (res["verdicts"] or res["null"]):
+        if line:
+            terminalreporter.section("cnnclaims verdicts")
+            terminalreporter.write_line(line)
         return
     from . import pinned
     from .report import verdict_table_text
@@ -817,3 +876,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{case}{' (null)' if section == 'null_control' else ''}: "
             + ", ".join(f"{fam} {v}" for fam, v in fams.items()) for (section, case), fams in fragile.items()))
     tr.write_line(f"verdict JSON: {artifacts_dir(config) / 'verdicts.json'}")
+    if line:
+        tr.write_line(line)

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from .errors import CacheError, CnnClaimsError
+from .numerics import KERNEL_VARIABLES
 
 RAY_HINT = 'pip install -e ".[ray]"'
 # How often Ray starts a task again whose worker process or node died (a crash, the
@@ -49,7 +50,8 @@ TASK_RETRIES = 3
 # family, oneDNN kernels) or prints: a cluster's worker gets the environment of its
 # node's `ray start`, not the driver's, so the driver's values travel with every task
 # (a Ray the driver starts inherits them).
-PASSED_ENV = ("CNNCLAIMS_TF_THREADS", "TF_USE_LEGACY_KERAS", "TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")
+PASSED_ENV = ("CNNCLAIMS_TF_THREADS", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL", "CNNCLAIMS_NUMERICS",
+              *KERNEL_VARIABLES)
 # Worker-local folders in which tasks train: <tmp>/cnnclaims-ray/<pid>-<random>/.
 WORK_ROOT = "cnnclaims-ray"
 
@@ -479,6 +481,7 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
         raise RuntimeError(f"the Ray worker on {node} (pid {os.getpid()}) trains with {compat.TF_THREADS} TensorFlow "
                            f"threads, the driver with {threads}; its ${compat.ENV_THREADS} did not reach it")
     compat.check_threads()
+    compat.check_numerics()
     mine = training.cache_key(spec, data.fingerprint)
     if mine != key:
         # Checked before training, not after: another TensorFlow, Keras or numpy here

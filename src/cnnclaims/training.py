@@ -27,13 +27,19 @@ from pathlib import Path
 import numpy as np
 
 from . import cache
-from .compat import check_threads, keras, load_model, positive_int_env, save_model, set_determinism, versions
+from .compat import check_numerics, check_threads, keras, load_model, positive_int_env, save_model, set_determinism, versions
 from .errors import CacheError
 from .inputs import check_images, class_labels, model_input, one_hot_labels
 from .model import build_model, compile_model
 
-# Bump when the training procedure changes in a way the spec does not capture.
+# Bump when the training procedure changes in a way the spec does not capture: it is
+# part of every model's key. TRAINING_CODE is training_code_digest() as of the last
+# review of TRAINING_VERSION; tests/test_training.py fails when the code that trains
+# changes without that review (bump TRAINING_VERSION if the change alters the trained
+# bits, then record the new digest), as joblib.Memory keys results by function code
+# but without retraining everything for a comment or a moved function.
 TRAINING_VERSION = 1
+TRAINING_CODE = "910726b5db95e9f6"
 
 
 @dataclass(frozen=True)
@@ -348,8 +354,9 @@ RECORD_FIELDS = {
     "train_seconds": _NUMBER, "versions": dict, "data_source": str, "data_fingerprint": str,
     "train_indices_sha256": str, "trained_at": str,
 }
-# Added later: a record without them is migrated on load (see _load_entry).
-LATER_FIELDS = {"model_sha256": str, "checksum": str}
+# Added later: a record without them is migrated on load (see _load_entry), or (the
+# weight digests, added with portable numerics) simply lacks them.
+LATER_FIELDS = {"model_sha256": str, "checksum": str, "weights_sha256": str, "epoch_weights_sha256": list}
 _JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
                type(None): "null"}
 
@@ -464,6 +471,31 @@ class ProgressCallback(keras.callbacks.Callback):
             self.progress(f"cnnclaims: [{self.label}] epoch {epoch + 1}/{self.max_epochs} {detail}")
 
 
+def weights_sha256(model) -> str:
+    """SHA-256 (hex) of a model's weights: every array of ``model.get_weights()`` in
+    order, as its bytes (the digest ``../shared/reference/numerics_probe.py`` prints the
+    first 16 digits of). Equal digests mean bit-identical weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
+class WeightDigests(keras.callbacks.Callback):
+    """``weights_sha256`` of the model at the end of every epoch (before early stopping
+    restores the best one): a record can then prove a retraining bit-identical epoch by
+    epoch (``python -m cnnclaims cache reproduce --epochs K``) without training to the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.digests: list[str] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.digests.append(weights_sha256(self.model))
+
+
 def prepare(x: np.ndarray, y: np.ndarray):
     """Training arrays: float32 pixels in [0, 1] (n, 32, 32, 3) and one-hot float32 labels (n, 10).
 
@@ -477,8 +509,13 @@ def prepare(x: np.ndarray, y: np.ndarray):
     return x, np.eye(10, dtype=np.float32)[y]
 
 
-def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print, build=build_model):
-    """Train one model as the article does; returns (model, history dict, epochs, seconds).
+def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print, build=build_model,
+        max_epochs: int | None = None):
+    """Train one model as the article does; returns (model, history dict, epochs, seconds,
+    per-epoch weight digests).
+
+    ``max_epochs``: stop after this many epochs (default the spec's): a prefix of the
+    same training, epoch for epoch (``cache reproduce --epochs``).
 
     ``x_train``, ``x_val``: float pixels in [0, 1], (n, 32, 32, 3); ``y_train``,
     ``y_val``: one-hot (n, 10) floats, i.e. what ``prepare`` returns. Raises
@@ -488,25 +525,27 @@ def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progr
     for name, x, y, y_name in (("x_train", x_train, y_train, "y_train"), ("x_val", x_val, y_val, "y_val")):
         one_hot_labels(y, len(check_images(x, "fit", name=name, uint8_ok=False)), "fit", y_name)
     check_threads()
+    check_numerics()
     set_determinism(spec.seed)
     model = compile_model(build(), spec.learning_rate, spec.steps_per_execution)
     es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
     # Weights-only checkpoint of the best epoch: restores the best weights in every
     # Keras version (2.15's EarlyStopping does not when the epoch limit is reached).
     ckpt = keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True)
+    digests = WeightDigests()
     t0 = time.perf_counter()
     hist = model.fit(
         x_train, y_train,
         batch_size=spec.batch_size,
-        epochs=spec.max_epochs,
+        epochs=spec.max_epochs if max_epochs is None else min(max_epochs, spec.max_epochs),
         validation_data=(x_val, y_val),
-        callbacks=[es, ckpt, ProgressCallback(spec.label, spec.max_epochs, progress)],
+        callbacks=[es, ckpt, digests, ProgressCallback(spec.label, spec.max_epochs, progress)],
         verbose=0,
     )
     model.load_weights(str(checkpoint))
     seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    return model, history, len(history["loss"]), seconds
+    return model, history, len(history["loss"]), seconds, digests.digests
 
 
 # The .partial folders this process is building; a training worker's SIGTERM handler
@@ -540,7 +579,8 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=
     progress(f"cnnclaims: training {spec.label} (up to {spec.max_epochs} epochs, patience {spec.patience}) ...")
     work = folder.with_name(folder.name + ".partial")
     with _building(work):
-        model, history, epochs, seconds = fit(spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5", progress, build)
+        model, history, epochs, seconds, digests = fit(spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5",
+                                                       progress, build)
         probs = model.predict(x_te, batch_size=1000, verbose=0)
         test_acc = float(np.mean(np.argmax(probs, axis=1) == data.y_test))
         best = int(np.argmin(history["val_loss"]))
@@ -557,6 +597,8 @@ def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=
             "data_fingerprint": data.fingerprint,
             "train_indices_sha256": cache.stable_hash(idx.tolist()),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "weights_sha256": weights_sha256(model),
+            "epoch_weights_sha256": digests,
         }
         save_model(model, work / "model.keras")
         record["model_sha256"] = cache.file_sha256(work / "model.keras")
@@ -622,7 +664,7 @@ def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
 
 def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False, workers: int | None = None,
                   progress=print, experiment=None, recipes: dict | None = None, executor: str = "local",
-                  ray_address: str | None = None) -> list:
+                  ray_address: str | None = None, estimates: dict | None = None) -> list:
     """Train the models of ``specs`` that are not cached, several at once in worker
     processes (one TensorFlow thread each, so the weights equal a one-at-a-time run).
 
@@ -637,6 +679,9 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
 
     ``recipes``: ``{group: (build_model, subset)}`` for groups the experiment does not
     declare (the sizes sweep's, see ``sweep_plan``); others are the experiment's.
+
+    ``estimates``: ``{spec: seconds}`` predicted from throughput measured here
+    (``forecast``), which the progress's ETA prefers to the cache's recorded times.
 
     ``executor``: "local" (the process pool above) or "ray": every missing model, even
     one, becomes a Ray task, on a local Ray of ``workers`` CPUs or the cluster at
@@ -686,7 +731,7 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
     from .plan_progress import PlanProgress
 
     # Says which models run, done out of planned and the ETA from the cache's recorded times.
-    plan = PlanProgress(missing, n, cache_dir, progress)
+    plan = PlanProgress(missing, n, cache_dir, progress, priors=estimates)
     per_class = {"train": len(data.y_train) // 10, "test": len(data.y_test) // 10}
     with _sigterm_interrupts():
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(messages, os.getpid()))
@@ -846,3 +891,47 @@ def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, f
         progress.event("finished", time.perf_counter() - t0)
         progress.spec = None
     return key
+
+
+# --- the code that decides trained weights ---------------------------------------------
+
+def code_digest(sources) -> str:
+    """SHA-256 (first 16 hex digits) of Python sources as code: their ASTs without
+    docstrings, so comments, docstrings, formatting and line numbers do not count, and
+    any change to a statement, name or constant does."""
+    import ast
+
+    dumps = []
+    for source in sources:
+        tree = ast.parse(_dedent(source))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        dumps.append(ast.unparse(tree))  # canonical source: steadier across Python versions than ast.dump
+    return cache.stable_hash(dumps)[:16]
+
+
+def _dedent(source: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(source)
+
+
+def training_functions() -> list:
+    """What decides a trained model's weights beyond its spec, data and versions: the
+    fit, its inputs, the subsets, the architecture and compilation, the seeding."""
+    from . import compat, inputs, model
+
+    return [TrainSpec, spec_dict, fit, WeightDigests, prepare, _train_entry, checked_subset, stratified_subset,
+            nested_subset, NestedSubset, model.build_model, model.compile_model, compat.set_determinism,
+            compat.steps_per_execution, inputs.model_input, inputs.class_labels]
+
+
+def training_code_digest() -> str:
+    """``code_digest`` of ``training_functions()``' sources."""
+    import inspect
+
+    return code_digest(inspect.getsource(f) for f in training_functions())
