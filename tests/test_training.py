@@ -530,3 +530,62 @@ def test_a_builder_with_automatic_names_is_refused_with_the_fix():
         profiles = {k: replace(p, sizes=(), size_seeds=0) for k, p in ARTICLE.profiles.items()}
         recipe_id(replace(ARTICLE, a=Condition("benchmark", build_model=unnamed), profiles=profiles), "benchmark")
     assert recipe_id(ARTICLE, "benchmark") == ""  # the article's models keep their keys
+
+
+# --- the code that trains, and what a record proves ------------------------------------
+
+def test_training_code_is_reviewed_with_training_version():
+    """Fails when the code that decides trained weights changed since TRAINING_VERSION
+    was last reviewed: a change that alters trained bits needs TRAINING_VERSION bumped
+    (every model retrains); either way record the new digest in TRAINING_CODE."""
+    from cnnclaims import training
+
+    got = training.training_code_digest()
+    assert got == training.TRAINING_CODE, (
+        f"the training code changed (digest {got}, reviewed {training.TRAINING_CODE}): if it changes trained "
+        f"weights, bump training.TRAINING_VERSION (now {training.TRAINING_VERSION}); then set "
+        f"training.TRAINING_CODE = {got!r}")
+
+
+def test_code_digest_sees_code_and_ignores_comments_docstrings_and_layout():
+    from cnnclaims.training import code_digest
+
+    base = 'def f(x):\n    """Doc."""\n    return x * 2  # why\n'
+    assert code_digest([base]) == code_digest(['def f(x):\n    """Other words."""\n\n    return (x *\n  2)\n'])
+    assert code_digest([base]) != code_digest([base.replace("* 2", "* 3")])  # a constant: it fails
+    assert code_digest([base]) != code_digest([base.replace("x * 2", "x + 2")])
+    assert code_digest([base]) != code_digest([base.replace("def f", "def g")])
+
+
+def test_a_change_to_the_fit_is_caught(monkeypatch):
+    """The check fails on an edited training function (here: the learning-rate keyword
+    in fit's compile call), proven on a copy of fit's source."""
+    import inspect
+
+    from cnnclaims import training
+
+    edited = inspect.getsource(training.fit).replace("spec.learning_rate", "spec.learning_rate * 2")
+    others = [inspect.getsource(f) for f in training.training_functions() if f is not training.fit]
+    assert training.code_digest(others + [edited]) != training.TRAINING_CODE
+
+
+def test_records_carry_the_weights_digest_per_epoch_and_at_the_end(trained):
+    from cnnclaims.training import weights_sha256
+
+    model, record = trained[0].model, trained[0].record
+    assert record["weights_sha256"] == weights_sha256(model)
+    assert len(record["epoch_weights_sha256"]) == record["epochs"] and all(
+        len(d) == 64 for d in record["epoch_weights_sha256"])
+    # The best epoch's weights are the final ones (restored), and so its digest.
+    assert record["epoch_weights_sha256"][record["best_epoch"] - 1] == record["weights_sha256"]
+
+
+def test_fit_can_stop_after_a_prefix_of_the_same_training(tiny, trained, tmp_path):
+    """max_epochs=1: the same first epoch, bit for bit, as the whole training's."""
+    from cnnclaims.training import fit, stratified_subset
+
+    idx = stratified_subset(tiny.y_train, SPEC.n_train, SPEC.seed)
+    x, y = prepare(tiny.x_train[idx], tiny.y_train[idx])
+    xv, yv = prepare(tiny.x_test, tiny.y_test)
+    *_, epochs, _, digests = fit(SPEC, x, y, xv, yv, tmp_path / "b.weights.h5", lambda *_: None, max_epochs=1)
+    assert epochs == 1 and digests == trained[0].record["epoch_weights_sha256"][:1]

@@ -232,14 +232,14 @@ class Run:
             missing, lambda s: (self.sweep["recipes"].get(s.role) or recipe_functions(self.experiment, s.role))[0],
             self.experiment.input_shape, len(self.experiment.classes), len(self.data.y_test),
             recorded(self.cache_dir), workers)
-        what = f"the {len(missing)} missing of profile {self.profile.name!r}'s {len(specs)} models"
+        what = (f"{len(missing)} models of profile {self.profile.name!r} ({len(specs) - len(missing)} of its "
+                f"{len(specs)} are cached)")
         self.progress(pred.line(what))
         self.plan_status["predicted"] = pred.per_spec
         if self.time_budget is not None and pred.expected > self.time_budget * 60:
             msg = (f"not training: {what} are predicted to take {rough(pred.expected)} here, more than the time "
-                   f"budget of {rough(self.time_budget * 60)} (--time-budget); the claims of profile "
-                   f"{self.profile.name!r} are not checked against their pins ({len(specs) - len(missing)} of "
-                   f"{len(specs)} models cached)")
+                   f"budget of {rough(self.time_budget * 60)} (--time-budget); its claims are not checked against "
+                   "their pins")
             self.plan_status["budget"] = msg
             self.progress(f"cnnclaims: {msg}")
             raise TrainingBudgetError(msg)

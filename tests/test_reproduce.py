@@ -1,0 +1,151 @@
+"""The cache's inventory (list, verify, prune, key) and the proof by retraining
+(``cache reproduce``), on a tiny profile of the article's experiment over random
+images: three models (benchmark, dummy, null), two epochs each."""
+import dataclasses
+import json
+
+import pytest
+
+from cnnclaims import inventory, reproduce
+from cnnclaims.cache import write_json
+from cnnclaims.declaration import Profile
+from cnnclaims.testing import random_cifar, write_image_folder
+from cnnclaims.training import record_checksum
+
+TINY = Profile("tiny", {"benchmark": 100, "dummy": 50}, max_epochs=2, patience=2, n_seeds=1, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A Run of the tiny profile whose three models are trained into its cache."""
+    from cnnclaims.article import ARTICLE
+    from cnnclaims.data import load_cifar10
+    from cnnclaims.experiment import Run
+
+    tmp = tmp_path_factory.mktemp("reproduce")
+    folder = write_image_folder(tmp / "imgs", *random_cifar(10, 3, seed=3), fmt="png")
+    experiment = dataclasses.replace(ARTICLE, profiles={"tiny": TINY}, default_profile="tiny")
+    r = Run("tiny", data_path=str(folder), cache_dir=tmp / "cache", progress=lambda *_: None, experiment=experiment,
+            workers=2)
+    r.__dict__["data"] = load_cifar10(folder, tmp / "cache", per_class={"train": 10, "test": 3},
+                                      progress=lambda *_: None)
+    r.train()
+    for role in r.roles:
+        r.models(role)
+    return r
+
+
+def test_the_sample_is_one_model_per_group_cheapest_first(run):
+    specs = reproduce.sample(run)
+    assert [s.role for s in specs] == ["dummy", "null", "benchmark"]
+    assert [s.role for s in reproduce.sample(run, ["null"])] == ["null"]
+    with pytest.raises(KeyError, match="unknown group 'nul'; valid groups: benchmark, dummy, null"):
+        reproduce.sample(run, ["nul"])
+
+
+def test_retrained_from_scratch_every_model_is_identical(run):
+    rows = reproduce.reproduce(run, reproduce.choose(run, reproduce.sample(run), None, 2, print), workers=2,
+                               progress=lambda *_: None)
+    assert [r["identical"] for r in rows] == [True, True, True] and {r["check"] for r in rows} == {"whole model"}
+    assert "identical" in reproduce.table(rows)
+
+
+def test_a_cached_model_that_is_not_what_the_code_trains_is_named(run, tmp_path):
+    """A cached entry whose weights are not what the code trains (here: its record's
+    digest, with a valid checksum, as another machine's numerics would give) fails,
+    named; its first epoch is checked against the per-epoch digests too."""
+    spec = reproduce.sample(run, ["dummy"])[0]
+    record, folder = reproduce._cached_record(run, spec)
+    try:
+        bad = {**record, "weights_sha256": "0" * 64, "epoch_weights_sha256": ["1" * 64] * record["epochs"]}
+        bad["checksum"] = record_checksum(bad)
+        write_json(folder / "record.json", bad)
+        rows = reproduce.reproduce(run, [(spec, None), (spec, 1)], workers=1, progress=lambda *_: None)
+    finally:
+        write_json(folder / "record.json", record)
+    assert [(r["identical"], r["check"], r["why"]) for r in rows] == [
+        (False, "whole model", "weights"), (False, "first 1 epochs", "weights after epoch 1")]
+    assert rows[0]["entry"] == folder.name and "DIFFERS" in reproduce.table(rows)
+
+
+def test_a_budget_checks_what_fits_whole_and_the_rest_for_their_first_epochs(run, monkeypatch):
+    from cnnclaims import forecast
+
+    tp = forecast.Throughput(train=1.0, evaluate=1e9, workers=2, seconds=0.0)  # 100 images: 100 s an epoch
+    monkeypatch.setattr(forecast, "measure", lambda *a, **k: tp)
+    plan = reproduce.choose(run, reproduce.sample(run), 160.0, 2, lambda *_: None)
+    # dummy and null (2 epochs of 50 s + 8 s each) fit side by side; the benchmark
+    # (2 x 100 s) does not, so its first epoch is checked
+    assert [(s.role, k) for s, k in plan] == [("dummy", None), ("null", None), ("benchmark", 1)]
+    rows = reproduce.reproduce(run, plan, workers=2, progress=lambda *_: None)
+    assert [r["check"] for r in rows] == ["whole model", "whole model", "first 1 epochs"]
+    assert all(r["identical"] for r in rows)
+
+
+# --- the inventory ---------------------------------------------------------------------
+
+def test_list_and_verify_an_intact_cache(run):
+    text = inventory.listing(run.cache_dir)
+    assert "3 model entries" in text and text.count(" ok ") == 3 and "portable" in text
+    assert inventory.verify(run.cache_dir) == []
+
+
+@pytest.mark.parametrize("damage", ["record-digit", "model-bytes", "record-json"])
+def test_verify_names_each_damaged_entry(run, tmp_path, damage):
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(run.cache_dir / "models", cache / "models")
+    entry = inventory.model_entries(cache)[0]
+    if damage == "record-digit":
+        rec = json.loads((entry / "record.json").read_text())
+        rec["test_accuracy"] = rec["test_accuracy"] / 2
+        (entry / "record.json").write_text(json.dumps(rec))
+    elif damage == "model-bytes":
+        with open(entry / "model.keras", "r+b") as f:
+            f.seek(100)
+            f.write(b"\0\1\2")
+    else:
+        (entry / "record.json").write_text("{not json")
+    (problem,) = inventory.verify(cache)
+    assert str(entry) in problem
+
+
+def test_prune_by_name_versions_and_damage(run, tmp_path):
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(run.cache_dir / "models", cache / "models")
+    with pytest.raises(ValueError, match="prune needs a criterion"):
+        inventory.prune(cache)
+    assert inventory.prune(cache, other_versions=True) == []  # all trained here, now
+    assert [p.name.split("-")[0] for p in inventory.prune(cache, match="null-*", dry_run=True)] == ["null"]
+    assert len(inventory.model_entries(cache)) == 3
+    (gone,) = inventory.prune(cache, match="null-*")
+    assert not gone.exists() and len(inventory.model_entries(cache)) == 2
+    assert inventory.prune(cache, older_than_days=1) == []
+    (inventory.model_entries(cache)[0] / "model.keras").write_bytes(b"x")
+    assert len(inventory.prune(cache, damaged=True)) == 1
+
+
+def test_the_plan_key_changes_with_the_plan(run):
+    key = inventory.plan_key(run)
+    assert key.startswith("cnnclaims-tf") and key.endswith(key.rsplit("-", 1)[1]) and "-tiny-" in key
+    assert inventory.plan_key(run) == key
+    other = dataclasses.replace(run, n_seeds=2)
+    other.__dict__["data"] = run.data
+    assert inventory.plan_key(other) != key
+
+
+def test_cli_verify_exits_1_on_damage(run, tmp_path, capsys):
+    import shutil
+
+    from cnnclaims.__main__ import main
+
+    assert main(["cache", "verify", "--cache-dir", str(run.cache_dir)]) == 0
+    cache = tmp_path / "c"
+    shutil.copytree(run.cache_dir / "models", cache / "models")
+    (inventory.model_entries(cache)[0] / "model.keras").write_bytes(b"x")
+    assert main(["cache", "verify", "--cache-dir", str(cache)]) == 1
+    out = capsys.readouterr().out
+    assert "DAMAGED: cached model" in out and "2 of 3 entries and result files" in out
