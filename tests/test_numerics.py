@@ -144,13 +144,13 @@ def test_slicing_gives_the_recorded_activations_and_softmax():
     assert got == want, portability.mismatch_text("forward", got, want)
 
 
-def _fresh(test: str, **env) -> subprocess.CompletedProcess:
+def _fresh(test: str, *args, **env) -> subprocess.CompletedProcess:
     """Run one of the two checks above in a fresh pytest process with ``env``."""
     full = {**os.environ, **env}
-    for name in numerics.KERNEL_VARIABLES:
+    for name in (*numerics.KERNEL_VARIABLES, numerics.ENV_NUMERICS):
         if name not in env:
             full.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args,
                            f"{__file__}::{test}"], env=full, capture_output=True, text=True, timeout=600)
 
 
@@ -162,12 +162,12 @@ def _native_differs() -> bool:
 
 
 @pytest.mark.portability
-@pytest.mark.parametrize("test", ["test_training_through_the_project_gives_the_recorded_weights",
-                                  "test_slicing_gives_the_recorded_activations_and_softmax"])
-def test_each_check_fails_under_native_numerics_where_native_kernels_differ(test):
+@pytest.mark.parametrize("test, how", [("test_training_through_the_project_gives_the_recorded_weights", "option"),
+                                       ("test_slicing_gives_the_recorded_activations_and_softmax", "variable")])
+def test_each_check_fails_under_native_numerics_where_native_kernels_differ(test, how):
     if not _native_differs():
         pytest.skip("this CPU's native kernels are the portable ones (no AVX-512): native cannot differ here")
-    r = _fresh(test, CNNCLAIMS_NUMERICS="native")
+    r = _fresh(test, "--numerics=native") if how == "option" else _fresh(test, CNNCLAIMS_NUMERICS="native")
     assert r.returncode == 1 and "native numerics run this CPU's own kernels" in r.stdout, r.stdout + r.stderr
 
 
@@ -179,3 +179,21 @@ def test_the_training_check_fails_with_the_isa_cap_removed():
     r = _fresh("test_training_through_the_project_gives_the_recorded_weights", CNNCLAIMS_NUMERICS="native",
                TF_ENABLE_ONEDNN_OPTS="1")
     assert r.returncode == 1 and f"differs from the {portability.expected('train')}" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.portability
+def test_a_contradicting_variable_stops_pytest_once_before_any_test():
+    r = _fresh("test_the_option_is_in_the_one_table_and_checked_for_both_front_ends", TF_ENABLE_ONEDNN_OPTS="0")
+    assert r.returncode == 4, r.stdout + r.stderr  # pytest's usage error
+    assert "cnnclaims: $TF_ENABLE_ONEDNN_OPTS=0 contradicts portable numerics" in r.stderr
+    assert "passed" not in r.stdout
+
+
+def test_the_numerics_command_prints_the_fingerprint_and_the_probe(capsys):
+    from cnnclaims.__main__ import main
+
+    status = main(["numerics"])
+    out = capsys.readouterr().out
+    assert f"numerics: {compat.NUMERICS['mode']}  pins key family: {compat.version_family()}" in out
+    assert "fingerprint: {" in out and "probe train: " in out and "probe forward: " in out
+    assert (status == 0) == (out.count("matches the recorded digest") == 2)
