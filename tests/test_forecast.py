@@ -105,3 +105,14 @@ def test_pytest_reports_the_claims_skipped_and_one_summary_line(unfit_run, pytes
                             "0 claim cases and 0 null-control cases checked against their pins, "
                             f"{outcomes['skipped']} not checked (not training: 15 models of profile 'smoke'*",
                             "*SKIPPED*cnnclaims: not training: 15 models of profile 'smoke' (0 of its 15 are cached)*"])
+
+
+def test_the_plan_line_counts_models_and_cases():
+    from cnnclaims.pytest_plugin import plan_line
+
+    plan = {"planned": 40, "cached": 38, "trained": 2, "not_trained": 0, "reason": None}
+    assert plan_line(plan, "article", 64, 18, 0) == (
+        "cnnclaims: profile article: 40 models: 38 cached, 2 trained here; 64 claim cases and 18 null-control "
+        "cases checked against their pins")
+    assert plan_line(None, "smoke", 1, 0, 3) == ("cnnclaims: profile smoke: no models asked for; 1 claim case and "
+                                                 "0 null-control cases checked against their pins, 3 not checked")

@@ -825,7 +825,10 @@ def plan_line(plan: dict | None, profile: str, checked: int, checked_null: int, 
     models = ("no models asked for" if not plan else
               f"{plan['planned']} models: {plan['cached']} cached, {plan['trained']} trained here"
               + (f", {plan['not_trained']} not trained" if plan["not_trained"] else ""))
-    cases = f"{checked} claim cases and {checked_null} null-control cases checked against their pins"
+    def n(k, what):
+        return f"{k} {what}{'s' * (k != 1)}"
+
+    cases = f"{n(checked, 'claim case')} and {n(checked_null, 'null-control case')} checked against their pins"
     if not_checked:
         cases += f", {not_checked} not checked"
     reason = f" ({plan['reason']})" if plan and plan.get("reason") else ""
@@ -836,14 +839,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     res = config.stash.get(_RESULTS, None)
     if _is_worker(config) or not res:
         return
-    line = None
+    plan_text = None
     if res["plan"] is not None or res["not_checked"]:
         name = res.get("profile_name") or res.get("profile", {}).get("name") or "?"
-        line = plan_line(res["plan"], name, len(res["verdicts"]), len(res["null"]), res["not_checked"])
+        plan_text = plan_line(res["plan"], name, len(res["verdicts"]), len(res["null"]), res["not_checked"])
     if not (res["verdicts"] or res["null"]):
-        if line:
+        if plan_text:
             terminalreporter.section("cnnclaims verdicts")
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(plan_text)
         return
     from . import pinned
     from .report import verdict_table_text
@@ -876,5 +879,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{case}{' (null)' if section == 'null_control' else ''}: "
             + ", ".join(f"{fam} {v}" for fam, v in fams.items()) for (section, case), fams in fragile.items()))
     tr.write_line(f"verdict JSON: {artifacts_dir(config) / 'verdicts.json'}")
-    if line:
-        tr.write_line(line)
+    if plan_text:
+        tr.write_line(plan_text)
