@@ -9,8 +9,10 @@ Prints, side by side, images/s and achieved GFLOP/s of
 - the project's training loop: one model per core at once, one TensorFlow thread and
   ``steps_per_execution=50`` each (seed 0 is compared bitwise with the one-thread fit);
 - a bare ``tf.function`` loop of the same steps without Keras (what the kernels cost);
-with their ratio, a practical roof (a float32 matrix-product chain through TensorFlow,
-every core and one core) and each loop's fraction of it; how much the plain fit's
+each under portable and native numerics (``--numerics``, cnnclaims.numerics), with a
+practical roof per mode (a float32 matrix-product chain through TensorFlow, every core
+and one core) and each loop's fraction of the machine's roof (the faster mode's) and of
+its own mode's; how much the plain fit's
 weights move between every-core and one-thread runs; activation extraction time for
 the 10,000 test images; and cold/warm wall time and peak resident memory (largest
 process and the whole process tree) of the test suite for a profile. Asserts nothing.

@@ -53,7 +53,7 @@ PORTABLE_NEEDS = ("avx2", "fma")
 # oneDNN is linked into the TensorFlow wheel, so TensorFlow's version names it; read
 # from ONEDNN_VERBOSE=1 in each tox environment (`python -m cnnclaims numerics` reads it
 # again on this machine and tests/test_numerics.py checks this table).
-ONEDNN_BY_TENSORFLOW = {"2.21.0": "3.7.3"}
+ONEDNN_BY_TENSORFLOW = {"2.15.1": "3.2.1", "2.16.2": "3.3.4", "2.18.1": "3.5.0", "2.21.0": "3.7.3"}
 
 
 class NumericsError(CnnClaimsError, ValueError):

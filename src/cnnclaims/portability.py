@@ -28,11 +28,18 @@ from pathlib import Path
 import numpy as np
 
 # Portable-numerics digests per base family (compat.base_family()). "train" of
-# tf2.21-keras3.15 is the digest of ../shared/reference/numerics_reference.md, machine A,
-# TF_ENABLE_ONEDNN_OPTS=1 ONEDNN_MAX_CPU_ISA=AVX2. Native numerics are compared with the
-# same digests: they differ wherever this CPU's own kernels differ from the portable ones.
+# tf2.21-keras3.15 is the digest of ../shared/reference/numerics_reference.md, machine A
+# (AMD EPYC, AVX2), TF_ENABLE_ONEDNN_OPTS=1 ONEDNN_MAX_CPU_ISA=AVX2, and machine B (Intel
+# Xeon, AVX-512) gave it too; every other digest was recorded on machine B, in the tox
+# environment of its family (`python -m cnnclaims numerics`). Keras 3.15 on TF 2.18
+# (oneDNN 3.5.0) trains the same bits as on TF 2.21 (oneDNN 3.7.3). Native numerics are
+# compared with the same digests: they differ wherever this CPU's own kernels differ.
 REFERENCE = {
     "tf2.21-keras3.15": {"train": "4d91040eb1eee37f", "forward": "c981ef60134791b5"},
+    "tf2.18-keras3.15": {"train": "4d91040eb1eee37f", "forward": "c981ef60134791b5"},
+    "tf2.16-keras3.0": {"train": "76fd42aaad06d17e", "forward": "c981ef60134791b5"},
+    "tf2.15-keras2.15": {"train": "f08e21bb1d792c15", "forward": "69ba27848274ecf2"},
+    "tf2.21-keras2.21": {"train": "cbfd8f8b688b9edd", "forward": "69ba27848274ecf2"},
 }
 N_IMAGES = 2000
 N_FORWARD = 64
@@ -95,9 +102,9 @@ def mismatch_text(kind: str, got: str, want: str | None) -> str:
 
     family = base_family()
     if want is None:
-        return (f"no {kind} digest is recorded for {family}; this machine gives {got}. Record it in "
-                f"cnnclaims.portability.REFERENCE[{family!r}][{kind!r}] once a second machine (another CPU kind) "
-                "gives the same digest under these settings")
+        return (f"no {kind} digest is recorded for {family}; this machine gives {got} under portable numerics. "
+                f"Record it in cnnclaims.portability.REFERENCE[{family!r}][{kind!r}], saying on which machines it "
+                "was seen (a second CPU kind giving the same digest is the proof)")
     mode = NUMERICS["mode"]
     why = ("native numerics run this CPU's own kernels, so this is expected where they differ from the portable "
            "ones" if mode == "native" else
