@@ -57,7 +57,7 @@ def cmd_run(args):
         models = exp.models(role) if args.all else [exp.first_model(role)]
         for t in models:
             out = exp.experiment.output_layer or t.model.layers[-1].name
-            p = layer_activations(t.model, exp.probe_image, [out])[out][0]
+            p = layer_activations(t.model, exp.probe_image, [out], feed=exp.experiment.feed)[out][0]
             top = np.argsort(p)[::-1][:3]
             print(f"{role:9s} seed {t.spec.seed:4d}: {t.spec.n_train} images, {t.record['epochs']} epochs, "
                   f"test accuracy {t.test_accuracy:.4f}; probe top-3: "

@@ -228,10 +228,12 @@ class Run:
                           "machines from here")
             return
         workers = min(default_workers(self.workers), len(missing))
+        from .modelio import model_io
+
         pred = forecast.predict_plan(
             missing, lambda s: (self.sweep["recipes"].get(s.role) or recipe_functions(self.experiment, s.role))[0],
             self.experiment.input_shape, len(self.experiment.classes), len(self.data.y_test),
-            recorded(self.cache_dir), workers)
+            recorded(self.cache_dir), workers, io=model_io(self.experiment))
         what = (f"{len(missing)} models of profile {self.profile.name!r} ({len(specs) - len(missing)} of its "
                 f"{len(specs)} are cached)")
         self.progress(pred.line(what))
@@ -305,7 +307,8 @@ class Run:
         """``{layer: activations}`` of the probe image through the role's first model
         (every layer; memoised, since figures, diagnostics and fixtures all ask)."""
         if role not in self._probe_acts:
-            self._probe_acts[role] = layer_activations(self.models(role)[0].model, self.probe_image)
+            self._probe_acts[role] = layer_activations(self.models(role)[0].model, self.probe_image,
+                                                       feed=self.experiment.feed)
         return self._probe_acts[role]
 
     def records(self) -> dict:
