@@ -34,10 +34,12 @@ def _experiment(args):
     from .experiment import Run
     from .options import time_budget_choice
 
-    return Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
-               progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment,
-               executor=args.executor, ray_address=args.ray_address,
-               time_budget=time_budget_choice(args.time_budget))
+    run = Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
+              progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment,
+              executor=args.executor, ray_address=args.ray_address,
+              time_budget=time_budget_choice(args.time_budget))
+    run.check(data=False)  # the declaration's mistakes (a builder, a layer path) before any training
+    return run
 
 
 def cmd_run(args):

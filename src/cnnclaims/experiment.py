@@ -90,14 +90,18 @@ class Run:
 
     def check(self, data: bool = True) -> None:
         """What can be known wrong before any training, at once: every recipe builds a
-        trainable softmax model with a stable configuration; with ``data`` (which loads
+        trainable softmax model with a stable configuration that takes the declared
+        images, and has every layer the claims' metrics read; with ``data`` (which loads
         it), every training size fits the data and the probe index (declared or given)
         is an image of the probe class. Raises ModelError, DataError or ValueError
         naming the thing and the fix."""
+        from .modelio import check_layers
         from .training import checked_config, recipe_functions
 
         for role in self.roles:
-            checked_config(recipe_functions(self.experiment, role)[0], self.experiment, role)
+            build = recipe_functions(self.experiment, role)[0]
+            checked_config(build, self.experiment, role)
+            check_layers(build, self.experiment, role)
         if data:
             self.check_sizes()
             if self.probe is not None or self.experiment.probe.index is not None:
@@ -145,8 +149,14 @@ class Run:
     @functools.cached_property
     def data(self):
         from .data import load_dataset
+        from .errors import DataError, ExperimentDataError
 
-        return load_dataset(self.experiment, self.data_path, self.cache_dir, self.progress)
+        try:
+            return load_dataset(self.experiment, self.data_path, self.cache_dir, self.progress)
+        except ExperimentDataError:
+            raise
+        except DataError as exc:  # the same for every test that needs the data: the session stops there
+            raise ExperimentDataError(str(exc)) from exc
 
     @functools.cached_property
     def probe_index(self) -> int:

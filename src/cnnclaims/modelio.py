@@ -195,3 +195,44 @@ def probabilities(outputs, index: int) -> np.ndarray:
     if isinstance(outputs, dict):
         outputs = list(outputs.values())
     return np.asarray(outputs[index] if isinstance(outputs, (list, tuple)) else outputs)
+
+
+_LAYERS_CHECKED: set = set()
+
+
+def check_layers(build, experiment, role: str) -> None:
+    """Every layer the experiment's metrics read, and its ``output_layer``, is a path
+    of the model ``build()`` returns (``activations.layer_paths``). Raises
+    UnknownNameError naming the claim, the metric, the layer and the valid paths (a
+    layer inside a nested model: its path), before any training (memoised)."""
+    from .activations import INPUT, _walk, _input_paths
+    from .declaration import OUTPUT
+    from .errors import unknown
+
+    wanted = [(c.id, m.name, layer) for c in experiment.claims for m in (c.metric, *c.extras) for layer in m.layers]
+    key = (build, tuple(wanted), experiment.output_layer)
+    if key in _LAYERS_CHECKED:
+        return
+    model = build()
+    walk = _walk(model, "check_layers")
+    valid = _input_paths(model) + list(walk.outputs)
+    valid += [INPUT] if INPUT not in valid else []
+    who = f"experiment {experiment.name!r}, condition {experiment.recipe(role).name!r}"
+    if experiment.output_layer and experiment.output_layer not in valid:
+        raise _named(unknown("layer", experiment.output_layer, valid), experiment.output_layer, walk,
+                     f"{who}: output_layer {experiment.output_layer!r} is not a layer of model {model.name!r}")
+    for claim_id, metric, layer in wanted:
+        if layer != OUTPUT and layer not in valid:
+            raise _named(unknown("layer", layer, valid), layer, walk,
+                         f"{who}: claim {claim_id!r}, metric {metric!r} reads layer {layer!r}, which model "
+                         f"{model.name!r} lacks")
+    _LAYERS_CHECKED.add(key)
+
+
+def _named(err, name: str, walk, what: str):
+    from .errors import UnknownNameError
+
+    inside = [p for p in walk.outputs if p.split("/")[-1].split("@")[0].split(":")[0] == name]
+    hint = (f"; it is inside a nested model: {', '.join(repr(p) for p in inside)} (name a nested layer by its path)"
+            if inside else "")
+    return UnknownNameError(f"{what}{hint}; {str(err).split('; ', 1)[1]}")

@@ -687,8 +687,12 @@ def pytest_runtest_makereport(item, call):
         rep.outcome, rep.longrepr = "skipped", (str(item.path), item.location[1] or 0,
                                                 f"Skipped: cnnclaims: {call.excinfo.value}")
         return
+    from .errors import ExperimentDataError
+
     err = _write_error(item.config, call.excinfo.value) if call.excinfo is not None else None
-    if call.excinfo is not None and isinstance(call.excinfo.value, _SessionStop):
+    if call.excinfo is not None and isinstance(call.excinfo.value, (_SessionStop, ExperimentDataError)):
+        # The experiment's data refused (another shape than declared, labels outside its
+        # classes): every test would fail alike; one line, and the session stops.
         err = str(call.excinfo.value).removeprefix("cnnclaims: ")
     if err is not None:
         # A cache that cannot be written (full, read-only) fails every later test alike,
