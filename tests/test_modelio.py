@@ -257,3 +257,13 @@ def test_keras_set_to_channels_first_is_named_with_the_fix_before_anything_train
     assert "image_data_format 'channels_first'" in text and str(home / "keras.json") in text
     assert '"image_data_format": "channels_last"' in text
     assert not (tmp_path / "cache" / "models").exists()  # nothing trained
+
+
+def test_channels_first_images_at_the_models_door_are_refused_with_the_transpose():
+    from cnnclaims.activations import layer_activations
+
+    model = _builder((28, 28, 1), 10)()
+    x = np.zeros((2, 1, 28, 28), np.uint8)
+    with pytest.raises(InputError, match=r"layer_activations: images got shape \(2, 1, 28, 28\); expected images of "
+                                         r"shape \(n, 28, 28, 1\).*they look channels-first.*transpose\(0, 2, 3, 1\)"):
+        layer_activations(model, x)

@@ -162,9 +162,11 @@ def load_dataset(experiment, path=None, cache_dir=None, progress=print) -> Datas
 
 def check_dataset(data: Dataset, experiment) -> Dataset:
     """``data`` when it is what ``experiment`` declares: images of its ``input_shape``
-    and (n,) integer labels of its classes in both splits. Raises DataError naming the
-    split, what the loader gave and the fix (another shape: declare it, or transpose
-    channels-first arrays)."""
+    and (n,) integer labels of its classes in both splits. Raises DataContractError (a
+    DataError) naming the split, what the loader gave and the fix (another shape:
+    declare it, or transpose channels-first arrays)."""
+    from .errors import DataContractError
+
     shape = tuple(experiment.input_shape)
     k = len(experiment.classes)
     for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
@@ -175,17 +177,17 @@ def check_dataset(data: Dataset, experiment) -> Dataset:
                 fix = "they look channels-first: return x.transpose(0, 2, 3, 1)"
             else:
                 fix = f"declare Experiment(input_shape={got}) if that is the images' shape"
-            raise DataError(f"{where} holds images of shape {got}, but the experiment declares input_shape "
-                            f"{shape} (height, width, channels); {fix}")
+            raise DataContractError(f"{where} holds images of shape {got}, but the experiment declares "
+                                    f"input_shape {shape} (height, width, channels); {fix}")
         y = np.asarray(y)
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{where}: labels are {y.dtype} of shape {y.shape}; a Dataset holds (n,) integer class "
-                            "indices (cnnclaims.data.dataset converts one-hot rows)")
+            raise DataContractError(f"{where}: labels are {y.dtype} of shape {y.shape}; a Dataset holds (n,) "
+                                    "integer class indices (cnnclaims.data.dataset converts one-hot rows)")
         outside = np.unique(y[(y < 0) | (y >= k)])
         if len(outside):
-            raise DataError(f"{where}: labels outside 0..{k - 1}: {', '.join(map(str, outside[:10]))}; the "
-                            f"experiment declares {k} classes ({', '.join(experiment.classes[:5])}"
-                            f"{', ...' if k > 5 else ''})")
+            raise DataContractError(f"{where}: labels outside 0..{k - 1}: {', '.join(map(str, outside[:10]))}; "
+                                    f"the experiment declares {k} classes ({', '.join(experiment.classes[:5])}"
+                                    f"{', ...' if k > 5 else ''})")
     return data
 
 

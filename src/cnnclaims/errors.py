@@ -9,10 +9,10 @@ class DataError(CnnClaimsError):
     """The CIFAR-10 source is missing, malformed or incomplete."""
 
 
-class ExperimentDataError(DataError):
-    """The experiment's data cannot be loaded, or is not what the experiment declares
-    (another image shape, labels outside its classes): every test that needs it would
-    fail alike, so a pytest session stops at the first, in one line."""
+class DataContractError(DataError):
+    """The experiment's data loaded, but is not what the experiment declares (another
+    image shape, labels outside its classes): every test that needs it would fail
+    alike, so a pytest session stops at the first, in one line."""
 
 
 class CacheError(CnnClaimsError):

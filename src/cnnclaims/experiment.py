@@ -149,14 +149,8 @@ class Run:
     @functools.cached_property
     def data(self):
         from .data import load_dataset
-        from .errors import DataError, ExperimentDataError
 
-        try:
-            return load_dataset(self.experiment, self.data_path, self.cache_dir, self.progress)
-        except ExperimentDataError:
-            raise
-        except DataError as exc:  # the same for every test that needs the data: the session stops there
-            raise ExperimentDataError(str(exc)) from exc
+        return load_dataset(self.experiment, self.data_path, self.cache_dir, self.progress)
 
     @functools.cached_property
     def probe_index(self) -> int:

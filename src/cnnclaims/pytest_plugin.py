@@ -687,10 +687,10 @@ def pytest_runtest_makereport(item, call):
         rep.outcome, rep.longrepr = "skipped", (str(item.path), item.location[1] or 0,
                                                 f"Skipped: cnnclaims: {call.excinfo.value}")
         return
-    from .errors import ExperimentDataError
+    from .errors import DataContractError
 
     err = _write_error(item.config, call.excinfo.value) if call.excinfo is not None else None
-    if call.excinfo is not None and isinstance(call.excinfo.value, (_SessionStop, ExperimentDataError)):
+    if call.excinfo is not None and isinstance(call.excinfo.value, (_SessionStop, DataContractError)):
         # The experiment's data refused (another shape than declared, labels outside its
         # classes): every test would fail alike; one line, and the session stops.
         err = str(call.excinfo.value).removeprefix("cnnclaims: ")
