@@ -165,12 +165,25 @@ def _nested(pytester, layer="backbone/conv", loaded="SHAPE", outputs="probs", ex
 
 
 def test_a_nested_backbone_on_grayscale_images_runs_with_a_claim_on_an_inner_layer(pytester, tmp_path):
-    _nested(pytester)
-    args = ("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}")
-    r = pytester.runpytest_subprocess(*args, "--workers=1", "--regen-verdicts")
+    """From the folder above the experiment's, as from a repository root: the hint to
+    accept new pins names the experiment's folder (a bare `pytest` there would run
+    other tests) and leaves out `python -m cnnclaims pin`, which pins the default
+    experiment."""
+    folder = pytester.mkpydir("exp")
+    (folder / "myexp.py").write_text(NESTED.replace("LAYER", repr("backbone/conv")).replace("LOADED", "SHAPE")
+                                     .replace("OUTPUTS", "probs").replace("EXTRA", ""))
+    (folder / "test_mine.py").write_text(TEST_FILE)
+    (folder / "__init__.py").unlink()  # a plain folder of modules, as examples/digits
+    args = ("exp", "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}",
+            "--workers=1")
+    r = pytester.runpytest_subprocess(*args)
+    out = r.stdout.str()
+    assert "no pinned verdict for M1/probe" in out and "`pytest exp --regen-verdicts --profile tiny`" in out, out
+    assert "cnnclaims pin" not in out
+    r = pytester.runpytest_subprocess(*args, "--regen-verdicts")
     out = r.stdout.str()
     assert r.ret == 0, out
-    assert "M1-sparser" in out and "d3s" in out and (pytester.path / "pinned_mine.json").exists()
+    assert "M1-sparser" in out and "d3s" in out and (folder / "pinned_mine.json").exists()
 
 
 TWO_OUTPUTS = "[probs, L.Dense(1, name='aux')(x)]"

@@ -658,11 +658,28 @@ def _accept_hint(config, path, key) -> str:
         obtained, note = recorded
         where = f"\n  obtained: {obtained} (this run's entry for [{key}]{f'; {note}' if note else ''})"
         copy = f", or `cp {obtained} {path}`"
+    # Pins beside a test file: the command names that folder (from the repository root, a
+    # bare `pytest` runs the article's tests). The command line pins the default
+    # experiment: offered only for it (another one's module is a test's neighbour).
+    folder = "" if explicit else os.path.relpath(Path(path).parent)
+    folder = "" if folder in ("", ".") else f" {folder}"
+    cli = f" or `python -m cnnclaims pin{opts} --file {path}`" if _is_default_experiment(config) else ""
     return (
         f"\n  pinned:   {path} (unchanged){where}"
-        f"\n  to accept this run's entry, if the change is deliberate: `pytest --regen-verdicts{opts}"
-        f"{f' --pinned-verdicts {path}' if explicit else ''}` or `python -m cnnclaims pin{opts} --file {path}`"
+        f"\n  to accept this run's entry, if the change is deliberate: `pytest{folder} --regen-verdicts{opts}"
+        f"{f' --pinned-verdicts {path}' if explicit else ''}`{cli}"
         f"{copy}; then review `git diff {path}` and commit it")
+
+
+def _is_default_experiment(config) -> bool:
+    """Whether this run's experiment is the one the command line loads (--experiment,
+    $CNNCLAIMS_EXPERIMENT or the article)."""
+    from .declaration import load_experiment
+
+    try:
+        return load_experiment(config.getoption("--experiment") or None) is get_experiment(config).experiment
+    except Exception:  # noqa: BLE001 - an experiment the command line cannot load: not offered
+        return False
 
 
 @pytest.fixture
