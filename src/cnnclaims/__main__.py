@@ -140,7 +140,7 @@ def cmd_pin(args):
     from .report import verdict_table_text
 
     exp = _experiment(args)
-    path = Path(args.file or pinned.DEFAULT_PATH)
+    path = Path(args.file or pinned.path_for(exp.experiment))
     key = exp.pin_key
     pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
     print(verdict_table_text(exp.verdicts, exp.null_verdicts))
@@ -262,7 +262,8 @@ def main(argv=None):
     p.set_defaults(func=cmd_makespan)
     p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
     _common(p)
-    p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")
+    p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json for the "
+                   "article; another experiment's pins_name beside the module that declares it)")
     p.set_defaults(func=cmd_pin)
     p = sub.add_parser("cache", help="the cache folder: list, verify, prune, a key for CI caches, and reproduce "
                        "(retrain a sample from scratch and compare bit for bit)",
