@@ -73,21 +73,27 @@ def _model_inputs(model, where: str) -> list:
 
 @dataclass
 class _Walk:
-    """One graph being walked (the model's, or a nested model's at ``prefix``): how
-    often each layer was called in it, to name shared layers' nodes."""
+    """One graph being walked: the model's (no ``parent``), or a nested model's, called
+    as layer ``name``'s node ``k`` of the ``parent`` graph; ``calls`` counts each layer's
+    nodes in it, to name a shared layer's nodes."""
 
-    prefix: str
+    parent: "_Walk | None" = None
+    name: str = ""
+    k: int = 0
     calls: dict = field(default_factory=dict)
+
+    def path(self, name: str, k: int) -> str:
+        own = name + (f"@{k}" if self.calls.get(name, 1) > 1 else "")
+        return own if self.parent is None else self.parent.path(self.name, self.k) + SEP + own
 
 
 @dataclass
 class Sliced:
     """A model's graph called again on new inputs: ``inputs`` (new ``keras.Input``s, in
     the model's order) named ``input_names``; ``outputs``: ``{path: tensor}`` of every
-    layer at every depth, in network order; ``channels_first``: the paths of layers
-    that take channels-first maps."""
+    layer at every depth, in network order (a nested model's own output before its
+    layers'); ``channels_first``: the paths of layers that take channels-first maps."""
 
-    model: object
     inputs: list
     input_names: list
     outputs: dict
@@ -97,41 +103,37 @@ class Sliced:
 def _walk(model, where: str = "slice_model") -> Sliced:
     inputs = _model_inputs(model, where)
     new = [keras.Input(shape=tuple(t.shape)[1:], name=input_name(t), dtype=t.dtype) for t in inputs]
-    entries = []  # [walk, layer name, call index, output index or None, tensor]
-    first_format = []
+    entries = []  # (walk, layer name, node index, output index or None, tensor), in network order
+    first_format = []  # (walk, layer name, node index) of layers with data_format="channels_first"
 
-    def record(walk, layer, k, out):
+    def record(walk, layer, k, out, at=None):
         tensors = flatten(out)
-        for j, t in enumerate(tensors):
-            entries.append([walk, layer.name, k, j if len(tensors) > 1 else None, t])
+        at = len(entries) if at is None else at
+        entries[at:at] = [(walk, layer.name, k, j if len(tensors) > 1 else None, t) for j, t in enumerate(tensors)]
 
     def visit(walk, layer, args, kwargs):
         k = walk.calls.get(layer.name, 0)
         walk.calls[layer.name] = k + 1
         if getattr(layer, "data_format", None) == "channels_first":
             first_format.append((walk, layer.name, k))
-        if is_graph_model(layer) or isinstance(layer, keras.Sequential):
-            slot = len(entries)
-            inner = _Walk((walk, layer.name, k))
-            given = args[0] if args else next(iter(kwargs.values()))
-            if isinstance(layer, keras.Sequential):
-                out = given
-                for sub in layer.layers:
-                    out = visit(inner, sub, (out,), {})
-            else:
-                out = run_graph(layer, _nested_inputs(layer, given, where), lambda *a: visit(inner, *a))
-                out = out[0] if len(out) == 1 else out
-            before = entries[:slot]
-            after = entries[slot:]
-            entries[:] = before
+        if not (is_graph_model(layer) or isinstance(layer, keras.Sequential)):
+            out = layer(*args, **kwargs)
             record(walk, layer, k, out)
-            entries.extend(after)
             return out
-        out = layer(*args, **kwargs)
-        record(walk, layer, k, out)
+        # A nested model: walked into, its own output listed before its layers'.
+        slot, inner = len(entries), _Walk(walk, layer.name, k)
+        given = args[0] if args else next(iter(kwargs.values()))
+        if isinstance(layer, keras.Sequential):
+            out = given
+            for sub in layer.layers:
+                out = visit(inner, sub, (out,), {})
+        else:
+            out = run_graph(layer, _nested_inputs(layer, given, where), lambda *a: visit(inner, *a))
+            out = out[0] if len(out) == 1 else out
+        record(walk, layer, k, out, at=slot)
         return out
 
-    top = _Walk("")
+    top = _Walk()
     if isinstance(model, keras.Sequential):
         out = new[0]
         for layer in model.layers:
@@ -140,18 +142,14 @@ def _walk(model, where: str = "slice_model") -> Sliced:
         run_graph(model, new, lambda *a: visit(top, *a))
     else:  # pragma: no cover - a model with inputs is functional or Sequential
         raise ModelError(f"{where}: model {model.name!r} ({type(model).__name__}) has no graph to slice")
+    outputs = {walk.path(name, k) + ("" if j is None else f":{j}"): t for walk, name, k, j, t in entries}
+    return Sliced(new, [input_name(t) for t in inputs], outputs, [w.path(n, k) for w, n, k in first_format])
 
-    def path(walk, name, k):
-        own = name + (f"@{k}" if walk.calls.get(name, 1) > 1 else "")
-        if walk.prefix == "":
-            return own
-        parent, pname, pk = walk.prefix
-        return path(parent, pname, pk) + SEP + own
 
-    outputs = {}
-    for walk, name, k, j, t in entries:
-        outputs[path(walk, name, k) + ("" if j is None else f":{j}")] = t
-    return Sliced(model, new, [input_name(t) for t in inputs], outputs, [path(*f) for f in first_format])
+def inner_paths(name: str, paths) -> list[str]:
+    """The paths among ``paths`` whose last layer is called ``name`` (a nested layer
+    asked for by its bare name)."""
+    return [p for p in paths if p.split(SEP)[-1].split("@")[0].split(":")[0] == name and p != name]
 
 
 def _nested_inputs(layer, given, where: str) -> list:
@@ -190,7 +188,7 @@ def _valid(model, sliced) -> list[str]:
 
 def _unknown_layer(name, valid, sliced) -> UnknownNameError:
     err = unknown("layer", name, valid)
-    inside = [p for p in sliced.outputs if p.split(SEP)[-1].split("@")[0].split(":")[0] == name]
+    inside = inner_paths(name, sliced.outputs)
     if inside:  # the name of a layer that is there, under a path
         return UnknownNameError(f"unknown layer {name!r}; the model has it as {', '.join(repr(p) for p in inside)} "
                                 f"(a layer inside a nested model is named by its path). {err}")

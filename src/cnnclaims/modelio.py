@@ -230,9 +230,10 @@ def check_layers(build, experiment, role: str) -> None:
 
 
 def _named(err, name: str, walk, what: str):
+    from .activations import inner_paths
     from .errors import UnknownNameError
 
-    inside = [p for p in walk.outputs if p.split("/")[-1].split("@")[0].split(":")[0] == name]
+    inside = inner_paths(name, walk.outputs)
     hint = (f"; it is inside a nested model: {', '.join(repr(p) for p in inside)} (name a nested layer by its path)"
             if inside else "")
     return UnknownNameError(f"{what}{hint}; {str(err).split('; ', 1)[1]}")
