@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnclaims.activations import as_model_input, layer_activations, slice_model, stream_activations
+from cnnclaims.activations import as_model_input, layer_activations, layer_paths, slice_model, stream_activations
 from cnnclaims.compat import keras, set_determinism
 from cnnclaims.errors import InputError, ModelError, UnknownNameError
 from cnnclaims.model import LAYER_NAMES, build_model
@@ -230,11 +230,12 @@ def test_subclassed_model_is_refused_with_what_to_do(images, called):
         layer_activations(model, images)
 
 
-def test_model_with_two_inputs_is_refused(images):
-    a, b = keras.Input((32, 32, 3)), keras.Input((32, 32, 3))
+def test_model_with_two_inputs_needs_a_feed(images):
+    a, b = keras.Input((32, 32, 3), name="left"), keras.Input((32, 32, 3), name="right")
     model = keras.Model([a, b], keras.layers.Add(name="add")([a, b]))
-    with pytest.raises(ModelError, match=r"slice_model: .*2 inputs.*one"):
-        slice_model(model)
+    assert slice_model(model)[1] == ["add"]  # the graph itself slices
+    with pytest.raises(ModelError, match=r"layer_activations: model .* has 2 inputs \(left, right\); pass feed="):
+        layer_activations(model, images)
 
 
 def test_model_for_other_images_is_refused(images):
@@ -253,3 +254,146 @@ def test_not_a_model_is_refused(thing, images):
     with pytest.raises(ModelError, match=r"slice_model: expected a Keras model.*got"):
         slice_model(thing)
 
+
+
+# --- nested models (backbones), shared layers, several inputs -----------------------
+L = keras.layers
+
+
+def _backbone(name="backbone", shape=(8, 8, 1)):
+    inp = keras.Input(shape, name="bb_in")
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="bb_conv")(inp)
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="bb_conv2")(x)
+    return keras.Model(inp, x, name=name)
+
+
+def _nested():
+    set_determinism(3)
+    bb = _backbone()
+    inp = keras.Input((8, 8, 1), name="input")
+    x = L.Flatten(name="flat")(bb(inp))
+    return keras.Model(inp, L.Dense(10, activation="softmax", name="probs")(x), name="outer"), bb
+
+
+@pytest.fixture(scope="module")
+def digits_like():
+    return np.random.default_rng(4).random((5, 8, 8, 1)).astype(np.float32)
+
+
+def test_a_nested_models_layers_are_sliced_by_path(digits_like):
+    """Used to fail inside Keras: "Output with path '1' is not connected to 'inputs'"."""
+    model, bb = _nested()
+    inner = keras.Model(bb.inputs, [bb.get_layer("bb_conv").output, bb.output])  # before slicing (Keras 2)
+    want_conv, want_bb = inner.predict(digits_like, verbose=0)
+    assert layer_paths(model) == ["input", "backbone", "backbone/bb_conv", "backbone/bb_conv2", "flat", "probs"]
+    acts = layer_activations(model, digits_like, ["backbone/bb_conv", "backbone", "probs"])
+    np.testing.assert_allclose(acts["backbone/bb_conv"], want_conv, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["backbone"], want_bb, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["probs"], model.predict(digits_like, verbose=0), rtol=1e-5, atol=1e-6)
+    assert set(layer_activations(model, digits_like)) == set(layer_paths(model))
+
+
+def test_an_inner_layers_bare_name_is_refused_naming_its_path(digits_like):
+    model, _ = _nested()
+    with pytest.raises(UnknownNameError, match=r"unknown layer 'bb_conv'; the model has it as 'backbone/bb_conv'.*"
+                                               r"valid layers: backbone, backbone/bb_conv, backbone/bb_conv2, flat"):
+        slice_model(model, ["bb_conv"])
+    with pytest.raises(UnknownNameError, match=r"unknown layer 'backbone/nope'; valid layers: .*backbone/bb_conv2"):
+        layer_activations(model, digits_like, ["backbone/nope"])
+
+
+def test_models_nested_three_deep_and_a_nested_sequential(digits_like):
+    set_determinism(5)
+    deep = _backbone("deep")
+    x = keras.Input((8, 8, 1), name="mid_in")
+    middle = keras.Model(x, L.MaxPooling2D(2, name="pool")(deep(x)), name="middle")
+    seq = keras.Sequential([keras.Input((4, 4, 4)), L.Conv2D(3, 1, activation="relu", name="c"),
+                            L.Flatten(name="f")], name="head")
+    inp = keras.Input((8, 8, 1), name="input")
+    model = keras.Model(inp, L.Dense(2, activation="softmax", name="probs")(seq(middle(inp))), name="outer3")
+    paths = layer_paths(model)
+    assert {"middle/deep/bb_conv2", "middle/deep", "middle/pool", "head/c", "head/f", "probs"} <= set(paths)
+    acts = layer_activations(model, digits_like, ["middle/deep/bb_conv2", "head/f", "probs"])
+    assert acts["middle/deep/bb_conv2"].shape == (5, 8, 8, 4) and acts["head/f"].shape == (5, 48)
+    np.testing.assert_allclose(acts["probs"], model.predict(digits_like, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_a_shared_layer_is_reported_per_node(digits_like):
+    set_determinism(6)
+    shared = L.Conv2D(1, 3, padding="same", activation="relu", name="shared")
+    inp = keras.Input((8, 8, 1), name="input")
+    model = keras.Model(inp, shared(shared(inp)), name="twice")
+    assert layer_paths(model) == ["input", "shared@0", "shared@1"]
+    acts = layer_activations(model, digits_like, ["shared@0", "shared@1"])
+    np.testing.assert_allclose(acts["shared@1"], model.predict(digits_like, verbose=0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(acts["shared@0"], acts["shared@1"])
+    with pytest.raises(ModelError, match=r"layer 'shared' of model 'twice' has several nodes; ask for one: "
+                                         r"shared@0, shared@1"):
+        slice_model(model, ["shared"])
+
+
+def _siamese():
+    """One backbone on two inputs: its layers per node, fed by name."""
+    set_determinism(7)
+    bb = _backbone()
+    left, right = keras.Input((8, 8, 1), name="left"), keras.Input((8, 8, 1), name="right")
+    x = L.Concatenate(name="cat")([L.Flatten(name="fl")(bb(left)), L.Flatten(name="fr")(bb(right))])
+    return keras.Model([left, right], L.Dense(10, activation="softmax", name="probs")(x), name="siamese")
+
+
+def flip(x):
+    return {"left": x, "right": x[:, :, ::-1]}
+
+
+def test_several_inputs_are_fed_by_name_and_a_shared_backbone_per_node(digits_like):
+    model = _siamese()
+    assert {"left", "right", "backbone@0/bb_conv", "backbone@1/bb_conv", "cat", "probs"} <= set(layer_paths(model))
+    acts = layer_activations(model, digits_like, ["left", "right", "input", "backbone@1/bb_conv", "probs"], feed=flip)
+    np.testing.assert_array_equal(acts["right"], digits_like[:, :, ::-1])
+    np.testing.assert_array_equal(acts["input"], digits_like)  # "input": the images themselves
+    want = model.predict([digits_like, digits_like[:, :, ::-1]], verbose=0)
+    np.testing.assert_allclose(acts["probs"], want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelError, match=r"feed returned the keys \['left'\], but the model's inputs are left, right"):
+        layer_activations(model, digits_like, feed=lambda x: {"left": x})
+    with pytest.raises(ModelError, match=r"feed gave input 'right' shape \(1, 4, 8, 1\) for 1 images; the model "
+                                         r"takes \(1, 8, 8, 1\)"):
+        stream_activations(model, digits_like, feed=lambda x: {"left": x, "right": x[:, ::2]})
+
+
+def test_a_model_with_channels_first_layers_is_refused_naming_the_fix():
+    inp = keras.Input((1, 8, 8), name="input")
+    x = L.Conv2D(2, 3, padding="same", data_format="channels_first", name="cf_conv")(inp)
+    model = keras.Model(inp, L.Flatten(name="f")(x), name="cf")
+    with pytest.raises(ModelError, match=r"slice_model: model 'cf' takes channels-first maps \(layers 'cf_conv'.*"
+                                         r"\(n, height, width, channels\).*image_data_format.*channels_last"):
+        slice_model(model)
+
+
+def _mobilenet(weights=None):
+    return keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=weights, alpha=0.35)
+
+
+def _with_backbone(backbone):
+    inp = keras.Input((32, 32, 3), name="input")
+    x = L.GlobalAveragePooling2D(name="gap")(backbone(inp))
+    return keras.Model(inp, L.Dense(10, activation="softmax", name="probs")(x), name="transfer")
+
+
+def test_a_keras_applications_backbone_is_sliced_by_nested_paths_with_weights_from_a_local_file(images, tmp_path):
+    """The transfer-learning shape (the article's title picture is a VGG19 feature
+    extraction): MobileNetV2 without its top as a layer, its weights saved here and
+    loaded from that file (no downloads), the inner layers named by path."""
+    set_determinism(8)
+    bb = _mobilenet()
+    layer = "block_1_expand_relu"
+    want = keras.Model(bb.inputs, bb.get_layer(layer).output).predict(images / np.float32(255), verbose=0)
+    weights = tmp_path / "mobilenet.weights.h5"
+    bb.save_weights(str(weights))
+    loaded = _mobilenet(str(weights))  # how a user loads pretrained weights from disk
+    model = _with_backbone(loaded)
+    path = f"{loaded.name}/{layer}"
+    assert path in layer_paths(model)
+    acts = layer_activations(model, images, [path, f"{loaded.name}/out_relu", "probs"])
+    np.testing.assert_allclose(acts[path], want, rtol=1e-4, atol=1e-5)
+    assert acts[f"{loaded.name}/out_relu"].shape[:1] == (7,)
+    np.testing.assert_allclose(acts["probs"], model.predict(images / np.float32(255), verbose=0), rtol=1e-4, atol=1e-6)

@@ -181,3 +181,25 @@ def test_another_probe_image_gets_its_own_pin_key():
     assert pinned.pin_key(p).endswith("/smoke")
     assert pinned.pin_key(p, probe="6999").endswith("/smoke/probe6999")
     assert pinned.pin_key(get_profile("smoke", n_seeds=2), probe=7).endswith("/smoke/seeds2/probe7")
+
+
+def _mine():
+    from dataclasses import replace
+
+    from cnnclaims.article import ARTICLE
+
+    return replace(ARTICLE, name="mine", pins_name="pinned_mine.json")
+
+
+MINE = _mine()  # declared in this module: its pins live beside it
+
+
+def test_outside_pytest_an_experiments_pins_are_found_beside_its_module():
+    """The command line's report and pin read and wrote the article's pins file for any
+    experiment (a digits report listed the article's C1-C10 pins)."""
+    from pathlib import Path
+
+    from cnnclaims.article import ARTICLE
+
+    assert pinned.path_for(ARTICLE) == pinned.DEFAULT_PATH
+    assert pinned.path_for(MINE) == Path(__file__).resolve().parent / "pinned_mine.json"

@@ -110,3 +110,124 @@ def test_experiment_option_that_contradicts_the_test_file_is_one_usage_error(pyt
     text = r.stdout.str() + r.stderr.str()
     assert r.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in text
     assert "--experiment cnnclaims.article:ARTICLE names 'article'" in text and "parametrizes 'mine'" in text
+
+
+# --- anyone's experiment: a nested backbone, 28x28 grayscale, one-hot labels ----------
+NESTED = '''
+import numpy as np
+from cnnclaims import Claim, Condition, Experiment, Metric, Probe, Profile
+from cnnclaims.compat import keras
+from cnnclaims.metrics import zero_fraction
+from cnnclaims.testing import random_images
+
+L = keras.layers
+CLASSES = tuple("d%d" % k for k in range(10))
+SHAPE = (28, 28, 1)
+
+
+def load():
+    (xtr, ytr), (xte, yte) = random_images(30, 20, 1, LOADED, 10)
+    return (xtr, np.eye(10, dtype=np.float32)[ytr]), (xte, yte)  # one-hot training labels
+
+
+def backbone():
+    i = keras.Input(SHAPE, name="bb_in")
+    x = L.Conv2D(4, 3, activation="relu", padding="same", name="conv")(i)
+    return keras.Model(i, L.MaxPooling2D(2, name="pool")(x), name="backbone")
+
+
+def build():
+    i = keras.Input(SHAPE, name="input")
+    x = L.GlobalAveragePooling2D(name="gap")(backbone()(i))
+    probs = L.Dense(10, activation="softmax", name="probs")(x)
+    return keras.Model(i, OUTPUTS, name="nested")
+
+
+def views(x):
+    return {"input": x, "flipped": x[:, :, ::-1]}
+
+
+ZEROS = Metric("bb_zeros", (LAYER,), lambda a, y: zero_fraction(a[LAYER]), "backbone zero fraction")
+MINE = Experiment(
+    name="mine", title="a nested backbone on 28x28 grayscale", classes=CLASSES, load_data=load, build_model=build,
+    a=Condition("big"), b=Condition("small"), probe=Probe("d3"),
+    claims=(Claim("M1", "sparser", "bigger is sparser", ZEROS, "compare", "greater", sesoi=0.02, primary=True),),
+    profiles={"tiny": Profile("tiny", {"big": 200, "small": 100}, max_epochs=1, patience=0, n_seeds=2)},
+    input_shape=SHAPE, pins_name="pinned_mine.json", EXTRA
+)
+'''
+
+
+def _nested(pytester, layer="backbone/conv", loaded="SHAPE", outputs="probs", extra=""):
+    text = (NESTED.replace("LAYER", repr(layer)).replace("LOADED", loaded).replace("OUTPUTS", outputs)
+            .replace("EXTRA", extra))
+    pytester.makepyfile(myexp=text, test_mine=TEST_FILE)
+
+
+def test_a_nested_backbone_on_grayscale_images_runs_with_a_claim_on_an_inner_layer(pytester, tmp_path):
+    """From the folder above the experiment's, as from a repository root: the hint to
+    accept new pins names the experiment's folder (a bare `pytest` there would run
+    other tests) and leaves out `python -m cnnclaims pin`, which pins the default
+    experiment."""
+    folder = pytester.mkpydir("exp")
+    (folder / "myexp.py").write_text(NESTED.replace("LAYER", repr("backbone/conv")).replace("LOADED", "SHAPE")
+                                     .replace("OUTPUTS", "probs").replace("EXTRA", ""))
+    (folder / "test_mine.py").write_text(TEST_FILE)
+    (folder / "__init__.py").unlink()  # a plain folder of modules, as examples/digits
+    args = ("exp", "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}",
+            "--workers=1")
+    r = pytester.runpytest_subprocess(*args)
+    out = r.stdout.str()
+    assert "no pinned verdict for M1/probe" in out and "`pytest exp --regen-verdicts --profile tiny`" in out, out
+    assert "cnnclaims pin" not in out
+    r = pytester.runpytest_subprocess(*args, "--regen-verdicts")
+    out = r.stdout.str()
+    assert r.ret == 0, out
+    assert "M1-sparser" in out and "d3s" in out and (folder / "pinned_mine.json").exists()
+
+
+TWO_OUTPUTS = "[probs, L.Dense(1, name='aux')(x)]"
+
+
+@pytest.mark.parametrize("variant,expected", [
+    (dict(layer="conv"), "experiment 'mine', condition 'big': claim 'M1', metric 'bb_zeros' reads layer 'conv', "
+                         "which model 'nested' lacks; it is inside a nested model: 'backbone/conv'"),
+    (dict(outputs=TWO_OUTPUTS), "the model has 2 outputs (probs, aux); declare which is the class probabilities: "
+                                "Experiment(output_layer='probs')"),
+    (dict(outputs="probs", extra="feed=views"), "feed returned the keys ['flipped', 'input'], but the model's inputs "
+                                                "are input"),
+])
+def test_a_declaration_mistake_is_one_usage_error_before_any_training(pytester, tmp_path, variant, expected):
+    _nested(pytester, **variant)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
+                                      f"--artifacts={tmp_path / 'art'}")
+    text = r.stdout.str() + r.stderr.str()
+    assert r.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in text and "Traceback" not in text, text
+    assert text.count(expected) == 1, text
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_images_of_another_shape_than_declared_stop_the_session_in_one_line(pytester, tmp_path):
+    _nested(pytester, loaded="(32, 32, 3)")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
+                                      f"--artifacts={tmp_path / 'art'}")
+    text = r.stdout.str() + r.stderr.str()
+    expected = ("load_data's train split holds images of shape (32, 32, 3), but the experiment declares "
+                "input_shape (28, 28, 1)")
+    assert r.ret == pytest.ExitCode.INTERRUPTED and r.parseoutcomes().get("failed") == 1, text
+    assert expected in text and "Interrupted" in text and "Traceback" not in text
+    assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_keras_set_to_channels_first_is_one_usage_error_naming_the_setting(pytester, tmp_path, monkeypatch):
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    (home / "keras.json").write_text('{"image_data_format": "channels_first", "backend": "tensorflow"}')
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    _nested(pytester)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
+                                      f"--artifacts={tmp_path / 'art'}")
+    text = r.stdout.str() + r.stderr.str()
+    assert r.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in text, text
+    assert "image_data_format 'channels_first'" in text and str(home / "keras.json") in text
+    assert '"image_data_format": "channels_last"' in text

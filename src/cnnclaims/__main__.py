@@ -34,10 +34,12 @@ def _experiment(args):
     from .experiment import Run
     from .options import time_budget_choice
 
-    return Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
-               progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment,
-               executor=args.executor, ray_address=args.ray_address,
-               time_budget=time_budget_choice(args.time_budget))
+    run = Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
+              progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment,
+              executor=args.executor, ray_address=args.ray_address,
+              time_budget=time_budget_choice(args.time_budget))
+    run.check(data=False)  # the declaration's mistakes (a builder, a layer path) before any training
+    return run
 
 
 def cmd_run(args):
@@ -57,7 +59,7 @@ def cmd_run(args):
         models = exp.models(role) if args.all else [exp.first_model(role)]
         for t in models:
             out = exp.experiment.output_layer or t.model.layers[-1].name
-            p = layer_activations(t.model, exp.probe_image, [out])[out][0]
+            p = layer_activations(t.model, exp.probe_image, [out], feed=exp.experiment.feed)[out][0]
             top = np.argsort(p)[::-1][:3]
             print(f"{role:9s} seed {t.spec.seed:4d}: {t.spec.n_train} images, {t.record['epochs']} epochs, "
                   f"test accuracy {t.test_accuracy:.4f}; probe top-3: "
@@ -138,7 +140,7 @@ def cmd_pin(args):
     from .report import verdict_table_text
 
     exp = _experiment(args)
-    path = Path(args.file or pinned.DEFAULT_PATH)
+    path = Path(args.file or pinned.path_for(exp.experiment))
     key = exp.pin_key
     pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
     print(verdict_table_text(exp.verdicts, exp.null_verdicts))
@@ -260,7 +262,8 @@ def main(argv=None):
     p.set_defaults(func=cmd_makespan)
     p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
     _common(p)
-    p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json)")
+    p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json for the "
+                   "article; another experiment's pins_name beside the module that declares it)")
     p.set_defaults(func=cmd_pin)
     p = sub.add_parser("cache", help="the cache folder: list, verify, prune, a key for CI caches, and reproduce "
                        "(retrain a sample from scratch and compare bit for bit)",

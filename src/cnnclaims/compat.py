@@ -254,6 +254,75 @@ def set_determinism(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def is_graph_model(layer) -> bool:
+    """Whether ``layer`` is a functional model (``keras.Model(inputs, outputs)``, which
+    is also what ``keras.applications`` return): its layers form a graph of nodes that
+    ``run_graph`` can walk. False for a Sequential, a subclassed model and a plain layer."""
+    if not isinstance(layer, keras.Model) or isinstance(layer, keras.Sequential):
+        return False
+    if KERAS3:
+        return hasattr(layer, "_nodes_by_depth")
+    return bool(getattr(layer, "_is_graph_network", False))
+
+
+class _Reuse(dict):
+    """Keras 2's ``Node.map_arguments`` pops each tensor from a list of its uses; here a
+    tensor is handed out as often as it is asked for."""
+
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, key)
+
+        class _Same:
+            def pop(self):
+                return value
+
+        return _Same()
+
+
+def run_graph(model, inputs: list, call) -> list:
+    """Call ``model``'s graph again on ``inputs`` (symbolic tensors in the order of
+    ``model.inputs``), node by node in the model's own order: ``call(layer, args,
+    kwargs)`` computes each node's outputs from its inputs (e.g. by calling the layer,
+    or by walking a nested model's graph in turn). Returns the model's outputs as a
+    flat list. ``model`` must be a functional model (``is_graph_model``)."""
+    if KERAS3:
+        def operation_fn(op):
+            return lambda *args, **kwargs: call(op, args, kwargs)
+
+        return tf.nest.flatten(model._run_through_graph(list(inputs), operation_fn=operation_fn))
+    tensors = {str(id(x)): y for x, y in zip(model.inputs, inputs)}
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input or any(t not in tensors for t in node.flat_input_ids):
+                continue
+            args, kwargs = node.map_arguments(_Reuse(tensors))
+            outputs = call(node.layer, args, kwargs)
+            for key, y in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
+                tensors[key] = y
+    return [tensors[str(id(x))] for x in model.outputs]
+
+
+def flatten(structure) -> list:
+    """The tensors of a nested structure (list, tuple, dict) in Keras's order."""
+    return tf.nest.flatten(structure)
+
+
+def input_name(tensor) -> str:
+    """The name of a model input (its ``keras.Input``'s name), as a dict feeds it."""
+    return str(tensor.name).split(":")[0]
+
+
+def image_data_format() -> str:
+    """Keras's global ``image_data_format``: ``channels_last`` unless keras.json (in
+    ``$KERAS_HOME``, default ~/.keras) or ``set_image_data_format`` says otherwise."""
+    return keras.backend.image_data_format()
+
+
+def keras_config_file() -> str:
+    """Where Keras reads its settings (``image_data_format`` among them) from."""
+    return os.path.join(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"), "keras.json")
+
+
 def layer_output_shape(layer) -> tuple:
     return tuple(layer.output.shape)
 

@@ -96,15 +96,16 @@ def resolve_source(path: str | os.PathLike | None = None) -> Source:
 Cifar10 = Dataset  # what load_cifar10 returns (the name the harness had first)
 
 
-def dataset(x_train, y_train, x_test, y_test, source: str = "arrays") -> Dataset:
+def dataset(x_train, y_train, x_test, y_test, source: str = "arrays", n_classes: int = 10) -> Dataset:
     """A ``Dataset`` from arrays a user's loader returns, checked, with its content
     fingerprint (SHA-256 of the arrays).
 
-    ``x_*``: (n, H, W, C) uint8 pixels 0-255, or float pixels in [0, 1] (no NaN);
-    ``y_*``: integer labels (n,) or (n, 1). Raises DataError naming the array and the
+    ``x_*``: (n, H, W, C) uint8 pixels 0-255, or float pixels in [0, 1] (no NaN),
+    channels last (grayscale: C = 1); ``y_*``: integer labels 0..n_classes-1, (n,) or
+    (n, 1), or one-hot rows (n, n_classes). Raises DataError naming the array and the
     fix for anything else (floats in 0-255, NaN, other dtypes, a label count that
-    differs from the image count); nothing is converted silently except (n, 1) labels
-    to (n,) and uint8 labels to int64."""
+    differs from the image count, soft labels); nothing is converted silently: (n, 1)
+    labels become (n,), integer and one-hot labels int64 class indices."""
     from .inputs import check_images
 
     arrays = []
@@ -112,12 +113,13 @@ def dataset(x_train, y_train, x_test, y_test, source: str = "arrays") -> Dataset
         where = f"{source}: {name} split"
         x = np.asarray(x)
         if x.ndim != 4:
-            raise DataError(f"{where}: images are {x.shape}; expected (n, height, width, channels)")
+            grey = " (grayscale images: add the channel axis, x[..., None])" if x.ndim == 3 else ""
+            raise DataError(f"{where}: images are {x.shape}; expected (n, height, width, channels){grey}")
         try:
             check_images(x, where, shape=x.shape[1:])
         except ValueError as exc:
             raise DataError(str(exc)) from None
-        arrays += [x, class_labels(y, len(x), where, error=DataError).astype(np.int64)]
+        arrays += [x, class_labels(y, len(x), where, error=DataError, n_classes=n_classes).astype(np.int64)]
     if arrays[0].shape[1:] != arrays[2].shape[1:]:
         raise DataError(f"{source}: train images are {arrays[0].shape[1:]}, test images {arrays[2].shape[1:]}; "
                         "both splits need the same image shape")
@@ -151,16 +153,50 @@ def stat_key(source: Source, per_class: dict | None = None) -> str:
 
 def load_dataset(experiment, path=None, cache_dir=None, progress=print) -> Dataset:
     """The experiment's data: ``call_loader(experiment.load_data, ...)`` with ``path``
-    (--data), ``cache_dir`` and ``progress``. Raises DataError as ``call_loader``."""
-    return call_loader(experiment.load_data, experiment.name, path=path, cache_dir=cache_dir, progress=progress)
+    (--data), ``cache_dir`` and ``progress``, checked against the declaration
+    (``check_dataset``). Raises DataError as ``call_loader`` and ``check_dataset``."""
+    data = call_loader(experiment.load_data, experiment.name, n_classes=len(experiment.classes), path=path,
+                       cache_dir=cache_dir, progress=progress)
+    return check_dataset(data, experiment)
 
 
-def call_loader(load_data, owner: str, **given) -> Dataset:
+def check_dataset(data: Dataset, experiment) -> Dataset:
+    """``data`` when it is what ``experiment`` declares: images of its ``input_shape``
+    and (n,) integer labels of its classes in both splits. Raises DataContractError (a
+    DataError) naming the split, what the loader gave and the fix (another shape:
+    declare it, or transpose channels-first arrays)."""
+    from .errors import DataContractError
+
+    shape = tuple(experiment.input_shape)
+    k = len(experiment.classes)
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        where = f"experiment {experiment.name!r}: load_data's {split} split"
+        got = tuple(np.shape(x)[1:])
+        if got != shape:
+            if len(got) == 3 and (got[1], got[2], got[0]) == shape:
+                fix = "they look channels-first: return x.transpose(0, 2, 3, 1)"
+            else:
+                fix = f"declare Experiment(input_shape={got}) if that is the images' shape"
+            raise DataContractError(f"{where} holds images of shape {got}, but the experiment declares "
+                                    f"input_shape {shape} (height, width, channels); {fix}")
+        y = np.asarray(y)
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise DataContractError(f"{where}: labels are {y.dtype} of shape {y.shape}; a Dataset holds (n,) "
+                                    "integer class indices (cnnclaims.data.dataset converts one-hot rows)")
+        outside = np.unique(y[(y < 0) | (y >= k)])
+        if len(outside):
+            raise DataContractError(f"{where}: labels outside 0..{k - 1}: {', '.join(map(str, outside[:10]))}; "
+                                    f"the experiment declares {k} classes ({', '.join(experiment.classes[:5])}"
+                                    f"{', ...' if k > 5 else ''})")
+    return data
+
+
+def call_loader(load_data, owner: str, n_classes: int = 10, **given) -> Dataset:
     """``load_data`` called with whichever of ``given`` (by name: path, cache_dir,
     progress, per_class) it declares; it returns a ``Dataset`` or ``((x_train, y_train),
-    (x_test, y_test))`` arrays (checked and fingerprinted by ``dataset``). The pytest
-    process and the training workers load through here alike. Raises DataError, naming
-    ``owner`` (the experiment), for anything else."""
+    (x_test, y_test))`` arrays (checked and fingerprinted by ``dataset``, labels of
+    ``n_classes`` classes). The pytest process and the training workers load through
+    here alike. Raises DataError, naming ``owner`` (the experiment), for anything else."""
     import inspect
 
     try:
@@ -175,7 +211,8 @@ def call_loader(load_data, owner: str, **given) -> Dataset:
     except (TypeError, ValueError):
         raise DataError(f"experiment {owner!r}: load_data returned {type(out).__name__}; return a "
                         "cnnclaims.data.Dataset or ((x_train, y_train), (x_test, y_test)) arrays") from None
-    return dataset(xtr, ytr, xte, yte, source=f"{owner}: {getattr(load_data, '__name__', 'load_data')}")
+    return dataset(xtr, ytr, xte, yte, source=f"{owner}: {getattr(load_data, '__name__', 'load_data')}",
+                   n_classes=n_classes)
 
 
 def load_cifar10(

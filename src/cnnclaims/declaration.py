@@ -2,10 +2,13 @@
 
 An ``Experiment`` names everything the harness needs and nothing else:
 
-- ``load_data``: the images, as uint8 (0-255) or float ([0, 1]) arrays with integer
-  labels (see ``dataset``);
-- ``build_model``: an uncompiled Keras model with named layers (one image input,
-  softmax output);
+- ``load_data``: the images, as uint8 (0-255) or float ([0, 1]) arrays (n, H, W, C) of
+  the declared ``input_shape`` (channels last), with integer or one-hot labels of the
+  declared ``classes`` (see ``data.dataset``);
+- ``build_model``: an uncompiled Keras model with named layers (an image input, a
+  softmax output of one unit per class; nested models inside it are sliced to any
+  depth, their layers named by path, ``backbone/block_1_conv``). Several inputs take
+  ``feed``, several outputs ``output_layer`` (see ``cnnclaims.modelio``);
 - two ``Condition``s to compare (``a`` and ``b``, e.g. 50,000 vs 10,000 training
   images, or 32 vs 8 filters), each a named training recipe: its training-set size per
   profile, optionally its own model builder or subset function;
@@ -85,9 +88,10 @@ def load_experiment(ref=None) -> "Experiment":
 class Metric:
     """A per-image statistic of a model's activations.
 
-    ``fn(acts, labels)`` gets ``acts``: ``{layer name: array (n, ...)}`` for every layer
-    in ``layers`` (``"input"`` is the float32 image batch in [0, 1], (n, H, W, C); the
-    output layer's array is the softmax, (n, classes)), and ``labels``: int64 (n,) class
+    ``fn(acts, labels)`` gets ``acts``: ``{layer path: array (n, ...)}`` for every layer
+    in ``layers`` (a path names a layer inside a nested model: ``backbone/bb_conv``;
+    ``"input"`` is the float32 image batch in [0, 1], (n, H, W, C); the output layer's
+    array is the softmax, (n, classes)), and ``labels``: int64 (n,) class
     indices; it returns (n,) numbers, one per image (float64; NaN where the statistic
     is undefined for an image, explained by ``undefined_why``). It must be a pure
     function of its arguments, so that its cached values stay valid.
@@ -336,14 +340,20 @@ class Experiment:
     claims: tuple
     profiles: dict
     default_profile: str = ""
-    input_shape: tuple = (32, 32, 3)
-    output_layer: str = ""  # the softmax layer's name (default: the model's last layer)
+    input_shape: tuple = (32, 32, 3)  # (height, width, channels) of every image, channels last
+    # The softmax layer's path (default: the model's last layer); for a model with several
+    # outputs, the one that gives the class probabilities (that output alone is trained).
+    output_layer: str = ""
+    # For a model with several inputs: feed(images (n, H, W, C) float32 in [0, 1]) ->
+    # {input name: array (n, ...)}, a pure module-level function (see cnnclaims.modelio).
+    feed: Callable | None = None
     version: int = 1  # bump when a metric's code changes, so cached statistics are recomputed
     pins_name: str = "pinned_verdicts.json"
     extra: dict = field(default_factory=dict, compare=False)  # free-form, for the declaring module
 
     def __post_init__(self):
         where = f"experiment {self.name!r}"
+        self._check_contract(where)
         if self.a.name == self.b.name:
             raise ValueError(f"{where}: conditions a and b need different names, both are {self.a.name!r}")
         if self.probe.class_name not in self.classes:
@@ -386,6 +396,30 @@ class Experiment:
             raise unknown("profile", self.default_profile, self.profiles)
         if self.probe.scope_name in ("probe", "seeds", SWEEP):
             raise ValueError(f"{where}: the images scope cannot be named {self.probe.scope_name!r}")
+
+    def _check_contract(self, where: str) -> None:
+        """The images' shape, the classes, the feed and the output: ValueError naming the fix."""
+        shape = self.input_shape
+        if (not isinstance(shape, (tuple, list)) or len(shape) != 3
+                or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape)):
+            raise ValueError(f"{where}: input_shape must be (height, width, channels) of positive integers, "
+                             f"channels last, e.g. (28, 28, 1) or (32, 32, 3); got {shape!r}")
+        object.__setattr__(self, "input_shape", tuple(shape))
+        if shape[0] in (1, 3, 4) and shape[2] > 4 and shape[1] == shape[2]:
+            raise ValueError(f"{where}: input_shape {tuple(shape)} looks channels-first; cnnclaims takes images "
+                             f"channels last: input_shape=({shape[1]}, {shape[2]}, {shape[0]}) (transpose the "
+                             "arrays with x.transpose(0, 2, 3, 1))")
+        classes = tuple(self.classes) if isinstance(self.classes, (tuple, list)) else None
+        if (not classes or len(classes) < 2 or len(set(classes)) != len(classes)
+                or not all(isinstance(c, str) and c for c in classes)):
+            raise ValueError(f"{where}: classes must be two or more distinct names, in label order "
+                             f"(label k is classes[k]), e.g. ('0', '1', ..., '9'); got {self.classes!r}")
+        object.__setattr__(self, "classes", classes)
+        if self.feed is not None and not callable(self.feed):
+            raise TypeError(f"{where}: feed must be a function from a batch of images to {{input name: array}}, "
+                            f"got {self.feed!r}")
+        if not isinstance(self.output_layer, str):
+            raise TypeError(f"{where}: output_layer must be a layer path (a string), got {self.output_layer!r}")
 
     # --- names ------------------------------------------------------------------
     @property

@@ -9,6 +9,12 @@ class DataError(CnnClaimsError):
     """The CIFAR-10 source is missing, malformed or incomplete."""
 
 
+class DataContractError(DataError):
+    """The experiment's data loaded, but is not what the experiment declares (another
+    image shape, labels outside its classes): every test that needs it would fail
+    alike, so a pytest session stops at the first, in one line."""
+
+
 class CacheError(CnnClaimsError):
     """A cache entry is unreadable or does not match what it claims to hold."""
 

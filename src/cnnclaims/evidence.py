@@ -34,18 +34,19 @@ def image_stats(model, images, labels, experiment, batch_size: int = 500) -> dic
     """``{stat: (n,) float64}`` for each image, one column per ``table_metrics``.
 
     ``images``: a batch (n, H, W, C) of uint8 pixels 0-255 or floats in [0, 1] in the
-    experiment's input shape; ``labels``: integer class indices, (n,) or (n, 1).
+    experiment's input shape; ``labels``: integer class indices, (n,) or (n, 1); a
+    model with several inputs is fed by the experiment's ``feed``.
     Raises InputError for anything else (one image: ``x[None]``), before the model
     runs, and ValueError naming the metric when one returns other than n numbers."""
     x_all = model_input(images, "image_stats", shape=experiment.input_shape)
-    labels = class_labels(labels, len(x_all), "image_stats").astype(np.int64)
+    labels = class_labels(labels, len(x_all), "image_stats", n_classes=len(experiment.classes)).astype(np.int64)
     metrics = table_metrics(experiment)
     out_name = output_layer(experiment, model)
     layers = list(dict.fromkeys(out_name if layer == OUTPUT else layer
                                 for mt in metrics.values() for layer in mt.layers))
     parts: dict[str, list] = {k: [] for k in metrics}
     start = 0
-    for batch in stream_activations(model, x_all, layers, batch_size):
+    for batch in stream_activations(model, x_all, layers, batch_size, feed=experiment.feed):
         n = len(batch[layers[0]])
         y = labels[start : start + n]
         start += n
@@ -82,7 +83,7 @@ def cached_image_stats(trained, images, labels, experiment) -> dict:
     Arguments and errors as ``image_stats``; checked before the cache is read, since
     the entry is keyed by the images as given (one image would be keyed as 32)."""
     images = check_images(images, "cached_image_stats", shape=experiment.input_shape)
-    class_labels(labels, len(images), "cached_image_stats")
+    class_labels(labels, len(images), "cached_image_stats", n_classes=len(experiment.classes))
     path = Path(trained.path) / f"stats-{images_digest(images)}-{metrics_key(experiment)}.npz"
     metrics = table_metrics(experiment)
     expected = {k: (np.float64, (len(images),)) for k in metrics}

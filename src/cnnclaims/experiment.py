@@ -90,14 +90,18 @@ class Run:
 
     def check(self, data: bool = True) -> None:
         """What can be known wrong before any training, at once: every recipe builds a
-        trainable softmax model with a stable configuration; with ``data`` (which loads
+        trainable softmax model with a stable configuration that takes the declared
+        images, and has every layer the claims' metrics read; with ``data`` (which loads
         it), every training size fits the data and the probe index (declared or given)
         is an image of the probe class. Raises ModelError, DataError or ValueError
         naming the thing and the fix."""
+        from .modelio import check_layers
         from .training import checked_config, recipe_functions
 
         for role in self.roles:
-            checked_config(recipe_functions(self.experiment, role)[0], self.experiment, role)
+            build = recipe_functions(self.experiment, role)[0]
+            checked_config(build, self.experiment, role)
+            check_layers(build, self.experiment, role)
         if data:
             self.check_sizes()
             if self.probe is not None or self.experiment.probe.index is not None:
@@ -228,10 +232,12 @@ class Run:
                           "machines from here")
             return
         workers = min(default_workers(self.workers), len(missing))
+        from .modelio import model_io
+
         pred = forecast.predict_plan(
             missing, lambda s: (self.sweep["recipes"].get(s.role) or recipe_functions(self.experiment, s.role))[0],
             self.experiment.input_shape, len(self.experiment.classes), len(self.data.y_test),
-            recorded(self.cache_dir), workers)
+            recorded(self.cache_dir), workers, io=model_io(self.experiment))
         what = (f"{len(missing)} models of profile {self.profile.name!r} ({len(specs) - len(missing)} of its "
                 f"{len(specs)} are cached)")
         self.progress(pred.line(what))
@@ -305,7 +311,8 @@ class Run:
         """``{layer: activations}`` of the probe image through the role's first model
         (every layer; memoised, since figures, diagnostics and fixtures all ask)."""
         if role not in self._probe_acts:
-            self._probe_acts[role] = layer_activations(self.models(role)[0].model, self.probe_image)
+            self._probe_acts[role] = layer_activations(self.models(role)[0].model, self.probe_image,
+                                                       feed=self.experiment.feed)
         return self._probe_acts[role]
 
     def records(self) -> dict:

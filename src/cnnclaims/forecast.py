@@ -45,17 +45,23 @@ class Throughput:
     seconds: float
 
 
-def _measure_one(build, input_shape: tuple, n_classes: int, batch_size: int, steps_per_execution: int) -> tuple:
+def _measure_one(build, input_shape: tuple, n_classes: int, batch_size: int, steps_per_execution: int,
+                 io=None) -> tuple:
     """(training images/s, evaluation images/s) of ``build()``'s model here, one
     TensorFlow thread: two epochs of ``MEASURE_IMAGES`` random images, the second
-    timed (the first traces), then two evaluations, the second timed."""
+    timed (the first traces), then two evaluations, the second timed. ``io``: the
+    experiment's ``modelio.ModelIO`` (a feed for several inputs, the trained output of
+    several), trained as ``training.fit`` does."""
     from .compat import keras, set_determinism
     from .model import compile_model
+    from .modelio import ModelIO, fed, output_index, trainable
 
+    io = io or ModelIO(tuple(input_shape), n_classes)
     set_determinism(0)
-    model = compile_model(build(), 1e-3, steps_per_execution)
+    full = build()
+    model = compile_model(trainable(full, io, output_index(full, io, "forecast")), 1e-3, steps_per_execution)
     rng = np.random.default_rng(0)
-    x = rng.random((MEASURE_IMAGES, *input_shape), dtype=np.float32)
+    x = fed(full, io, rng.random((MEASURE_IMAGES, *input_shape), dtype=np.float32))
     y = np.eye(n_classes, dtype=np.float32)[rng.integers(0, n_classes, MEASURE_IMAGES)]
     times = []
 
@@ -74,7 +80,7 @@ def _measure_one(build, input_shape: tuple, n_classes: int, batch_size: int, ste
 
 
 def measure(build, input_shape, n_classes: int, batch_size: int = 32, steps_per_execution: int = 50,
-            workers: int = 1) -> Throughput:
+            workers: int = 1, io=None) -> Throughput:
     """Throughput of one worker among ``workers`` training at once: ``workers`` spawned
     processes measure together (``_measure_one``), or this process alone for one
     worker or a ``build`` that cannot be sent to a process (a lambda). About 10 s."""
@@ -82,7 +88,7 @@ def measure(build, input_shape, n_classes: int, batch_size: int = 32, steps_per_
     import pickle
 
     t0 = time.perf_counter()
-    args = (build, tuple(input_shape), int(n_classes), int(batch_size), int(steps_per_execution))
+    args = (build, tuple(input_shape), int(n_classes), int(batch_size), int(steps_per_execution), io)
     try:
         pickle.dumps(args)
         parallel = workers > 1
@@ -159,16 +165,18 @@ def predict(specs, n_val: int, throughput, records, workers: int) -> Prediction:
                       tp_of(specs[0]))
 
 
-def predict_plan(specs, build_of, input_shape, n_classes: int, n_val: int, records, workers: int) -> Prediction:
+def predict_plan(specs, build_of, input_shape, n_classes: int, n_val: int, records, workers: int,
+                 io=None) -> Prediction:
     """``predict`` with throughput measured now (``measure``) for each recipe:
-    ``build_of(spec)`` gives a spec's builder; each builder is measured once."""
+    ``build_of(spec)`` gives a spec's builder; each builder is measured once. ``io``:
+    the experiment's ``modelio.ModelIO`` (default: one input, one output)."""
     measured: dict = {}
 
     def tp_of(spec):
         build = build_of(spec)
         if build not in measured:
             measured[build] = measure(build, input_shape, n_classes, spec.batch_size, spec.steps_per_execution,
-                                      workers)
+                                      workers, io)
         return measured[build]
 
     return predict(specs, n_val, tp_of, records, workers)

@@ -8,8 +8,9 @@ Pixels: uint8 0-255 (CIFAR-10 as loaded) are divided by 255 as the article does;
 floats already in [0, 1] pass as float32. Everything else is refused rather than
 guessed at: floats above 1 (0-255 pixels not yet divided: read as [0, 1] they moved
 the softmax by up to 0.88), below 0 (standardised images), NaN/inf (one NaN pixel gave
-a confident class), other integer dtypes, bool, and any shape but (n, 32, 32, 3) or,
-where the caller allows it, one (32, 32, 3) image.
+a confident class), other integer dtypes, bool, and any shape but the experiment's
+(n, H, W, C), CIFAR-10's (n, 32, 32, 3) by default, or, where the caller allows it,
+one (H, W, C) image. Labels: integers 0..classes-1, or one-hot rows.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def check_images(images, where: str, single: bool = False, name: str = "images",
         expected = f"expected images of shape {batch}" + (f" or one image {shape}" if single else "")
         what = ", CIFAR-10's 32x32 RGB" if shape == IMAGE_SHAPE else ""
         hint = "; for one image use x[None]" if not single and x.shape == shape else ""
+        if x.ndim == 4 and len(shape) == 3 and x.shape[1:] == (shape[2], shape[0], shape[1]) and shape[2] != shape[0]:
+            hint = "; they look channels-first (n, channels, height, width): pass x.transpose(0, 2, 3, 1)"
         raise InputError(f"{where}: {name} got {got}; {expected}{what}{hint}")
     if x.dtype == np.uint8:
         if not uint8_ok:
@@ -86,32 +89,53 @@ def model_input(images, where: str, single: bool = False, name: str = "images",
     return x.astype(np.float32, copy=False)
 
 
-def class_labels(labels, n_images: int, where: str, error=InputError) -> np.ndarray:
-    """CIFAR-10 class labels as an (n,) array of their own integer dtype.
+def class_labels(labels, n_images: int, where: str, error=InputError, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Class labels as an (n,) array of their own integer dtype (int64 from one-hot).
 
-    ``labels``: integers in 0..9 shaped (n,) or (n, 1) (as Keras's loader gives them),
-    one per image. Raises ``error`` (InputError unless a caller names another class)
-    for another shape or count, a non-integer dtype or values outside 0..9."""
+    ``labels``: integers in 0..n_classes-1 shaped (n,) or (n, 1) (as Keras's loader
+    gives them), or one-hot rows (n, n_classes) of exact 0s and a single 1 (converted to
+    their class index, int64); one per image. Raises ``error`` (InputError unless a
+    caller names another class) for another shape or count, a non-integer dtype, rows
+    that are not one-hot (soft or smoothed labels) or values outside 0..n_classes-1."""
     y = np.asarray(labels)
+    top = n_classes - 1
+    if y.ndim == 2 and y.shape[1] == n_classes and n_classes > 1:
+        return _from_one_hot(y, n_images, where, error)
     if not np.issubdtype(y.dtype, np.integer):
-        raise error(f"{where}: labels have dtype {y.dtype}; expected integer class labels 0..9")
+        raise error(f"{where}: labels have dtype {y.dtype}; expected integer class labels 0..{top} "
+                    f"(or one-hot rows (n, {n_classes}))")
     if not (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
-        raise error(f"{where}: labels got shape {y.shape}; expected (n,) or (n, 1), one label per image")
+        raise error(f"{where}: labels got shape {y.shape}; expected (n,) or (n, 1), one label per image, "
+                    f"or one-hot (n, {n_classes})")
     y = y.reshape(-1)
     if len(y) != n_images:
         raise error(f"{where}: {len(y)} labels for {n_images} images; give exactly one label per image")
-    outside = np.unique(y[(y < 0) | (y >= N_CLASSES)])
+    outside = np.unique(y[(y < 0) | (y >= n_classes)])
     if len(outside):
-        raise error(f"{where}: labels outside 0..9: {', '.join(map(str, outside[:10]))}; CIFAR-10 has 10 classes")
+        what = "CIFAR-10 has 10 classes" if n_classes == N_CLASSES else f"the experiment has {n_classes} classes"
+        raise error(f"{where}: labels outside 0..{top}: {', '.join(map(str, outside[:10]))}; {what}")
     return y
 
 
-def one_hot_labels(y, n_images: int, where: str, name: str) -> np.ndarray:
-    """Check one-hot labels as ``training.prepare`` makes them: (n, 10), finite."""
+def _from_one_hot(y, n_images: int, where: str, error) -> np.ndarray:
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)) or y.dtype == bool:
+        raise error(f"{where}: one-hot labels have dtype {y.dtype}; expected numbers 0 and 1")
+    if len(y) != n_images:
+        raise error(f"{where}: {len(y)} labels for {n_images} images; give exactly one label per image")
+    exact = ((y == 0) | (y == 1)).all(axis=1) & ((y == 1).sum(axis=1) == 1)
+    if not exact.all():
+        first = int(np.flatnonzero(~exact)[0])
+        raise error(f"{where}: label row {first} is not one-hot ({np.round(y[first][:6], 3).tolist()}...); give "
+                    "integer class labels, or one-hot rows of exact 0s and a single 1 (not soft or smoothed labels)")
+    return y.argmax(axis=1).astype(np.int64)
+
+
+def one_hot_labels(y, n_images: int, where: str, name: str, n_classes: int = N_CLASSES) -> np.ndarray:
+    """Check one-hot labels as ``training.prepare`` makes them: (n, classes), finite."""
     y = np.asarray(y)
-    if y.shape != (n_images, N_CLASSES) or not np.issubdtype(y.dtype, np.floating) or not np.isfinite(y).all():
+    if y.shape != (n_images, n_classes) or not np.issubdtype(y.dtype, np.floating) or not np.isfinite(y).all():
         raise InputError(
-            f"{where}: {name} got shape {y.shape}, dtype {y.dtype}; expected one-hot ({n_images}, {N_CLASSES}) "
+            f"{where}: {name} got shape {y.shape}, dtype {y.dtype}; expected one-hot ({n_images}, {n_classes}) "
             "floats, one row per image, as prepare() returns them"
         )
     return y

@@ -6,7 +6,8 @@ pixels never are.
 
 Definitions (the claims catalog refers to these):
 
-- ``grey(x)``: mean over the colour channels, (n, h, w, 3) -> (n, h, w).
+- ``grey(x)``: mean over the colour channels, (n, h, w, 3) -> (n, h, w); a grayscale
+  image (one channel) is its own grey.
 - ``map_input_correlation(maps, grey)``: for each feature map, |Pearson r| between
   its pixels and the grey input's (resized by block averaging when the map is
   smaller); the mean over maps that are not constant. A constant map (a dead ReLU
@@ -104,14 +105,16 @@ def _bins(bins, fn: str) -> int:
 
 
 def grey(x: np.ndarray) -> np.ndarray:
-    """Mean over the colour channels: (n, h, w, 3) numbers -> (n, h, w) float64.
+    """Mean over the colour channels: (n, h, w, 3) RGB or (n, h, w, 1) grayscale
+    numbers -> (n, h, w) float64.
 
     Raises InputError for another rank or channel count, a non-numeric dtype or
     NaN/inf."""
-    x = _checked("grey", "x", x, (4,), "RGB images (n, h, w, 3)")
-    if x.shape[-1] != 3:
+    x = _checked("grey", "x", x, (4,), "RGB images (n, h, w, 3) or grayscale (n, h, w, 1)")
+    if x.shape[-1] not in (1, 3):
         raise InputError(
-            f"grey: x got shape {x.shape} with {x.shape[-1]} channels; expected RGB images (n, h, w, 3)"
+            f"grey: x got shape {x.shape} with {x.shape[-1]} channels; expected RGB images (n, h, w, 3) or "
+            "grayscale (n, h, w, 1)"
         )
     return x.mean(axis=-1)
 

@@ -63,6 +63,28 @@ def pin_key(profile, experiment=None, probe=None) -> str:
     return key
 
 
+def path_for(experiment) -> Path:
+    """The pins file of ``experiment`` outside pytest (the command line's ``pin`` and
+    ``report``): the default experiment's ``DEFAULT_PATH``; another experiment's
+    ``pins_name`` beside the module that declares it, where its test file keeps them
+    (``examples/digits/pinned_digits.json``). A module not found: ``pins_name`` in the
+    working directory."""
+    import sys
+
+    from .declaration import load_experiment
+
+    try:
+        if load_experiment() is experiment:
+            return DEFAULT_PATH
+    except Exception:  # noqa: BLE001 - no default experiment to compare with
+        pass
+    for module in list(sys.modules.values()):
+        source = getattr(module, "__file__", None)
+        if source and any(value is experiment for value in list(vars(module).values())):
+            return Path(source).resolve().parent / experiment.pins_name
+    return Path(experiment.pins_name).resolve()
+
+
 def load(path: Path = DEFAULT_PATH) -> dict:
     path = Path(path)
     if not path.exists():

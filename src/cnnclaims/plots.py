@@ -49,14 +49,26 @@ def feature_map_grid(maps: np.ndarray, title: str = ""):
     return fig
 
 
+def show_image(ax, image) -> None:
+    """One (H, W, C) image: RGB as it is, one channel (grayscale) in grey."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray")
+    elif image.ndim == 3 and image.shape[-1] == 3:
+        ax.imshow(image)
+    else:  # another channel count: the first channel
+        ax.imshow(image.reshape(*image.shape[:2], -1)[..., 0], cmap="gray")
+
+
 def feature_maps_side_by_side(image, maps_a, maps_b, labels=("benchmark", "dummy"), title: str = ""):
-    """The input and two models' 4x4 feature-map grids of one layer, side by side."""
+    """The input (any (H, W, C) image) and two models' 4x4 feature-map grids of one
+    layer, side by side."""
     fig = plt.figure(figsize=(12, 5.2))
     head, body = fig.subfigures(2, 1, height_ratios=[0.14, 1])
     head.text(0.5, 0.5, title, ha="center", va="center", fontsize=10)
     sub = body.subfigures(1, 3, width_ratios=[1, 2, 2])
     ax = sub[0].subplots()
-    ax.imshow(np.asarray(image))
+    show_image(ax, image)
     ax.set_title("input")
     ax.axis("off")
     for sf, maps, label in zip(sub[1:], (maps_a, maps_b), labels):
@@ -196,9 +208,12 @@ def softmax_bars(probs: dict, classes, true_class: int, title: str = ""):
     article's Fig. 8); the bar of ``true_class`` (an index) is green.
 
     ``probs``: {panel label: (len(classes),) probabilities}. Raises ValueError for
-    another length."""
+    another length. With more than 20 classes only every k-th class and the true one
+    are named on the axis."""
     fig, axes = plt.subplots(1, len(probs), figsize=(5 * len(probs), 4), squeeze=False)
     k_n = len(classes)
+    step = max(1, int(np.ceil(k_n / 20)))
+    ticks = sorted(set(range(0, k_n, step)) | {int(true_class)})
     for i, (ax, (label, p)) in enumerate(zip(axes[0], probs.items())):
         p = np.asarray(p, dtype=np.float64).ravel()
         if p.shape != (k_n,):
@@ -206,7 +221,7 @@ def softmax_bars(probs: dict, classes, true_class: int, title: str = ""):
         base = COLOURS.get(label, PALETTE[i % len(PALETTE)])
         colours = ["tab:green" if k == true_class else base for k in range(k_n)]
         ax.bar(range(k_n), p, color=colours)
-        ax.set_xticks(range(k_n), classes, rotation=60)
+        ax.set_xticks(ticks, [classes[k] for k in ticks], rotation=60)
         ax.set_ylim(0, 1)
         ax.set_title(f"{label}: argmax {classes[int(np.argmax(p))]}, p({classes[true_class]})={p[true_class]:.2f}",
                      fontsize=10)

@@ -658,11 +658,28 @@ def _accept_hint(config, path, key) -> str:
         obtained, note = recorded
         where = f"\n  obtained: {obtained} (this run's entry for [{key}]{f'; {note}' if note else ''})"
         copy = f", or `cp {obtained} {path}`"
+    # Pins beside a test file: the command names that folder (from the repository root, a
+    # bare `pytest` runs the article's tests). The command line pins the default
+    # experiment: offered only for it (another one's module is a test's neighbour).
+    folder = "" if explicit else os.path.relpath(Path(path).parent)
+    folder = "" if folder in ("", ".") else f" {folder}"
+    cli = f" or `python -m cnnclaims pin{opts} --file {path}`" if _is_default_experiment(config) else ""
     return (
         f"\n  pinned:   {path} (unchanged){where}"
-        f"\n  to accept this run's entry, if the change is deliberate: `pytest --regen-verdicts{opts}"
-        f"{f' --pinned-verdicts {path}' if explicit else ''}` or `python -m cnnclaims pin{opts} --file {path}`"
+        f"\n  to accept this run's entry, if the change is deliberate: `pytest{folder} --regen-verdicts{opts}"
+        f"{f' --pinned-verdicts {path}' if explicit else ''}`{cli}"
         f"{copy}; then review `git diff {path}` and commit it")
+
+
+def _is_default_experiment(config) -> bool:
+    """Whether this run's experiment is the one the command line loads (--experiment,
+    $CNNCLAIMS_EXPERIMENT or the article)."""
+    from .declaration import load_experiment
+
+    try:
+        return load_experiment(config.getoption("--experiment") or None) is get_experiment(config).experiment
+    except Exception:  # noqa: BLE001 - an experiment the command line cannot load: not offered
+        return False
 
 
 @pytest.fixture
@@ -687,8 +704,12 @@ def pytest_runtest_makereport(item, call):
         rep.outcome, rep.longrepr = "skipped", (str(item.path), item.location[1] or 0,
                                                 f"Skipped: cnnclaims: {call.excinfo.value}")
         return
+    from .errors import DataContractError
+
     err = _write_error(item.config, call.excinfo.value) if call.excinfo is not None else None
-    if call.excinfo is not None and isinstance(call.excinfo.value, _SessionStop):
+    if call.excinfo is not None and isinstance(call.excinfo.value, (_SessionStop, DataContractError)):
+        # The experiment's data refused (another shape than declared, labels outside its
+        # classes): every test would fail alike; one line, and the session stops.
         err = str(call.excinfo.value).removeprefix("cnnclaims: ")
     if err is not None:
         # A cache that cannot be written (full, read-only) fails every later test alike,

@@ -81,14 +81,15 @@ def import_ray():
 
 
 def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progress, recipes: dict,
-                   address: str | None = None) -> list:
+                   address: str | None = None, io=None) -> list:
     """Train every spec of ``missing`` (TrainSpecs, in the order to start them) as a Ray
     task and store each model in ``cache_dir``'s entry for it; returns the specs
     trained here.
 
     ``data``: the session's ``Dataset`` (sent once through the object store).
     ``recipes``: ``{role: (build_model, subset)}`` for every role in ``missing``,
-    picklable by reference (``training.train_missing`` checks that). ``workers``: CPUs
+    picklable by reference (``training.train_missing`` checks that); ``io``: the
+    experiment's ``modelio.ModelIO`` (None: the article's). ``workers``: CPUs
     of the local Ray started when ``address`` is None and this process is not connected
     to a Ray already (one task per CPU); with ``address`` (``host:port`` of a running
     cluster's head, or ``ray://...``) the cluster's CPUs decide how many run at once.
@@ -126,11 +127,11 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
             progress(f"cnnclaims: {len(missing) - len(mine)} of the {len(missing)} models are trained (or were just "
                      "stored) by another process; they are loaded when needed")
         if mine:
-            _train(ray, mine, keys, data, cache_dir, retrain, workers, progress, recipes, address)
+            _train(ray, mine, keys, data, cache_dir, retrain, workers, progress, recipes, address, io)
     return mine
 
 
-def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, recipes, address) -> None:
+def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, recipes, address, io=None) -> None:
     from . import compat, training
     from .plan_progress import PlanProgress
 
@@ -153,7 +154,7 @@ def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, reci
                                                **options)
         lines = ray.remote(_Lines).options(num_cpus=0).remote()  # 0 CPUs: never holds back a training task
         data_ref = ray.put(data)  # once: every task on a node reads the same copy
-        blobs = {role: pickle.dumps(recipe) for role, recipe in recipes.items()}
+        blobs = {role: pickle.dumps((recipe, io)) for role, recipe in recipes.items()}
         versions, path = compat.versions(), list(sys.path)
         pending = {}
         for i, spec in enumerate(missing):
@@ -467,7 +468,7 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
                 versions: dict):
     """One model, in a Ray worker: ``(model.keras bytes, record, {"node", "pid",
     "threads"})``. ``data`` is the session's Dataset (Ray resolves the ObjectRef);
-    ``recipe_blob`` the pickled (build_model, subset), unpickled once the driver's
+    ``recipe_blob`` the pickled ((build_model, subset), ModelIO), unpickled once the driver's
     import path is known here (a recipe defined in a test's or an example's module).
     "threads" is TensorFlow's intra-op thread count as this worker ran it."""
     import ray
@@ -492,7 +493,7 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
     for entry in driver_path:  # as multiprocessing's spawn gives its children the parent's path
         if entry not in sys.path and os.path.isdir(entry):
             sys.path.append(entry)
-    build, subset = pickle.loads(recipe_blob)
+    (build, subset), io = pickle.loads(recipe_blob)
     progress = _TaskChannel(lines, index)
     progress.event("started")
     t0 = time.perf_counter()
@@ -502,7 +503,7 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
     try:
         with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=root) as tmp:
             folder = Path(tmp) / training.entry_dir(".", spec, key).name
-            trained = training._train_entry(spec, data, folder, key, progress, build, subset)
+            trained = training._train_entry(spec, data, folder, key, progress, build, subset, io)
             model_bytes = (folder / "model.keras").read_bytes()
     finally:  # also before an error: its lines reach the driver first
         progress.flush()

@@ -180,7 +180,7 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
         design = [f"no calibration: {exc}"]
     splits = exp.null_splits
     design.append(format_null_splits(splits) if splits else "no null splits: fewer than 4 same-size models")
-    doc = pinned.load()
+    doc = pinned.load(pinned.path_for(exp.experiment))
     key = exp.pin_key
     entry = pinned.entry(doc, key) or {}
     pins, null_pins = entry.get("verdicts", {}), entry.get("null_control", {})

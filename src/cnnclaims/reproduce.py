@@ -79,8 +79,10 @@ def choose(run, specs, budget_s: float | None, workers: int, progress) -> list[t
 
     records = recorded(run.cache_dir)
     n_val = len(run.data.y_test)
+    from .modelio import model_io
+
     pred = forecast.predict_plan(specs, build_of, run.experiment.input_shape, len(run.experiment.classes), n_val,
-                                 records, workers)
+                                 records, workers, io=model_io(run.experiment))
     progress(pred.line(f"the {len(specs)} models of the sample"))
     chosen, times = [], []
     for s in specs:

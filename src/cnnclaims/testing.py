@@ -29,11 +29,19 @@ def pytest_configure(config):
 
 def random_cifar(n_per_class_train: int, n_per_class_test: int, seed: int = 0):
     """(x_train, y_train), (x_test, y_test) of random uint8 images in label order."""
+    return random_images(n_per_class_train, n_per_class_test, seed)
+
+
+def random_images(n_per_class_train: int, n_per_class_test: int, seed: int = 0, shape: tuple = (32, 32, 3),
+                  n_classes: int = 10):
+    """(x_train, y_train), (x_test, y_test) of random uint8 images of ``shape`` and
+    ``n_classes`` classes, in label order (labels uint8 up to 256 classes, else int64)."""
     rng = np.random.default_rng(seed)
+    dtype = np.uint8 if n_classes <= 256 else np.int64
 
     def split(n):
-        y = np.repeat(np.arange(10, dtype=np.uint8), n)
-        x = rng.integers(0, 256, size=(len(y), 32, 32, 3), dtype=np.uint8)
+        y = np.repeat(np.arange(n_classes, dtype=dtype), n)
+        x = rng.integers(0, 256, size=(len(y), *shape), dtype=np.uint8)
         return x, y
 
     return split(n_per_class_train), split(n_per_class_test)
@@ -78,18 +86,23 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     """A Run of ``experiment`` (default: the article) over random images whose models
     are untrained networks.
 
-    Every model is the article's architecture with its own random initialisation, so
-    verdicts come out however chance has them; tests that need a particular outcome
-    pin the opposite verdict or edit the evidence.
+    Every model is the experiment's architecture with its own random initialisation,
+    so verdicts come out however chance has them; tests that need a particular outcome
+    pin the opposite verdict or edit the evidence. The images have the experiment's
+    ``input_shape`` and classes (CIFAR-10's for the article); ``frogs`` test images per
+    class, two training images per class.
     """
     from .compat import set_determinism
     from .data import Cifar10
     from .experiment import Run
-    from .declaration import SWEEP
+    from .declaration import SWEEP, load_experiment
+    from .modelio import fed, model_io, output_index, probabilities
     from .training import TrainedModel, recipe_functions, specs_for
 
     tmp = Path(tmp)
-    (xtr, ytr), (xte, yte) = random_cifar(2, max(1, frogs))
+    declared = load_experiment(experiment)
+    io = model_io(declared)
+    (xtr, ytr), (xte, yte) = random_images(2, max(1, frogs), 0, io.input_shape, io.n_classes)
     exp = Run(profile, cache_dir=tmp / "cache", n_seeds=n_seeds, progress=lambda *_: None, experiment=experiment)
     exp.__dict__["data"] = Cifar10(xtr, ytr, xte, yte, source="synthetic random images", fingerprint="synthetic")
     def untrained(role, spec, init_seed):
@@ -98,7 +111,8 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
         model = build()
         path = tmp / "models" / f"{role}-n{spec.n_train}-{spec.seed}"
         path.mkdir(parents=True, exist_ok=True)
-        probs = model.predict(xte.astype(np.float32) / 255.0, verbose=0)
+        probs = probabilities(model.predict(fed(model, io, xte.astype(np.float32) / 255.0), verbose=0),
+                              output_index(model, io, "synthetic"))
         acc = float(np.mean(probs.argmax(1) == yte))
         record = {"key": f"synthetic-{role}-n{spec.n_train}-{spec.seed}", "spec": spec.__dict__, "epochs": 0,
                   "best_epoch": 0, "test_accuracy": acc, "train_seconds": 0.0, "history": {}}

@@ -29,8 +29,9 @@ import numpy as np
 from . import cache
 from .compat import check_numerics, check_threads, keras, load_model, positive_int_env, save_model, set_determinism, versions
 from .errors import CacheError
-from .inputs import check_images, class_labels, model_input, one_hot_labels
+from .inputs import IMAGE_SHAPE, N_CLASSES, check_images, class_labels, model_input, one_hot_labels
 from .model import build_model, compile_model
+from .modelio import ModelIO, fed, model_io, output_index, probabilities, trainable
 
 # Bump when the training procedure changes in a way the spec does not capture: it is
 # part of every model's key. TRAINING_CODE is training_code_digest() as of the last
@@ -39,7 +40,7 @@ from .model import build_model, compile_model
 # bits, then record the new digest), as joblib.Memory keys results by function code
 # but without retraining everything for a comment or a moved function.
 TRAINING_VERSION = 1
-TRAINING_CODE = "910726b5db95e9f6"
+TRAINING_CODE = "1af88d521416ce64"
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,30 @@ def recipe_functions(experiment, role: str) -> tuple:
 def recipe_id(experiment, role: str) -> str:
     """"" for the default recipe (``model.build_model`` on a stratified subset), else a
     hash of the built model's configuration and the subset function's qualified name,
-    so another architecture or subset never shares a cache entry."""
+    and, where the experiment feeds several inputs or trains one of several outputs,
+    of that contract (``ModelIO.key``), so another architecture, subset, feed or trained
+    output never shares a cache entry."""
     build, subset = recipe_functions(experiment, role)
     config = checked_config(build, experiment, role)
-    if build is build_model and subset is stratified_subset:
+    io = model_io(experiment)
+    # The images fed as they are to one output, as the article's models are: no
+    # contract in the key (their keys predate it).
+    plain = io.feed is None and _N_OUTPUTS[_config_key(build, experiment)] == 1
+    if build is build_model and subset is stratified_subset and plain:
         return ""
-    return cache.stable_hash({"model": config, "subset": f"{subset.__module__}.{subset.__qualname__}"})[:12]
+    recipe = {"model": config, "subset": f"{subset.__module__}.{subset.__qualname__}"}
+    if not plain:
+        recipe["io"] = io.key()
+    return cache.stable_hash(recipe)[:12]
 
 
 _CONFIGS: dict = {}
+_N_OUTPUTS: dict = {}
+
+
+def _config_key(build, experiment) -> tuple:
+    io = model_io(experiment)
+    return build, io.n_classes, tuple(io.input_shape), io.output, io.feed
 
 
 def checked_config(build, experiment, role: str) -> dict:
@@ -128,16 +144,28 @@ def checked_config(build, experiment, role: str) -> dict:
     Raises ModelError naming the condition and the builder when it returns no Keras
     model, a model whose configuration changes from one build to the next (Keras's
     automatic names such as ``functional_3``: every run would get a new cache key and
-    retrain), an output of another size than the experiment's classes, or an output
-    that is not a softmax (probabilities: non-negative, summing to 1)."""
+    retrain), a model that does not fit the experiment's images and outputs (see
+    ``modelio.checked_io``: channels-first layers, several inputs without a feed,
+    another input shape, several outputs without ``output_layer``), an output of
+    another size than the experiment's classes, or an output that is not a softmax
+    (probabilities: non-negative, summing to 1). A build that fails under Keras's
+    ``channels_first`` setting names that setting."""
     from .compat import keras
     from .errors import ModelError
+    from .modelio import build_error, checked_io
 
-    key = (build, len(experiment.classes), tuple(experiment.input_shape))
+    key = _config_key(build, experiment)
     if key in _CONFIGS:
         return _CONFIGS[key]
+    io = model_io(experiment)
     who = f"condition {experiment.recipe(role).name!r}: build_model {getattr(build, '__qualname__', build)!r}"
-    model = build()
+    try:
+        model = build()
+    except Exception as exc:  # noqa: BLE001 - re-raised unless Keras's channels_first setting explains it
+        err = build_error(who, exc)
+        if err is None:
+            raise
+        raise err from exc
     if not isinstance(model, keras.Model):
         raise ModelError(f"{who} returned {type(model).__name__}, not a Keras model; return an uncompiled "
                          "keras.Model with named layers")
@@ -146,15 +174,18 @@ def checked_config(build, experiment, role: str) -> dict:
         raise ModelError(f"{who} builds a different configuration each time (Keras's automatic model or layer "
                          "names, e.g. 'functional_3', 'dense_7'): name the model and every layer, as "
                          "cnnclaims.model.build_model does, so its trained models can be cached")
-    out = model(np.zeros((1, *experiment.input_shape), np.float32), training=False)
-    out = np.asarray(out[0] if isinstance(out, (list, tuple)) else out, dtype=np.float64)
-    if out.shape != (1, len(experiment.classes)):
-        raise ModelError(f"{who} outputs shape {out.shape[1:]}, but the experiment has {len(experiment.classes)} "
+    index = checked_io(model, io, who)
+    out = probabilities(model(fed(model, io, np.zeros((1, *io.input_shape), np.float32)), training=False), index)
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape != (1, io.n_classes):
+        named = f" (output {io.output!r})" if len(model.outputs) > 1 else ""
+        raise ModelError(f"{who} outputs shape {out.shape[1:]}{named}, but the experiment has {io.n_classes} "
                          "classes; give the last layer one unit per class")
     if (out < 0).any() or abs(out.sum() - 1) > 1e-3:
         raise ModelError(f"{who}: the output is not a softmax (values {np.round(out[0, :3], 3).tolist()}..., sum "
                          f"{out.sum():.3g}); end the model with activation='softmax' (the claims read probabilities)")
     _CONFIGS[key] = config
+    _N_OUTPUTS[key] = len(model.outputs)
     return config
 
 
@@ -308,15 +339,19 @@ def entry_dir(cache_dir, spec: TrainSpec, key: str) -> Path:
 
 
 def get_trained(spec: TrainSpec, data, cache_dir=None, retrain: bool = False, progress=print,
-                experiment=None, recipe: tuple | None = None) -> TrainedModel:
+                experiment=None, recipe: tuple | None = None, io: ModelIO | None = None) -> TrainedModel:
     """The trained model for ``spec``: from the cache when valid, else trained now.
 
     ``recipe``: (build_model, subset) functions; default the experiment's recipe for
-    ``spec.role`` (see ``recipe_functions``; experiment default: the declared default)."""
-    if recipe is None:
+    ``spec.role`` (see ``recipe_functions``; experiment default: the declared default).
+    ``io``: how images reach the model and which output is trained (``modelio``);
+    default the experiment's."""
+    if recipe is None or io is None:
         from .declaration import load_experiment
 
-        recipe = recipe_functions(load_experiment(experiment), spec.role)
+        exp = load_experiment(experiment)
+        recipe = recipe_functions(exp, spec.role) if recipe is None else recipe
+        io = model_io(exp) if io is None else io
     build, subset = recipe
     n_params = expected_params(build)
     cache_dir = Path(cache_dir or cache.default_cache_dir())
@@ -332,7 +367,7 @@ def get_trained(spec: TrainSpec, data, cache_dir=None, retrain: bool = False, pr
                 cache.discard(folder / "record.json", str(exc))
         if folder.exists():
             shutil.rmtree(folder)
-        return _train_entry(spec, data, folder, key, progress, build, subset)
+        return _train_entry(spec, data, folder, key, progress, build, subset, io)
 
 
 _PARAMS: dict = {}
@@ -496,53 +531,61 @@ class WeightDigests(keras.callbacks.Callback):
         self.digests.append(weights_sha256(self.model))
 
 
-def prepare(x: np.ndarray, y: np.ndarray):
-    """Training arrays: float32 pixels in [0, 1] (n, 32, 32, 3) and one-hot float32 labels (n, 10).
+def prepare(x: np.ndarray, y: np.ndarray, shape: tuple = IMAGE_SHAPE, n_classes: int = N_CLASSES):
+    """Training arrays: float32 pixels in [0, 1] (n, *shape) and one-hot float32 labels
+    (n, n_classes); by default CIFAR-10's (n, 32, 32, 3) and (n, 10).
 
     ``x``: uint8 pixels 0-255, divided by 255 as the article does (the documented
     input: CIFAR-10 as loaded), or floats already in [0, 1], passed as they are (they
-    used to be divided by 255 a second time). ``y``: integer labels 0..9, (n,) or
-    (n, 1). Raises InputError for anything else: floats above 1 or below 0, NaN/inf,
-    other dtypes, another shape, or a label count other than n."""
-    x = model_input(x, "prepare")
-    y = class_labels(y, len(x), "prepare")
-    return x, np.eye(10, dtype=np.float32)[y]
+    used to be divided by 255 a second time). ``y``: integer labels 0..n_classes-1,
+    (n,) or (n, 1), or one-hot rows. Raises InputError for anything else: floats above
+    1 or below 0, NaN/inf, other dtypes, another shape, or a label count other than n."""
+    x = model_input(x, "prepare", shape=shape)
+    y = class_labels(y, len(x), "prepare", n_classes=n_classes)
+    return x, np.eye(n_classes, dtype=np.float32)[y]
 
 
 def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print, build=build_model,
-        max_epochs: int | None = None):
+        max_epochs: int | None = None, io: ModelIO | None = None):
     """Train one model as the article does; returns (model, history dict, epochs, seconds,
     per-epoch weight digests).
 
     ``max_epochs``: stop after this many epochs (default the spec's): a prefix of the
     same training, epoch for epoch (``cache reproduce --epochs``).
 
-    ``x_train``, ``x_val``: float pixels in [0, 1], (n, 32, 32, 3); ``y_train``,
-    ``y_val``: one-hot (n, 10) floats, i.e. what ``prepare`` returns. Raises
-    InputError, before any training, for arrays that are not (e.g. 0-255 pixels)."""
+    ``x_train``, ``x_val``: float pixels in [0, 1], (n, *io.input_shape) (CIFAR-10's
+    (n, 32, 32, 3) by default); ``y_train``, ``y_val``: one-hot (n, io.n_classes) floats,
+    i.e. what ``prepare`` returns. ``io`` (``modelio.ModelIO``): several inputs are fed
+    ``io.feed``'s arrays, and of several outputs the declared one alone is trained; the
+    whole model is returned. Raises InputError, before any training, for arrays that
+    are not (e.g. 0-255 pixels)."""
+    io = io or ModelIO()
     # Checked only, not converted: fit takes prepared arrays, and a uint8 array here
     # would mean prepare() was skipped.
     for name, x, y, y_name in (("x_train", x_train, y_train, "y_train"), ("x_val", x_val, y_val, "y_val")):
-        one_hot_labels(y, len(check_images(x, "fit", name=name, uint8_ok=False)), "fit", y_name)
+        n = len(check_images(x, "fit", name=name, uint8_ok=False, shape=io.input_shape))
+        one_hot_labels(y, n, "fit", y_name, n_classes=io.n_classes)
     check_threads()
     check_numerics()
     set_determinism(spec.seed)
-    model = compile_model(build(), spec.learning_rate, spec.steps_per_execution)
+    model = build()
+    trainee = compile_model(trainable(model, io, output_index(model, io, "fit")), spec.learning_rate,
+                            spec.steps_per_execution)
     es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
     # Weights-only checkpoint of the best epoch: restores the best weights in every
     # Keras version (2.15's EarlyStopping does not when the epoch limit is reached).
     ckpt = keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True)
     digests = WeightDigests()
     t0 = time.perf_counter()
-    hist = model.fit(
-        x_train, y_train,
+    hist = trainee.fit(
+        fed(model, io, x_train), y_train,
         batch_size=spec.batch_size,
         epochs=spec.max_epochs if max_epochs is None else min(max_epochs, spec.max_epochs),
-        validation_data=(x_val, y_val),
+        validation_data=(fed(model, io, x_val), y_val),
         callbacks=[es, ckpt, digests, ProgressCallback(spec.label, spec.max_epochs, progress)],
         verbose=0,
     )
-    model.load_weights(str(checkpoint))
+    trainee.load_weights(str(checkpoint))
     seconds = time.perf_counter() - t0
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return model, history, len(history["loss"]), seconds, digests.digests
@@ -572,16 +615,18 @@ def _building(work: Path):
 
 
 def _train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=build_model,
-                 subset=stratified_subset) -> TrainedModel:
+                 subset=stratified_subset, io: ModelIO | None = None) -> TrainedModel:
+    io = io or ModelIO()
     idx = checked_subset(subset, data.y_train, spec.n_train, spec.seed, spec.role)
-    x_tr, y_tr = prepare(data.x_train[idx], data.y_train[idx])
-    x_te, y_te = prepare(data.x_test, data.y_test)
+    x_tr, y_tr = prepare(data.x_train[idx], data.y_train[idx], io.input_shape, io.n_classes)
+    x_te, y_te = prepare(data.x_test, data.y_test, io.input_shape, io.n_classes)
     progress(f"cnnclaims: training {spec.label} (up to {spec.max_epochs} epochs, patience {spec.patience}) ...")
     work = folder.with_name(folder.name + ".partial")
     with _building(work):
         model, history, epochs, seconds, digests = fit(spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5",
-                                                       progress, build)
-        probs = model.predict(x_te, batch_size=1000, verbose=0)
+                                                       progress, build, io=io)
+        probs = probabilities(model.predict(fed(model, io, x_te), batch_size=1000, verbose=0),
+                              output_index(model, io, "training"))
         test_acc = float(np.mean(np.argmax(probs, axis=1) == data.y_test))
         best = int(np.argmin(history["val_loss"]))
         record = {
@@ -707,7 +752,7 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
     from .declaration import load_experiment
 
     experiment = load_experiment(experiment)
-    job = {"load_data": experiment.load_data,
+    job = {"load_data": experiment.load_data, "io": model_io(experiment),
            "recipes": {s.role: (recipes or {}).get(s.role) or recipe_functions(experiment, s.role) for s in missing}}
     try:
         pickle.dumps(job)
@@ -719,7 +764,8 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
     if executor == "ray":
         from .ray_executor import train_with_ray
 
-        return train_with_ray(missing, data, cache_dir, retrain, workers, progress, job["recipes"], ray_address)
+        return train_with_ray(missing, data, cache_dir, retrain, workers, progress, job["recipes"], ray_address,
+                              io=job["io"])
     n = min(workers, len(missing))
     progress(f"cnnclaims: training {len(missing)} models, {n} at a time (one TensorFlow thread each) ...")
     ctx = multiprocessing.get_context("spawn")  # TensorFlow does not survive fork
@@ -732,13 +778,14 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
 
     # Says which models run, done out of planned and the ETA from the cache's recorded times.
     plan = PlanProgress(missing, n, cache_dir, progress, priors=estimates)
-    per_class = {"train": len(data.y_train) // 10, "test": len(data.y_test) // 10}
+    k = len(experiment.classes)
+    per_class = {"train": len(data.y_train) // k, "test": len(data.y_test) // k}
     with _sigterm_interrupts():
         pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(messages, os.getpid()))
         finished = False
         try:
             pending = {pool.submit(_worker_train, s, data_path, str(cache_dir), per_class, data.fingerprint, retrain,
-                                   job["load_data"], job["recipes"][s.role])
+                                   job["load_data"], job["recipes"][s.role], job["io"])
                        for s in missing}
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -868,13 +915,14 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, fingerprint: str, retrain: bool,
-                  load_data=None, recipe=None) -> str:
+                  load_data=None, recipe=None, io=None) -> str:
     from .data import call_loader, load_cifar10
 
     progress = _WORKER.get("progress", print)
     data = _WORKER.get("data")
     if data is None:
-        data = _WORKER["data"] = call_loader(load_data or load_cifar10, "training worker", path=data_path,
+        data = _WORKER["data"] = call_loader(load_data or load_cifar10, "training worker",
+                                             n_classes=io.n_classes if io is not None else 10, path=data_path,
                                              cache_dir=cache_dir, progress=progress, per_class=per_class)
     if data.fingerprint != fingerprint:
         raise RuntimeError(
@@ -886,7 +934,7 @@ def _worker_train(spec: TrainSpec, data_path, cache_dir: str, per_class: dict, f
         progress.spec = spec
         progress.event("started")
     t0 = time.perf_counter()
-    key = get_trained(spec, data, cache_dir, retrain, progress, recipe=recipe).key
+    key = get_trained(spec, data, cache_dir, retrain, progress, recipe=recipe, io=io).key
     if hasattr(progress, "event"):
         progress.event("finished", time.perf_counter() - t0)
         progress.spec = None
@@ -923,11 +971,12 @@ def _dedent(source: str) -> str:
 def training_functions() -> list:
     """What decides a trained model's weights beyond its spec, data and versions: the
     fit, its inputs, the subsets, the architecture and compilation, the seeding."""
-    from . import compat, inputs, model
+    from . import compat, inputs, model, modelio
 
     return [TrainSpec, spec_dict, fit, WeightDigests, prepare, _train_entry, checked_subset, stratified_subset,
             nested_subset, NestedSubset, model.build_model, model.compile_model, compat.set_determinism,
-            compat.steps_per_execution, inputs.model_input, inputs.class_labels]
+            compat.steps_per_execution, inputs.model_input, inputs.class_labels, inputs._from_one_hot, modelio.fed,
+            modelio.trainable, modelio.output_index]
 
 
 def training_code_digest() -> str:
