@@ -350,7 +350,9 @@ def main(argv=None):
     layer_activations(model, x, ["conv2d_1", "conv2d_6", "dense_2"])
     t_acts = time.perf_counter() - t
     t = time.perf_counter()
-    image_stats(model, x, data.y_test)
+    from cnnclaims.article import ARTICLE
+
+    image_stats(model, x, data.y_test, ARTICLE)  # the article's statistics
     t_stats = time.perf_counter() - t
     res["activations"] = {"images": len(x), "layer_activations_seconds": t_acts, "image_stats_seconds": t_stats}
     print(f"activations of {len(x)} test images (conv2d_1, conv2d_6, dense_2): {t_acts:.2f}s; "
