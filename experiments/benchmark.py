@@ -253,6 +253,7 @@ def main(argv=None):
         return _child(json.loads(args.child))
 
     from cnnclaims.activations import layer_activations
+    from cnnclaims.article import ARTICLE
     from cnnclaims.compat import set_determinism, versions
     from cnnclaims.data import load_cifar10
     from cnnclaims.evidence import image_stats
@@ -350,8 +351,6 @@ def main(argv=None):
     layer_activations(model, x, ["conv2d_1", "conv2d_6", "dense_2"])
     t_acts = time.perf_counter() - t
     t = time.perf_counter()
-    from cnnclaims.article import ARTICLE
-
     image_stats(model, x, data.y_test, ARTICLE)  # the article's statistics
     t_stats = time.perf_counter() - t
     res["activations"] = {"images": len(x), "layer_activations_seconds": t_acts, "image_stats_seconds": t_stats}
