@@ -82,6 +82,53 @@ def test_a_budget_checks_what_fits_whole_and_the_rest_for_their_first_epochs(run
     assert all(r["identical"] for r in rows)
 
 
+def test_a_cold_cache_is_not_cached_neither_identical_nor_different(run, tmp_path):
+    """A cache that holds none of the sample (a fresh machine, CI's first run) was
+    reported DIFFERS and failed CI: nothing was compared. Now each group is named
+    'not cached' and the command exits 0 saying nothing was compared."""
+    from cnnclaims.experiment import Run
+
+    cold = Run("tiny", data_path=run.data_path, cache_dir=tmp_path / "cold", progress=lambda *_: None,
+               experiment=run.experiment, workers=2)
+    cold.__dict__["data"] = run.data
+    specs = reproduce.sample(cold, prefer_cached=True)
+    assert [s.role for s in specs] == ["dummy", "null", "benchmark"]
+    assert not any(reproduce.is_cached(cold, s) for s in specs)
+    rows = reproduce.missing(cold, specs)
+    assert [r["identical"] for r in rows] == [None, None, None]
+    text = reproduce.table(rows)
+    assert text.count("not cached") >= 3 and "DIFFERS" not in text
+    code, message = reproduce.outcome(rows, cold.cache_dir)
+    assert code == 0 and message.startswith("nothing compared: none of the 3 groups")
+    # the warm cache of the fixture lacks nothing
+    assert reproduce.missing(run, reproduce.sample(run, prefer_cached=True)) == []
+
+
+def test_the_outcome_fails_on_any_difference_and_counts_what_went_unchecked():
+    same = {"entry": "a", "identical": True}
+    differs = {"entry": "b", "identical": False}
+    absent = {"entry": "c", "identical": None}
+    assert reproduce.outcome([same, absent], "/c") == (
+        0, "1 models retrained from scratch, each bit for bit as cached; 1 of the 2 groups have no cached model "
+           "and were not checked (train the plan first: python -m cnnclaims run --all)")
+    code, message = reproduce.outcome([same, differs, absent], "/c")
+    assert code == 1 and "these differ from the cache: b;" in message
+    assert reproduce.outcome([same], "/c")[0] == 0
+
+
+def test_a_partly_warm_cache_checks_a_cached_model_of_the_group(run, monkeypatch):
+    """The cheapest model of a group not cached, another of the group cached: that one
+    is checked (the group is not left unchecked)."""
+    import dataclasses as dc
+
+    dummy = reproduce.sample(run, ["dummy"])[0]
+    other = dc.replace(dummy, seed=dummy.seed + 1)
+    monkeypatch.setattr(type(run), "plan_specs", lambda self, roles: [dummy, other], raising=True)
+    monkeypatch.setattr(reproduce, "is_cached", lambda r, s: s.seed == other.seed)
+    assert reproduce.sample(run, ["dummy"]) == [dummy]
+    assert reproduce.sample(run, ["dummy"], prefer_cached=True) == [other]
+
+
 # --- the inventory ---------------------------------------------------------------------
 
 def test_list_and_verify_an_intact_cache(run):

@@ -177,20 +177,18 @@ def cmd_cache(args):
     from . import reproduce
 
     progress = functools.partial(print, flush=True)
-    plan = reproduce.choose(exp, reproduce.sample(exp, args.groups or None),
-                            None if args.time_budget is None else args.time_budget * 60,
-                            _workers(args), progress)
-    rows = reproduce.reproduce(exp, plan, args.workers, progress)
+    specs = reproduce.sample(exp, args.groups or None, prefer_cached=True)
+    absent = reproduce.missing(exp, specs)
+    cached = [s for s in specs if reproduce.is_cached(exp, s)]
+    rows = absent
+    if cached:  # a cold cache trains nothing: there is nothing to compare with
+        plan = reproduce.choose(exp, cached, None if args.time_budget is None else args.time_budget * 60,
+                                _workers(args), progress)
+        rows = reproduce.reproduce(exp, plan, args.workers, progress) + absent
     print(reproduce.table(rows))
-    bad = [r["entry"] for r in rows if not r["identical"]]
-    if bad:
-        print(f"error: retrained from scratch, these differ from the cache: {', '.join(bad)}; the cache does not "
-              "hold what this code trains (another machine's numerics, or training code changed without "
-              "TRAINING_VERSION): remove them (python -m cnnclaims cache prune --match NAME) and train again",
-              file=sys.stderr)
-        return 1
-    print(f"{len(rows)} models retrained from scratch, each bit for bit as cached")
-    return 0
+    code, message = reproduce.outcome(rows, exp.cache_dir)
+    print(message, file=sys.stderr if code else sys.stdout)
+    return code
 
 
 def _workers(args) -> int:

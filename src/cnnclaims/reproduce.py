@@ -22,10 +22,17 @@ from pathlib import Path
 from .declaration import SWEEP
 
 
-def sample(run, groups=None) -> list:
+def _cost(spec) -> tuple:
+    return (spec.n_train * spec.max_epochs, spec.seed)
+
+
+def sample(run, groups=None, prefer_cached: bool = False) -> list:
     """One spec per group of ``run``'s plan (``groups``: a subset of its names, the
     sweep's ``sizes`` included): the first seed of the group at its smallest size,
-    cheapest first. Raises UnknownNameError for a group the plan lacks."""
+    cheapest first. With ``prefer_cached``, the cheapest spec of the group that the
+    cache holds, where the cheapest is not cached (a partly warm cache is still
+    checked; a group with nothing cached keeps its cheapest spec, which ``missing``
+    then names). Raises UnknownNameError for a group the plan lacks."""
     from .errors import unknown
 
     plan = run.plan_roles
@@ -34,11 +41,34 @@ def sample(run, groups=None) -> list:
             raise unknown("group", g, plan)
     out = []
     for role in groups or plan:
-        specs = ([s for group in run.sweep["specs"].values() for s in group if s.role == SWEEP] if role == SWEEP
-                 else run.plan_specs([role]))
-        if specs:
-            out.append(min(specs, key=lambda s: (s.n_train * s.max_epochs, s.seed)))
+        specs = sorted(([s for group in run.sweep["specs"].values() for s in group if s.role == SWEEP]
+                        if role == SWEEP else run.plan_specs([role])), key=_cost)
+        if not specs:
+            continue
+        cached = [s for s in specs if is_cached(run, s)] if prefer_cached else []
+        out.append((cached or specs)[0])
     return sorted(out, key=lambda s: s.n_train * s.max_epochs)
+
+
+def is_cached(run, spec) -> bool:
+    """Whether ``run``'s cache holds a record for ``spec`` (its validity is checked
+    when it is compared)."""
+    return _cached_record(run, spec)[0] is not None
+
+
+def missing(run, specs) -> list[dict]:
+    """Rows (as ``reproduce`` gives) for the specs of ``specs`` that the cache does not
+    hold: nothing to compare them with, so they are neither identical nor different
+    (``identical`` None). A cold cache proves nothing and disproves nothing; the
+    table says which groups went unchecked and how to check them."""
+    rows = []
+    for spec in specs:
+        record, folder = _cached_record(run, spec)
+        if record is None:
+            rows.append({"entry": folder.name, "check": "-", "identical": None, "seconds": 0.0,
+                         "why": f"not cached in {run.cache_dir}, nothing to compare: train the plan first "
+                                "(python -m cnnclaims run --all) to check this group"})
+    return rows
 
 
 def _cached_record(run, spec):
@@ -102,16 +132,16 @@ def choose(run, specs, budget_s: float | None, workers: int, progress) -> list[t
 def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dict]:
     """Retrain ``plan`` (from ``choose``) into a temporary cache and compare with
     ``run``'s cache. One row per spec: ``entry`` (the cached folder's name), ``check``
-    ("whole model" or "first K epochs"), ``identical`` (bool), ``why`` (what differs),
-    ``seconds``. A spec the cache lacks is a row with ``identical`` False."""
+    ("whole model" or "first K epochs"), ``identical`` (bool; None for a spec the
+    cache lacks, see ``missing``: nothing is retrained for it), ``why`` (what differs),
+    ``seconds``."""
     from .training import get_trained, train_missing
 
     rows, todo = [], []
     for spec, epochs in plan:
         record, folder = _cached_record(run, spec)
         if record is None:
-            rows.append({"entry": folder.name, "check": "-", "identical": False, "seconds": 0.0,
-                         "why": f"not cached in {run.cache_dir}: train it first (python -m cnnclaims run --all)"})
+            rows.extend(missing(run, [spec]))
             continue
         if epochs is not None and epochs >= record["epochs"]:
             epochs = None  # the whole model is no longer than the prefix
@@ -148,11 +178,31 @@ def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dic
     return rows
 
 
+def outcome(rows, cache_dir) -> tuple[int, str]:
+    """The exit code and closing line of ``cache reproduce`` for its ``rows``: 1 when
+    any cached model differs from what was retrained (named, with the fix); 0
+    otherwise, saying how many groups were compared and how many had nothing cached
+    (a cold cache proves nothing and disproves nothing, so it is said, not failed)."""
+    bad = [r["entry"] for r in rows if r["identical"] is False]
+    if bad:
+        return 1, (f"error: retrained from scratch, these differ from the cache: {', '.join(bad)}; the cache does "
+                   "not hold what this code trains (another machine's numerics, or training code changed without "
+                   "TRAINING_VERSION): remove them (python -m cnnclaims cache prune --match NAME) and train again")
+    absent = sum(r["identical"] is None for r in rows)
+    if absent == len(rows):
+        return 0, (f"nothing compared: none of the {len(rows)} groups of the plan has a cached model in "
+                   f"{cache_dir} (a cold cache proves nothing and disproves nothing; to check it, train the plan "
+                   "first: python -m cnnclaims run --all)")
+    unchecked = (f"; {absent} of the {len(rows)} groups have no cached model and were not checked (train the "
+                 "plan first: python -m cnnclaims run --all)" if absent else "")
+    return 0, f"{len(rows) - absent} models retrained from scratch, each bit for bit as cached{unchecked}"
+
+
 def table(rows) -> str:
     """The rows as text: entry, check, result, seconds."""
     lines = [f"{'entry':48s} {'check':18s} {'result':10s} seconds"]
     for r in rows:
-        result = "identical" if r["identical"] else "DIFFERS"
+        result = {True: "identical", False: "DIFFERS", None: "not cached"}[r["identical"]]
         lines.append(f"{r['entry']:48s} {r['check']:18s} {result:10s} {r['seconds']:7.0f}"
                      + (f"  ({r['why']})" if r["why"] else ""))
     return "\n".join(lines)
