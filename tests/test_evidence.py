@@ -101,3 +101,39 @@ def test_statistics_copied_from_another_model_are_refused(trained, images, tmp_p
     shutil.copy(f, tmp_path / f.name)
     cached_image_stats(other, *images)
     assert "holds the statistics of another model" in capsys.readouterr().err
+
+
+# --- a metric gets the layers it declares; its code keys its cached values ---------
+def _with_metric(fn, layers=("conv2d_5",)):
+    import dataclasses
+
+    from cnnclaims.declaration import Metric
+
+    extra = Metric("probe_me", layers, fn, "a test metric")
+    claim = dataclasses.replace(ARTICLE.claims[0], metric=extra)
+    return dataclasses.replace(ARTICLE, claims=(*ARTICLE.claims, dataclasses.replace(claim, id="X1")))
+
+
+def test_a_metric_reading_a_layer_it_does_not_declare_is_named(trained, images):
+    """It got another metric's array by accident, or a raw KeyError after every
+    model had trained (found by a fresh user on the digits experiment)."""
+    from cnnclaims.errors import UnknownNameError
+
+    exp = _with_metric(lambda acts, y: acts["conv2d"].mean(axis=(1, 2, 3)))
+    with pytest.raises(UnknownNameError, match=r"metric 'probe_me' reads layer 'conv2d', which it does not declare: "
+                                               r"its layers are 'conv2d_5'; add 'conv2d' to Metric\('probe_me'"):
+        _stats(trained.model, *images, exp)
+    ok = _with_metric(lambda acts, y: acts["conv2d_5"].mean(axis=(1, 2, 3)))
+    assert _stats(trained.model, *images, ok)["probe_me"].shape == (9,)
+
+
+def test_an_edited_metric_function_gets_a_new_statistics_key():
+    """The same metric name and experiment version with other code was served its old
+    cached values (a fresh user's edit passed its pins silently)."""
+    from cnnclaims.evidence import metrics_key
+
+    one = _with_metric(lambda acts, y: acts["conv2d_5"].mean(axis=(1, 2, 3)))
+    two = _with_metric(lambda acts, y: acts["conv2d_5"].max(axis=(1, 2, 3)))
+    assert metrics_key(one) != metrics_key(two) != metrics_key(ARTICLE)
+    assert metrics_key(one) == metrics_key(_with_metric(one.metrics["probe_me"].fn))
+    assert metrics_key(ARTICLE).startswith("article-v2-")

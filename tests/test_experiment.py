@@ -118,6 +118,26 @@ def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch)
 
 
 @pytest.mark.unit
+def test_edited_decision_code_is_never_served_stale_verdicts(tmp_path, monkeypatch):
+    """The verdict cache is keyed by the code that decides (verdicts.decision_code):
+    a fixed TOST or a new rule in an upgraded cnnclaims recomputes; the key used to
+    hold only the models and the claims, so an upgrade served the old verdicts."""
+    from cnnclaims import experiment as experiment_module
+    from cnnclaims import verdicts as verdicts_module
+    from cnnclaims.testing import synthetic_experiment
+
+    first = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
+    first.verdicts
+    calls = []
+    real = experiment_module.evaluate_catalog
+    monkeypatch.setattr(experiment_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
+    synthetic_experiment(tmp_path, n_seeds=2, frogs=6).verdicts
+    assert calls == []  # same code: served from the cache
+    monkeypatch.setattr(verdicts_module, "decision_code", lambda: "another")
+    synthetic_experiment(tmp_path, n_seeds=2, frogs=6).verdicts
+    assert calls == [1]
+
+
 def test_edited_claims_are_never_served_stale_verdicts(tmp_path):
     # The verdict cache is keyed by the declaration's claims: a flipped direction or a
     # new SESOI under the same experiment name recomputes (it used to serve the old).

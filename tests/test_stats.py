@@ -271,3 +271,36 @@ def test_descriptive_has_no_p_value():
 def test_bad_alternative():
     with pytest.raises(ValueError, match="alternative"):
         stats.welch([1, 2], [3, 4], "two-sided")
+
+
+def test_a_constant_sample_inside_the_margin_is_equivalent_in_both_tosts():
+    """A constant sample inside +/- SESOI but not at the threshold: the one-sample
+    t-test's TOST gave p = 1 while mean_tost gave 0 (issue 19, 5)."""
+    x = np.full(5, 0.505)
+    assert stats.t_one_sample(x, 0.5, "greater", sesoi=0.01).p_equivalence == 0.0 == stats.mean_tost(x - 0.5, 0.01)
+    assert stats.t_one_sample(np.full(5, 0.6), 0.5, "greater", sesoi=0.01).p_equivalence == 1.0
+    assert np.isnan(stats.t_one_sample(x, 0.5, "greater").p_equivalence)  # no SESOI, no TOST
+
+
+def test_constant_groups_that_differ_give_no_n_needed():
+    """Constant groups give an SD of 0: N needed was 2 (issue 19, 5), a plan from no data."""
+    r = stats.welch(np.full(4, 0.3), np.full(4, 0.2), "greater", sesoi=0.05)
+    assert r.spread == 0 and np.isnan(stats.n_needed(0.05, r.spread, 0.05))
+    assert np.isnan(stats.mde(4, r.spread, 0.05))
+
+
+def test_the_range_of_n_needed_from_the_sds_own_uncertainty():
+    """With 14 df (8 vs 8 models) the SD's 95% CI is s x [0.732, 1.577] (chi-square),
+    so N needed (about proportional to the variance) spans about x[0.54, 2.49]: C3's
+    198 is roughly 106-492 (the audit's figures)."""
+    from scipy.stats import chi2
+
+    assert np.sqrt(14 / chi2.ppf(0.975, 14)) == pytest.approx(0.732, abs=1e-3)
+    assert np.sqrt(14 / chi2.ppf(0.025, 14)) == pytest.approx(1.577, abs=1e-3)
+    assert stats.spread_df(8, paired=False) == 14 and stats.spread_df(8, paired=True) == 7
+    n = stats.n_needed(0.5, 1.0, 0.05)
+    lo, hi = stats.n_needed_range(0.5, 1.0, 14, 0.05)
+    assert lo < n < hi
+    assert lo / n == pytest.approx(0.54, abs=0.03) and hi / n == pytest.approx(2.49, abs=0.08)
+    assert all(np.isnan(stats.n_needed_range(0.5, 0.0, 14, 0.05)))  # no spread
+    assert all(np.isnan(stats.n_needed_range(0.5, 1.0, 0, 0.05)))  # no df

@@ -81,6 +81,25 @@ def test_unreachable_with_one_seed():
     assert unreachable_by_design("images", 4, CATALOG)  # 2^(1-4) = 0.125 > 0.05
 
 
+def test_unreachable_by_design_says_negligible_is_still_reachable_on_few_images():
+    """With 4 images the signed-rank floor (0.125) blocks supported and refuted, but
+    the mean TOST is a t-test: negligible can still come out (issue 19, 5); with one
+    seed nothing can."""
+    (line, *_) = unreachable_by_design("images", 4, CATALOG)
+    assert "negligible, from the mean TOST, can still be reached" in line
+    assert "every verdict will be underpowered" not in line
+    assert all("every verdict will be underpowered" in x for x in unreachable_by_design("seeds", 1, CATALOG))
+
+
+def test_n_needed_comes_with_its_range():
+    v = c3(evaluate_catalog(evidence(0.01, n_seeds=8, seed_sd=0.05)), "seeds")
+    assert v.verdict == UNDERPOWERED
+    lo, hi = v.n_needed_range
+    assert lo < v.n_needed < hi
+    assert f"so N needed is {int(lo)}-{int(hi)} over the SD's 95% CI" in v.decides
+    assert type(v).from_dict(v.to_dict()).n_needed_range == (lo, hi)
+
+
 def test_holm_is_applied_within_each_family():
     """p_holm is Holm over the two-sided p of the claim's own (scope, tier) family:
     not uncorrected, not pooled over the whole catalog."""

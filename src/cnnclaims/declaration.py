@@ -173,10 +173,15 @@ class Claim:
                              "(the smallest effect that would matter; see README 'The four verdicts, in plain words')")
         if self.scopes is None:
             object.__setattr__(self, "scopes", SCOPE_KINDS if self.kind == "compare" else SCOPE_KINDS[:3])
+        if isinstance(self.scopes, str):  # ("seeds") is a string, not a tuple: said, not split into letters
+            raise TypeError(f"{where}: scopes must be a tuple of scope kinds, got the string {self.scopes!r}; write "
+                            f"({self.scopes!r},)")
         object.__setattr__(self, "scopes", tuple(self.scopes))
         bad = [s for s in self.scopes if s not in SCOPE_KINDS]
         if bad or not self.scopes:
-            raise ValueError(f"{where}: scopes must be among {', '.join(SCOPE_KINDS)}, got {self.scopes!r}")
+            raise ValueError(f"{where}: scopes must be among {', '.join(SCOPE_KINDS)}, got {self.scopes!r} (the images "
+                             "scope is declared as 'images' whatever name the experiment gives it in test ids, e.g. "
+                             "'frogs' or 'eights')")
         if self.kind != "compare" and SWEEP in self.scopes:
             raise ValueError(f"{where}: the sizes scope tests a trend of a comparison (a vs b along training-set "
                              "size); a threshold claim has none: leave 'sizes' out of its scopes")
@@ -360,7 +365,10 @@ class Experiment:
             raise unknown("probe class", self.probe.class_name, self.classes)
         ids = [c.id for c in self.claims]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"{where}: claim ids repeat: {sorted({i for i in ids if ids.count(i) > 1})}")
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            slugs = "; ".join(f"{i}: " + ", ".join(c.slug for c in self.claims if c.id == i) for i in twice)
+            raise ValueError(f"{where}: claim ids repeat: {twice} ({slugs}); give each claim its own id (ids name "
+                             "test cases and pins)")
         if not self.claims:
             raise ValueError(f"{where}: declare at least one claim")
         names = {}

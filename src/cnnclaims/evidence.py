@@ -4,8 +4,8 @@ The table holds one column per metric the experiment declares (its claims' metri
 their extras and the built-in ``argmax``/``correct``/``p_true``), computed in one
 streamed pass of the probe-class images through the sliced model (reduced per
 batch, so no layer's full tensor for all images is held) and stored beside the model
-in its cache entry, keyed by the images, the metrics' names and the experiment's
-``version``, so a warm run recomputes nothing heavy.
+in its cache entry, keyed by the images, the metrics' names, layers and code and the
+experiment's ``version``, so a warm run recomputes nothing heavy.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def image_stats(model, images, labels, experiment, batch_size: int = 500) -> dic
         acts = dict(batch)
         acts[OUTPUT] = batch[out_name]
         for name, mt in metrics.items():
-            got = mt.fn(acts, y)
+            got = mt.fn(_MetricActs({k: acts[k] for k in mt.layers}, mt), y)
             try:
                 v = np.asarray(got, dtype=np.float64)
             except (TypeError, ValueError) as exc:
@@ -66,15 +66,53 @@ def image_stats(model, images, labels, experiment, batch_size: int = 500) -> dic
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+class _MetricActs(dict):
+    """The activations one metric declared (``Metric.layers``), and only those: a
+    metric that reads a layer it does not declare got another metric's array by
+    accident, or a raw KeyError after every model had trained; the start check only
+    sees declared layers, and the statistics cache is keyed by them."""
+
+    def __init__(self, acts: dict, metric):
+        super().__init__(acts)
+        self.metric = metric
+
+    def __missing__(self, layer):
+        from .errors import UnknownNameError
+
+        declared = ", ".join(repr("output" if x == OUTPUT else x) for x in self.metric.layers)
+        raise UnknownNameError(
+            f"metric {self.metric.name!r} reads layer {layer!r}, which it does not declare: its layers are "
+            f"{declared}; add {layer!r} to Metric({self.metric.name!r}, layers=...) (a metric gets the layers it "
+            "declares, and no others)")
+
+
+def _code_digest(fn) -> str:
+    """The source of a metric's function (its bytecode where the source is not at
+    hand): a metric edited in place gets a new statistics key instead of its old
+    cached values. Helpers it calls are not followed: their changes need the
+    experiment's ``version``."""
+    import inspect
+
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        return repr((code.co_code, code.co_consts, code.co_names)) if code else getattr(fn, "__qualname__", repr(fn))
+
+
 def images_digest(images: np.ndarray) -> str:
     a = np.ascontiguousarray(images)
     return hashlib.sha256(a.tobytes() + str(a.shape).encode()).hexdigest()[:16]
 
 
 def metrics_key(experiment) -> str:
-    """Names the statistics' table version: the experiment, its ``version`` and its
-    metrics' names (a changed metric's code needs a bumped ``version``)."""
-    return f"{experiment.name}-v{experiment.version}-{stable_hash(sorted(table_metrics(experiment)))[:8]}"
+    """Names the statistics' table version: the experiment, its ``version``, and its
+    metrics' names, layers and functions' code (``_code_digest``): a metric whose
+    function was edited without a bumped ``version`` was served its old cached values.
+    A change inside a helper the function calls still needs a bumped ``version``."""
+    metrics = table_metrics(experiment)
+    described = [[name, list(mt.layers), _code_digest(mt.fn)] for name, mt in sorted(metrics.items())]
+    return f"{experiment.name}-v{experiment.version}-{stable_hash(described)[:8]}"
 
 
 def cached_image_stats(trained, images, labels, experiment) -> dict:

@@ -365,13 +365,15 @@ class Run:
     def _cached_verdicts(self, evidence: Evidence, scopes) -> list:
         """``evaluate_catalog``, stored per evidence: the bootstrap CIs cost seconds and a
         warm run should recompute nothing heavy."""
-        from .verdicts import Verdict
+        from .evidence import metrics_key
+        from .verdicts import Verdict, decision_code
 
         key = {"models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
                "sizes": [[n, [e.key for e in ms]] for n, ms in evidence.sizes.items()], "size_sign": evidence.size_sign,
                "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
                "images": self.probe_indices.tolist(), "scopes": list(scopes),
-               "claims": claims_key(self.experiment)}
+               "claims": claims_key(self.experiment), "decision_code": decision_code(),
+               "statistics": metrics_key(self.experiment)}
         doc = self._cached("verdicts", evidence.label.replace(" ", "-"), key,
                            lambda: {"verdicts": [v.to_dict() for v in evaluate_catalog(evidence, scopes=scopes)]})
         return [Verdict.from_dict(d) for d in doc["verdicts"]]

@@ -244,11 +244,12 @@ def t_one_sample(x, threshold: float, alternative: str, sesoi: float = float("na
     extra = {"mean": float(x.mean()), "sd": sd}
     if sd <= tol:
         nan = float("nan")
-        inside = abs(diff) < sesoi if np.isfinite(sesoi) else False
         extra["note"] = "no variance over seeds: no test"
+        # A constant sample is equivalent exactly when it lies inside the margin: the
+        # convention of mean_tost (a constant inside +/- SESOI gave 1 here and 0 there).
+        p_eq = (0.0 if abs(diff) < sesoi else 1.0) if np.isfinite(sesoi) and sesoi > 0 else nan
         return TestResult(test, nan, 1.0, 1.0, "mean - threshold", diff, nan, nan, len(x), extra,
-                          p_equivalence=0.0 if inside and abs(diff) <= tol else 1.0 if np.isfinite(sesoi) else nan,
-                          **common)
+                          p_equivalence=p_eq, **common)
     res = stats.ttest_1samp(x, threshold, alternative=alternative)
     p = float(res.pvalue)
     p_opp = float(stats.t.sf(-res.statistic, res.df) if alternative == "greater" else stats.t.cdf(-res.statistic, res.df))
@@ -367,11 +368,10 @@ def n_needed(sesoi: float, spread: float, alpha_two_sided: float, paired: bool =
     n >= 2 whose power (statsmodels ``TTestIndPower.power``, or ``TTestPower`` for
     paired/one-sample designs) reaches ``power``, found by bisection (the root
     finder of ``solve_power`` returns NaN for very large effects). ``inf`` when more
-    than ``cap``; NaN when undefined."""
-    if not (np.isfinite(sesoi) and np.isfinite(spread)) or sesoi <= 0 or spread < 0:
+    than ``cap``; NaN when undefined, a zero ``spread`` included (constant groups
+    give no SD to plan with: "2 units" would be a promise no data made)."""
+    if not (np.isfinite(sesoi) and np.isfinite(spread)) or sesoi <= 0 or spread <= 0:
         return float("nan")
-    if spread == 0:
-        return 2.0
     d = sesoi / spread
     solver = _power_solver(paired)
 
@@ -388,6 +388,31 @@ def n_needed(sesoi: float, spread: float, alpha_two_sided: float, paired: bool =
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if enough(mid) else (mid, hi)
     return float(hi)
+
+
+def spread_df(n_per_group: int, paired: bool) -> int:
+    """Degrees of freedom of the SD a design's ``spread`` is estimated with: n - 1 for
+    one sample (paired differences, one-sample, per-seed slopes), 2(n - 1) for two
+    pooled groups of n."""
+    return max(0, n_per_group - 1) if paired else max(0, 2 * (n_per_group - 1))
+
+
+def n_needed_range(sesoi: float, spread: float, df: int, alpha_two_sided: float, paired: bool = False,
+                   power: float = POWER, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The range of ``n_needed`` that the SD's own uncertainty allows: N needed at the
+    ends of the chi-square confidence interval of an SD estimated with ``df`` degrees
+    of freedom, s * sqrt(df / chi2_{1-a/2, df}) .. s * sqrt(df / chi2_{a/2, df})
+    (e.g. Sheskin 2011, test 11; with 14 df the SD's 95% CI is x[0.73, 1.58], so N
+    needed's is about x[0.54, 2.49]). ``(nan, nan)`` when N needed is undefined or
+    ``df`` < 1."""
+    nan = float("nan")
+    if df < 1 or not np.isfinite(n_needed(sesoi, spread, alpha_two_sided, paired, power)):
+        return nan, nan
+    q = (1 - confidence) / 2
+    lo_sd = spread * np.sqrt(df / stats.chi2.ppf(1 - q, df))
+    hi_sd = spread * np.sqrt(df / stats.chi2.ppf(q, df))
+    return (n_needed(sesoi, float(lo_sd), alpha_two_sided, paired, power),
+            n_needed(sesoi, float(hi_sd), alpha_two_sided, paired, power))
 
 
 def welch_power(effect_size: float, n: int, alpha: float, n_sims: int = 20000, seed: int = 0) -> float:

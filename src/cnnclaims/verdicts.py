@@ -90,6 +90,7 @@ class Verdict:
     sesoi: float = float("nan")
     mde: float = float("nan")  # minimal detectable effect at 80% power, statistic's units
     n_needed: float = float("nan")  # units per condition for 80% power at the SESOI
+    n_needed_range: tuple = (float("nan"), float("nan"))  # at the ends of the SD's 95% CI (stats.n_needed_range)
     min_p: float = 0.0  # smallest two-sided p the test can attain with this n
     n_per_group: int = 0  # units per condition (models per group, or images)
     decides: str = ""  # what would decide an underpowered verdict
@@ -115,7 +116,8 @@ class Verdict:
     @classmethod
     def from_dict(cls, d: dict) -> "Verdict":
         d = dict(d)
-        d["prob_superiority_ci"] = tuple(d.get("prob_superiority_ci", (float("nan"), float("nan"))))
+        for name in ("prob_superiority_ci", "n_needed_range"):
+            d[name] = tuple(d.get(name, (float("nan"), float("nan"))))
         return cls(**d)
 
     def summary(self) -> str:
@@ -373,7 +375,8 @@ def _label(claim: Claim, m: Measured, p_holm: float, eq_holm: float) -> str:
     return UNDERPOWERED
 
 
-def _decides(claim: Claim, res: st.TestResult, m_family: int, mde: float, n_needed: float) -> str:
+def _decides(claim: Claim, res: st.TestResult, m_family: int, mde: float, n_needed: float,
+             n_range: tuple = (float("nan"), float("nan"))) -> str:
     alpha_first = claim.alpha / m_family
     unit = ("images" if res.paired and res.test.startswith("Wilcoxon")
             else "seeds (models per size)" if res.test.startswith("trend") else "models per condition")
@@ -384,11 +387,32 @@ def _decides(claim: Claim, res: st.TestResult, m_family: int, mde: float, n_need
     if np.isfinite(mde):
         parts.append(f"MDE at 80% power with N = {res.n_per_group}: {mde:.3g} (SESOI {claim.sesoi:g})")
     if np.isfinite(n_needed):
+        lo, hi = n_range
+        spread_ci = (f"; the SD is itself estimated from {res.n_per_group} per condition, so N needed is "
+                     f"{_count(lo)}-{_count(hi)} over the SD's 95% CI" if np.isfinite(lo) or hi == np.inf else "")
         parts.append(f"N = {int(n_needed)} {unit} would give 80% power at the SESOI "
-                     f"(observed SD {res.spread:.3g}, alpha/m = {alpha_first:.3g})")
+                     f"(observed SD {res.spread:.3g}, alpha/m = {alpha_first:.3g}{spread_ci})")
     elif n_needed == np.inf:
         parts.append(f"over 100,000 {unit} would be needed for 80% power at the SESOI (observed SD {res.spread:.3g})")
     return "; ".join(parts) or "no spread to plan with"
+
+
+def decision_code() -> str:
+    """Digest of the code that turns evidence into verdicts (this module and ``stats``),
+    part of the key of cached verdicts: a new test, TOST or decision rule is never
+    served verdicts its predecessor computed (verdicts are cheap to recompute, unlike
+    models, so any edit of these two files recomputes them)."""
+    import hashlib
+    import inspect
+
+    from . import stats
+
+    text = inspect.getsource(stats) + inspect.getsource(__import__(__name__, fromlist=["_"]))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _count(n: float) -> str:
+    return "over 100,000" if n == np.inf else "-" if not np.isfinite(n) else f"{int(n)}"
 
 
 def decide_family(claims, scope: str, measured, label: str = "article", adjust=st.holm,
@@ -412,6 +436,7 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
     for c, m, p2c, pa, qa in zip(claims, measured, p2, p2_adj, peq_adj):
         res = m.res
         mde = n_need = float("nan")
+        n_range = (float("nan"), float("nan"))
         decides = ""
         if not inferential:
             if m.forced:
@@ -425,7 +450,9 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
             if verdict == UNDERPOWERED and plan:
                 mde = st.mde(res.n_per_group, res.spread, c.alpha / m_family, res.paired)
                 n_need = st.n_needed(c.sesoi, res.spread, c.alpha / m_family, res.paired)
-                decides = _decides(c, res, m_family, mde, n_need)
+                n_range = st.n_needed_range(c.sesoi, res.spread, st.spread_df(res.n_per_group, res.paired),
+                                            c.alpha / m_family, res.paired)
+                decides = _decides(c, res, m_family, mde, n_need, n_range)
         extra = dict(res.extra)
         ps = extra.pop("prob_superiority", float("nan"))
         ps_ci = tuple(extra.pop("prob_superiority_ci", (float("nan"), float("nan"))))
@@ -436,7 +463,7 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
             effect_name=res.effect_name, effect=res.effect, ci_low=res.ci_low, ci_high=res.ci_high, n=res.n,
             a_value=m.a_value, b_value=m.b_value, data_scope=m.data_scope,
             claimed=c.describe(*names), a=_subject(c, names), b=names[1], family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
-            mde=mde, n_needed=n_need, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides,
+            mde=mde, n_needed=n_need, n_needed_range=n_range, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides,
             prob_superiority=ps, prob_superiority_ci=ps_ci,
             inferential=inferential, extras={**extra, **m.extras}, notes=m.notes,
         ))
@@ -533,15 +560,21 @@ def design_min_p(scope: str, n_per_group: int) -> float:
 
 def unreachable_by_design(scope: str, n_per_group: int, claims) -> list[str]:
     """One line per family of ``scope`` (a kind) whose verdicts no result could make
-    supported, refuted or negligible with ``n_per_group`` units: ``min_p * m >= alpha``."""
+    supported or refuted with ``n_per_group`` units: ``min_p * m >= alpha``. The line
+    says whether *negligible* stays reachable: in the images scope the equivalence test
+    is a t-test on the mean difference (``mean_tost``, continuous from 2 images on),
+    while the direction's signed-rank test has an exact floor of 2^(1-n)."""
     lines = []
     for tier, members in families(list(claims), scope):
         min_p, m = design_min_p(scope, n_per_group), len(members)
         alpha = members[0].alpha
         if min_p * m >= alpha:
+            negligible = scope == "images" and n_per_group >= 2 and any(np.isfinite(c.sesoi) for c in members)
+            tail = ("no verdict can be supported or refuted (negligible, from the mean TOST, can still be reached); "
+                    "otherwise they will be underpowered" if negligible else "every verdict will be underpowered")
             lines.append(f"unreachable with N = {n_per_group}: {scope} scope, {tier} claims "
                          f"({', '.join(c.id for c in members)}): the smallest attainable p ({min_p:.3g}) cannot "
-                         f"pass the corrected threshold alpha/m = {alpha / m:.3g}; every verdict will be underpowered")
+                         f"pass the corrected threshold alpha/m = {alpha / m:.3g}; {tail}")
     return lines
 
 
