@@ -196,3 +196,96 @@ def test_cli_verify_exits_1_on_damage(run, tmp_path, capsys):
     assert main(["cache", "verify", "--cache-dir", str(cache)]) == 1
     out = capsys.readouterr().out
     assert "DAMAGED: cached model" in out and "2 of 3 entries and result files" in out
+
+
+# --- damaged entries are missing, never cached ------------------------------------------
+
+@pytest.fixture
+def damaged_copy(run, tmp_path):
+    """A copy of the fixture's cache with the dummy's record edited by hand (its
+    checksum no longer matches) and the null model's file truncated."""
+    import shutil
+
+    from cnnclaims.experiment import Run
+
+    shutil.copytree(run.cache_dir / "models", tmp_path / "cache" / "models")
+    copy = Run("tiny", data_path=run.data_path, cache_dir=tmp_path / "cache", progress=lambda *_: None,
+               experiment=run.experiment, workers=2)
+    copy.__dict__["data"] = run.data
+    dummy, null = reproduce.sample(copy, ["dummy"])[0], reproduce.sample(copy, ["null"])[0]
+    _, folder = reproduce._cached_record(copy, dummy)
+    rec = json.loads((folder / "record.json").read_text())
+    rec["test_accuracy"] = rec["test_accuracy"] / 2
+    (folder / "record.json").write_text(json.dumps(rec))
+    _, folder = reproduce._cached_record(copy, null)
+    with open(folder / "model.keras", "r+b") as f:
+        f.truncate(100)
+    return copy, dummy, null
+
+
+def test_a_damaged_entry_is_missing_so_predicted_and_budgeted(damaged_copy):
+    """A damaged entry was counted as cached: retrained past --time-budget, with no
+    prediction, and the summary said '15 cached, 0 trained' (a fresh user's finding)."""
+    from cnnclaims.training import entry_problem, is_cached
+
+    copy, dummy, null = damaged_copy
+    assert "does not match its checksum" in entry_problem(dummy, copy.data.fingerprint, copy.cache_dir)
+    assert "does not match the SHA-256" in entry_problem(null, copy.data.fingerprint, copy.cache_dir)
+    assert not is_cached(dummy, copy.data.fingerprint, copy.cache_dir)
+    assert {s.role for s in copy._missing(copy.plan_specs())} == {"dummy", "null"}
+
+
+def test_reproduce_names_a_damaged_entry_damaged_not_identical_or_differs(damaged_copy):
+    copy, dummy, null = damaged_copy
+    rows = reproduce.reproduce(copy, [(dummy, None), (null, None)], workers=1, progress=lambda *_: None)
+    assert [r["why"].split(":")[0] for r in rows] == ["damaged", "damaged"]
+    assert reproduce.table(rows).count("DAMAGED") == 2
+    code, message = reproduce.outcome(rows, copy.cache_dir)
+    assert code == 1 and "damaged" in message and "cache prune --damaged" in message
+    # sampling prefers an intact entry; here the group has none, so it keeps its cheapest
+    assert reproduce.sample(copy, ["dummy"], prefer_cached=True) == [dummy]
+
+
+def test_the_hint_names_the_profile(run):
+    assert reproduce.train_hint(run) == "python -m cnnclaims run --all --profile tiny"
+
+
+# --- the command line ------------------------------------------------------------------
+
+def test_cache_key_prints_only_the_key_on_stdout(tmp_path, capsys, monkeypatch):
+    """A CI step reads the key from stdout; the data-decoding lines went there too, so
+    GitHub Actions' `echo "key=$(...)" >> $GITHUB_OUTPUT` got three lines."""
+    from cnnclaims import __main__ as cli
+
+    def experiment(args, progress=None):
+        (progress or print)("cnnclaims: decoding CIFAR-10 from ...")  # what a cold runner's Run says
+        return "a run"
+
+    monkeypatch.setattr(cli, "_experiment", experiment)
+    monkeypatch.setattr(inventory, "plan_key", lambda run: f"cnnclaims-key-of-{run}")
+    assert cli.main(["cache", "key", "--cache-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "cnnclaims-key-of-a run\n" and "decoding" in err
+
+
+def test_a_misspelled_cache_folder_is_not_an_empty_cache(tmp_path, capsys):
+    from cnnclaims.__main__ import main
+
+    for action in ("list", "verify"):
+        assert main(["cache", action, "--cache-dir", str(tmp_path / "nope")]) == 2
+        assert f"no cache folder at {tmp_path / 'nope'}" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+
+
+def test_reproduce_on_a_cache_without_models_decodes_nothing(tmp_path, capsys):
+    from cnnclaims.__main__ import main
+
+    assert main(["cache", "reproduce", "--cache-dir", str(tmp_path), "--data", str(tmp_path / "absent")]) == 0
+    assert capsys.readouterr().out.startswith(f"nothing compared: {tmp_path} holds no model")
+
+
+def test_a_reader_that_leaves_is_no_traceback(monkeypatch, capsys):
+    from cnnclaims import __main__ as cli
+
+    monkeypatch.setattr(cli, "cmd_cache", lambda args: (_ for _ in ()).throw(BrokenPipeError()))
+    assert cli.main(["cache", "list"]) == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,12 +31,13 @@ def _at_least(lowest: int):
     return parse
 
 
-def _experiment(args):
+def _experiment(args, progress=None):
     from .experiment import Run
     from .options import time_budget_choice
 
     run = Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
-              progress=functools.partial(print, flush=True), workers=args.workers, experiment=args.experiment,
+              progress=progress or functools.partial(print, flush=True), workers=args.workers,
+              experiment=args.experiment,
               executor=args.executor, ray_address=args.ray_address,
               time_budget=time_budget_choice(args.time_budget))
     run.check(data=False)  # the declaration's mistakes (a builder, a layer path) before any training
@@ -151,9 +153,14 @@ def cmd_pin(args):
 def cmd_cache(args):
     """The cache: list, verify, prune, key, reproduce (see ``inventory`` and ``reproduce``)."""
     from . import inventory
-    from .cache import default_cache_dir
+    from .cache import ENV_CACHE, default_cache_dir
 
     folder = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    named = args.cache_dir or os.environ.get(ENV_CACHE)
+    if args.action in ("list", "verify", "prune") and named and not folder.is_dir():
+        # A misspelled folder is not an empty cache: "0 of 0 entries intact" passed.
+        raise ValueError(f"no cache folder at {folder} (named by {'--cache-dir' if args.cache_dir else '$' + ENV_CACHE})"
+                         f": nothing to {args.action}; check the path (the default is {default_cache_dir()})")
     if args.action == "list":
         print(inventory.listing(folder))
         return 0
@@ -170,11 +177,20 @@ def cmd_cache(args):
             print(f"{'would remove' if args.dry_run else 'removed'} {g}")
         print(f"{len(gone)} model entries {'would be ' if args.dry_run else ''}removed from {folder}")
         return 0
-    exp = _experiment(args)
     if args.action == "key":
+        # Only the key on stdout (a CI step reads it: `echo "key=$(...)" >> $GITHUB_OUTPUT`);
+        # decoding the data on a cold runner says so on stderr.
+        exp = _experiment(args, progress=functools.partial(print, file=sys.stderr, flush=True))
         print(inventory.plan_key(exp))
         return 0
     from . import reproduce
+
+    if not inventory.model_entries(folder):  # nothing to compare: no data to decode either
+        print(f"nothing compared: {folder} holds no model (a cold cache proves nothing and disproves nothing; to "
+              f"check it, train the plan first: python -m cnnclaims run --all --profile "
+              f"{args.profile or 'PROFILE'})")
+        return 0
+    exp = _experiment(args)
 
     progress = functools.partial(print, flush=True)
     specs = reproduce.sample(exp, args.groups or None, prefer_cached=True)
@@ -186,7 +202,7 @@ def cmd_cache(args):
                                 _workers(args), progress)
         rows = reproduce.reproduce(exp, plan, args.workers, progress) + absent
     print(reproduce.table(rows))
-    code, message = reproduce.outcome(rows, exp.cache_dir)
+    code, message = reproduce.outcome(rows, exp.cache_dir, reproduce.train_hint(exp))
     print(message, file=sys.stderr if code else sys.stdout)
     return code
 
@@ -303,6 +319,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return _main(args)
+    except BrokenPipeError:
+        # `cache list | head`: the reader left; say nothing more (Python would print a
+        # traceback while flushing stdout at exit).
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no file (captured): nothing to flush into a closed pipe
+            pass
+        return 1
     except KeyboardInterrupt as exc:
         # Ctrl-C or SIGTERM (training raises it for both after stopping its workers):
         # one line, the shell's exit status for the signal, no traceback.

@@ -189,7 +189,13 @@ class Run:
                              executor=executor_choice(self.executor), ray_address=ray_address_choice(self.ray_address),
                              estimates=self.plan_status.get("predicted"))
         self._fresh.update(done)
-        return len(done)
+        # One worker (or one model, or functions that cannot reach a worker process):
+        # nothing was started, so the plan trains here, now, as predicted once; left to
+        # each group's first use it was predicted again per group, counts changing.
+        rest = [s for s in self._missing(specs) if s not in done]
+        for spec in sorted(rest, key=lambda s: (-s.n_train * s.max_epochs, s.role, s.seed)):
+            self._get(spec)
+        return len(done) + len(rest)
 
     def plan_specs(self, roles=None, first_only: bool = False) -> list:
         """The TrainSpecs of ``roles`` (default every group of the plan, the sweep's
@@ -244,8 +250,8 @@ class Run:
         self.plan_status["predicted"] = pred.per_spec
         if self.time_budget is not None and pred.expected > self.time_budget * 60:
             msg = (f"not training: {what} are predicted to take {rough(pred.expected)} here, more than the time "
-                   f"budget of {rough(self.time_budget * 60)} (--time-budget); its claims are not checked against "
-                   "their pins")
+                   f"budget of {rough(self.time_budget * 60)} (--time-budget or $CNNCLAIMS_TIME_BUDGET); its claims "
+                   "are not checked against their pins")
             self.plan_status["budget"] = msg
             self.progress(f"cnnclaims: {msg}")
             raise TrainingBudgetError(msg)

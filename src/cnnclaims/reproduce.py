@@ -51,9 +51,26 @@ def sample(run, groups=None, prefer_cached: bool = False) -> list:
 
 
 def is_cached(run, spec) -> bool:
-    """Whether ``run``'s cache holds a record for ``spec`` (its validity is checked
-    when it is compared)."""
-    return _cached_record(run, spec)[0] is not None
+    """Whether ``run``'s cache holds an intact entry for ``spec``
+    (``training.entry_problem``)."""
+    return _problem(run, spec) is None
+
+
+def _problem(run, spec) -> str | None:
+    from .training import entry_problem
+
+    return entry_problem(spec, run.data.fingerprint, run.cache_dir)
+
+
+def train_hint(run) -> str:
+    """The command that trains ``run``'s whole plan: its profile named (a bare ``run
+    --all`` trains the default profile, the article's 40 models), and its experiment
+    where it is not the default."""
+    from .declaration import load_experiment
+
+    other = run.experiment.name != load_experiment().name
+    return (f"python -m cnnclaims run --all --profile {run.profile.name}"
+            + (" --experiment MODULE:NAME (as given here)" if other else ""))
 
 
 def missing(run, specs) -> list[dict]:
@@ -67,7 +84,7 @@ def missing(run, specs) -> list[dict]:
         if record is None:
             rows.append({"entry": folder.name, "check": "-", "identical": None, "seconds": 0.0,
                          "why": f"not cached in {run.cache_dir}, nothing to compare: train the plan first "
-                                "(python -m cnnclaims run --all) to check this group"})
+                                f"({train_hint(run)}) to check this group"})
     return rows
 
 
@@ -143,6 +160,11 @@ def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dic
         if record is None:
             rows.extend(missing(run, [spec]))
             continue
+        problem = _problem(run, spec)
+        if problem:  # a damaged entry is never used: comparing with it would prove nothing
+            rows.append({"entry": folder.name, "check": "-", "identical": False, "damaged": True, "seconds": 0.0,
+                         "why": f"damaged: {problem}"})
+            continue
         if epochs is not None and epochs >= record["epochs"]:
             epochs = None  # the whole model is no longer than the prefix
         todo.append((spec, epochs, record, folder))
@@ -178,11 +200,17 @@ def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dic
     return rows
 
 
-def outcome(rows, cache_dir) -> tuple[int, str]:
+def outcome(rows, cache_dir, hint: str = "python -m cnnclaims run --all") -> tuple[int, str]:
     """The exit code and closing line of ``cache reproduce`` for its ``rows``: 1 when
     any cached model differs from what was retrained (named, with the fix); 0
     otherwise, saying how many groups were compared and how many had nothing cached
     (a cold cache proves nothing and disproves nothing, so it is said, not failed)."""
+    damaged = [r["entry"] for r in rows if r.get("damaged")]
+    if damaged:
+        return 1, (f"error: these cache entries are damaged (a record edited or failing its checksum, a model file "
+                   f"missing or not matching its SHA-256): {', '.join(damaged)}; they are not used (a run retrains "
+                   "them): see python -m cnnclaims cache verify, and remove them with python -m cnnclaims cache "
+                   "prune --damaged")
     bad = [r["entry"] for r in rows if r["identical"] is False]
     if bad:
         return 1, (f"error: retrained from scratch, these differ from the cache: {', '.join(bad)}; the cache does "
@@ -192,9 +220,9 @@ def outcome(rows, cache_dir) -> tuple[int, str]:
     if absent == len(rows):
         return 0, (f"nothing compared: none of the {len(rows)} groups of the plan has a cached model in "
                    f"{cache_dir} (a cold cache proves nothing and disproves nothing; to check it, train the plan "
-                   "first: python -m cnnclaims run --all)")
+                   f"first: {hint})")
     unchecked = (f"; {absent} of the {len(rows)} groups have no cached model and were not checked (train the "
-                 "plan first: python -m cnnclaims run --all)" if absent else "")
+                 f"plan first: {hint})" if absent else "")
     return 0, f"{len(rows) - absent} models retrained from scratch, each bit for bit as cached{unchecked}"
 
 
@@ -202,7 +230,8 @@ def table(rows) -> str:
     """The rows as text: entry, check, result, seconds."""
     lines = [f"{'entry':48s} {'check':18s} {'result':10s} seconds"]
     for r in rows:
-        result = {True: "identical", False: "DIFFERS", None: "not cached"}[r["identical"]]
+        result = "DAMAGED" if r.get("damaged") else {True: "identical", False: "DIFFERS", None: "not cached"}[
+            r["identical"]]
         lines.append(f"{r['entry']:48s} {r['check']:18s} {result:10s} {r['seconds']:7.0f}"
                      + (f"  ({r['why']})" if r["why"] else ""))
     return "\n".join(lines)

@@ -703,8 +703,37 @@ def default_workers(requested: int | None = None, progress=None) -> int:
     return max(1, min(requested, limit))
 
 
+def entry_problem(spec: TrainSpec, data_fingerprint: str, cache_dir) -> str | None:
+    """Why the cache entry of ``spec`` cannot be used (absent, or what ``_load_entry``
+    would refuse: a record that is not a valid record, fails its checksum or names
+    another key, a model file missing or not matching its SHA-256), or None when it is
+    intact. Reads the record and hashes the model file; loads nothing into Keras."""
+    key = cache_key(spec, data_fingerprint)
+    folder = entry_dir(cache_dir, spec, key)
+    record_path = folder / "record.json"
+    if not record_path.exists():
+        return "not cached"
+    try:
+        record = check_record(cache.read_json(record_path), record_path)
+        if "checksum" in record and record["checksum"] != record_checksum(record):
+            return f"cache record {record_path} does not match its checksum (edited or damaged)"
+        if record["key"] != key or record["spec"] != spec_dict(spec):
+            return f"cache record {record_path} does not match its key {key}"
+        path = folder / "model.keras"
+        if not path.exists():
+            return f"cached model {path} is missing"
+        if "model_sha256" in record and cache.file_sha256(path) != record["model_sha256"]:
+            return f"cached model {path} does not match the SHA-256 in its record (damaged or replaced)"
+    except CacheError as exc:
+        return str(exc)
+    return None
+
+
 def is_cached(spec: TrainSpec, data_fingerprint: str, cache_dir) -> bool:
-    return (entry_dir(cache_dir, spec, cache_key(spec, data_fingerprint)) / "record.json").exists()
+    """Whether the cache holds an intact entry for ``spec`` (``entry_problem``): a
+    damaged one is missing, so it is predicted, budgeted and counted as a model to
+    train, not as cached."""
+    return entry_problem(spec, data_fingerprint, cache_dir) is None
 
 
 def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False, workers: int | None = None,
