@@ -304,3 +304,14 @@ def test_the_range_of_n_needed_from_the_sds_own_uncertainty():
     assert lo / n == pytest.approx(0.54, abs=0.03) and hi / n == pytest.approx(2.49, abs=0.08)
     assert all(np.isnan(stats.n_needed_range(0.5, 0.0, 14, 0.05)))  # no spread
     assert all(np.isnan(stats.n_needed_range(0.5, 1.0, 0, 0.05)))  # no df
+
+
+def test_n_needed_is_monotone_in_the_spread():
+    """statsmodels' power is NaN at scattered large n (d = 0.357 one-sample near
+    n = 12,530-12,545), and the bisection took a NaN for 'not enough': SD 0.056 gave
+    N needed 12,544 while 0.05 and 0.06 gave 82 and 116 (seen on C4's range)."""
+    assert 95 <= stats.n_needed(0.02, 0.056, 0.05 / 7, paired=True) <= 105
+    sds = np.linspace(0.03, 0.2, 60)
+    for paired in (True, False):
+        ns = [stats.n_needed(0.02, sd, 0.05 / 7, paired=paired) for sd in sds]
+        assert all(a <= b for a, b in zip(ns, ns[1:])), paired

@@ -377,7 +377,13 @@ def n_needed(sesoi: float, spread: float, alpha_two_sided: float, paired: bool =
 
     def enough(n: int) -> bool:
         with np.errstate(all="ignore"):
-            return float(solver.power(d, n, alpha_two_sided / 2, alternative="larger")) >= power
+            p = float(solver.power(d, n, alpha_two_sided / 2, alternative="larger"))
+        if not np.isfinite(p):
+            # statsmodels' noncentral t gives NaN at scattered large n (d = 0.357, one
+            # sample: n = 12530-12545), which broke the bisection (N needed 12,544 for
+            # about 100); there the normal approximation is accurate to many digits.
+            p = float(stats.norm.sf(stats.norm.isf(alpha_two_sided / 2) - d * np.sqrt(n if paired else n / 2)))
+        return p >= power
 
     if not enough(cap):
         return float("inf")
