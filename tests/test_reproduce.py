@@ -244,6 +244,12 @@ def test_reproduce_names_a_damaged_entry_damaged_not_identical_or_differs(damage
     assert code == 1 and "damaged" in message and "cache prune --damaged" in message
     # sampling prefers an intact entry; here the group has none, so it keeps its cheapest
     assert reproduce.sample(copy, ["dummy"], prefer_cached=True) == [dummy]
+    # every sampled spec is in exactly one of damaged, missing, cached (the command line
+    # dropped a damaged one: "nothing compared: none of the 0 groups", found by a helper)
+    specs = reproduce.sample(copy, prefer_cached=True)
+    bad, absent = reproduce.damaged(copy, specs), reproduce.missing(copy, specs)
+    cached = [s for s in specs if reproduce.is_cached(copy, s)]
+    assert len(bad) == 2 and absent == [] and len(bad) + len(absent) + len(cached) == len(specs) == 3
 
 
 def test_the_hint_names_the_profile(run):

@@ -195,12 +195,12 @@ def cmd_cache(args):
     progress = functools.partial(print, flush=True)
     specs = reproduce.sample(exp, args.groups or None, prefer_cached=True)
     absent = reproduce.missing(exp, specs)
+    rows = reproduce.damaged(exp, specs) + absent  # neither is retrained: nothing to compare with
     cached = [s for s in specs if reproduce.is_cached(exp, s)]
-    rows = absent
-    if cached:  # a cold cache trains nothing: there is nothing to compare with
+    if cached:
         plan = reproduce.choose(exp, cached, None if args.time_budget is None else args.time_budget * 60,
                                 _workers(args), progress)
-        rows = reproduce.reproduce(exp, plan, args.workers, progress) + absent
+        rows = reproduce.reproduce(exp, plan, args.workers, progress) + rows
     print(reproduce.table(rows))
     code, message = reproduce.outcome(rows, exp.cache_dir, reproduce.train_hint(exp))
     print(message, file=sys.stderr if code else sys.stdout)

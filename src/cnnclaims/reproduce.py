@@ -73,6 +73,20 @@ def train_hint(run) -> str:
             + (" --experiment MODULE:NAME (as given here)" if other else ""))
 
 
+def damaged(run, specs) -> list[dict]:
+    """Rows for the specs of ``specs`` whose cache entry exists but is damaged (a
+    record edited or failing its checksum, a model file missing or not matching its
+    SHA-256): ``identical`` False, ``damaged`` True, nothing retrained."""
+    rows = []
+    for spec in specs:
+        record, folder = _cached_record(run, spec)
+        problem = _problem(run, spec) if record is not None else None
+        if problem:
+            rows.append({"entry": folder.name, "check": "-", "identical": False, "damaged": True, "seconds": 0.0,
+                         "why": f"damaged: {problem}"})
+    return rows
+
+
 def missing(run, specs) -> list[dict]:
     """Rows (as ``reproduce`` gives) for the specs of ``specs`` that the cache does not
     hold: nothing to compare them with, so they are neither identical nor different
@@ -160,10 +174,9 @@ def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dic
         if record is None:
             rows.extend(missing(run, [spec]))
             continue
-        problem = _problem(run, spec)
-        if problem:  # a damaged entry is never used: comparing with it would prove nothing
-            rows.append({"entry": folder.name, "check": "-", "identical": False, "damaged": True, "seconds": 0.0,
-                         "why": f"damaged: {problem}"})
+        bad = damaged(run, [spec])
+        if bad:  # a damaged entry is never used: comparing with it would prove nothing
+            rows.extend(bad)
             continue
         if epochs is not None and epochs >= record["epochs"]:
             epochs = None  # the whole model is no longer than the prefix
