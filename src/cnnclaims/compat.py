@@ -89,26 +89,12 @@ def _import_tensorflow():
 
 # Portable numerics (or native, as chosen) before TensorFlow starts: see numerics.py.
 from . import numerics  # noqa: E402
+from .options import positive_int_env  # noqa: E402,F401  (re-exported: training imports it from here)
 
 numerics.apply()
 tf = _import_tensorflow()
 
 ENV_THREADS = "CNNCLAIMS_TF_THREADS"
-
-
-def positive_int_env(name: str, what: str) -> int | None:
-    """A positive integer from environment variable ``name``, None when unset; a bad
-    value is an error that names the variable."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"${name}={raw!r} is not a positive number of {what}; unset it for the default")
-    return n
 
 
 def _requested_threads() -> int:

@@ -107,14 +107,29 @@ def add_to_argparse(parser) -> None:
             parser.add_argument(o.flag, dest=o.dest, **o.kwargs())
 
 
+def positive_int_env(name: str, what: str) -> int | None:
+    """A positive integer from environment variable ``name``, None when unset; a bad
+    value is an error that names the variable. (Here, not in ``compat``, which imports
+    TensorFlow: checking the options at pytest's start must not start it.)"""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"${name}={raw!r} is not a positive number of {what}; unset it for the default")
+    return n
+
+
 def check(get) -> None:
     """Validate the options ``get(flag)`` returns, and their environment variables,
     before any work, and fix the numerics (``numerics.apply``) before anything imports
     TensorFlow. Raises ValueError naming the option and the fix."""
     from .numerics import apply
 
-    apply(get("--numerics"))  # first: the next import starts TensorFlow
-    from .compat import positive_int_env
+    apply(get("--numerics"))  # first: nothing after it may start TensorFlow with other settings
 
     workers = get("--workers")
     if workers is not None and workers < 1:
