@@ -431,25 +431,36 @@ def check_record(record, path) -> dict:
     return record
 
 
-def _load_entry(spec: TrainSpec, folder: Path, key: str) -> TrainedModel:
+def _checked_record(spec: TrainSpec, folder: Path, key: str) -> dict:
+    """The entry's record when the entry is intact as far as can be told without Keras:
+    a valid record matching its checksum (when it has one) and ``key``, and a model
+    file matching the record's SHA-256 (when it has one); else CacheError naming what
+    is wrong. Shared by ``_load_entry`` and ``entry_problem``."""
     record_path = folder / "record.json"
     record = check_record(cache.read_json(record_path), record_path)
-    migrate = "checksum" not in record
-    if not migrate and record["checksum"] != record_checksum(record):
+    if "checksum" in record and record["checksum"] != record_checksum(record):
         raise CacheError(f"cache record {record_path} does not match its checksum (edited or damaged)")
     if record["key"] != key or record["spec"] != spec_dict(spec):
         raise CacheError(f"cache record {record_path} does not match its key {key}")
     path = folder / "model.keras"
+    if "model_sha256" in record:
+        if not path.exists():
+            raise CacheError(f"cached model {path} is missing")
+        if cache.file_sha256(path) != record["model_sha256"]:
+            raise CacheError(f"cached model {path} does not match the SHA-256 in its record (damaged or replaced)")
+    return record
+
+
+def _load_entry(spec: TrainSpec, folder: Path, key: str) -> TrainedModel:
+    record = _checked_record(spec, folder, key)
+    record_path, path = folder / "record.json", folder / "model.keras"
+    migrate = "checksum" not in record
     model = None
     if "model_sha256" not in record:
         # Written before records carried the hash: validate by loading, then record it.
         model = _load_model_file(path)
         record["model_sha256"] = cache.file_sha256(path)
         migrate = True
-    elif not path.exists():
-        raise CacheError(f"cached model {path} is missing")
-    elif cache.file_sha256(path) != record["model_sha256"]:
-        raise CacheError(f"cached model {path} does not match the SHA-256 in its record (damaged or replaced)")
     if migrate:
         # Written before records carried a checksum (or the model's hash): such a record
         # cannot prove it is intact, but throwing it away would retrain every model of an
@@ -710,22 +721,14 @@ def entry_problem(spec: TrainSpec, data_fingerprint: str, cache_dir) -> str | No
     intact. Reads the record and hashes the model file; loads nothing into Keras."""
     key = cache_key(spec, data_fingerprint)
     folder = entry_dir(cache_dir, spec, key)
-    record_path = folder / "record.json"
-    if not record_path.exists():
+    if not (folder / "record.json").exists():
         return "not cached"
     try:
-        record = check_record(cache.read_json(record_path), record_path)
-        if "checksum" in record and record["checksum"] != record_checksum(record):
-            return f"cache record {record_path} does not match its checksum (edited or damaged)"
-        if record["key"] != key or record["spec"] != spec_dict(spec):
-            return f"cache record {record_path} does not match its key {key}"
-        path = folder / "model.keras"
-        if not path.exists():
-            return f"cached model {path} is missing"
-        if "model_sha256" in record and cache.file_sha256(path) != record["model_sha256"]:
-            return f"cached model {path} does not match the SHA-256 in its record (damaged or replaced)"
+        _checked_record(spec, folder, key)
     except CacheError as exc:
         return str(exc)
+    if not (folder / "model.keras").exists():  # a record from before model hashes: its file at least
+        return f"cached model {folder / 'model.keras'} is missing"
     return None
 
 

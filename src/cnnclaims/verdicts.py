@@ -404,10 +404,11 @@ def decision_code() -> str:
     models, so any edit of these two files recomputes them)."""
     import hashlib
     import inspect
+    import sys
 
     from . import stats
 
-    text = inspect.getsource(stats) + inspect.getsource(__import__(__name__, fromlist=["_"]))
+    text = inspect.getsource(stats) + inspect.getsource(sys.modules[__name__])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
