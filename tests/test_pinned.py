@@ -5,7 +5,7 @@ import pytest
 
 from cnnclaims import pinned
 from cnnclaims.errors import CnnClaimsError
-from cnnclaims.profiles import get_profile
+from cnnclaims.declaration import load_experiment
 from cnnclaims.verdicts import Verdict
 
 
@@ -18,14 +18,14 @@ def verdict(claim, scope, v):
 
 
 def test_pin_key_names_versions_and_profile():
-    key = pinned.pin_key(get_profile("article"))
+    key = pinned.pin_key(load_experiment().profile("article"))
     assert key.endswith("/article") and key.startswith("tf2.") and "keras" in key
-    assert pinned.pin_key(get_profile("article", n_seeds=2)).endswith("/article/seeds2")
+    assert pinned.pin_key(load_experiment().profile("article", 2)).endswith("/article/seeds2")
 
 
 def test_write_and_load(tmp_path):
     path = tmp_path / "pins.json"
-    p = get_profile("smoke")
+    p = load_experiment().profile("smoke")
     pinned.write_entry(path, "tfX/smoke", [verdict("C1", "frogs", "supported")], [verdict("C1", "seeds", "underpowered")],
                        p, "somewhere")
     doc = pinned.load(path)
@@ -102,7 +102,7 @@ def test_numbers_are_pinned_one_line_per_case(tmp_path):
     path = tmp_path / "pins.json"
     v = numbered("C8", "seeds", "supported", statistic=3.123456789012345, p_two_sided=0.000123456789012,
                  p_holm=0.0012, effect=float("inf"), ci_low=-0.5)
-    pinned.write_entry(path, "tfX/smoke", [v, verdict("C1", "probe", "supported")], [], get_profile("smoke"), "x")
+    pinned.write_entry(path, "tfX/smoke", [v, verdict("C1", "probe", "supported")], [], load_experiment().profile("smoke"), "x")
     e = pinned.entry(pinned.load(path), "tfX/smoke")
     assert e["verdicts"] == {"C8/seeds": "supported", "C1/probe": "supported"}
     assert e["numbers"]["verdicts"]["C8/seeds"] == {  # to SIGNIFICANT_DIGITS; what the verdict lacks is absent
@@ -153,7 +153,7 @@ def test_wrong_numbers_are_named(tmp_path, numbers):
 
 def test_obtained_is_written_beside_the_pins_which_stay(tmp_path):
     path = tmp_path / "pins.json"
-    p = get_profile("smoke")
+    p = load_experiment().profile("smoke")
     pinned.write_entry(path, "tfY/smoke", [verdict("C1", "frogs", "refuted")], [], p, "x")
     before = path.read_bytes()
     out, note = pinned.write_obtained(path, "tfX/smoke", [verdict("C1", "frogs", "supported")], [], p, "x")
@@ -166,7 +166,7 @@ def test_obtained_is_written_beside_the_pins_which_stay(tmp_path):
 def test_obtained_falls_back_where_the_pins_folder_is_not_writable(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the pins' folder should be")  # unwritable even for root
-    args = (blocker / "pins.json", "k/smoke", [verdict("C1", "frogs", "supported")], [], get_profile("smoke"), "x")
+    args = (blocker / "pins.json", "k/smoke", [verdict("C1", "frogs", "supported")], [], load_experiment().profile("smoke"), "x")
     out, note = pinned.write_obtained(*args, fallback_dir=tmp_path / "art")
     assert out == tmp_path / "art" / "pins.json.obtained" and out.exists() and "not writable" in note
     with pytest.raises(OSError):
@@ -177,10 +177,10 @@ def test_obtained_falls_back_where_the_pins_folder_is_not_writable(tmp_path):
 def test_another_probe_image_gets_its_own_pin_key():
     # --probe-index used to share the key: its probe verdicts (another image) failed as
     # "changed" and the suggested regen would have overwritten the reviewed pins.
-    p = get_profile("smoke")
+    p = load_experiment().profile("smoke")
     assert pinned.pin_key(p).endswith("/smoke")
     assert pinned.pin_key(p, probe="6999").endswith("/smoke/probe6999")
-    assert pinned.pin_key(get_profile("smoke", n_seeds=2), probe=7).endswith("/smoke/seeds2/probe7")
+    assert pinned.pin_key(load_experiment().profile("smoke", 2), probe=7).endswith("/smoke/seeds2/probe7")
 
 
 def _mine():

@@ -11,7 +11,7 @@ FIGS = {
     "feature_map_grid": (lambda: plots.feature_map_grid(RNG.random((32, 32, 16)), "maps"), (500, 530)),
     "side_by_side": (lambda: plots.feature_maps_side_by_side(
         RNG.integers(0, 255, (32, 32, 3), dtype=np.uint8), RNG.random((32, 32, 16)), RNG.random((32, 32, 16)),
-        title="C1"), (1200, 520)),
+        ("benchmark", "dummy"), title="C1"), (1200, 520)),
     "value_histograms": (lambda: plots.value_histograms(
         {"benchmark": RNG.random(1024), "dummy": RNG.random(1024) ** 2}, "hist"), (700, 400)),
     "paired_distributions": (lambda: plots.paired_distributions(

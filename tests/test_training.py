@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnclaims.data import Cifar10
-from cnnclaims.profiles import get_profile
+from cnnclaims.declaration import load_experiment
 from cnnclaims.errors import CacheError, InputError
 from cnnclaims.testing import alive, descendants, random_cifar, write_image_folder
 from cnnclaims.training import (
@@ -201,14 +201,14 @@ def test_stratified_subset_errors():
 
 
 def test_profiles_and_specs():
-    p = get_profile("article")
+    p = load_experiment().profile("article")
     assert (p.n_train["benchmark"], p.n_train["dummy"]) == (50_000, 10_000)
     b, d, n = specs_for(p, "benchmark"), specs_for(p, "dummy"), specs_for(p, "null")
     assert [s.seed for s in b] == [s.seed for s in d] == list(range(p.n_seeds))
     assert all(s.n_train == p.n_train["dummy"] for s in n) and not set(s.seed for s in n) & set(s.seed for s in d)
-    assert get_profile("smoke", n_seeds=2).n_seeds == 2
+    assert load_experiment().profile("smoke", 2).n_seeds == 2
     with pytest.raises(KeyError, match="unknown profile 'huge'.*article, smoke"):
-        get_profile("huge")
+        load_experiment().profile("huge")
 
 
 def test_training_only_draws_from_the_train_split(tiny):

@@ -100,7 +100,10 @@ class Sliced:
     channels_first: list
 
 
-def _walk(model, where: str = "slice_model") -> Sliced:
+def walk_model(model, where: str = "slice_model") -> Sliced:
+    """The model's graph rebuilt from fresh inputs, every layer's output reachable by
+    its path (``Sliced``); ``where`` names the caller in errors (a channels-first or
+    input-less model raises ModelError)."""
     inputs = _model_inputs(model, where)
     new = [keras.Input(shape=tuple(t.shape)[1:], name=input_name(t), dtype=t.dtype) for t in inputs]
     entries = []  # (walk, layer name, node index, output index or None, tensor), in network order
@@ -173,16 +176,17 @@ def layer_paths(model) -> list[str]:
     (functional models), every layer at every depth (``backbone/block_1_conv``), per
     node for shared layers (``name@k``), per output for layers with several
     (``name:j``). Raises ModelError as ``slice_model``."""
-    sliced = _walk(model, "layer_paths")
-    return _input_paths(model) + list(sliced.outputs)
+    sliced = walk_model(model, "layer_paths")
+    return input_paths(model) + list(sliced.outputs)
 
 
-def _input_paths(model) -> list[str]:
+def input_paths(model) -> list[str]:
+    """Names of the model's input layers, in order."""
     return [layer.name for layer in model.layers if _is_input(layer)]
 
 
 def _valid(model, sliced) -> list[str]:
-    names = _input_paths(model) + list(sliced.outputs)
+    names = input_paths(model) + list(sliced.outputs)
     return names + ([INPUT] if INPUT not in names else [])
 
 
@@ -219,13 +223,13 @@ def _slice(model, layers=None):
         raise InputError(
             f"slice_model: layers={layers!r}; pass a list of layer names, e.g. ['conv2d_6'], or None for all layers"
         )
-    sliced = _walk(model)
+    sliced = walk_model(model)
     if sliced.channels_first:
         from .modelio import channels_first_error
 
         raise channels_first_error("slice_model", model.name, sliced.channels_first)
     valid = _valid(model, sliced)
-    inputs = set(_input_paths(model)) | {INPUT}
+    inputs = set(input_paths(model)) | {INPUT}
     wanted = list(sliced.outputs) if layers is None else list(layers)
     for name in wanted:
         if name not in valid:
@@ -295,7 +299,7 @@ def _stream(model, images, layers, batch_size, where: str, feed=None):
                              "channels) or one image (height, width, channels)")
         x = model_input(images, where, single=True, shape=shape[-3:])
         check_feed(feed, x[:1], walk.inputs, input_names, where)
-    all_inputs = _input_paths(model) + [INPUT]
+    all_inputs = input_paths(model) + [INPUT]
     inputs = [n for n in (all_inputs if layers is None else layers) if n in all_inputs]
     return _batches(sliced, names, list(dict.fromkeys(inputs)), x, batch_size, feed, input_names)
 

@@ -98,9 +98,9 @@ def checked_io(model, io: ModelIO, who: str) -> int:
     a feed that names other inputs, one input of another shape than the declared
     images, several outputs without a declared ``output_layer`` or one that names none
     of them."""
-    from .activations import _walk
+    from .activations import walk_model
 
-    walk = _walk(model, who)
+    walk = walk_model(model, who)
     if walk.channels_first:
         raise channels_first_error(who, model.name, walk.channels_first)
     names = walk.input_names
@@ -205,7 +205,7 @@ def check_layers(build, experiment, role: str) -> None:
     of the model ``build()`` returns (``activations.layer_paths``). Raises
     UnknownNameError naming the claim, the metric, the layer and the valid paths (a
     layer inside a nested model: its path), before any training (memoised)."""
-    from .activations import INPUT, _walk, _input_paths
+    from .activations import INPUT, input_paths, walk_model
     from .declaration import OUTPUT
     from .errors import unknown
 
@@ -214,8 +214,8 @@ def check_layers(build, experiment, role: str) -> None:
     if key in _LAYERS_CHECKED:
         return
     model = build()
-    walk = _walk(model, "check_layers")
-    valid = _input_paths(model) + list(walk.outputs)
+    walk = walk_model(model, "check_layers")
+    valid = input_paths(model) + list(walk.outputs)
     valid += [INPUT] if INPUT not in valid else []
     who = f"experiment {experiment.name!r}, condition {experiment.recipe(role).name!r}"
     if experiment.output_layer and experiment.output_layer not in valid:

@@ -60,7 +60,7 @@ def show_image(ax, image) -> None:
         ax.imshow(image.reshape(*image.shape[:2], -1)[..., 0], cmap="gray")
 
 
-def feature_maps_side_by_side(image, maps_a, maps_b, labels=("benchmark", "dummy"), title: str = ""):
+def feature_maps_side_by_side(image, maps_a, maps_b, labels: tuple[str, str], title: str = ""):
     """The input (any (H, W, C) image) and two models' 4x4 feature-map grids of one
     layer, side by side."""
     fig = plt.figure(figsize=(12, 5.2))
