@@ -106,7 +106,7 @@ def walk_model(model, where: str = "slice_model") -> Sliced:
     input-less model raises ModelError)."""
     inputs = _model_inputs(model, where)
     new = [keras.Input(shape=tuple(t.shape)[1:], name=input_name(t), dtype=t.dtype) for t in inputs]
-    entries = []  # (walk, layer name, node index, output index or None, tensor), in network order
+    entries: list[tuple] = []  # (walk, layer name, node index, output index or None, tensor), in network order
     first_format = []  # (walk, layer name, node index) of layers with data_format="channels_first"
 
     def record(walk, layer, k, out, at=None):

@@ -108,7 +108,7 @@ def dataset(x_train, y_train, x_test, y_test, source: str = "arrays", n_classes:
     labels become (n,), integer and one-hot labels int64 class indices."""
     from .inputs import check_images
 
-    arrays = []
+    arrays: list[np.ndarray] = []
     for name, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         where = f"{source}: {name} split"
         x = np.asarray(x)
@@ -123,7 +123,8 @@ def dataset(x_train, y_train, x_test, y_test, source: str = "arrays", n_classes:
     if arrays[0].shape[1:] != arrays[2].shape[1:]:
         raise DataError(f"{source}: train images are {arrays[0].shape[1:]}, test images {arrays[2].shape[1:]}; "
                         "both splits need the same image shape")
-    return Dataset(*arrays, source=source, fingerprint=content_fingerprint(*arrays))
+    x_train, y_train, x_test, y_test = arrays
+    return Dataset(x_train, y_train, x_test, y_test, source=source, fingerprint=content_fingerprint(*arrays))
 
 
 def content_fingerprint(x_train, y_train, x_test, y_test) -> str:
@@ -138,9 +139,9 @@ def content_fingerprint(x_train, y_train, x_test, y_test) -> str:
 
 def stat_key(source: Source, per_class: dict | None = None) -> str:
     """Cheap key of the source files (names, sizes, mtimes): locates the decoded copy."""
-    if source.kind == "keras":
-        entries = ["keras.datasets.cifar10"]
-    else:
+    entries: list = ["keras.datasets.cifar10"]
+    if source.kind != "keras":
+        assert source.path is not None  # a file source always has one
         entries = []
         for root, dirs, files in os.walk(source.path):
             dirs.sort()
@@ -199,6 +200,7 @@ def call_loader(load_data, owner: str, n_classes: int = 10, **given) -> Dataset:
     here alike. Raises DataError, naming ``owner`` (the experiment), for anything else."""
     import inspect
 
+    params: object
     try:
         params = inspect.signature(load_data).parameters
     except (TypeError, ValueError):  # a builtin without a signature: call it bare
@@ -254,8 +256,10 @@ def load_cifar10(
     if source.kind == "keras":
         (xtr, ytr), (xte, yte) = _from_keras()
     elif source.kind == "batches":
+        assert source.path is not None  # a file source always has one
         (xtr, ytr), (xte, yte) = read_batches(source.path)
     else:
+        assert source.path is not None
         (xtr, ytr), (xte, yte) = read_image_folder(source.path)
     for split, y in (("train", ytr), ("test", yte)):
         _check_counts(source, split, y, per_class[split])

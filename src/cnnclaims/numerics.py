@@ -88,7 +88,7 @@ def cpu_flags() -> tuple[str, ...] | None:
 def cpu_caches() -> dict:
     """Cache sizes of CPU 0 by level and type (e.g. ``{"L1d": "48K", "L2": "2048K"}``):
     Eigen's own matrix products take their blocking from them. {} where unknown."""
-    out = {}
+    out: dict[str, str] = {}
     root = "/sys/devices/system/cpu/cpu0/cache"
     try:
         indexes = sorted(os.listdir(root))

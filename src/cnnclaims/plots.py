@@ -64,7 +64,7 @@ def feature_maps_side_by_side(image, maps_a, maps_b, labels: tuple[str, str], ti
     """The input (any (H, W, C) image) and two models' 4x4 feature-map grids of one
     layer, side by side."""
     fig = plt.figure(figsize=(12, 5.2))
-    head, body = fig.subfigures(2, 1, height_ratios=[0.14, 1])
+    head, body = fig.subfigures(2, 1, height_ratios=[0.14, 1])  # type: ignore[misc]  # an array of 2
     head.text(0.5, 0.5, title, ha="center", va="center", fontsize=10)
     sub = body.subfigures(1, 3, width_ratios=[1, 2, 2])
     ax = sub[0].subplots()
