@@ -43,3 +43,18 @@ def test_cli_uses_the_same_check(capsys):
 
     assert main(["verdicts", "--seeds", "0"]) == 2
     assert "--seeds must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_options_and_the_executor_registry_import_no_tensorflow():
+    """options is a leaf that reads its executor choices from the registry
+    (cnnclaims.training.executors): importing either starts no TensorFlow and no
+    executor (a fresh process: this one has imported TensorFlow already)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnclaims.options, cnnclaims.training.executors; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray') "
+            "or m.startswith('cnnclaims.training.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['cnnclaims.training.executors']"
+

@@ -1,4 +1,4 @@
-"""The Ray executor (``--executor=ray``, cnnclaims.ray_executor) on a real local Ray:
+"""The Ray executor (``--executor=ray``, cnnclaims.training.executors.ray) on a real local Ray:
 the same bits as the local pool, a worker killed mid-training retried with its model
 stored once, Ctrl-C / SIGTERM cancelling every task and leaving nothing behind, and a
 result that fails its checks refused.
@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnclaims import options, ray_executor
+from cnnclaims import options
 from cnnclaims.data import load_cifar10
 from cnnclaims.testing import alive, descendants, random_cifar, write_image_folder
 from cnnclaims.training import TrainSpec, get_trained, stratified_subset, train_missing
+from cnnclaims.training.executors import ray as ray_executor
 
 RAY_MISSING = 'the ray extra is not installed (pip install -e ".[ray]")'
 TRAIN, TEST = 20, 5  # images per class: 200 training, 50 test
@@ -392,6 +393,17 @@ def test_an_unknown_executor_is_named_with_the_choices(monkeypatch, flag, env):
         options.check(lambda f: flag if f == "--executor" else None)
     with pytest.raises(ValueError, match="executor 'bogus' is not one of local, ray"):
         train_missing([], None, None, executor="bogus")
+
+
+@pytest.mark.unit
+def test_every_registered_executor_loads_and_the_options_offer_each():
+    from cnnclaims.training import executors
+
+    assert options.EXECUTORS == executors.NAMES == ("local", "ray")
+    for name in executors.NAMES:
+        executor = executors.load(name)  # imports its module, not Ray
+        assert callable(executor.takes) and callable(executor.train), name
+    assert executors.load("ray").takes(1, 1) and not executors.load("local").takes(1, 4)
 
 
 @pytest.fixture

@@ -76,6 +76,21 @@ def test_the_anchor_sets_the_sweep_recipe():
     assert a.recipe != b.recipe
 
 
+def test_the_subset_functions_keep_the_qualified_names_their_keys_hold():
+    """The sweep's recipe hashes "cnnclaims.training.NestedSubset", and another
+    experiment's "cnnclaims.training.stratified_subset": moved into the training
+    package, they keep that module (else every such model would retrain), pickle by it,
+    and their source is still read for the training-code digest."""
+    import pickle
+
+    from cnnclaims import training
+
+    for obj in (training.NestedSubset, training.stratified_subset):
+        assert obj.__module__ == "cnnclaims.training"
+        assert pickle.loads(pickle.dumps(obj)) is obj
+    assert "class NestedSubset" in training.source_of(training.NestedSubset)
+
+
 def _build():
     from cnnclaims.model import build_model
 

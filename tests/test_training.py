@@ -21,7 +21,7 @@ from cnnclaims.declaration import load_experiment
 from cnnclaims.errors import CacheError, InputError
 from cnnclaims.testing import alive, descendants, random_cifar, write_image_folder
 from cnnclaims.training import (
-    TrainSpec, _load_entry, cache_key, fit, get_trained, is_cached, prepare, specs_for, stratified_subset,
+    TrainSpec, cache_key, fit, get_trained, is_cached, load_entry, prepare, specs_for, stratified_subset,
     train_missing,
 )
 
@@ -80,7 +80,7 @@ def test_key_covers_what_changes_the_result(tiny):
 
 def test_key_includes_versions(monkeypatch):
     k = cache_key(SPEC, "tiny")
-    monkeypatch.setattr("cnnclaims.training.versions", lambda: {"tensorflow": "0.0", "keras": "0.0"})
+    monkeypatch.setattr("cnnclaims.training.spec.versions", lambda: {"tensorflow": "0.0", "keras": "0.0"})
     assert cache_key(SPEC, "tiny") != k
 
 
@@ -103,7 +103,7 @@ def test_corrupt_entry_is_detected(trained, tmp_path, damage):
     path = copy_cache(trained, tmp_path) / "models" / trained[0].path.name
     damage_entry(path, damage)
     with pytest.raises(CacheError, match=str(path)):
-        _load_entry(SPEC, path, trained[0].key)
+        load_entry(SPEC, path, trained[0].key)
 
 
 def test_corrupt_entry_is_reported_and_retrained(tiny, trained, tmp_path, capsys):
@@ -321,7 +321,7 @@ def test_record_of_wrong_type_is_a_cache_error_naming_the_file(trained, tmp_path
     path = copy_cache(trained, tmp_path) / "models" / trained[0].path.name
     edit_record(path, edit)
     with pytest.raises(CacheError, match=str(path / "record.json")):
-        _load_entry(SPEC, path, trained[0].key)
+        load_entry(SPEC, path, trained[0].key)
 
 
 @pytest.mark.parametrize("damage", ["null", "one-digit"])
@@ -366,7 +366,7 @@ def test_interrupted_training_leaves_no_partial_entry_and_never_uses_one(tiny, t
     partial = entry.with_name(entry.name + ".partial")
     entry.rename(partial)  # a complete-looking model left behind by a killed process
     assert not is_cached(SPEC, tiny.fingerprint, cache_dir)
-    monkeypatch.setattr("cnnclaims.training.fit", interrupted)  # Ctrl-C during training
+    monkeypatch.setattr("cnnclaims.training.entries.fit", interrupted)  # Ctrl-C during training
     with pytest.raises(KeyboardInterrupt):
         get_trained(SPEC, tiny, cache_dir)  # trains (the .partial folder is not loaded) ...
     assert not partial.exists() and not entry.exists()  # ... and leaves nothing behind
@@ -381,8 +381,9 @@ from pathlib import Path
 from cnnclaims import training
 from cnnclaims.data import load_cifar10
 from cnnclaims.testing import random_cifar, write_image_folder
+from cnnclaims.training.executors import local
 
-training._machine = lambda: (2, 64.0, 8)  # two workers on any machine: the models are tiny
+local._machine = lambda: (2, 64.0, 8)  # two workers on any machine: the models are tiny
 tmp = Path(sys.argv[1])
 folder = write_image_folder(tmp / "imgs", *random_cifar(10, 3, seed=2), fmt="png")
 data = load_cifar10(folder, tmp / "cache", per_class={"train": 10, "test": 3}, progress=lambda *_: None)
@@ -460,10 +461,11 @@ def test_stopping_training_stops_every_worker_within_seconds(tmp_path):
 def test_every_line_a_worker_said_is_relayed(tiny, tmp_path, monkeypatch):
     """A worker's last lines come right before its result (the last "trained ..." line
     used to be lost at times): all of them are passed on before train_missing returns."""
-    from cnnclaims import testing, training
+    from cnnclaims import testing
+    from cnnclaims.training.executors import local
 
-    monkeypatch.setattr(training, "_worker_train", testing.chatty_worker)
-    monkeypatch.setattr(training, "_machine", lambda: (2, 64.0, 8), raising=False)  # two workers anywhere
+    monkeypatch.setattr(local, "_worker_train", testing.chatty_worker)
+    monkeypatch.setattr(local, "_machine", lambda: (2, 64.0, 8))  # two workers anywhere
     specs = [SPEC, replace(SPEC, seed=8)]
     msgs = []
     assert set(train_missing(specs, tiny, None, tmp_path, workers=2, progress=msgs.append)) == set(specs)
@@ -472,26 +474,26 @@ def test_every_line_a_worker_said_is_relayed(tiny, tmp_path, monkeypatch):
 
 
 def test_explicit_worker_count_is_capped_by_cores_and_memory_and_said_once(tiny, tmp_path, monkeypatch):
-    import cnnclaims.training as training
+    from cnnclaims.training.executors import local
 
-    monkeypatch.setattr(training.os, "cpu_count", lambda: 6)
-    monkeypatch.setattr(training.os, "sysconf", lambda name: {"SC_PHYS_PAGES": 10 * 2**18, "SC_PAGE_SIZE": 4096}[name])
-    monkeypatch.setattr(training, "_SAID", set(), raising=False)
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(local.os, "sysconf", lambda name: {"SC_PHYS_PAGES": 10 * 2**18, "SC_PAGE_SIZE": 4096}[name])
+    monkeypatch.setattr(local, "_SAID", set())
     monkeypatch.setenv("CNNCLAIMS_WORKERS", "100")
     msgs = []
     # 10 GiB: (10 - 2) // 4 = 2 processes, fewer than the 6 cores.
-    assert training.default_workers(None, msgs.append) == 2
-    assert training.default_workers(None, msgs.append) == 2
+    assert local.default_workers(None, msgs.append) == 2
+    assert local.default_workers(None, msgs.append) == 2
     assert msgs == ["cnnclaims: $CNNCLAIMS_WORKERS=100 capped at 2 training processes: 6 cores, and 10.0 GiB of "
                     "memory holds 2 at 4 GiB each (2 GiB kept for this process)"]
-    monkeypatch.setattr(training.os, "cpu_count", lambda: 1)  # and by the cores
+    monkeypatch.setattr(local.os, "cpu_count", lambda: 1)  # and by the cores
     msgs.clear()
     assert train_missing([SPEC, replace(SPEC, seed=8)], tiny, None, tmp_path, workers=100,
                          progress=msgs.append) == []  # one process: nothing started, trained in this process
     assert msgs == ["cnnclaims: --workers=100 capped at 1 training processes: 1 cores, and 10.0 GiB of "
                     "memory holds 2 at 4 GiB each (2 GiB kept for this process)"]
     monkeypatch.delenv("CNNCLAIMS_WORKERS")
-    assert training.default_workers() == 1
+    assert local.default_workers() == 1
 
 
 @pytest.mark.unit
@@ -565,7 +567,7 @@ def test_a_change_to_the_fit_is_caught(monkeypatch):
     from cnnclaims import training
 
     edited = inspect.getsource(training.fit).replace("spec.learning_rate", "spec.learning_rate * 2")
-    others = [inspect.getsource(f) for f in training.training_functions() if f is not training.fit]
+    others = [training.source_of(f) for f in training.training_functions() if f is not training.fit]
     assert training.code_digest(others + [edited]) != training.TRAINING_CODE
 
 

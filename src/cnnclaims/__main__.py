@@ -125,7 +125,7 @@ def cmd_makespan(args):
     the data to know which sweep models are new)."""
     from . import plots
     from .makespan import makespan_figure, markdown, run_plans
-    from .plan_progress import recorded
+    from .training.progress import recorded
 
     exp = _experiment(args)
     records = recorded(exp.cache_dir)
@@ -208,7 +208,7 @@ def cmd_cache(args):
 
 
 def _workers(args) -> int:
-    from .training import default_workers
+    from .training.executors.local import default_workers
 
     return default_workers(args.workers)
 
@@ -337,9 +337,10 @@ def main(argv=None):
 
 def _main(args):
     try:
-        from .options import BY_FLAG, check
+        from .numerics import check_options
+        from .options import BY_FLAG
 
-        check(lambda flag: getattr(args, BY_FLAG[flag].dest, None))
+        check_options(lambda flag: getattr(args, BY_FLAG[flag].dest, None))
         _check_folders(args)
         return args.func(args) or 0
     except Exception as exc:  # noqa: BLE001 - ours, or a failed write into the cache

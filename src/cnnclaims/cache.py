@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CacheError, CacheWriteError
+from .options import ENV_CACHE
 
-ENV_CACHE = "CNNCLAIMS_CACHE"
 CACHE_HINT = f"pass --cache-dir PATH (or set ${ENV_CACHE}) to a writable folder"
 # A folder this process may not write in: a read-only mount, or another user's folder.
 READ_ONLY_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM}
@@ -249,32 +249,47 @@ def discard(path: Path, why: str) -> None:
 
 
 @contextlib.contextmanager
-def file_lock(path: Path):
-    """An exclusive inter-process lock (pytest-xdist workers share the cache).
+def file_lock(path: Path, wait: bool = True):
+    """An exclusive inter-process lock (pytest-xdist workers share the cache), as a
+    context manager yielding whether this process holds it. The cache's one lock: a
+    model's entry is locked with it (``training.entries.entry_lock``) by whoever trains,
+    stores or removes that model.
 
-    In a folder this process cannot write (a read-only mount, another user's cache) it
-    takes a shared lock on the lock file if one exists (so it waits for a writer that
-    holds it), else none: it cannot be a writer itself, and entries appear whole
-    (os.replace, rename), so it reads safely. Whatever it would have to write there
-    fails on its own, naming the path."""
+    ``wait=False``: yields False at once, holding nothing, when another process holds
+    the lock (the Ray executor leaves a model another process trains to it); a lock
+    file that cannot be created is then the OSError (the caller means to write there).
+
+    Waiting, in a folder this process cannot write (a read-only mount, another user's
+    cache) it takes a shared lock on the lock file if one exists (so it waits for a
+    writer that holds it), else none: it cannot be a writer itself, and entries appear
+    whole (os.replace, rename), so it reads safely. Whatever it would have to write
+    there fails on its own, naming the path."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fh, how = open(path, "a"), fcntl.LOCK_EX
     except OSError as exc:
-        if exc.errno not in READ_ONLY_ERRNOS:
+        if not wait or exc.errno not in READ_ONLY_ERRNOS:
             raise
         try:
             fh, how = open(path), fcntl.LOCK_SH
         except OSError:
             fh = None
     if fh is None:
-        yield
+        yield True
         return
     with fh:
-        fcntl.flock(fh, how)
         try:
-            yield
+            fcntl.flock(fh, how if wait else how | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held = False
+        else:
+            held = True
+        if not held:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 

@@ -89,7 +89,7 @@ def _import_tensorflow():
 
 # Portable numerics (or native, as chosen) before TensorFlow starts: see numerics.py.
 from . import numerics  # noqa: E402
-from .options import positive_int_env  # noqa: E402,F401  (re-exported: training imports it from here)
+from .options import positive_int_env  # noqa: E402
 
 numerics.apply()
 tf = _import_tensorflow()

@@ -28,13 +28,13 @@ import numpy as np
 from .cache import CacheError, default_cache_dir, discard, read_npz, stable_hash, write_npz
 from .errors import DataError
 from .inputs import class_labels
+from .options import ENV_DATA
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
 CLASSES = CIFAR10_CLASSES  # folder names and label order of the CIFAR-10 loader
-ENV_DATA = "CNNCLAIMS_DATA"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 FULL_PER_CLASS = {"train": 5000, "test": 1000}
 BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]

@@ -40,6 +40,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import unknown
+from .options import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
 
 ALPHA = 0.05
 SCOPE_KINDS = ("probe", "images", "seeds", "sizes")
@@ -47,9 +48,7 @@ SWEEP = "sizes"  # the sweep's group of models (training-set sizes) and its scop
 PRIMARY, SECONDARY = "primary", "secondary"
 NULL = "null"  # the null control's group: condition b's recipe, other seeds
 # The experiment a plain `pytest` or `python -m cnnclaims` runs (--experiment /
-# $CNNCLAIMS_EXPERIMENT choose another): "module:attribute".
-DEFAULT_EXPERIMENT = "cnnclaims.article:ARTICLE"
-ENV_EXPERIMENT = "CNNCLAIMS_EXPERIMENT"
+# $CNNCLAIMS_EXPERIMENT choose another), "module:attribute": options.DEFAULT_EXPERIMENT.
 
 
 def load_experiment(ref=None) -> "Experiment":

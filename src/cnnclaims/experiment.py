@@ -19,7 +19,9 @@ from .evidence import Evidence, build_model_evidence
 from .options import executor_choice, ray_address_choice
 from .probe import class_indices, probe_index
 from . import calibration, claims, declaration, evidence as evidence_module, metrics, stats, verdicts as verdicts_module
-from .training import get_trained, specs_for, sweep_plan, train_missing
+from .training.entries import get_trained
+from .training.missing import train_missing
+from .training.spec import specs_for, sweep_plan
 from .verdicts import evaluate_catalog
 
 
@@ -96,7 +98,7 @@ class Run:
         is an image of the probe class. Raises ModelError, DataError or ValueError
         naming the thing and the fix."""
         from .modelio import check_layers
-        from .training import checked_config, recipe_functions
+        from .training.spec import checked_config, recipe_functions
 
         for role in self.roles:
             build = recipe_functions(self.experiment, role)[0]
@@ -209,7 +211,7 @@ class Run:
         return list(dict.fromkeys(specs))
 
     def _missing(self, specs) -> list:
-        from .training import is_cached
+        from .training.entries import is_cached
 
         return [s for s in dict.fromkeys(specs)
                 if self._retrain(s) or not is_cached(s, self.data.fingerprint, self.cache_dir)]
@@ -221,8 +223,9 @@ class Run:
         The plan's counts go to ``plan_status``."""
         from . import forecast
         from .errors import TrainingBudgetError
-        from .plan_progress import recorded, rough
-        from .training import default_workers, recipe_functions
+        from .training.progress import recorded, rough
+        from .training.executors.local import default_workers
+        from .training.spec import recipe_functions
 
         if "budget" in self.plan_status:  # refused once: refused for the whole session
             raise TrainingBudgetError(self.plan_status["budget"])
@@ -259,7 +262,7 @@ class Run:
     def plan_summary(self) -> dict:
         """``{"planned", "cached", "trained", "not_trained", "reason"}``: the models this
         run asked for, found cached, trained here, and left untrained (with why)."""
-        from .training import is_cached
+        from .training.entries import is_cached
 
         groups = self.plan_status.get("groups", {})
         missing = [s for s, state in groups.items() if state == "missing"]

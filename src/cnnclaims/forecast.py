@@ -9,7 +9,7 @@ give each model's time:
 
     seconds = epochs x (n_train / training images/s + n_val / evaluation images/s)
 
-per worker, scheduled longest first on the workers (``schedule.lpt_makespan``).
+per worker, scheduled longest first on the workers (``training.progress.lpt_makespan``).
 ``epochs`` is the epoch limit for the upper bound, and for the expected time the
 median epochs to early stopping of cached models of the same group and size (else of
 the same epoch limit and patience; else the limit). Epoch counts travel between
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .schedule import lpt_makespan
+from .training.progress import lpt_makespan
 
 MEASURE_IMAGES = 3200  # per timed epoch: two executions of 50 steps of 32 images
 # Fixed cost of one model beyond its epochs (building, compiling, tracing, the final
@@ -144,7 +144,7 @@ class Prediction:
     throughput: Throughput
 
     def line(self, what: str) -> str:
-        from .plan_progress import rough
+        from .training.progress import rough
 
         tp = self.throughput
         return (f"cnnclaims: predicted {rough(self.expected)} to train {what} on {self.workers} "
@@ -155,7 +155,7 @@ class Prediction:
 
 def predict(specs, n_val: int, throughput, records, workers: int) -> Prediction:
     """The wall time of training ``specs`` on ``workers`` workers, with epoch counts
-    from ``records`` (``plan_progress.recorded``). ``throughput``: one Throughput for
+    from ``records`` (``training.progress.recorded``). ``throughput``: one Throughput for
     every spec, or a function from a spec to its recipe's."""
     specs = list(dict.fromkeys(specs))
     tp_of = throughput if callable(throughput) else (lambda spec: throughput)

@@ -37,7 +37,7 @@ def verify_entry(folder: Path) -> str | None:
     """None when a model entry is intact: its record is a valid record (fields and
     types) matching its checksum and its folder's key, and ``model.keras`` matches the
     record's SHA-256; else what is wrong, naming the file. Reads only."""
-    from .training import check_record, record_checksum
+    from .training.entries import check_record, record_checksum
 
     record_path = folder / "record.json"
     try:
@@ -156,8 +156,10 @@ def prune(cache_dir, older_than_days: float | None = None, match: str | None = N
                 pass  # unreadable: not of these versions either
         chosen.append(folder)
     if not dry_run:
+        from .training.entries import entry_lock
+
         for folder in chosen:
-            with cache.file_lock(folder.with_suffix(".lock")):
+            with entry_lock(folder):
                 shutil.rmtree(folder, ignore_errors=True)
             folder.with_suffix(".lock").unlink(missing_ok=True)
     return chosen
@@ -169,7 +171,7 @@ def plan_key(run) -> str:
     the specs, data content, library versions, numerics and training code version),
     as ``cnnclaims-<pins key family>-<profile>-<16 hex digits>``."""
     from .compat import version_family
-    from .training import cache_key
+    from .training.spec import cache_key
 
     keys = sorted(cache_key(s, run.data.fingerprint) for s in run.plan_specs())
     return f"cnnclaims-{version_family()}-{run.profile.name}-{cache.stable_hash(keys)[:16]}"

@@ -4,9 +4,9 @@ machine with more cores, or a cluster, and from which worker count more workers 
 helping because the longest single model bounds the makespan.
 
 Each model's time is the mean recorded ``train_seconds`` of models of its size
-(``plan_progress.estimate``: same n_train, epoch limit and patience), scaled from the
+(``training.progress.estimate``: same n_train, epoch limit and patience), scaled from the
 nearest recorded size where its own has no record (the table says which). Schedules are
-longest-processing-time-first (``schedule.makespan_table``), with the lower bound
+longest-processing-time-first (``training.progress.makespan_table``), with the lower bound
 ``max(total / workers, longest model)``. Worker count here means independent training
 processes, one TensorFlow thread each, as the local pool runs them; the recorded times
 come from whatever machine trained them (2 busy cores here), so read the absolute
@@ -17,8 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .plan_progress import estimate
-from .schedule import lpt_makespan, makespan_table
+from .training.progress import estimate, lpt_makespan, makespan_table
 
 WORKERS = (1, 2, 4, 8, 16, 64, 256)
 
@@ -26,7 +25,7 @@ WORKERS = (1, 2, 4, 8, 16, 64, 256)
 @dataclass(frozen=True)
 class Job:
     """One model of a plan: ``label``, ``n_train`` (images), ``seconds`` (predicted
-    training time) and ``basis`` (``plan_progress.Estimate.basis``)."""
+    training time) and ``basis`` (``training.progress.Estimate.basis``)."""
 
     label: str
     n_train: int
@@ -38,7 +37,7 @@ def plan_jobs(items, records, max_epochs: int | None = None, patience: int | Non
     """The jobs of a plan: ``items`` are TrainSpecs (or anything with ``n_train``,
     ``max_epochs``, ``patience``) or ``(label, n_train)`` pairs, which take
     ``max_epochs`` and ``patience`` from the arguments (the profile's); ``records``:
-    record dicts (``plan_progress.recorded(cache_dir)``).
+    record dicts (``training.progress.recorded(cache_dir)``).
 
     Raises ValueError naming the item when a pair comes without ``max_epochs`` and
     ``patience``, or an item is neither form."""
@@ -80,7 +79,7 @@ def simulate(items, records, workers=WORKERS, max_epochs: int | None = None, pat
     """The makespan of a plan (``plan_jobs`` arguments) on each of ``workers``.
 
     Returns ``{"jobs": [Job], "rows": [row per worker count: workers, makespan_s,
-    lower_bound_s, speedup, bound_by_longest] (schedule.makespan_table), "total_s",
+    lower_bound_s, speedup, bound_by_longest] (training.progress.makespan_table), "total_s",
     "longest_s", "knee": int | None (see ``knee``), "scaled": sorted n_train estimated
     from another size}``; seconds throughout.
 
@@ -140,7 +139,7 @@ def run_plans(run, records) -> dict:
     sweep, the sweep's new models and both together. Reads the sweep's plan (and so the
     data) only when the profile has sizes."""
     from .declaration import SWEEP
-    from .training import specs_for
+    from .training.spec import specs_for
 
     profile = run.profile
     main = [s for role in run.roles for s in specs_for(profile, role, run.experiment)]

@@ -19,8 +19,9 @@ Two modes (``--numerics``, ``$CNNCLAIMS_NUMERICS``):
   set, recorded): the fastest, bit-identical only on machines with the same CPU
   features.
 
-This module is a leaf: it imports nothing of TensorFlow or of the package, so the
-plugin and the command line can apply it before anything imports TensorFlow.
+This module imports nothing of TensorFlow, and of the package only the leaves
+``errors`` and ``options``, so the plugin and the command line can apply it before
+anything imports TensorFlow (``check_options``).
 ``compat`` applies it at import (every process that trains or evaluates imports
 TensorFlow through ``compat``), and the variables it sets are in ``os.environ``, so
 spawned training workers and a Ray started here inherit them.
@@ -32,9 +33,9 @@ import platform
 import sys
 
 from .errors import CnnClaimsError
+from .options import ENV_NUMERICS
+from .options import NUMERICS_MODES as MODES
 
-ENV_NUMERICS = "CNNCLAIMS_NUMERICS"
-MODES = ("portable", "native")
 DEFAULT_MODE = "portable"
 ISA_CAP = "AVX2"
 PORTABLE_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": ISA_CAP}
@@ -158,6 +159,18 @@ def apply(value: str | None = None) -> str:
         os.environ.update(missing)
     os.environ[ENV_NUMERICS] = chosen
     return chosen
+
+
+def check_options(get) -> None:
+    """What both front ends (the pytest plugin, the command line) call at start with
+    their ``get(flag)``: the numerics of ``--numerics`` applied first (``apply``:
+    nothing after it may start TensorFlow with other settings), then every other
+    option validated (``options.check``). Raises NumericsError or ValueError naming the
+    option and the fix."""
+    from .options import check
+
+    apply(get("--numerics"))
+    check(get)
 
 
 def _portable_text() -> str:

@@ -5,25 +5,35 @@ type, default and help; ``add_to_pytest`` and ``add_to_argparse`` turn the table
 pytest's and argparse's options, and ``check`` validates the values the same way for
 both (pytest: one ``UsageError`` at start; the command line: one ``error:`` line).
 The help text says the environment variable, so the two front ends cannot drift.
+
+A leaf: the environment variables' names are declared here, and the modules that
+read them import them from here (``cache``, ``data``, ``declaration``, ``numerics``,
+``probe`` keep them as names of their own). The executors come from their registry,
+``training.executors``, which imports nothing of the package either. The numerics are
+applied (before anything imports TensorFlow) by ``numerics.check_options``, which the
+front ends call: it applies them, then calls ``check``.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
-from .cache import ENV_CACHE
-from .data import ENV_DATA
-from .declaration import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
-from .numerics import ENV_NUMERICS, MODES
-from .probe import ENV_PROBE
+from .training.executors import NAMES as EXECUTORS
+from .training.executors import REGISTRY, missing_text
 
+ENV_CACHE = "CNNCLAIMS_CACHE"  # read by cache.default_cache_dir
+ENV_DATA = "CNNCLAIMS_DATA"  # read by data.load_cifar10
+ENV_EXPERIMENT = "CNNCLAIMS_EXPERIMENT"  # read by declaration.load_experiment
+DEFAULT_EXPERIMENT = "cnnclaims.article:ARTICLE"
+ENV_NUMERICS = "CNNCLAIMS_NUMERICS"  # read by numerics.mode
+NUMERICS_MODES = ("portable", "native")
+ENV_PROBE = "CNNCLAIMS_PROBE"  # read by probe.probe_index
 ENV_WORKERS = "CNNCLAIMS_WORKERS"  # read by training.default_workers
 ENV_PROFILE = "CNNCLAIMS_PROFILE"
 ENV_ARTIFACTS = "CNNCLAIMS_ARTIFACTS"
 ENV_EXECUTOR = "CNNCLAIMS_EXECUTOR"  # read by executor_choice (experiment.Run.train)
 ENV_RAY_ADDRESS = "CNNCLAIMS_RAY_ADDRESS"
 ENV_TIME_BUDGET = "CNNCLAIMS_TIME_BUDGET"
-EXECUTORS = ("local", "ray")
 BOTH, PYTEST, CLI = ("pytest", "cli"), ("pytest",), ("cli",)
 
 
@@ -76,7 +86,7 @@ OPTIONS = (
            "started for the run, one CPU per worker)", ENV_RAY_ADDRESS),
     Option("--numerics", "portable: the same bits on every x86-64 CPU with AVX2 (oneDNN custom operations on, "
            "its kernels capped at AVX2; the default), or native: TensorFlow's defaults on this CPU (faster, models "
-           "and pins of their own)", ENV_NUMERICS, choices=MODES),
+           "and pins of their own)", ENV_NUMERICS, choices=NUMERICS_MODES),
     Option("--time-budget", "minutes the missing models may take to train, as predicted from throughput measured "
            "here before training: a longer plan trains nothing and its claims are reported skipped, saying so "
            "(default: no limit)", ENV_TIME_BUDGET, type=float),
@@ -125,12 +135,8 @@ def positive_int_env(name: str, what: str) -> int | None:
 
 def check(get) -> None:
     """Validate the options ``get(flag)`` returns, and their environment variables,
-    before any work, and fix the numerics (``numerics.apply``) before anything imports
-    TensorFlow. Raises ValueError naming the option and the fix."""
-    from .numerics import apply
-
-    apply(get("--numerics"))  # first: nothing after it may start TensorFlow with other settings
-
+    before any work. Raises ValueError naming the option and the fix. (``--numerics``
+    is checked by ``numerics.apply``, which ``numerics.check_options`` calls first.)"""
     workers = get("--workers")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
@@ -160,23 +166,22 @@ def check(get) -> None:
 def executor_choice(value: str | None = None) -> str:
     """The executor that trains models: ``value`` (``--executor``), else
     $CNNCLAIMS_EXECUTOR, else "local". Raises ValueError naming the value and the
-    choices for another name, and for "ray" where Ray is not installed, saying how to
-    install it (checked here, at start, not after the data is decoded)."""
+    choices for another name, and for one whose required module is not installed (Ray
+    for "ray"), saying how to install it (checked here, at start, not after the data
+    is decoded)."""
     import importlib.util
 
     chosen = value or os.environ.get(ENV_EXECUTOR) or "local"
     if chosen not in EXECUTORS:
         where = "--executor" if value else f"${ENV_EXECUTOR}"
         raise ValueError(f"{where} {chosen!r} is not an executor; choose one of {', '.join(EXECUTORS)}")
+    requires = REGISTRY[chosen].requires
     try:
-        found = importlib.util.find_spec("ray") is not None
-    except ValueError:  # a module "ray" without a spec (sys.modules["ray"] = None: blocked)
+        found = not requires or importlib.util.find_spec(requires) is not None
+    except ValueError:  # a module without a spec (sys.modules["ray"] = None: blocked)
         found = False
-    if chosen == "ray" and not found:
-        from .ray_executor import RAY_HINT
-
-        raise ValueError(f"--executor=ray needs Ray, which is not installed here; install it with {RAY_HINT}, "
-                         "or train with --executor=local")
+    if not found:
+        raise ValueError(missing_text(chosen))
     return chosen
 
 

@@ -58,7 +58,8 @@ def probe_data(n: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
 def train_digest() -> tuple[str, float]:
     """(weight digest, seconds) of the probe's one-epoch training through
     ``training.fit`` (validation on the first 200 images: it changes no weight)."""
-    from .training import TrainSpec, fit, weights_sha256
+    from .training.fitting import fit, weights_sha256
+    from .training.spec import TrainSpec
 
     x, y = probe_data()
     spec = TrainSpec("probe", len(x), SEED, max_epochs=1, patience=1)

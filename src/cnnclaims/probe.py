@@ -11,8 +11,7 @@ import os
 import numpy as np
 
 from .errors import DataError
-
-ENV_PROBE = "CNNCLAIMS_PROBE"
+from .options import ENV_PROBE
 
 
 def _name(classes, k: int) -> str:

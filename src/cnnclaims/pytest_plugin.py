@@ -129,7 +129,7 @@ def _check_usage(config) -> None:
     of every test (whether the probe index names an image of the probe class needs the
     data: checked later)."""
     from .errors import CnnClaimsError
-    from .options import check
+    from .numerics import check_options as check
 
     _check_rootdir(config)
     try:

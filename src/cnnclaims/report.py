@@ -286,7 +286,7 @@ def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:
     still written."""
     from . import plots
     from .makespan import makespan_figure, markdown, run_plans
-    from .plan_progress import usable_record, recorded
+    from .training.progress import recorded, usable_record
 
     cached = recorded(exp.cache_dir)
     keys = {r.get("key") for r in cached}

@@ -57,7 +57,7 @@ def is_cached(run, spec) -> bool:
 
 
 def _problem(run, spec) -> str | None:
-    from .training import entry_problem
+    from .training.entries import entry_problem
 
     return entry_problem(spec, run.data.fingerprint, run.cache_dir)
 
@@ -103,7 +103,8 @@ def missing(run, specs) -> list[dict]:
 
 
 def _cached_record(run, spec):
-    from .training import cache_key, entry_dir
+    from .training.entries import entry_dir
+    from .training.spec import cache_key
 
     folder = entry_dir(run.cache_dir, spec, cache_key(spec, run.data.fingerprint))
     if not (folder / "record.json").is_file():
@@ -117,7 +118,7 @@ def _weights_digest(record, folder) -> str:
     if record.get("weights_sha256"):
         return record["weights_sha256"]
     from .compat import load_model
-    from .training import weights_sha256
+    from .training.fitting import weights_sha256
 
     return weights_sha256(load_model(folder / "model.keras"))
 
@@ -131,9 +132,8 @@ def choose(run, specs, budget_s: float | None, workers: int, progress) -> list[t
     if budget_s is None:
         return [(s, None) for s in specs]
     from . import forecast
-    from .plan_progress import recorded
-    from .schedule import lpt_makespan
-    from .training import recipe_functions
+    from .training.progress import lpt_makespan, recorded
+    from .training.spec import recipe_functions
 
     def build_of(s):
         return (run.sweep["recipes"].get(s.role) or recipe_functions(run.experiment, s.role))[0]
@@ -166,7 +166,8 @@ def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dic
     ("whole model" or "first K epochs"), ``identical`` (bool; None for a spec the
     cache lacks, see ``missing``: nothing is retrained for it), ``why`` (what differs),
     ``seconds``."""
-    from .training import get_trained, train_missing
+    from .training.entries import get_trained
+    from .training.missing import train_missing
 
     rows, todo = [], []
     for spec, epochs in plan:

@@ -97,7 +97,8 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     from .experiment import Run
     from .declaration import SWEEP, load_experiment
     from .modelio import fed, model_io, output_index, probabilities
-    from .training import TrainedModel, recipe_functions, specs_for
+    from .training.entries import TrainedModel
+    from .training.spec import recipe_functions, specs_for
 
     tmp = Path(tmp)
     declared = load_experiment(experiment)
@@ -146,13 +147,14 @@ class SlowToSend(str):
 
 
 def chatty_worker(spec, *args, lines: int = 50, **kwargs):
-    """A stand-in for ``training._worker_train`` (importable by spawned workers) that
+    """A stand-in for ``training.executors.local._worker_train`` (importable by spawned workers) that
     trains nothing: it says ``lines`` progress lines, the last one slow to send, and
     returns at once, as a real worker says "trained ..." just before its result."""
-    from .training import _WORKER
+    from .training.executors.local import worker_progress
 
+    progress = worker_progress()
     for i in range(lines):
-        _WORKER["progress"](f"{spec.label} line {i}" if i < lines - 1 else SlowToSend(f"{spec.label} line {i}"))
+        progress(f"{spec.label} line {i}" if i < lines - 1 else SlowToSend(f"{spec.label} line {i}"))
     return spec.label
 
 

@@ -1,27 +1,87 @@
 """Progress of a training plan: which models run and at which epoch, how many are done
-out of how many planned, the elapsed time, and an ETA for the whole plan.
+out of how many planned, the elapsed time, and an ETA for the whole plan; and the
+makespan of a plan on W workers (longest-processing-time-first list scheduling).
 
 The ETA is predicted from the recorded training times of models of the same size
 (``record.json`` in the cache's models folder): the longest-processing-time-first
-makespan (``schedule.lpt_makespan``) of the work left on the plan's workers, where a
-running model keeps its worker for its estimate less the time it has run. Once models
-finish in this run, the estimates are corrected by the ratio of their observed to
-their estimated times (a busier or faster machine than the one that recorded them).
+makespan (``lpt_makespan``) of the work left on the plan's workers, where a running
+model keeps its worker for its estimate less the time it has run. Once models finish
+in this run, the estimates are corrected by the ratio of their observed to their
+estimated times (a busier or faster machine than the one that recorded them).
 
 Every executor reports the same three events (``started``, ``epoch``, ``finished``) to
-a ``PlanProgress``: the local process pool (``training.train_missing``) and the Ray
-executor. Nothing here trains or imports TensorFlow; the clock is injected, so the
-lines are testable without waiting.
+a ``PlanProgress``: its workers talk through a ``ProgressChannel``, and the driver
+passes what they said on with ``relay``. Nothing here trains or imports TensorFlow;
+the clock is injected, so the lines are testable without waiting.
+
+LPT (Graham 1969): sort the jobs longest first and give each to the worker that frees
+up first. Its makespan is at most (4/3 - 1/(3W)) times the optimum, and never below
+the two lower bounds ``max(longest job, total / W)``; once W exceeds the number of
+jobs, or the longest job dominates, adding workers cannot help: the longest single
+model bounds the makespan.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schedule import lpt_makespan
+import numpy as np
+
+# --- the makespan of a plan -----------------------------------------------------------
+
+def lpt_makespan(seconds, workers: int, busy=()) -> float:
+    """Makespan in seconds of jobs ``seconds`` ((n,) non-negative floats) on
+    ``workers`` identical workers under LPT list scheduling.
+
+    ``busy``: seconds that some workers (at most ``workers``) still need for a job
+    already running on them ((k,) non-negative floats, k <= workers): a running job
+    stays where it is, and the queued jobs go to whichever worker frees up first (what
+    a pool does while a plan is under way; ``PlanProgress`` predicts its ETA so).
+
+    Raises ValueError for fewer than one worker, a negative or non-finite time, or
+    more busy workers than workers."""
+    t = np.asarray(seconds, dtype=np.float64).ravel()
+    b = np.asarray(busy, dtype=np.float64).ravel()
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    for name, values in (("job times", t), ("busy times", b)):
+        if values.size and (not np.isfinite(values).all() or (values < 0).any()):
+            raise ValueError(f"{name} must be finite and non-negative seconds")
+    if b.size > workers:
+        raise ValueError(f"{b.size} busy workers but only {workers} workers; pass at most one busy time per worker")
+    # Idle workers beyond the job count never receive a job: leaving them out keeps
+    # the heap small for 256 workers and gives the same maximum.
+    loads = [float(x) for x in b] + [0.0] * min(workers - b.size, t.size) or [0.0]
+    heapq.heapify(loads)
+    for job in np.sort(t)[::-1]:
+        heapq.heappush(loads, heapq.heappop(loads) + float(job))
+    return max(loads)
+
+
+def lower_bound(seconds, workers: int) -> float:
+    """``max(longest job, total / workers)``: no schedule finishes sooner."""
+    t = np.asarray(seconds, dtype=np.float64).ravel()
+    return float(max(t.max(initial=0.0), t.sum() / workers))
+
+
+def makespan_table(seconds, workers=(1, 2, 4, 8, 16, 64, 256)) -> list[dict]:
+    """One row per worker count: ``workers``, ``makespan_s`` (LPT), ``lower_bound_s``,
+    ``speedup`` over one worker, and ``bound_by_longest`` (the longest single model
+    is the makespan: more workers cannot help)."""
+    t = np.asarray(seconds, dtype=np.float64).ravel()
+    one = lpt_makespan(t, 1)
+    longest = float(t.max(initial=0.0))
+    rows = []
+    for w in workers:
+        ms = lpt_makespan(t, w)
+        rows.append({"workers": int(w), "makespan_s": ms, "lower_bound_s": lower_bound(t, w),
+                     "speedup": one / ms if ms > 0 else float("nan"),
+                     "bound_by_longest": bool(np.isclose(ms, longest))})
+    return rows
 
 
 # --- recorded times -----------------------------------------------------------------
@@ -112,7 +172,7 @@ def estimate(specs, records) -> list[Estimate]:
     for i, r in enumerate(records):
         if not usable_record(r):
             raise ValueError(f"record {i} of {len(records)}: needs spec.n_train, spec.max_epochs, spec.patience "
-                             "and a finite train_seconds >= 0; read records with plan_progress.recorded(cache_dir), "
+                             "and a finite train_seconds >= 0; read records with progress.recorded(cache_dir), "
                              "which skips unusable ones")
         n, epochs, patience = _size(r["spec"], "record spec")
         by_setting.setdefault((epochs, patience), {}).setdefault(n, []).append(float(r["train_seconds"]))
@@ -313,3 +373,40 @@ class PlanProgress:
         line = (f"plan {len(self._done)}/{len(self.specs)} done, running: {', '.join(running) or 'none'}; "
                 f"elapsed {duration(self.clock() - self.t0)}, {eta}")
         return f"cnnclaims: {line}" if prefix else line
+
+
+# --- what workers say, and passing it on ------------------------------------------------
+
+class ProgressChannel:
+    """A training worker's ``progress``: text lines, and with ``event`` the events of the
+    model it trains (``spec``; none while it is None), each handed to ``send``, which
+    carries it to the driver: a local worker's SimpleQueue ``put`` (written before it
+    returns), a Ray task's put to its lines actor. A line is a string and an event a
+    tuple ``(kind, spec, *args)``, so ``relay`` tells them apart. ``last`` is what the
+    last ``send`` returned (a Ray task waits for it before it returns its result)."""
+
+    def __init__(self, send, spec=None):
+        self.send, self.spec, self.last = send, spec, None
+
+    def __call__(self, line: str) -> None:
+        self.last = self.send(line)
+
+    def event(self, kind: str, *args) -> None:
+        if self.spec is not None:
+            self.last = self.send((kind, self.spec, *args))
+
+
+def relay(messages, progress, plan=None) -> None:
+    """Pass on what workers said (``messages``, an iterable of what ``ProgressChannel``
+    sent): a text line to ``progress``, an event ``(kind, spec, *args)`` to ``plan``'s
+    method of that name (``started``, ``epoch``, ``finished``: a ``PlanProgress``);
+    without a plan an epoch is said as the plain epoch line and other events not at all."""
+    for message in messages:
+        if isinstance(message, str):
+            progress(message)
+        elif plan is not None:
+            kind, spec, *args = message
+            getattr(plan, kind)(spec, *args)
+        elif message[0] == "epoch":
+            _, spec, epoch, max_epochs, detail = message
+            progress(f"cnnclaims: [{spec.label}] epoch {epoch}/{max_epochs} {detail}")

@@ -6,13 +6,13 @@ Who does what:
 - This process (the *driver*) puts the training data into Ray's object store once
   and submits one task per missing model, longest first, each asking for one CPU.
 - A task trains its model with one TensorFlow thread, exactly as a local worker does
-  (``training._train_entry``: same code, same seed, so the same bits), in a temporary
+  (``entries.train_entry``: same code, same seed, so the same bits), in a temporary
   folder on its own node, and returns the model file's bytes and its record.
 - The driver checks what comes back (record fields, checksum, key, spec, versions, the
   model bytes' SHA-256) and writes it into its own cache entry the way a local run
-  does (``<entry>.partial``, renamed into place, under the entry's file lock, which
-  it holds from before the task is submitted). The workers need no shared
-  filesystem and never see the cache.
+  does (``<entry>.partial``, renamed into place, under the entry's lock,
+  ``entries.entry_lock``, which it holds from before the task is submitted). The
+  workers need no shared filesystem and never see the cache.
 
 A worker process or node that dies mid-training makes Ray run the task again (up to
 ``TASK_RETRIES`` times); only a task's returned result is stored, so each model lands
@@ -20,8 +20,9 @@ once. Ctrl-C or SIGTERM in the driver cancels every outstanding task (force: the
 processes are killed), stores nothing further, shuts down the Ray this call started
 and re-raises.
 
-Ray is an optional dependency (``pip install -e ".[ray]"``): nothing here imports it
-before it is needed, and its absence is one ``RayMissingError`` naming that command.
+Ray is an optional dependency (``pip install -e ".[ray]"``, see ``REGISTRY``): nothing
+here imports it before it is needed, and its absence is one ``RayMissingError`` naming
+that command.
 """
 from __future__ import annotations
 
@@ -38,10 +39,14 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import CacheError, CnnClaimsError
-from .numerics import KERNEL_VARIABLES
+from ... import cache, compat
+from ...errors import CacheError, CnnClaimsError
+from ...numerics import KERNEL_VARIABLES
+from ..entries import building, check_record, entry_dir, entry_lock, is_cached, load_entry, record_checksum, train_entry
+from ..progress import PlanProgress, ProgressChannel, relay
+from ..spec import cache_key, spec_dict
+from . import TrainJob, missing_text, sigterm_interrupts, stopped
 
-RAY_HINT = 'pip install -e ".[ray]"'
 # How often Ray starts a task again whose worker process or node died (a crash, the
 # OOM killer, a lost node). A task's own exception is never retried: it would fail
 # the same way (retry_exceptions=False).
@@ -75,9 +80,20 @@ def import_ray():
     try:
         import ray
     except ImportError as exc:
-        raise RayMissingError(f"--executor=ray needs Ray, which is not installed here ({exc}); install it with "
-                              f"{RAY_HINT}, or train with --executor=local") from None
+        raise RayMissingError(missing_text("ray", str(exc))) from None
     return ray
+
+
+class RayExecutor:
+    """Every missing model, even one, as a Ray task (``train_with_ray``): its tasks may
+    run on other machines."""
+
+    def takes(self, n_models: int, workers: int) -> bool:
+        return True
+
+    def train(self, job: TrainJob) -> list:
+        return train_with_ray(job.missing, job.data, job.cache_dir, job.retrain, job.workers, job.progress,
+                              job.recipes, job.address, io=job.io)
 
 
 def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progress, recipes: dict,
@@ -95,7 +111,7 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
     cluster's head, or ``ray://...``) the cluster's CPUs decide how many run at once.
 
     Every line a task said has been passed to ``progress`` when this returns; the
-    tasks' events (started, epoch, finished) go to a ``plan_progress.PlanProgress``,
+    tasks' events (started, epoch, finished) go to a ``progress.PlanProgress``,
     which says them with the plan's status and ETA.
 
     A model whose entry another process holds locked (training it) is left to that
@@ -107,22 +123,22 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
     WorkerCrashedError when a task's process died ``TASK_RETRIES + 1`` times, and
     KeyboardInterrupt on Ctrl-C or SIGTERM (after cancelling every task)."""
     ray = import_ray()
-    from . import training
-
     cache_dir = Path(cache_dir)
-    keys = {spec: training.cache_key(spec, data.fingerprint) for spec in missing}
+    keys = {spec: cache_key(spec, data.fingerprint) for spec in missing}
     # Each entry's lock is held from before its task is submitted until it is stored,
     # as get_trained holds it while it trains: another process (a pytest-xdist worker)
     # that wants the model waits for it instead of training it a second time, and a
-    # model another process is training is left to it here.
-    with _EntryLocks() as locks:
+    # model another process is training is left to it here. A lock file that cannot be
+    # created (a read-only cache) is an OSError.
+    with contextlib.ExitStack() as held:
         mine = []
         for spec in missing:
-            if locks.take(training.entry_dir(cache_dir, spec, keys[spec])):
-                if retrain or not training.is_cached(spec, data.fingerprint, cache_dir):
+            with contextlib.ExitStack() as lock:
+                # (a model stored by another process since the caller looked is not mine either)
+                if lock.enter_context(entry_lock(entry_dir(cache_dir, spec, keys[spec]), wait=False)) and (
+                        retrain or not is_cached(spec, data.fingerprint, cache_dir)):
                     mine.append(spec)
-                else:  # stored by another process since the caller looked
-                    locks.release_last()
+                    held.push(lock.pop_all())  # kept until the model is stored
         if len(mine) < len(missing):
             progress(f"cnnclaims: {len(missing) - len(mine)} of the {len(missing)} models are trained (or were just "
                      "stored) by another process; they are loaded when needed")
@@ -132,9 +148,6 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
 
 
 def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, recipes, address, io=None) -> None:
-    from . import compat, training
-    from .plan_progress import PlanProgress
-
     t0 = time.perf_counter()
     with _connected(ray, address, workers) as (where, cpus, started_here):
         progress(f"cnnclaims: training {len(missing)} models through Ray ({where}; one CPU and "
@@ -157,26 +170,26 @@ def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, reci
         blobs = {role: pickle.dumps((recipe, io)) for role, recipe in recipes.items()}
         versions, path = compat.versions(), list(sys.path)
         pending = {}
-        for i, spec in enumerate(missing):
+        for spec in missing:
             key = keys[spec]
-            ref = task.remote(i, spec, key, data_ref, blobs[spec.role], path, lines, compat.TF_THREADS, versions)
-            pending[ref] = (i, spec, key)
+            ref = task.remote(spec, key, data_ref, blobs[spec.role], path, lines, compat.TF_THREADS, versions)
+            pending[ref] = (spec, key)
         # Its ETA spreads the plan over the CPUs that can take a task.
         plan = _Plan(PlanProgress(missing, max(1, min(cpus, len(missing))), cache_dir, progress), progress)
-        received = []  # the signal numbers of SIGTERMs received
+        received = []  # the signal numbers of SIGTERMs received (sigterm_interrupts fills it)
         try:
-            with _sigterm_interrupts(received):
+            with sigterm_interrupts() as received:
                 while pending:
                     ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-                    _relay(ray, lines, missing, plan, progress)
+                    _relay(ray, lines, plan, progress)
                     for ref in ready:
-                        i, spec, key = pending.pop(ref)
+                        spec, key = pending.pop(ref)
                         try:
                             model_bytes, record, info = ray.get(ref)
                         except Exception as exc:
                             exc.add_note(f"cnnclaims: raised by the Ray task training {spec.label}")
                             raise
-                        _relay(ray, lines, missing, plan, progress)  # its last lines came before its result
+                        _relay(ray, lines, plan, progress)  # its last lines came before its result
                         _store(spec, key, model_bytes, record, info, cache_dir, retrain, versions, lock=False)
                         plan.finished(spec, float(info["seconds"]))
         except BaseException as exc:
@@ -186,76 +199,18 @@ def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, reci
                 with contextlib.suppress(Exception):
                     ray.cancel(ref, force=True)
             with contextlib.suppress(Exception):  # what a failed task said before its error
-                _relay(ray, lines, missing, plan, progress)
+                _relay(ray, lines, plan, progress)
             if received and isinstance(exc, KeyboardInterrupt) and not str(exc):
                 # Raised from inside ray.wait, Ray turns the handler's exception into a
                 # bare KeyboardInterrupt; the message says SIGTERM (the command line's
                 # exit status 143 reads it), as the local pool's does.
-                raise KeyboardInterrupt(_stopped(received[0])) from exc
+                raise KeyboardInterrupt(stopped(received[0])) from exc
             raise
         finally:
             with contextlib.suppress(Exception):
                 ray.kill(lines)
             del data_ref
     progress(f"cnnclaims: trained {len(missing)} models through Ray in {time.perf_counter() - t0:.0f}s")
-
-
-class _EntryLocks:
-    """Cache entries' file locks (``<entry>.lock``, as ``cache.file_lock`` takes them)
-    taken without waiting and held until the ``with`` block ends."""
-
-    def __init__(self):
-        self.held = []
-
-    def __enter__(self):
-        return self
-
-    def take(self, folder: Path) -> bool:
-        """Whether this process now holds ``folder``'s lock (False: another holds it).
-        OSError when the lock file cannot be created (a read-only cache)."""
-        import fcntl
-
-        path = folder.with_suffix(".lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            return False
-        self.held.append(fh)
-        return True
-
-    def release_last(self) -> None:
-        self.held.pop().close()
-
-    def __exit__(self, *exc):
-        for fh in self.held:
-            fh.close()  # closing the file releases its flock
-        self.held.clear()
-
-
-def _stopped(signum: int) -> str:
-    return f"cnnclaims: {signal.Signals(signum).name}: training stopped"
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts(received: list):
-    """``training._sigterm_interrupts`` (SIGTERM raises KeyboardInterrupt, so the tasks
-    are cancelled as on Ctrl-C), noting each SIGTERM's number in ``received``."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        received.append(signum)
-        raise KeyboardInterrupt(_stopped(signum))
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @contextlib.contextmanager
@@ -340,9 +295,8 @@ def _cpus(ray) -> int:
 
 
 class _Lines:
-    """A Ray actor holding what the tasks say until the driver collects it:
-    ``(task index, kind, args)``, kind "line" (args: the text) or an event of
-    ``PlanProgress`` ("started", "epoch": (epoch, max_epochs, detail))."""
+    """A Ray actor holding what the tasks say (their ``ProgressChannel``'s lines and
+    events) until the driver collects it."""
 
     def __init__(self):
         self.items = []
@@ -355,12 +309,8 @@ class _Lines:
         return items
 
 
-def _relay(ray, lines, missing, plan, progress) -> None:
-    for index, kind, args in ray.get(lines.drain.remote()):
-        if kind == "line":
-            progress(*args)
-        else:
-            getattr(plan, kind)(missing[index], *args)
+def _relay(ray, lines, plan, progress) -> None:
+    relay(ray.get(lines.drain.remote()), progress, plan)
 
 
 class _Plan:
@@ -384,48 +334,17 @@ class _Plan:
         self.plan.finished(spec, seconds)
 
 
-class _TaskChannel:
-    """A Ray task's ``progress`` (as ``training._WorkerChannel`` is a local worker's):
-    text lines, and with ``event`` the epochs of its model, to the driver through the
-    ``_Lines`` actor.
-
-    A put does not wait for the actor: a task blocked in ray.get gives its CPU back to
-    Ray, which starts a queued task on it (three trainings ran on two CPUs, measured).
-    Ray runs one caller's calls to an actor in order, so ``flush`` (waiting for the
-    last) at the end of the task puts everything it said there before its result."""
-
-    def __init__(self, lines, index: int):
-        self.lines, self.index, self.last = lines, index, None
-
-    def _put(self, kind: str, args) -> None:
-        self.last = self.lines.put.remote((self.index, kind, args))
-
-    def flush(self) -> None:
-        import ray
-
-        if self.last is not None:
-            ray.get(self.last)
-
-    def __call__(self, line: str) -> None:
-        self._put("line", (line,))
-
-    def event(self, kind: str, *args) -> None:
-        self._put(kind, args)
-
-
 def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Path, retrain: bool,
            versions: dict, lock: bool = True) -> Path:
     """Write a task's result as ``spec``'s cache entry once it passes every check; the
     entry's folder. Raises RayResultError naming the model and the node otherwise.
     ``lock``: take the entry's lock (False: this process holds it already; a second
     flock on it from here would wait for ever)."""
-    from . import cache, training
-
-    folder = training.entry_dir(cache_dir, spec, key)
+    folder = entry_dir(cache_dir, spec, key)
     node = f"node {info.get('node', '?')}, pid {info.get('pid', '?')}" if isinstance(info, dict) else "unknown node"
     where = f"the Ray task for {spec.label} ({node})"
     try:
-        training.check_record(record, where)
+        check_record(record, where)
     except CacheError as exc:
         raise RayResultError(f"{exc}; the task's model was not stored") from None
     problems = []
@@ -434,46 +353,44 @@ def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Pa
                         "versions on every node (pip install -c .ci/constraints.txt ...)")
     if record["key"] != key:
         problems.append(f"its key is {record['key']}, expected {key}")
-    if record["spec"] != training.spec_dict(spec):
-        problems.append(f"its spec is {record['spec']}, expected {training.spec_dict(spec)}")
+    if record["spec"] != spec_dict(spec):
+        problems.append(f"its spec is {record['spec']}, expected {spec_dict(spec)}")
     threads = info.get("threads") if isinstance(info, dict) else None
     if threads != record["versions"].get("tf_intra_op_threads"):
         # What TensorFlow ran with, not what was asked: the key records the latter.
         problems.append(f"TensorFlow ran with {threads} intra-op threads, its record says "
                         f"{record['versions'].get('tf_intra_op_threads')}")
-    if record.get("checksum") != training.record_checksum(record):
+    if record.get("checksum") != record_checksum(record):
         problems.append("its record does not match its checksum")
     if not isinstance(model_bytes, bytes) or hashlib.sha256(model_bytes).hexdigest() != record.get("model_sha256"):
         problems.append("the model bytes do not match the record's model_sha256")
     if problems:
         raise RayResultError(f"{where} returned a model that cannot be stored: {'; '.join(problems)}")
-    with cache.file_lock(folder.with_suffix(".lock")) if lock else contextlib.nullcontext():
+    with entry_lock(folder) if lock else contextlib.nullcontext():
         if folder.exists():
             if not retrain:
                 try:  # another process (an xdist worker) stored it meanwhile: the same bits
-                    training._load_entry(spec, folder, key)
+                    load_entry(spec, folder, key)
                     return folder
                 except CacheError as exc:
                     cache.discard(folder / "record.json", str(exc))
             shutil.rmtree(folder)
         work = folder.with_name(folder.name + ".partial")
-        with training._building(work):
+        with building(work):
             (work / "model.keras").write_bytes(model_bytes)
             cache.write_json(work / "record.json", record)
             work.rename(folder)  # the entry appears complete or not at all
     return folder
 
 
-def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_path: list, lines, threads: int,
-                versions: dict):
+def _train_task(spec, key: str, data, recipe_blob: bytes, driver_path: list, lines, threads: int, versions: dict):
     """One model, in a Ray worker: ``(model.keras bytes, record, {"node", "pid",
     "threads"})``. ``data`` is the session's Dataset (Ray resolves the ObjectRef);
     ``recipe_blob`` the pickled ((build_model, subset), ModelIO), unpickled once the driver's
     import path is known here (a recipe defined in a test's or an example's module).
-    "threads" is TensorFlow's intra-op thread count as this worker ran it."""
+    "threads" is TensorFlow's intra-op thread count as this worker ran it. What it
+    says goes to the driver through ``lines`` (a ``_Lines`` actor)."""
     import ray
-
-    from . import compat, training
 
     node = ray.util.get_node_ip_address()
     # The same check as check_threads, with the reason: this worker's TensorFlow was
@@ -483,7 +400,7 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
                            f"threads, the driver with {threads}; its ${compat.ENV_THREADS} did not reach it")
     compat.check_threads()
     compat.check_numerics()
-    mine = training.cache_key(spec, data.fingerprint)
+    mine = cache_key(spec, data.fingerprint)
     if mine != key:
         # Checked before training, not after: another TensorFlow, Keras or numpy here
         # would give other weights, and the driver would refuse them hours later.
@@ -494,7 +411,11 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
         if entry not in sys.path and os.path.isdir(entry):
             sys.path.append(entry)
     (build, subset), io = pickle.loads(recipe_blob)
-    progress = _TaskChannel(lines, index)
+    # A put does not wait for the actor: a task blocked in ray.get gives its CPU back to
+    # Ray, which starts a queued task on it (three trainings ran on two CPUs, measured).
+    # Ray runs one caller's calls to an actor in order, so waiting for the last put at
+    # the end of the task puts everything it said there before its result.
+    progress = ProgressChannel(lines.put.remote, spec)
     progress.event("started")
     t0 = time.perf_counter()
     sweep_work_folders()
@@ -502,11 +423,12 @@ def _train_task(index: int, spec, key: str, data, recipe_blob: bytes, driver_pat
     root.mkdir(parents=True, exist_ok=True)
     try:
         with tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-", dir=root) as tmp:
-            folder = Path(tmp) / training.entry_dir(".", spec, key).name
-            trained = training._train_entry(spec, data, folder, key, progress, build, subset, io)
+            folder = Path(tmp) / entry_dir(".", spec, key).name
+            trained = train_entry(spec, data, folder, key, progress, build, subset, io)
             model_bytes = (folder / "model.keras").read_bytes()
     finally:  # also before an error: its lines reach the driver first
-        progress.flush()
+        if progress.last is not None:
+            ray.get(progress.last)
     # "seconds": the task's wall time, as a local worker reports it (training and saving).
     info = {"node": node, "pid": os.getpid(), "seconds": time.perf_counter() - t0,
             "threads": compat.tf.config.threading.get_intra_op_parallelism_threads()}

@@ -1,15 +1,24 @@
-"""Plan progress (which models run, done out of planned, elapsed, ETA) and the simulated
-makespan, on fake records and an injected clock: no training, no TensorFlow except
-where the worker-side wiring is checked."""
+"""cnnclaims.training.progress: plan progress (which models run, done out of planned,
+elapsed, ETA), the LPT makespan against worked examples, and the simulated makespan,
+on fake records and an injected clock: no training, no TensorFlow except where the
+worker-side wiring is checked."""
 import json
 import math
 import warnings
 
+import numpy as np
 import pytest
 
 from cnnclaims.makespan import knee, markdown, plan_jobs, simulate
-from cnnclaims.plan_progress import PlanProgress, estimate, estimate_seconds, recorded
-from cnnclaims.schedule import lpt_makespan
+from cnnclaims.training.progress import (
+    PlanProgress,
+    estimate,
+    estimate_seconds,
+    lower_bound,
+    lpt_makespan,
+    makespan_table,
+    recorded,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -189,25 +198,22 @@ def test_a_size_nothing_predicts_leaves_the_eta_unknown_and_says_which(tmp_path)
 # --- the worker-side wiring ---------------------------------------------------------
 
 class Queue:
+    """A worker's queue to the parent, as the channel sees it."""
+
     def __init__(self):
         self.items = []
 
     def put(self, item):
         self.items.append(item)
 
-    def empty(self):
-        return not self.items
-
-    def get(self):
-        return self.items.pop(0)
-
 
 def test_worker_events_reach_the_plan_and_lines_reach_progress():
-    from cnnclaims.training import ProgressCallback, TrainSpec, _relay, _WorkerChannel
+    from cnnclaims.training import ProgressCallback, TrainSpec
+    from cnnclaims.training.progress import ProgressChannel, relay
 
     spec = TrainSpec("dummy", 1000, 4, 30, 3)
     q, lines, clock = Queue(), [], Clock()
-    channel = _WorkerChannel(q)
+    channel = ProgressChannel(q.put)
     channel("a plain line")
     channel.event("started")  # no model yet: nothing to say
     channel.spec = spec
@@ -219,7 +225,7 @@ def test_worker_events_reach_the_plan_and_lines_reach_progress():
     channel.event("finished", 12.0)
     assert [m if isinstance(m, str) else m[0] for m in q.items] == ["a plain line", "started", "epoch", "finished"]
     plan = PlanProgress([spec], 2, progress=lines.append, clock=clock, records=[rec(1000, 10.0)])
-    _relay(q, lines.append, plan)
+    relay(q.items, lines.append, plan)
     assert lines[0] == "a plain line" and lines[1].startswith("cnnclaims: started dummy seed=4 n=1000")
     assert lines[2].startswith("cnnclaims: [dummy seed=4 n=1000] epoch 1/30 loss=1.5000 acc=0.2500 val_loss=1.7500 "
                                "val_acc=0.2000 (")
@@ -278,3 +284,32 @@ def test_makespan_plot_is_a_picture(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plots.save(makespan_figure({"zero": zero}), tmp_path / "z.png")
+
+
+# --- the LPT makespan against worked examples ------------------------------------------
+
+def test_graham_worst_case_example():
+    # Graham's tight example for m = 2: jobs 3, 3, 2, 2, 2. LPT gives 7, the optimum is 6
+    # (3+3 | 2+2+2): LPT is a heuristic, within 4/3 - 1/(3m) = 7/6 of the optimum.
+    assert lpt_makespan([3, 3, 2, 2, 2], 2) == 7
+    assert lower_bound([3, 3, 2, 2, 2], 2) == 6
+
+
+def test_one_worker_is_the_sum_and_many_workers_the_longest_job():
+    t = [5.0, 1.0, 2.0, 7.0]
+    assert lpt_makespan(t, 1) == 15
+    assert lpt_makespan(t, 4) == lpt_makespan(t, 256) == 7
+    rows = makespan_table(t, (1, 2, 4, 256))
+    assert [r["bound_by_longest"] for r in rows] == [False, False, True, True]
+    assert rows[1]["makespan_s"] == 8  # 7+1 | 5+2
+    assert rows[-1]["speedup"] == pytest.approx(15 / 7)
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="workers"):
+        lpt_makespan([1.0], 0)
+    with pytest.raises(ValueError, match="non-negative"):
+        lpt_makespan([1.0, -2.0], 2)
+    with pytest.raises(ValueError, match="finite"):
+        lpt_makespan([np.nan], 2)
+    assert lpt_makespan([], 3) == 0
