@@ -356,3 +356,7 @@ def test_a_claim_case_knows_whether_it_is_a_null_control():
     claim, scope, pin, key, path = case[:5]  # the 5-tuple it was
     assert (scope, pin, key) == ("seeds", None, "k")
     assert not case._replace(null=False).null and pinned.ClaimCase(*case[:5]).section == "verdicts"
+    assert pinned.null_of(case) and pinned.null_of(case, null=True) and not pinned.null_of(case[:5])
+    assert pinned.null_of(case[:5], null=True)  # a 5-tuple: the keyword decides
+    with pytest.raises(ValueError, match="null=False.*null-control case .*/seeds: drop null="):
+        pinned.null_of(case, null=False)

@@ -301,6 +301,19 @@ class ClaimCase(NamedTuple):
         return "null_control" if self.null else "verdicts"
 
 
+def null_of(case, null: bool | None = None) -> bool:
+    """Whether ``case`` is a null-control case: the ``ClaimCase`` says so; a ``null``
+    given too (``claim_checker(case, null=True)``, as before cases knew) must agree;
+    a plain 5-tuple: ``null`` alone. Raises ValueError naming the fix."""
+    known = getattr(case, "null", None)
+    if null is None:
+        return bool(known)
+    if known is not None and bool(null) != known:
+        raise ValueError(f"claim_checker(case, null={null!r}) for a {'null-control' if known else 'claim'} case "
+                         f"{case.case}: drop null=..., the case knows which it is")
+    return bool(null)
+
+
 PASSED, NO_PIN, CHANGED, NOT_SUPPORTED, FALSE_POSITIVE = (
     "passed", "no pin", "pinned verdict changed", "claim not supported", "null-control false positive")
 OutcomeKind = Literal["passed", "no pin", "pinned verdict changed", "claim not supported",

@@ -500,7 +500,7 @@ def check_claim(request, case, null: bool | None = None):
     __tracebackhide__ = True
     from . import failures, pinned
 
-    null = _case_null(case, null)
+    null = pinned.null_of(case, null)
     claim, scope, pin, key, path = case[:5]
     config = request.config
     exp = get_experiment(config)
@@ -535,18 +535,6 @@ def check_claim(request, case, null: bool | None = None):
         pytest.fail(text, pytrace=False)
     if outcome.exception is not None:
         raise outcome.exception(text)
-
-
-def _case_null(case, null: bool | None) -> bool:
-    """Whether ``case`` is a null-control case: the case says so; a ``null`` given
-    too must agree (a 5-tuple from before ``ClaimCase``: ``null`` alone)."""
-    known = getattr(case, "null", None)
-    if null is None:
-        return bool(known)
-    if known is not None and bool(null) != known:
-        raise ValueError(f"claim_checker(case, null={null!r}) for a {'null-control' if known else 'claim'} case "
-                         f"{case.claim.id}/{case.scope}: drop null=..., the case knows which it is")
-    return bool(null)
 
 
 def _pins_cached(config) -> dict:
