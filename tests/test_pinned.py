@@ -1,5 +1,7 @@
 """Pinned-verdict file semantics: keys, validation, rewrite, fragility across versions."""
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,8 +86,11 @@ def test_fragile_claims_across_families():
         ("verdicts", "C2/frogs"): {"tf2.15-keras2.15": "refuted", "tf2.21-keras3.15": "negligible"}}
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def test_repository_pins_are_valid():
-    doc = pinned.load()
+    doc = pinned.load(REPO / "tests" / "pinned_verdicts.json")
     for key in doc["entries"]:
         family, profile = key.split("/")[:2]
         assert family.startswith("tf") and profile in ("article", "smoke")
@@ -194,12 +199,164 @@ def _mine():
 MINE = _mine()  # declared in this module: its pins live beside it
 
 
-def test_outside_pytest_an_experiments_pins_are_found_beside_its_module():
+def test_outside_pytest_an_experiments_pins_are_found_beside_its_module(monkeypatch):
     """The command line's report and pin read and wrote the article's pins file for any
     experiment (a digits report listed the article's C1-C10 pins)."""
-    from pathlib import Path
+    from cnnclaims.article import ARTICLE
+    from cnnclaims.locations import pins_path_for
 
+    monkeypatch.chdir(REPO)
+    assert pins_path_for(ARTICLE) == REPO / "tests" / "pinned_verdicts.json"
+    assert pins_path_for(MINE) == Path(__file__).resolve().parent / "pinned_mine.json"
+    assert pins_path_for(MINE, explicit="elsewhere.json") == REPO / "elsewhere.json"
+
+
+def test_the_articles_pins_are_the_projects_not_the_packages(tmp_path, monkeypatch):
+    """``pinned.DEFAULT_PATH`` reached from the installed package into the checkout's
+    tests/ (from site-packages: a folder beside it). The article, declared inside the
+    package, has its pins under the project's root, as ``pytest --pyargs
+    cnnclaims.article`` run there reads them; from a subfolder too."""
+    from cnnclaims.article import ARTICLE
+    from cnnclaims.locations import pins_path_for, project_root
+
+    (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+    (tmp_path / "tests" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "tests" / "deep")
+    assert project_root() == tmp_path.resolve()
+    assert pins_path_for(ARTICLE) == tmp_path.resolve() / "tests" / "pinned_verdicts.json"
+    with pytest.deprecated_call():
+        assert pinned.path_for(ARTICLE) == tmp_path.resolve() / "tests" / "pinned_verdicts.json"
+
+
+def test_a_second_default_experiment_reads_its_own_pins(monkeypatch):
+    """With $CNNCLAIMS_EXPERIMENT naming examples/widths, the command line's report and
+    pin took it for the article (the default experiment) and read the article's pins."""
+    monkeypatch.syspath_prepend(str(REPO / "examples" / "widths"))
+    monkeypatch.setenv("CNNCLAIMS_EXPERIMENT", "widths:WIDTHS")
+    monkeypatch.chdir(REPO)
+    from cnnclaims.declaration import load_experiment
+
+    widths = load_experiment()
+    assert widths.name == "widths"
+    with pytest.deprecated_call():
+        assert pinned.path_for(widths) == REPO / "examples" / "widths" / "pinned_widths.json"
+
+
+def test_one_resolver_for_pytest_and_the_command_line(tmp_path):
+    from cnnclaims.locations import PACKAGE, resolve_pins_path
+
+    root = tmp_path / "proj"
+    (root / "tests").mkdir(parents=True)
+    kw = {"explicit": None, "rootdir": root}
+    assert resolve_pins_path("p.json", **kw) == root / "tests" / "p.json"
+    assert resolve_pins_path("p.json", **kw, beside=tmp_path) == tmp_path.resolve() / "p.json"
+    assert resolve_pins_path("p.json", **kw, beside=PACKAGE) == root / "tests" / "p.json"  # never site-packages
+    assert resolve_pins_path("p.json", **{**kw, "explicit": tmp_path / "x.json"}, beside=tmp_path) == tmp_path / "x.json"
+    (root / "tests").rmdir()
+    assert resolve_pins_path("p.json", **kw) == root / "p.json"
+
+
+# --- judge: one case against its pin ---------------------------------------------
+
+def _judge(pin, label, null=False, numbers="same", **changes):
+    """judge() of a verdict labelled ``label`` whose numbers are those pinned, or
+    pinned ``numbers`` (None: a labels-only entry), with ``changes`` to the verdict's."""
+    base = {"statistic": 2.0, "p_holm": 0.01, "effect": 0.3}
+    pins = pinned.numbers_of(numbered("C8", "seeds", label, **base)) if numbers == "same" else numbers
+    return pinned.judge(pin, pins, numbered("C8", "seeds", label, **{**base, **changes}), null, key="tfX/smoke")
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("pin,label,null,kind", [
+    ("supported", "supported", False, pinned.PASSED),
+    ("refuted", "refuted", False, pinned.NOT_SUPPORTED),  # as pinned: the strict xfail expects it
+    ("refuted", "supported", False, pinned.PASSED),  # a change to passing: strict xfail's XPASS
+    ("supported", "negligible", False, pinned.CHANGED),  # a passing pin now fails
+    ("refuted", "negligible", False, pinned.CHANGED),  # between failures: strict xfail cannot see it
+    (None, "supported", False, pinned.NO_PIN),
+    (None, "refuted", True, pinned.NO_PIN),
+    ("negligible", "negligible", True, pinned.PASSED),
+    ("supported", "supported", True, pinned.FALSE_POSITIVE),
+    ("refuted", "refuted", True, pinned.FALSE_POSITIVE),
+    ("refuted", "supported", True, pinned.CHANGED),
+    ("negligible", "underpowered", True, pinned.CHANGED),
+    ("refuted", "negligible", True, pinned.PASSED),  # a false positive gone: XPASS
+])
+def test_judge_decides_each_outcome(pin, label, null, kind):
+    out = _judge(pin, label, null)
+    assert out.kind == kind
+    assert out.failed == (kind != pinned.PASSED) and bool(out.message) == out.failed
+    assert out.supported == pinned.passes(label, null)
+    assert out.records == (pin != label)  # a new or differing case goes to .obtained for review
+    assert out.flagged == (not out.supported or pin not in (None, label))  # --plots=failed draws it
+    assert pinned.expects_failure(pin, null) == (pin is not None and not pinned.passes(pin, null))
+    expected = {pinned.CHANGED: "PinnedVerdictChanged", pinned.NOT_SUPPORTED: "ClaimNotSupported",
+                pinned.FALSE_POSITIVE: "NullControlFalsePositive"}.get(kind)
+    assert (out.exception.__name__ if out.exception else None) == expected
+
+
+@pytest.mark.unit
+def test_judges_messages():
+    assert _judge(None, "refuted").message == "no pinned verdict for C8/seeds under [tfX/smoke]: refuted, review it"
+    assert _judge("refuted", "refuted").message == "claim not supported (refuted)"
+    assert _judge("supported", "supported", null=True).message == (
+        "null control finds a direction (supported): a false positive")
+    msg = _judge("negligible", "underpowered", null=True).message
+    assert msg.startswith("C8/seeds (null control): verdict underpowered, pinned negligible [tfX/smoke] (numbers "
+                          f"compared within relative {pinned.REL_TOL:g} / absolute {pinned.ABS_TOL:g}):")
+    assert msg.splitlines()[1:] == ["    field                pinned -> obtained",
+                                    "    verdict          negligible -> underpowered"]
+    assert _judge("supported", "supported").message == ""
+
+
+@pytest.mark.unit
+def test_a_moved_number_fails_even_as_pinned_and_absent_ones_are_shown():
+    out = _judge("supported", "supported", p_holm=0.02)
+    assert out.kind == pinned.CHANGED and out.diffs == (("p_holm", 0.01, 0.02),) and not out.flagged
+    assert "verdict supported as pinned, numbers changed [tfX/smoke]" in out.message
+    assert out.message.splitlines()[-1] == "    p_holm                0.01 -> 0.02"
+    out = _judge("refuted", "refuted", ci_low=-1.0)  # under an expected failure too: not an xfail
+    assert out.kind == pinned.CHANGED and out.message.splitlines()[-1] == "    ci_low            (absent) -> -1.0"
+    assert _judge("refuted", "refuted", p_holm=0.01 * (1 + pinned.REL_TOL / 10)).kind == pinned.NOT_SUPPORTED
+
+
+@pytest.mark.unit
+def test_a_labels_only_pin_compares_labels_and_says_so():
+    assert _judge("supported", "supported", numbers=None, p_holm=0.5).kind == pinned.PASSED
+    out = _judge("refuted", "negligible", numbers=None)
+    assert out.kind == pinned.CHANGED and out.message.endswith(
+        "\n  [tfX/smoke] pins labels only (written before numbers were pinned): numbers not compared")
+
+
+@pytest.mark.unit
+def test_a_failures_whole_text_and_its_accept_hint(tmp_path):
+    from cnnclaims import failures
+
+    pins = tmp_path / "sub" / "pins.json"
+    hint = failures.accept_hint(pins, "k/smoke", (tmp_path / "o.json", ""), " --profile smoke",
+                                explicit=False, offer_cli=True, start=tmp_path)
+    assert hint == (f"\n  pinned:   {pins} (unchanged)"
+                    f"\n  obtained: {tmp_path / 'o.json'} (this run's entry for [k/smoke])"
+                    "\n  to accept this run's entry, if the change is deliberate: `pytest sub --regen-verdicts "
+                    f"--profile smoke` or `python -m cnnclaims pin --profile smoke --file {pins}`, or "
+                    f"`cp {tmp_path / 'o.json'} {pins}`; then review `git diff {pins}` and commit it")
+    hint = failures.accept_hint(pins, "k/smoke", "could not write", " --profile smoke", explicit=True,
+                                offer_cli=False)
+    assert "obtained: none, could not write" in hint and f"--pinned-verdicts {pins}`;" in hint and "cp " not in hint
+    assert failures.with_details("m", "s", "\n  h", ["a.png", "b.png"]) == "m\n  h\n  s\n  diagnostic plots: a.png, b.png"
+    assert failures.with_details("m", "s") == "m\n  s"
+
+
+@pytest.mark.unit
+def test_a_claim_case_knows_whether_it_is_a_null_control():
     from cnnclaims.article import ARTICLE
 
-    assert pinned.path_for(ARTICLE) == pinned.DEFAULT_PATH
-    assert pinned.path_for(MINE) == Path(__file__).resolve().parent / "pinned_mine.json"
+    case = pinned.ClaimCase(ARTICLE.claims[0], "seeds", None, "k", Path("p.json"), null=True)
+    assert case.null and case.section == "null_control" and case.case == f"{ARTICLE.claims[0].id}/seeds"
+    claim, scope, pin, key, path = case[:5]  # the 5-tuple it was
+    assert (scope, pin, key) == ("seeds", None, "k")
+    assert not case._replace(null=False).null and pinned.ClaimCase(*case[:5]).section == "verdicts"
+    assert pinned.null_of(case) and pinned.null_of(case, null=True) and not pinned.null_of(case[:5])
+    assert pinned.null_of(case[:5], null=True)  # a 5-tuple: the keyword decides
+    with pytest.raises(ValueError, match="null=False.*null-control case .*/seeds: drop null="):
+        pinned.null_of(case, null=False)

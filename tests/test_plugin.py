@@ -186,6 +186,17 @@ def test_plots_always_differs_from_the_default(inner, pytester):
     assert not list(plots.glob(f"{claim}-*-{scope}*.png"))
 
 
+def test_a_null_argument_that_contradicts_the_case_is_refused(inner, pytester):
+    """claim_checker(case) reads whether a case is a null control from the case
+    (pinned.ClaimCase); ``null=`` is still accepted, and must agree."""
+    run, _ = inner
+    pytester.makepyfile(test_contradicts="def test_claim(claim_case, claim_checker):\n"
+                                         "    claim_checker(claim_case, null=True)\n")
+    r = run("test_contradicts.py", "-k", "C3-last-layer-sparsity-frogs")
+    r.assert_outcomes(failed=1)
+    r.stdout.fnmatch_lines(["*claim_checker(case, null=True) for a claim case C3/frogs: drop null=...*"])
+
+
 def test_ids_select_claims(inner):
     run, _ = inner
     r = run("--collect-only", "-q", "-k", "C3")

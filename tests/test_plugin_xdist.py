@@ -43,7 +43,7 @@ def test_claim(claim_case, claim_checker):
     claim_checker(claim_case)
 
 def test_null_control(null_case, claim_checker):
-    claim_checker(null_case, null=True)
+    claim_checker(null_case)  # the case knows it is a null control
 """
 
 

@@ -3,6 +3,8 @@ every embedded image decodes, and the tables carry every verdict."""
 import base64
 import io
 from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -122,3 +124,30 @@ def test_plots_are_reused_until_the_picture_or_verdict_changes(exp, tmp_path):
     before = first[0].stat().st_mtime_ns
     cached_claim_plots(exp, changed, tmp_path)
     assert first[0].stat().st_mtime_ns != before
+
+
+@pytest.mark.unit
+def test_a_report_of_examples_widths_reads_its_own_pins(monkeypatch, tmp_path):
+    """The report read the article's pins for any experiment taken for the default one
+    ($CNNCLAIMS_EXPERIMENT): a widths report listed the article's pins. It reads the
+    file ``locations.pins_path_for`` resolves, as the plugin and ``pin`` do."""
+    from cnnclaims import pinned
+    from cnnclaims.declaration import load_experiment
+
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.syspath_prepend(str(repo / "examples" / "widths"))
+    monkeypatch.setenv("CNNCLAIMS_EXPERIMENT", "widths:WIDTHS")
+    monkeypatch.chdir(repo)
+    read = []
+
+    class Read(Exception):
+        pass
+
+    def load(path):
+        read.append(Path(path))
+        raise Read  # the pins are read first: nothing else of the report is needed here
+
+    monkeypatch.setattr(pinned, "load", load)
+    with pytest.raises(Read):
+        write_report(SimpleNamespace(experiment=load_experiment()), tmp_path)
+    assert read == [repo / "examples" / "widths" / "pinned_widths.json"]

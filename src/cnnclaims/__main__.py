@@ -139,10 +139,11 @@ def cmd_makespan(args):
 
 def cmd_pin(args):
     from . import pinned
+    from .locations import pins_path_for
     from .report import verdict_table_text
 
     exp = _experiment(args)
-    path = Path(args.file or pinned.path_for(exp.experiment))
+    path = pins_path_for(exp.experiment, explicit=args.file)
     key = exp.pin_key
     pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
     print(verdict_table_text(exp.verdicts, exp.null_verdicts))
@@ -276,8 +277,9 @@ def main(argv=None):
     p.set_defaults(func=cmd_makespan)
     p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
     _common(p)
-    p.add_argument("--file", default=None, help="pinned verdicts file (default: tests/pinned_verdicts.json for the "
-                   "article; another experiment's pins_name beside the module that declares it)")
+    p.add_argument("--file", default=None, help="pinned verdicts file (default: the experiment's pins_name beside "
+                   "the module that declares it, where its test file reads it; for the article, "
+                   "tests/pinned_verdicts.json under the project's root, the folder of pytest's ini file)")
     p.set_defaults(func=cmd_pin)
     p = sub.add_parser("cache", help="the cache folder: list, verify, prune, a key for CI caches, and reproduce "
                        "(retrain a sample from scratch and compare bit for bit)",

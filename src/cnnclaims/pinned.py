@@ -23,13 +23,14 @@ import math
 import re
 import time
 from pathlib import Path
+from typing import Literal, NamedTuple
 
+from . import failures
 from .cache import atomic_path, to_jsonable
 from .compat import version_family, versions
 from .errors import CnnClaimsError
-from .verdicts import INCONCLUSIVE, VERDICTS
+from .verdicts import FALSE_POSITIVES, INCONCLUSIVE, SUPPORTED, VERDICTS
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "tests" / "pinned_verdicts.json"
 VALID = VERDICTS
 INFERENTIAL = tuple(v for v in VERDICTS if v != INCONCLUSIVE)  # frogs, seeds
 
@@ -64,28 +65,20 @@ def pin_key(profile, experiment=None, probe=None) -> str:
 
 
 def path_for(experiment) -> Path:
-    """The pins file of ``experiment`` outside pytest (the command line's ``pin`` and
-    ``report``): the default experiment's ``DEFAULT_PATH``; another experiment's
-    ``pins_name`` beside the module that declares it, where its test file keeps them
-    (``examples/digits/pinned_digits.json``). A module not found: ``pins_name`` in the
-    working directory."""
-    import sys
+    """Deprecated: ``locations.pins_path_for(experiment)``, the one resolver the plugin,
+    the report and the command line share."""
+    import warnings
 
-    from .declaration import load_experiment
+    from .locations import pins_path_for
 
-    try:
-        if load_experiment() is experiment:
-            return DEFAULT_PATH
-    except Exception:  # noqa: BLE001 - no default experiment to compare with
-        pass
-    for module in list(sys.modules.values()):
-        source = getattr(module, "__file__", None)
-        if source and any(value is experiment for value in list(vars(module).values())):
-            return Path(source).resolve().parent / experiment.pins_name
-    return Path(experiment.pins_name).resolve()
+    warnings.warn("cnnclaims.pinned.path_for is deprecated; use cnnclaims.locations.pins_path_for",
+                  DeprecationWarning, stacklevel=2)
+    return pins_path_for(experiment)
 
 
-def load(path: Path = DEFAULT_PATH) -> dict:
+def load(path: Path) -> dict:
+    """The pins file at ``path`` (``locations`` says where it is), checked; a missing
+    file is an empty one. Raises CnnClaimsError naming the file and the fix."""
     path = Path(path)
     if not path.exists():
         return {"entries": {}}
@@ -281,3 +274,127 @@ def fragile(doc: dict, profile_name: str) -> dict:
             for case, verdict in e.get(section, {}).items():
                 by_case.setdefault((section, case), {})[family] = verdict
     return {k: v for k, v in by_case.items() if len(set(v.values())) > 1}
+
+
+# --- one case against its pin: what a claim test does ------------------------------
+
+class ClaimCase(NamedTuple):
+    """One parametrized claim test: the claim (``declaration.Claim``) in one scope, its
+    pinned label (None where the pins lack it), the pin key and pins file it was read
+    from, and whether it is a null-control case (``claim_checker(case)`` reads it)."""
+
+    claim: object
+    scope: str
+    pin: str | None
+    key: str
+    path: Path
+    null: bool = False
+
+    @property
+    def case(self) -> str:
+        """``<claim id>/<scope>``, as pinned."""
+        return f"{self.claim.id}/{self.scope}"
+
+    @property
+    def section(self) -> str:
+        """The pins' section that holds it: ``verdicts`` or ``null_control``."""
+        return "null_control" if self.null else "verdicts"
+
+
+def null_of(case, null: bool | None = None) -> bool:
+    """Whether ``case`` is a null-control case: the ``ClaimCase`` says so; a ``null``
+    given too (``claim_checker(case, null=True)``, as before cases knew) must agree;
+    a plain 5-tuple: ``null`` alone. Raises ValueError naming the fix."""
+    known = getattr(case, "null", None)
+    if null is None:
+        return bool(known)
+    if known is not None and bool(null) != known:
+        raise ValueError(f"claim_checker(case, null={null!r}) for a {'null-control' if known else 'claim'} case "
+                         f"{case.case}: drop null=..., the case knows which it is")
+    return bool(null)
+
+
+PASSED, NO_PIN, CHANGED, NOT_SUPPORTED, FALSE_POSITIVE = (
+    "passed", "no pin", "pinned verdict changed", "claim not supported", "null-control false positive")
+OutcomeKind = Literal["passed", "no pin", "pinned verdict changed", "claim not supported",
+                      "null-control false positive"]
+
+
+class Outcome(NamedTuple):
+    """What ``judge`` decided for one case.
+
+    ``kind``: ``PASSED``, ``NO_PIN`` (the pins lack the case: fail, asking for review),
+    ``CHANGED`` (the label or a pinned number moved: ``failures.PinnedVerdictChanged``,
+    a failure even under strict xfail), ``NOT_SUPPORTED`` or ``FALSE_POSITIVE`` (the
+    verdict fails on its own, as pinned: a strict xfail where the pin says so);
+    ``message``: the failure's first lines ("" when passed; ``failures.with_details``
+    adds the rest); ``diffs``: ``(field, pinned, obtained)`` of what differs from the
+    pin; ``supported``: the verdict passes on its own (supported; for a null control,
+    no false positive)."""
+
+    kind: OutcomeKind
+    message: str
+    diffs: tuple = ()
+    supported: bool = True
+
+    @property
+    def failed(self) -> bool:
+        return self.kind != PASSED
+
+    @property
+    def records(self) -> bool:
+        """This run's entry goes to ``<pins>.obtained`` for review: the pins lack the
+        case or it differs from them (however it is reported: a failure, or strict
+        xfail's XPASS for a change to passing under an expected-failure pin)."""
+        return self.kind == NO_PIN or bool(self.diffs)
+
+    @property
+    def flagged(self) -> bool:
+        """The verdict fails on its own or its label moved: ``--plots=failed`` draws
+        its diagnostic plots."""
+        return not self.supported or any(field == "verdict" for field, _, _ in self.diffs)
+
+    @property
+    def exception(self) -> type[AssertionError] | None:
+        """What the claim test raises (None: it passes; NO_PIN is a plain failure)."""
+        return {CHANGED: failures.PinnedVerdictChanged, NOT_SUPPORTED: failures.ClaimNotSupported,
+                FALSE_POSITIVE: failures.NullControlFalsePositive}.get(self.kind)
+
+
+def passes(label: str | None, null: bool) -> bool:
+    """Whether ``label`` passes a claim test: supported; for a null control, not a
+    direction (a false positive)."""
+    return label not in FALSE_POSITIVES if null else label == SUPPORTED
+
+
+def expects_failure(pin: str | None, null: bool) -> bool:
+    """A case pinned as failing: collected as a strict xfail (raising
+    ``Outcome(...).exception`` of NOT_SUPPORTED or FALSE_POSITIVE)."""
+    return pin is not None and not passes(pin, null)
+
+
+def judge(pin: str | None, numbers: dict | None, verdict, null: bool, key: str = "") -> Outcome:
+    """Decide one claim case against its pin; pure (no pytest, no files).
+
+    ``pin``: the pinned label, None where the pins lack the case; ``numbers``: its
+    pinned numbers (``case_numbers``; None where the entry pins labels only: numbers
+    are not compared); ``verdict``: this run's ``verdicts.Verdict``; ``null``: a
+    null-control case; ``key``: the pin key, named in the message.
+
+    Changes strict xfail cannot see fail as CHANGED: a label that moves between two
+    failing labels (refuted -> negligible), a passing pin that now fails, or a pinned
+    number that moved beyond the tolerance. A change to passing under an
+    expected-failure pin, its numbers as pinned, is PASSED here (with ``diffs``): the
+    strict xfail reports it as XPASS."""
+    label, case = verdict.verdict, verdict.key
+    ok = passes(label, null)
+    if pin is None:
+        return Outcome(NO_PIN, failures.no_pin(case, key, label), (), ok)
+    diffs = tuple(case_diff(pin, numbers, verdict))
+    if (label != pin and (passes(pin, null) or not ok)) or any(f != "verdict" for f, _, _ in diffs):
+        return Outcome(CHANGED, failures.changed(case, key, label, pin, diffs, null, numbers is None,
+                                                 REL_TOL, ABS_TOL), diffs, ok)
+    if not ok:
+        return Outcome(FALSE_POSITIVE if null else NOT_SUPPORTED,
+                       failures.false_positive(label) if null else failures.not_supported(label), diffs, ok)
+    return Outcome(PASSED, "", diffs, ok)

@@ -12,6 +12,11 @@ controller) builds the table and ``verdicts.json`` from the reports alone. What
 belongs to the session rather than to one test (model records, null splits) comes
 from the process that ran the tests, through xdist's ``workeroutput`` from each
 worker. Workers write no verdict JSON and print no table.
+
+Hooks and fixtures only, with the few functions that read the session's state
+(``get_experiment``, ``declared``, the folders of its options): the pin policy is
+``pinned.judge``, the failure messages ``failures``, the paths ``locations``, the
+gathering of results ``session_results`` and the summary's lines ``summary``.
 """
 from __future__ import annotations
 
@@ -22,26 +27,18 @@ from pathlib import Path
 
 import pytest
 
+from . import session_results
 from .cache import ENV_CACHE, to_jsonable
+from .failures import ClaimNotSupported, NullControlFalsePositive, PinnedVerdictChanged  # noqa: F401 - their old home
+from .locations import DEFAULT_PINS_NAME, misread_path_option, resolve_pins_path, under_root
+from .options import ENV_ARTIFACTS
+from .summary import fragile_line, labels_only_line, plan_line, recorded_line
 
-from .options import ENV_ARTIFACTS  # noqa: E402
 REPORT_KEY = "cnnclaims"  # report attribute (and workeroutput key): JSON text
 _EXPERIMENT = pytest.StashKey()
 _RESULTS = pytest.StashKey()  # what the reporting process collected from reports
 _LOCAL = pytest.StashKey()  # what this process ran
 _VERDICT = pytest.StashKey()  # on an item: its verdict payload, for its report
-
-
-class ClaimNotSupported(AssertionError):
-    """The claim did not come out supported."""
-
-
-class PinnedVerdictChanged(AssertionError):
-    """The verdict differs from the pinned one (in a way strict xfail cannot see)."""
-
-
-class NullControlFalsePositive(AssertionError):
-    """The null control supports a directional claim: a false positive."""
 
 
 def pytest_addoption(parser):
@@ -59,8 +56,7 @@ def pytest_configure(config):
         "cnnclaims_experiment(experiment, null): set by cnnclaims.parametrize_claims",
     ):
         config.addinivalue_line("markers", line)
-    config.stash[_RESULTS] = {"verdicts": {}, "null": {}, "models": {}, "null_splits": None, "plan": None,
-                              "not_checked": 0}
+    config.stash[_RESULTS] = session_results.new_results()
     config.stash[_LOCAL] = {"ran": False, "ran_null": False, "recorded": False}
     if not _is_worker(config):
         config.pluginmanager.register(_ReportCollector(config), "cnnclaims-reports")
@@ -84,44 +80,14 @@ def _check_named_folders(config) -> None:
 
 
 def _check_rootdir(config) -> None:
-    """pytest picks its rootdir from the command line before it loads any plugin, so in
-    ``pytest --data PATH`` (a space, no test path given) PATH looks like a test path and
-    becomes the rootdir: no ini file, no testpaths, defaults under PATH. Say so once
-    instead of collecting the wrong folder."""
+    """A path option written with a space that pytest took for a test path, moving
+    its rootdir (``locations.misread_path_option``): one usage error, instead of
+    collecting the wrong folder."""
     if config.inipath is not None or config.args_source == pytest.Config.ArgsSource.ARGS:
         return  # an ini file was found (the rootdir is right), or test paths were named
-    args = list(config.invocation_params.args)
-    root = Path(config.rootpath).resolve()
-    start = Path(config.invocation_params.dir).resolve()
-    if root == start or _pytest_ini(start) is None:
-        return  # nothing moved the rootdir, or there was no ini file to lose
-    for flag in ("--data", "--cache-dir", "--artifacts", "--pinned-verdicts"):
-        if flag not in args or args.index(flag) + 1 >= len(args):
-            continue  # not given, or given as --flag=value (which pytest reads right)
-        value = args[args.index(flag) + 1]
-        v = Path(value).expanduser().resolve()
-        if v.exists() and (v == root or root in v.parents):
-            raise pytest.UsageError(
-                f"cnnclaims: pytest took {flag}'s value {value} for a test path and chose its rootdir from it "
-                f"({root}; no ini file, so no testpaths): it reads paths before it loads plugins. Write "
-                f"{flag}={value} (with '='), or name the tests first: pytest tests {flag} {value}")
-
-
-def _pytest_ini(folder: Path):
-    """The pytest configuration file pytest would find from ``folder`` upwards, or None
-    (the same files pytest reads: pytest.ini, pyproject.toml with [tool.pytest.ini_options],
-    tox.ini with [pytest], setup.cfg with [tool:pytest])."""
-    marks = {"pytest.ini": None, ".pytest.ini": None, "pyproject.toml": "[tool.pytest.ini_options]",
-             "tox.ini": "[pytest]", "setup.cfg": "[tool:pytest]"}
-    for d in (folder, *folder.parents):
-        for name, section in marks.items():
-            f = d / name
-            try:
-                if f.is_file() and (section is None or section in f.read_text(errors="replace")):
-                    return f
-            except OSError:
-                continue
-    return None
+    why = misread_path_option(config.invocation_params.args, config.rootpath, config.invocation_params.dir)
+    if why:
+        raise pytest.UsageError(f"cnnclaims: {why}")
 
 
 def _check_usage(config) -> None:
@@ -164,14 +130,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.unit)
 
 
-def _path(config, option: str, env: str | None, default: Path) -> Path:
-    """The option, else the environment variable (both as given, relative to the
-    working directory), else ``default`` under pytest's rootdir: started from tests/
-    or any other folder, a run finds the same cache, artifacts and pins."""
-    raw = config.getoption(option) or (os.environ.get(env) if env else None)
-    return Path(raw).absolute() if raw else Path(config.rootpath) / default
-
-
 def cache_dir(config) -> Path:
     """--cache-dir, else $CNNCLAIMS_CACHE, else the user's cache folder
     (``cache.default_cache_dir``: ``$XDG_CACHE_HOME/cnnclaims`` or ``~/.cache/cnnclaims``)."""
@@ -182,42 +140,29 @@ def cache_dir(config) -> Path:
 
 
 def artifacts_dir(config) -> Path:
-    return _path(config, "--artifacts", ENV_ARTIFACTS, Path("build") / "artifacts")
+    """--artifacts, else $CNNCLAIMS_ARTIFACTS, else build/artifacts under the rootdir."""
+    raw = config.getoption("--artifacts") or os.environ.get(ENV_ARTIFACTS)
+    return under_root(raw, config.rootpath, Path("build") / "artifacts")
 
 
 _DECLARED = pytest.StashKey()  # the experiment a parametrize_claims mark chose
-_PINS_AT = pytest.StashKey()  # the pins file beside the test file that uses it
+_BESIDE = pytest.StashKey()  # the folder of the test file that parametrizes it
 
 
 def pins_path(config) -> Path:
-    """--pinned-verdicts, else the file beside the test file that parametrizes the
-    claims (``parametrize_claims``), else ``tests/<experiment's pins_name>`` under the
-    rootdir. Never inside an installed package: site-packages is not the user's."""
-    if config.getoption("--pinned-verdicts") or _PINS_AT not in config.stash:
-        name = declared(config).pins_name if _EXPERIMENT in config.stash or _DECLARED in config.stash else "pinned_verdicts.json"
-        return _path(config, "--pinned-verdicts", None, _default_pins_folder(config) / name)
-    return config.stash[_PINS_AT]
-
-
-def _default_pins_folder(config) -> Path:
-    """``tests/`` under the rootdir when it exists, else the rootdir (relative to it)."""
-    return Path("tests") if (Path(config.rootpath) / "tests").is_dir() else Path(".")
-
-
-def _pins_beside(config, test_path: Path, experiment) -> None:
-    package = Path(__file__).resolve().parent
-    test_path = Path(test_path).resolve()
-    if package in test_path.parents:  # e.g. `pytest --pyargs cnnclaims.article`
-        folder = Path(config.rootpath) / _default_pins_folder(config)
-    else:
-        folder = test_path.parent
-    config.stash[_PINS_AT] = folder / experiment.pins_name
+    """--pinned-verdicts, else the experiment's pins file beside the test file that
+    parametrizes its claims, else in tests/ under the rootdir
+    (``locations.resolve_pins_path``, which the report and the command line share)."""
+    chosen = _EXPERIMENT in config.stash or _DECLARED in config.stash
+    return resolve_pins_path(declared(config).pins_name if chosen else DEFAULT_PINS_NAME,
+                             explicit=config.getoption("--pinned-verdicts"), rootdir=config.rootpath,
+                             beside=config.stash.get(_BESIDE, None))
 
 
 def parametrize_claims(experiment, null: bool = False):
     """A mark: the test function runs once per (claim, scope) of ``experiment``
     (``null=True``: of its null control), with a ``claim_case`` (``null_case``)
-    argument to hand to the ``claim_checker`` fixture. Ids read
+    argument, a ``pinned.ClaimCase``, to hand to the ``claim_checker`` fixture. Ids read
     ``<id>-<slug>-<scope>``; verdicts pinned as not supported are strict xfails.
     The pins file defaults to ``experiment.pins_name`` beside the test file.
     One experiment per pytest session."""
@@ -488,7 +433,6 @@ def pytest_generate_tests(metafunc):
     if "claim_case" not in metafunc.fixturenames and "null_case" not in metafunc.fixturenames:
         return
     from . import pinned
-    from .verdicts import FALSE_POSITIVES
 
     config = metafunc.config
     mark = metafunc.definition.get_closest_marker("cnnclaims_experiment")
@@ -496,7 +440,7 @@ def pytest_generate_tests(metafunc):
         if not _choose(config, mark.kwargs["experiment"], metafunc.definition.nodeid):
             metafunc.parametrize("null_case" if "null_case" in metafunc.fixturenames else "claim_case", [])
             return
-        _pins_beside(config, metafunc.definition.path, mark.kwargs["experiment"])
+        config.stash[_BESIDE] = Path(metafunc.definition.path).parent
     exp = declared(config)
     try:
         profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
@@ -521,14 +465,13 @@ def pytest_generate_tests(metafunc):
             case = f"{claim.id}/{scope}"
             pin = entry.get(section, {}).get(case)
             marks = [pytest.mark.claim, pytest.mark.integration]
-            expect_fail = pin in FALSE_POSITIVES if null else pin not in (None, "supported")
-            if expect_fail and not regen:
-                exc = NullControlFalsePositive if null else ClaimNotSupported
+            if pinned.expects_failure(pin, null) and not regen:
                 marks.append(pytest.mark.xfail(
-                    strict=True, raises=exc,
+                    strict=True, raises=NullControlFalsePositive if null else ClaimNotSupported,
                     reason=f"pinned verdict for {case}: {pin} ({path.name} [{key}])",
                 ))
-            params.append(pytest.param((claim, scope, pin, key, path), id=f"{claim.name}-{scope}", marks=marks))
+            params.append(pytest.param(pinned.ClaimCase(claim, scope, pin, key, path, null),
+                                       id=f"{claim.name}-{scope}", marks=marks))
     metafunc.parametrize("null_case" if null else "claim_case", params)
 
 
@@ -550,12 +493,15 @@ def pytest_report_collectionfinish(config, start_path, items):
     return lines or None
 
 
-def check_claim(request, case, null: bool = False):
-    """Assert one claim against its pinned verdict; on failure, plots named in the message."""
+def check_claim(request, case, null: bool | None = None):
+    """Assert one claim case (a ``pinned.ClaimCase``) against its pinned verdict, as
+    ``pinned.judge`` decides; on failure, plots named in the message. ``null``: for
+    callers that still say it (the case knows whether it is a null control)."""
     __tracebackhide__ = True
-    from .verdicts import FALSE_POSITIVES
+    from . import failures, pinned
 
-    claim, scope, pin, key, path = case
+    null = pinned.null_of(case, null)
+    claim, scope, pin, key, path = case[:5]
     config = request.config
     exp = get_experiment(config)
     v = exp.verdict(claim.id, scope, null=null)
@@ -563,55 +509,32 @@ def check_claim(request, case, null: bool = False):
     local["ran"] = True
     local["ran_null"] |= null
     # For this test's report (pytest_runtest_makereport), whichever process reports it.
-    from . import pinned
-
     request.node.stash[_VERDICT] = {"verdict": to_jsonable(v.to_dict(), keep_nan=True), "null": null,
                                     "pin_key": exp.pin_key, "profile": exp.profile.as_dict(),
                                     "data_source": exp.data.source}
     if config.getoption("--regen-verdicts"):
         return
+    numbers = None if pin is None else pinned.case_numbers(
+        pinned.entry(_pins_cached(config), key), "null_control" if null else "verdicts", f"{claim.id}/{scope}")
+    outcome = pinned.judge(pin, numbers, v, null, key)
     plots_mode = config.getoption("--plots")
-    ok = v.verdict not in FALSE_POSITIVES if null else v.verdict == "supported"
     plots = []
-    if plots_mode == "always" or (plots_mode == "failed" and (not ok or pin not in (None, v.verdict))):
+    if plots_mode == "always" or (plots_mode == "failed" and outcome.flagged):
         from .diagnostics import cached_claim_plots
 
         plots = cached_claim_plots(exp, v, artifacts_dir(config) / "plots")
-    where = f"\n  diagnostic plots: {', '.join(map(str, plots))}" if plots else ""
-    if pin is None:
-        obtained = _write_obtained(config, exp, path, key)
-        if obtained is None:
-            pytest.fail(f"no pinned verdict for {claim.id}/{scope} under [{key}]; {local['recorded']}", pytrace=False)
-        pytest.fail(
-            f"no pinned verdict for {claim.id}/{scope} under [{key}]: {v.verdict}, review it"
-            f"{_accept_hint(config, path, key)}\n  {v.summary()}{where}", pytrace=False)
-    entry = pinned.entry(_pins_cached(config), key)
-    pin_numbers = pinned.case_numbers(entry, "null_control" if null else "verdicts", f"{claim.id}/{scope}")
-    diffs = pinned.case_diff(pin, pin_numbers, v)
-    if diffs:  # whichever way it is reported (a failure here, or strict xfail's XPASS)
-        _write_obtained(config, exp, path, key)
-    pin_ok = pin not in FALSE_POSITIVES if null else pin == "supported"
-    number_diffs = [d for d in diffs if d[0] != "verdict"]
-    if (v.verdict != pin and (pin_ok or not ok)) or number_diffs:
-        # Changes strict xfail cannot see (e.g. refuted -> inconclusive), a passing pin
-        # that now fails, or a pinned number that moved. xfail(raises=...) lets this
-        # exception through as a real failure; a change to passing under an
-        # expected-failure pin, its numbers as pinned, is strict xfail's XPASS.
-        what = f"verdict {v.verdict}, pinned {pin}" if v.verdict != pin else f"verdict {pin} as pinned, numbers changed"
-        width = max(len(f) for f, _, _ in diffs)
-        table = "".join(f"\n    {f:<{width}}  {_shown(old):>18} -> {_shown(new)}" for f, old, new in diffs)
-        labels_only = ("" if pin_numbers is not None else
-                       f"\n  [{key}] pins labels only (written before numbers were pinned): numbers not compared")
-        raise PinnedVerdictChanged(
-            f"{claim.id}/{scope}{' (null control)' if null else ''}: {what} [{key}]"
-            f" (numbers compared within relative {pinned.REL_TOL:g} / absolute {pinned.ABS_TOL:g}):"
-            f"\n    {'field':<{width}}  {'pinned':>18} -> obtained{table}{labels_only}"
-            f"{_accept_hint(config, path, key)}\n  {v.summary()}{where}")
-    if not ok:
-        exc = NullControlFalsePositive if null else ClaimNotSupported
-        what = (f"null control finds a direction ({v.verdict}): a false positive" if null
-                else f"claim not supported ({v.verdict})")
-        raise exc(f"{what}\n  {v.summary()}{where}")
+    # This run's entry goes to <pins>.obtained whichever way the case is reported (a
+    # failure here, or strict xfail's XPASS for a PASSED outcome with diffs).
+    if outcome.records and _write_obtained(config, exp, path, key) is None and outcome.kind == pinned.NO_PIN:
+        pytest.fail(failures.not_recorded(f"{claim.id}/{scope}", key, local["recorded"]), pytrace=False)
+    if not outcome.failed:
+        return
+    hint = _accept_hint(config, path, key) if outcome.records else ""
+    text = failures.with_details(outcome.message, v.summary(), hint, plots)
+    if outcome.kind == pinned.NO_PIN:
+        pytest.fail(text, pytrace=False)
+    if outcome.exception is not None:
+        raise outcome.exception(text)
 
 
 def _pins_cached(config) -> dict:
@@ -620,10 +543,6 @@ def _pins_cached(config) -> dict:
     if "pins" not in local:
         local["pins"] = _pins(config)[1]
     return local["pins"]
-
-
-def _shown(x) -> str:
-    return "(absent)" if x is None else str(x)
 
 
 def _write_obtained(config, exp, path, key):
@@ -645,30 +564,16 @@ def _write_obtained(config, exp, path, key):
 
 
 def _accept_hint(config, path, key) -> str:
-    """Where this run's entry was written and the commands that accept it."""
-    recorded = config.stash[_LOCAL]["recorded"]
+    """Where this run's entry was written and the commands that accept it
+    (``failures.accept_hint``, from this session's options)."""
+    from .failures import accept_hint
+
     opts = f" --profile {get_experiment(config).profile.name}"  # the option may be unset: the default's name
     for option in ("--experiment", "--seeds"):
         if config.getoption(option):
             opts += f" {option} {config.getoption(option)}"
-    explicit = config.getoption("--pinned-verdicts")
-    if isinstance(recorded, str):
-        where, copy = f"\n  obtained: none, {recorded}", ""
-    else:
-        obtained, note = recorded
-        where = f"\n  obtained: {obtained} (this run's entry for [{key}]{f'; {note}' if note else ''})"
-        copy = f", or `cp {obtained} {path}`"
-    # Pins beside a test file: the command names that folder (from the repository root, a
-    # bare `pytest` runs the article's tests). The command line pins the default
-    # experiment: offered only for it (another one's module is a test's neighbour).
-    folder = "" if explicit else os.path.relpath(Path(path).parent)
-    folder = "" if folder in ("", ".") else f" {folder}"
-    cli = f" or `python -m cnnclaims pin{opts} --file {path}`" if _is_default_experiment(config) else ""
-    return (
-        f"\n  pinned:   {path} (unchanged){where}"
-        f"\n  to accept this run's entry, if the change is deliberate: `pytest{folder} --regen-verdicts{opts}"
-        f"{f' --pinned-verdicts {path}' if explicit else ''}`{cli}"
-        f"{copy}; then review `git diff {path}` and commit it")
+    return accept_hint(path, key, config.stash[_LOCAL]["recorded"], opts,
+                       explicit=bool(config.getoption("--pinned-verdicts")), offer_cli=_is_default_experiment(config))
 
 
 def _is_default_experiment(config) -> bool:
@@ -684,7 +589,8 @@ def _is_default_experiment(config) -> bool:
 
 @pytest.fixture
 def claim_checker(request):
-    def check(case, null=False):
+    """``check(case)``: assert a ``claim_case`` or ``null_case`` against its pin."""
+    def check(case, null=None):
         __tracebackhide__ = True
         check_claim(request, case, null)
 
@@ -736,59 +642,18 @@ class _ReportCollector:
             self.config.stash[_RESULTS]["not_checked"] += 1
         if payload is None:
             return
-        d = json.loads(payload)
-        res = self.config.stash[_RESULTS]
-        res["null" if d["null"] else "verdicts"][_case(d["verdict"])] = d["verdict"]
-        for name in ("pin_key", "profile", "data_source"):
-            res.setdefault(name, d[name])
+        session_results.add_verdict(self.config.stash[_RESULTS], json.loads(payload))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):
         raw = getattr(node, "workeroutput", {}).get(REPORT_KEY)
         if raw is not None:
-            _merge_session(self.config, json.loads(raw))
-
-
-def _case(d: dict) -> str:
-    return f"{d['claim']}/{d['scope']}"
-
-
-def _merge_session(config, extras: dict) -> None:
-    res = config.stash[_RESULTS]
-    for role, records in extras["models"].items():
-        res["models"].setdefault(role, records)
-    if extras["null_splits"] is not None and res["null_splits"] is None:
-        res["null_splits"] = extras["null_splits"]
-    if extras.get("profile_name"):
-        res.setdefault("profile_name", extras["profile_name"])
-    plan = extras.get("plan")
-    if plan and plan["planned"]:
-        if res["plan"] is None:
-            res["plan"] = dict(plan)
-        else:  # xdist: each worker saw the plan; the models trained add up, the first saw the most missing
-            mine = res["plan"]
-            mine["trained"] += plan["trained"]
-            mine["planned"] = max(mine["planned"], plan["planned"])
-            mine["not_trained"] = max(mine["not_trained"], plan["not_trained"])
-            mine["cached"] = max(0, mine["planned"] - mine["trained"] - mine["not_trained"])
-            mine["reason"] = mine["reason"] or plan["reason"]
+            session_results.merge_session(self.config.stash[_RESULTS], json.loads(raw))
 
 
 def _collected(config):
-    """(verdicts, null verdicts) this session reported, in catalog order (the order
-    of collection, whatever order workers ran them in)."""
-    from .verdicts import Verdict
-
-    exp = declared(config)
-    order = {c.id: i for i, c in enumerate(exp.claims)}
-    scopes = {s: i for i, s in enumerate(exp.scopes)}
-    res = config.stash[_RESULTS]
-
-    def ordered(section):
-        return [Verdict.from_dict(d) for d in sorted(
-            res[section].values(), key=lambda d: (scopes.get(d["scope"], len(scopes)), order.get(d["claim"], len(order))))]
-
-    return ordered("verdicts"), ordered("null")
+    """(verdicts, null verdicts) this session reported, in catalog order."""
+    return session_results.collected(config.stash[_RESULTS], declared(config))
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -815,45 +680,17 @@ def pytest_sessionfinish(session, exitstatus):
         if _is_worker(config):
             config.workeroutput[REPORT_KEY] = json.dumps(to_jsonable(extras, keep_nan=True))
         else:
-            _merge_session(config, extras)
+            session_results.merge_session(config.stash[_RESULTS], extras)
     if _is_worker(config):
         return  # the controller writes the JSON and prints the table
     res = config.stash.get(_RESULTS, None)
     if not res or not (res["verdicts"] or res["null"]):
         return
-    from . import verdicts
-
     found, null = _collected(config)
     out = artifacts_dir(config)
     out.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "pin_key": res["pin_key"],
-        "profile": res["profile"],
-        "data_source": res["data_source"],
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "verdicts": [v.to_dict() for v in found],
-        "null_control": [v.to_dict() for v in null],
-        "null_control_false_positive_rate": verdicts.false_positive_rates(null),
-        "null_splits": res["null_splits"] if null else None,
-        "models": res["models"],
-    }
+    doc = session_results.verdicts_document(res, found, null, time.strftime("%Y-%m-%dT%H:%M:%S"))
     (out / "verdicts.json").write_text(json.dumps(to_jsonable(doc), indent=2) + "\n")
-
-
-def plan_line(plan: dict | None, profile: str, checked: int, checked_null: int, not_checked: int) -> str:
-    """The session's one line on its plan: models planned, cached, trained here and not
-    trained, and claim cases checked against pins or not."""
-    models = ("no models asked for" if not plan else
-              f"{plan['planned']} models: {plan['cached']} cached, {plan['trained']} trained here"
-              + (f", {plan['not_trained']} not trained" if plan["not_trained"] else ""))
-    def n(k, what):
-        return f"{k} {what}{'s' * (k != 1)}"
-
-    cases = f"{n(checked, 'claim case')} and {n(checked_null, 'null-control case')} checked against their pins"
-    if not_checked:
-        cases += f", {not_checked} not checked"
-    reason = f" ({plan['reason']})" if plan and plan.get("reason") else ""
-    return f"cnnclaims: profile {profile}: {models}; {cases}{reason}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -880,13 +717,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("cnnclaims verdicts")
     tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}")
     if entry and not pinned.has_numbers(entry):
-        tr.write_line(f"pin key {key} pins labels only (written before numbers were pinned): its numbers are "
-                      f"not compared; `pytest --regen-verdicts --profile {profile_name}` pins them (review that "
-                      "only numbers are added)")
+        tr.write_line(labels_only_line(key, profile_name))
     recorded = config.stash[_LOCAL]["recorded"] if _LOCAL in config.stash else None
     if recorded and not isinstance(recorded, str):
-        tr.write_line(f"this run's pins differ from {_pins(config)[0]} (unchanged): this run's entry is in "
-                      f"{recorded[0]}{f' ({recorded[1]})' if recorded[1] else ''}")
+        tr.write_line(recorded_line(pins_path(config), recorded))
     text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"))
     for line in text.splitlines():
         tr.write_line(line)
@@ -896,9 +730,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(format_null_splits(res["null_splits"]))
     fragile = pinned.fragile(doc, profile_name)
     if fragile:
-        tr.write_line(f"fragile across version families ({profile_name} profile): " + "; ".join(
-            f"{case}{' (null)' if section == 'null_control' else ''}: "
-            + ", ".join(f"{fam} {v}" for fam, v in fams.items()) for (section, case), fams in fragile.items()))
+        tr.write_line(fragile_line(fragile, profile_name))
     tr.write_line(f"verdict JSON: {artifacts_dir(config) / 'verdicts.json'}")
     if plan_text:
         tr.write_line(plan_text)

@@ -156,13 +156,19 @@ def _html_table(verdicts, pins=None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def write_report(exp, folder, progress=print, calibration_experiments: int | None = None) -> tuple[Path, Path]:
+def write_report(exp, folder, progress=print, calibration_experiments: int | None = None,
+                 pins_file: Path | None = None) -> tuple[Path, Path]:
     """Write report.html (images embedded) and report.md (images beside it) for an
     experiment; ``calibration_experiments``: simulated experiments per condition of
-    the design calibration (default ``calibration.DEFAULT_EXPERIMENTS``, cached)."""
+    the design calibration (default ``calibration.DEFAULT_EXPERIMENTS``, cached);
+    ``pins_file``: the pinned verdicts file (default: the experiment's own,
+    ``locations.pins_path_for``: read first, so that a broken one stops the report
+    before any training)."""
     from . import pinned
     from .figures import make_figures
+    from .locations import pins_path_for
 
+    doc = pinned.load(pins_file or pins_path_for(exp.experiment))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -180,7 +186,6 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
         design = [f"no calibration: {exc}"]
     splits = exp.null_splits
     design.append(format_null_splits(splits) if splits else "no null splits: fewer than 4 same-size models")
-    doc = pinned.load(pinned.path_for(exp.experiment))
     key = exp.pin_key
     entry = pinned.entry(doc, key) or {}
     pins, null_pins = entry.get("verdicts", {}), entry.get("null_control", {})
