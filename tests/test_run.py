@@ -4,7 +4,7 @@ import pytest
 
 from cnnclaims.article import FROG
 from cnnclaims.activations import layer_names
-from cnnclaims.experiment import Run as Experiment
+from cnnclaims.run import Run
 from cnnclaims.model import LAYER_NAMES, N_PARAMS
 from cnnclaims.training import get_trained
 
@@ -29,18 +29,18 @@ def test_probe_frogs(probe_images, probe_image, cifar10):
     assert len(idx) == 1000 and (cifar10.y_test[idx] == FROG).all() and probe_image[0] in idx
 
 
-def test_models_trained_and_recorded(models_a, models_b, experiment):
+def test_models_trained_and_recorded(models_a, models_b, run):
     for t in models_a + models_b:
         assert t.model.count_params() == N_PARAMS and layer_names(t.model) == list(LAYER_NAMES)
         rec = t.record
-        assert rec["data_fingerprint"] == experiment.data.fingerprint
+        assert rec["data_fingerprint"] == run.data.fingerprint
         assert 0.1 < rec["test_accuracy"] <= 1 and rec["epochs"] >= 1
-        assert rec["spec"]["n_train"] == experiment.profile.n_train[t.spec.role]
+        assert rec["spec"]["n_train"] == run.profile.n_train[t.spec.role]
 
 
-def test_second_load_comes_from_cache(models_a, experiment):
+def test_second_load_comes_from_cache(models_a, run):
     msgs = []
-    t = get_trained(models_a[0].spec, experiment.data, experiment.cache_dir, progress=msgs.append)
+    t = get_trained(models_a[0].spec, run.data, run.cache_dir, progress=msgs.append)
     assert msgs == [] and t.key == models_a[0].key
 
 
@@ -55,7 +55,7 @@ def test_activations_of_every_layer(activations):
 def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     import math
 
-    from cnnclaims import experiment as experiment_module
+    from cnnclaims import verdicts as verdicts_module
     from cnnclaims.testing import synthetic_experiment
 
     first = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
@@ -63,13 +63,13 @@ def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     (stored,) = (tmp_path / "cache" / "verdicts").glob("article-*.json")
 
     def fresh():
-        exp = Experiment(first.profile_name, cache_dir=first.cache_dir, n_seeds=2, progress=lambda *_: None)
+        exp = Run(first.profile_name, cache_dir=first.cache_dir, n_seeds=2, progress=lambda *_: None)
         exp.__dict__["data"] = first.data
-        exp._models.update(first._models)
+        exp.loaded.update(first.loaded)
         return exp
 
     calls = []
-    monkeypatch.setattr(experiment_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or verdicts)
+    monkeypatch.setattr(verdicts_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or verdicts)
     again = fresh()
     same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
     for a, b in zip(verdicts + null, again.verdicts + again.null_verdicts):
@@ -106,13 +106,13 @@ def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch)
     exp = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
     exp.verdicts
     before = sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json"))
-    src = Path(Experiment.__module__.replace(".", "/")).parts[0]
+    src = Path(Run.__module__.replace(".", "/")).parts[0]
     real = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "# edited after import\n"
                         if src in self.parts and self.suffix == ".py" else real(self, *a, **k))
-    again = Experiment(exp.profile_name, cache_dir=exp.cache_dir, n_seeds=2, progress=lambda *_: None)
+    again = Run(exp.profile_name, cache_dir=exp.cache_dir, n_seeds=2, progress=lambda *_: None)
     again.__dict__["data"] = exp.data
-    again._models.update(exp._models)
+    again.loaded.update(exp.loaded)
     again.verdicts
     assert sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json")) == before
 
@@ -122,15 +122,14 @@ def test_edited_decision_code_is_never_served_stale_verdicts(tmp_path, monkeypat
     """The verdict cache is keyed by the code that decides (verdicts.decision_code):
     a fixed TOST or a new rule in an upgraded cnnclaims recomputes; the key used to
     hold only the models and the claims, so an upgrade served the old verdicts."""
-    from cnnclaims import experiment as experiment_module
     from cnnclaims import verdicts as verdicts_module
     from cnnclaims.testing import synthetic_experiment
 
     first = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
     first.verdicts
     calls = []
-    real = experiment_module.evaluate_catalog
-    monkeypatch.setattr(experiment_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = verdicts_module.evaluate_catalog
+    monkeypatch.setattr(verdicts_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
     synthetic_experiment(tmp_path, n_seeds=2, frogs=6).verdicts
     assert calls == []  # same code: served from the cache
     monkeypatch.setattr(verdicts_module, "decision_code", lambda: "another")

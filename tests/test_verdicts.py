@@ -179,7 +179,7 @@ def test_scope_not_applicable():
 
 def test_null_control_only_directional_and_counts_both_directions():
     ev = evidence(0.3)
-    ev.label = "null control"
+    ev.label, ev.null = "null control", True  # a real field: the label alone no longer makes it a null control
     vs = evaluate_catalog(ev, scopes=("frogs", "seeds"))
     assert {v.claim for v in vs} == {c.id for c in claims_for(directional_only=True)}
     assert all(v.family == "null control" for v in vs)

@@ -316,23 +316,11 @@ def _choose(config, experiment, where) -> bool:
 def get_experiment(config):
     """The session's ``experiment.Run`` (built on first use; see ``_start_checks``)."""
     if _EXPERIMENT not in config.stash:
-        from .experiment import Run
-        from .options import time_budget_choice
+        from .run import Run
 
-        config.stash[_EXPERIMENT] = _start_checks(config, Run(
-            experiment=declared(config),
-            profile_name=config.getoption("--profile"),
-            data_path=config.getoption("--data"),
-            cache_dir=cache_dir(config),
-            n_seeds=config.getoption("--seeds"),
-            probe=config.getoption("--probe-index"),
-            retrain=config.getoption("--retrain"),
-            progress=progress_printer(config),
-            workers=config.getoption("--workers"),
-            executor=config.getoption("--executor"),
-            ray_address=config.getoption("--ray-address"),
-            time_budget=time_budget_choice(config.getoption("--time-budget")),
-        ))
+        config.stash[_EXPERIMENT] = _start_checks(config, Run.from_options(
+            config.getoption, experiment=declared(config), cache_dir=cache_dir(config),
+            progress=progress_printer(config)))
     return config.stash[_EXPERIMENT]
 
 
@@ -443,43 +431,54 @@ def _pins(config):
 # --- fixtures -------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def experiment(request):
+def run(request):
+    """The session's ``cnnclaims.run.Run``: the experiment under the chosen profile."""
     return get_experiment(request.config)
 
 
 @pytest.fixture(scope="session")
-def cifar10(experiment):
-    return experiment.data
+def experiment(run):
+    """Deprecated: the ``run`` fixture's old name."""
+    import warnings
+
+    warnings.warn("the 'experiment' fixture is deprecated: use the 'run' fixture (the same cnnclaims.run.Run)",
+                  DeprecationWarning, stacklevel=2)
+    return run
 
 
 @pytest.fixture(scope="session")
-def probe_image(experiment):
+def cifar10(run):
+    return run.data
+
+
+@pytest.fixture(scope="session")
+def probe_image(run):
     """(index in the test set, uint8 image (H, W, C)) of the probe image."""
-    return experiment.probe_index, experiment.probe_image
+    return run.probe_index, run.probe_image
 
 
 @pytest.fixture(scope="session")
-def probe_images(experiment):
+def probe_images(run):
     """(test-set indices (n,), uint8 images (n, H, W, C)) of every test image of the probe class."""
-    return experiment.probe_indices, experiment.probe_images
+    return run.probe_indices, run.probe_images
 
 
 @pytest.fixture(scope="session")
-def models_a(experiment):
+def models_a(run):
     """Trained models of condition a, one per seed."""
-    return experiment.models(experiment.a)
+    return run.models(run.a)
 
 
 @pytest.fixture(scope="session")
-def models_b(experiment):
+def models_b(run):
     """Trained models of condition b, one per seed."""
-    return experiment.models(experiment.b)
+    return run.models(run.b)
 
 
 @pytest.fixture(scope="session")
-def activations(experiment):
+def activations(run):
     """``{condition: {layer: array}}`` for the probe image through each condition's first model."""
-    return {role: experiment.probe_activations(role) for role in (experiment.a, experiment.b)}
+    return {role: run.probe_activations(role) for role in (run.a, run.b)}
 
 
 # --- claim parametrisation --------------------------------------------------------
