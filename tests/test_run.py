@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 
-from cnnclaims.article import FROG
 from cnnclaims.activations import layer_names
-from cnnclaims.run import Run
+from cnnclaims.article import FROG
 from cnnclaims.model import LAYER_NAMES, N_PARAMS
+from cnnclaims.run import Run
 from cnnclaims.training import get_trained
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
 
 
 def test_data_is_cifar10(cifar10):
@@ -152,3 +153,60 @@ def test_edited_claims_are_never_served_stale_verdicts(tmp_path):
     new = {v.key: v for v in again.verdicts}["C3/seeds"]
     assert new.sesoi == 0.5 and old.sesoi == 0.02
     assert "<" in new.claimed and ">" in old.claimed
+
+
+# --- a slim Run (issue 20, item 2) ------------------------------------------------------
+
+@pytest.mark.unit
+def test_run_stays_under_150_lines():
+    import inspect
+
+    assert len(inspect.getsourcelines(Run)[0]) < 150
+
+
+@pytest.mark.unit
+def test_from_options_reads_each_option_by_its_flag_and_given_fields_win(tmp_path, monkeypatch):
+    from cnnclaims.options import ENV_TIME_BUDGET, OPTIONS
+
+    monkeypatch.delenv(ENV_TIME_BUDGET, raising=False)
+    given = {"--experiment": "cnnclaims.article:ARTICLE", "--profile": "smoke", "--data": "/data",
+             "--cache-dir": str(tmp_path), "--seeds": 2, "--probe-index": "7", "--retrain": True, "--workers": 3,
+             "--executor": "local", "--ray-address": None, "--time-budget": 30.0}
+    asked = []
+    run = Run.from_options(lambda flag: asked.append(flag) or given.get(flag))
+    assert set(asked) <= {o.flag for o in OPTIONS} and set(asked) == set(given)
+    assert (run.experiment.name, run.profile_name, run.profile.n_seeds, run.data_path, run.cache_dir, run.probe,
+            run.retrain, run.workers, run.executor, run.time_budget) == (
+        "article", "smoke", 2, "/data", tmp_path, "7", True, 3, "local", 30.0)
+    other = Run.from_options(given.get, cache_dir=tmp_path / "x", profile_name="article")
+    assert other.cache_dir == tmp_path / "x" and other.profile_name == "article"
+
+
+@pytest.mark.unit
+def test_the_experiment_module_is_a_deprecated_alias_of_run():
+    import importlib
+    import sys
+
+    import cnnclaims.run
+
+    sys.modules.pop("cnnclaims.experiment", None)
+    with pytest.warns(DeprecationWarning, match="cnnclaims.experiment is deprecated: import Run from cnnclaims.run"):
+        old = importlib.import_module("cnnclaims.experiment")
+    assert (old.Run, old.CODE_DIGEST, old.claims_key) == (cnnclaims.run.Run, cnnclaims.run.CODE_DIGEST,
+                                                          cnnclaims.run.claims_key)
+
+
+@pytest.mark.unit
+def test_the_experiment_fixture_is_a_deprecated_alias_of_run(pytester, synthetic_exp, cnnclaims_plugin_args):
+    import cnnclaims.testing
+
+    cnnclaims.testing.SHARED["experiment"] = synthetic_exp
+    try:
+        pytester.makeconftest(cnnclaims.testing.INNER_CONFTEST)
+        pytester.makepyfile(test_inner="def test_x(experiment, run):\n    assert experiment is run\n")
+        r = pytester.runpytest_inprocess("--profile", "smoke", "--artifacts", str(pytester.path / "art"),
+                                         "-p", "no:cacheprovider", *cnnclaims_plugin_args)
+    finally:
+        cnnclaims.testing.SHARED.clear()
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*DeprecationWarning: the 'experiment' fixture is deprecated: use the 'run' fixture*"])

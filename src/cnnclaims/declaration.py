@@ -157,14 +157,17 @@ class ModelMetric(StrEnum):
     TEST_ACCURACY = "test_accuracy"
 
 
-def _choice(where: str, name: str, value, choices: type[StrEnum]) -> StrEnum:
-    """``choices(value)``, or ValueError naming the field, the bad value, the allowed
-    ones and the nearest of them."""
+def _choice(where: str, name: str, value, choices: type[StrEnum], optional: bool = False) -> StrEnum | None:
+    """``choices(value)`` (None stays None when ``optional``), or ValueError naming the
+    field, the bad value, the allowed ones and the nearest of them."""
+    if optional and value is None:
+        return None
     try:
         return choices(value)
     except ValueError:
         allowed = [m.value for m in choices]
-        listed = ", ".join(map(repr, allowed[:-1])) + f" or {allowed[-1]!r}"
+        shown = ["None"] * optional + [repr(v) for v in allowed]
+        listed = ", ".join(shown[:-1]) + f" or {shown[-1]}"
         near = difflib.get_close_matches(str(value), allowed, n=1)
         fix = (f"did you mean {name}={near[0]!r}?" if near
                else f"write one of them, e.g. {name}={allowed[0]!r} (or cnnclaims.declaration.{choices.__name__})")
@@ -213,10 +216,8 @@ class Claim:
         if not self.id or any(ch in self.id + self.slug for ch in " /[]"):
             raise ValueError(f"{where}: id and slug must be non-empty, without spaces, '/' or brackets (they name tests)")
         # Each closed field becomes its StrEnum member (equal to the string it was given).
-        for name, choices in (("kind", ClaimKind), ("subject", Subject), ("plot", Plot)):
-            object.__setattr__(self, name, _choice(where, name, getattr(self, name), choices))
-        if self.model_metric is not None:
-            object.__setattr__(self, "model_metric", _choice(where, "model_metric", self.model_metric, ModelMetric))
+        for name, choices in (("kind", ClaimKind), ("subject", Subject), ("plot", Plot), ("model_metric", ModelMetric)):
+            object.__setattr__(self, name, _choice(where, name, getattr(self, name), choices, name == "model_metric"))
         if self.alternative not in ("greater", "less"):
             raise ValueError(f"{where}: alternative must be 'greater' or 'less', got {self.alternative!r}")
         if not isinstance(self.metric, Metric):

@@ -15,18 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import calibration, claims, declaration, metrics, run_plan, stats
+from . import calibration, claims, declaration, metrics, pinned, run_plan, stats
 from . import evidence as evidence_module
 from . import verdicts as verdicts_module
 from .activations import layer_activations
 from .cache import ResultStore, default_cache_dir
+from .calibration import run_calibration, run_null_splits
 from .declaration import SWEEP, Experiment, claims_key, load_experiment
 from .evidence import null_control_evidence, run_evidence
-from .calibration import run_calibration, run_null_splits
 from .options import time_budget_choice
-from .pinned import pin_key
 from .probe import ENV_PROBE, class_indices, probe_index
-from .training import get_trained, specs_for, sweep_plan
+from .training import specs_for, sweep_plan
 from .verdicts import null_control_verdicts, run_verdicts
 
 __all__ = ["CODE_DIGEST", "Run", "claims_key"]
@@ -92,7 +91,7 @@ class Run:
     def pin_key(self) -> str:
         """This run's pins key (``pinned.pin_key``: profile, seeds, probe image)."""
         probe = self.probe if self.probe not in (None, "") else os.environ.get(ENV_PROBE)
-        return pin_key(self.profile, self.experiment, probe)
+        return pinned.pin_key(self.profile, self.experiment, probe)
 
     @property
     def scopes(self) -> tuple:

@@ -120,7 +120,7 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
 
     for role in exp.roles:
         exp.loaded[role] = [untrained(role, spec, spec.seed + (0 if role == exp.a else 500))
-                             for spec in specs_for(exp.profile, role, exp.experiment)]
+                            for spec in specs_for(exp.profile, role, exp.experiment)]
     if exp.profile.sizes:
         # The sweep: its points at a condition's size are that condition's models (as
         # in a real run), the others untrained networks of their own.
