@@ -26,7 +26,7 @@ import pytest
 
 # As in test_plugin.py: what the in-process sessions import, imported once here
 # (TensorFlow cannot be imported twice in one process).
-import cnnclaims.experiment  # noqa: F401
+import cnnclaims.run  # noqa: F401
 import cnnclaims.testing  # noqa: F401
 from cnnclaims import cache
 from cnnclaims.data import Cifar10
@@ -81,7 +81,7 @@ def tiny_data():
 
 def tiny_run(cache_dir, **kw):
     """A Run of the smoke profile over tiny random data (nothing trained yet)."""
-    from cnnclaims.experiment import Run
+    from cnnclaims.run import Run
 
     run = Run("smoke", cache_dir=cache_dir, workers=1, progress=lambda *_: None, **kw)
     run.__dict__["data"] = tiny_data()
@@ -128,7 +128,7 @@ def test_read_only_cache_computes_results_without_storing_them(tmp_path, read_on
     run = tiny_run(root)
     calls = []
     for _ in range(2):
-        assert run._cached("verdicts", "x", {"k": 1}, lambda: calls.append(1) or {"v": [1.5]}) == {"v": [1.5]}
+        assert run.results.get("verdicts", "x", {"k": 1}, lambda: calls.append(1) or {"v": [1.5]}) == {"v": [1.5]}
     assert len(calls) == 2 and not any(root.iterdir())
     assert cache.write_npz(root / "data" / "x.npz", a=np.arange(3)) is False
     err = capsys.readouterr().err
@@ -151,7 +151,7 @@ def test_read_only_cache_that_must_store_a_model_fails_once_before_training(tmp_
 # --- 2. a folder that cannot be created -----------------------------------------------
 
 PASSING = "def test_x():\n    pass\n"
-USES_RUN = "def test_x(experiment):\n    experiment.cache_dir\n"
+USES_RUN = "def test_x(run):\n    run.cache_dir\n"
 
 
 def _blocked(tmp_path, how, read_only):
@@ -202,7 +202,7 @@ def test_default_cache_folder_that_cannot_be_created_stops_when_the_run_is_built
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(pytester.path / "xdg"))
     (pytester.path / "xdg").write_text("not a folder")
-    pytester.makepyfile(test_inner=USES_RUN + "\n\ndef test_y(experiment):\n    pass\n")
+    pytester.makepyfile(test_inner=USES_RUN + "\n\ndef test_y(run):\n    pass\n")
     r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     r.stdout.fnmatch_lines([f"*cnnclaims: the cache folder {pytester.path / 'xdg' / 'cnnclaims'} cannot be created: "
@@ -287,7 +287,7 @@ def test_full_disk_stops_the_session_after_one_attempt(pytester, tmp_path, full_
         cache.write_npz(root / "data" / "cifar10-x.npz", x=np.zeros((1000, 32, 32, 3), np.uint8))
 
     monkeypatch.setattr(cnnclaims.data, "load_dataset", load_dataset)
-    pytester.makepyfile(test_inner="".join(f"def test_{i}(experiment):\n    experiment.data\n\n" for i in range(3)))
+    pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.data\n\n" for i in range(3)))
     r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke",
                                      "--cache-dir", str(root), "--artifacts", str(tmp_path / "art"))
     assert len(full_disk) == 1
@@ -323,12 +323,12 @@ def test_cache_files_get_the_mode_of_any_new_file(tmp_path, umask, mode):
 def test_discarded_cache_entry_is_shown_under_capture(pytester, tmp_path, cnnclaims_plugin_args):
     root = tmp_path / "cache"
     run = tiny_run(root)
-    run._cached("verdicts", "x", {"k": 1}, lambda: {"v": 1})
+    run.results.get("verdicts", "x", {"k": 1}, lambda: {"v": 1})
     (stored,) = (root / "verdicts").iterdir()
     stored.write_text(stored.read_text().replace('"v": 1', '"v": 2'))  # valid JSON, wrong checksum
     pytester.makepyfile(test_inner="""
-def test_a(experiment):
-    assert experiment._cached("verdicts", "x", {"k": 1}, lambda: {"v": 1}) == {"v": 1}
+def test_a(run):
+    assert run.results.get("verdicts", "x", {"k": 1}, lambda: {"v": 1}) == {"v": 1}
 """)
     r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke",
                                      "--cache-dir", str(root), "--artifacts", str(tmp_path / "art"))
@@ -357,7 +357,7 @@ def test_probe_index_that_is_not_a_frog_stops_the_session_at_once(pytester, tmp_
 
     loads = []
     monkeypatch.setattr(cnnclaims.data, "load_dataset", lambda *a, **k: loads.append(1) or tiny_data())
-    pytester.makepyfile(test_inner="".join(f"def test_{i}(experiment):\n    experiment.probe_index\n\n"
+    pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.probe_index\n\n"
                                            for i in range(3)))
     r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke",
                                      "--cache-dir", str(tmp_path / "cache"), "--artifacts", str(tmp_path / "art"),
@@ -380,7 +380,7 @@ from cnnclaims.testing import random_cifar
 (xtr, ytr), (xte, yte) = random_cifar(10, 3, seed=2)
 cnnclaims.data.load_dataset = lambda *a, **k: Cifar10(xtr, ytr, xte, yte, source="synthetic", fingerprint="tiny")
 """)
-    pytester.makepyfile(test_inner="".join(f"def test_{i}(experiment):\n    experiment.probe_index\n\n"
+    pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.probe_index\n\n"
                                            for i in range(6)))
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "-p", "xdist", "-n", "2",
                                       "--profile", "smoke", "--cache-dir", str(tmp_path / "cache"),

@@ -1,7 +1,7 @@
 """Training time predicted before training, and the time budget that acts on it."""
 import pytest
 
-import cnnclaims.experiment  # noqa: F401  (in the outer process: pytester restores sys.modules)
+import cnnclaims.run  # noqa: F401  (in the outer process: pytester restores sys.modules)
 import cnnclaims.testing
 from cnnclaims import forecast
 from cnnclaims.errors import TrainingBudgetError
@@ -53,7 +53,7 @@ def unfit_run(tmp_path, monkeypatch):
     """A smoke-profile Run over random images with nothing cached, whose measured
     throughput makes its plan far longer than a one-minute budget."""
     from cnnclaims.data import Cifar10
-    from cnnclaims.experiment import Run
+    from cnnclaims.run import Run
     from cnnclaims.testing import random_cifar
 
     monkeypatch.setattr(forecast, "measure", slow)
@@ -80,10 +80,10 @@ def test_a_plan_over_the_budget_trains_nothing_and_says_what_it_will_not_check(u
 
 
 def test_without_a_budget_the_prediction_is_said_and_training_starts(unfit_run, monkeypatch):
-    import cnnclaims.experiment as experiment
+    import cnnclaims.run_plan as run_plan
 
     started = []
-    monkeypatch.setattr(experiment, "train_missing", lambda specs, *a, **k: started.append(k["estimates"]) or [])
+    monkeypatch.setattr(run_plan, "train_missing", lambda specs, *a, **k: started.append(k["estimates"]) or [])
     unfit_run.time_budget = None
     unfit_run.train()
     assert started and len(started[0]) == 15  # the measured estimates go to the progress's ETA

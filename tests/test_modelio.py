@@ -234,7 +234,7 @@ def test_several_inputs_or_outputs_train_and_are_read(kind, tmp_path):
 # --- channels_first ---------------------------------------------------------------
 CHANNELS_FIRST = """
 import sys
-from cnnclaims.experiment import Run
+from cnnclaims.run import Run
 try:
     Run("smoke", cache_dir=sys.argv[1], progress=lambda *_: None).check(data=False)
 except Exception as exc:

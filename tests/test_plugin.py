@@ -12,7 +12,7 @@ import pytest
 # restores sys.modules after each in-process run, and TensorFlow cannot be
 # imported twice in one process (it aborts).
 import cnnclaims.diagnostics  # noqa: F401
-import cnnclaims.experiment  # noqa: F401
+import cnnclaims.run  # noqa: F401
 import cnnclaims.figures  # noqa: F401
 import cnnclaims.report  # noqa: F401
 import cnnclaims.testing  # noqa: F401

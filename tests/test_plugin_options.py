@@ -9,7 +9,7 @@ import pytest
 
 # As in test_plugin.py: everything the in-process sessions import, imported once here.
 import cnnclaims.diagnostics  # noqa: F401
-import cnnclaims.experiment  # noqa: F401
+import cnnclaims.run  # noqa: F401
 import cnnclaims.testing  # noqa: F401
 
 pytest_plugins = ["pytester"]

@@ -20,7 +20,7 @@ def run(tmp_path_factory):
     """A Run of the tiny profile whose three models are trained into its cache."""
     from cnnclaims.article import ARTICLE
     from cnnclaims.data import load_cifar10
-    from cnnclaims.experiment import Run
+    from cnnclaims.run import Run
 
     tmp = tmp_path_factory.mktemp("reproduce")
     folder = write_image_folder(tmp / "imgs", *random_cifar(10, 3, seed=3), fmt="png")
@@ -86,7 +86,7 @@ def test_a_cold_cache_is_not_cached_neither_identical_nor_different(run, tmp_pat
     """A cache that holds none of the sample (a fresh machine, CI's first run) was
     reported DIFFERS and failed CI: nothing was compared. Now each group is named
     'not cached' and the command exits 0 saying nothing was compared."""
-    from cnnclaims.experiment import Run
+    from cnnclaims.run import Run
 
     cold = Run("tiny", data_path=run.data_path, cache_dir=tmp_path / "cold", progress=lambda *_: None,
                experiment=run.experiment, workers=2)
@@ -206,7 +206,7 @@ def damaged_copy(run, tmp_path):
     checksum no longer matches) and the null model's file truncated."""
     import shutil
 
-    from cnnclaims.experiment import Run
+    from cnnclaims.run import Run
 
     shutil.copytree(run.cache_dir / "models", tmp_path / "cache" / "models")
     copy = Run("tiny", data_path=run.data_path, cache_dir=tmp_path / "cache", progress=lambda *_: None,
@@ -232,7 +232,9 @@ def test_a_damaged_entry_is_missing_so_predicted_and_budgeted(damaged_copy):
     assert "does not match its checksum" in entry_problem(dummy, copy.data.fingerprint, copy.cache_dir)
     assert "does not match the SHA-256" in entry_problem(null, copy.data.fingerprint, copy.cache_dir)
     assert not is_cached(dummy, copy.data.fingerprint, copy.cache_dir)
-    assert {s.role for s in copy._missing(copy.plan_specs())} == {"dummy", "null"}
+    from cnnclaims.run_plan import missing
+
+    assert {s.role for s in missing(copy, copy.plan_specs())} == {"dummy", "null"}
 
 
 def test_reproduce_names_a_damaged_entry_damaged_not_identical_or_differs(damaged_copy):

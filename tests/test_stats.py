@@ -315,3 +315,23 @@ def test_n_needed_is_monotone_in_the_spread():
     for paired in (True, False):
         ns = [stats.n_needed(0.02, sd, 0.05 / 7, paired=paired) for sd in sds]
         assert all(a <= b for a, b in zip(ns, ns[1:])), paired
+
+
+# --- each result says its design and what its N counts (issue 20, item 4) ---------------
+
+def test_each_test_result_carries_its_design_and_unit():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=12), rng.normal(size=12)
+    D = stats.Design
+    cases = {
+        "paired": (stats.wilcoxon_paired(a, b, "greater"), D.PAIRED, "images", True),
+        "wilcoxon one sample": (stats.wilcoxon_one_sample(a, 0.0, "greater"), D.ONE_SAMPLE, "images", True),
+        "welch": (stats.welch(a, b, "greater"), D.TWO_SAMPLE, "models", False),
+        "welch, too few": (stats.welch(a[:1], b, "greater"), D.TWO_SAMPLE, "models", False),
+        "t one sample": (stats.t_one_sample(a, 0.0, "greater"), D.ONE_SAMPLE, "models", True),
+        "t one sample, too few": (stats.t_one_sample(a[:1], 0.0, "greater"), D.ONE_SAMPLE, "models", True),
+        "trend": (stats.trend([100, 1000, 10000], rng.normal(size=(3, 4)), "greater"), D.SLOPE, "seeds", True),
+        "descriptive": (stats.descriptive(1.0, 0.5), D.DESCRIPTIVE, "image", False),
+    }
+    for name, (res, design, unit, paired) in cases.items():
+        assert (res.design, res.unit, res.paired) == (design, unit, paired), name

@@ -194,7 +194,7 @@ def test_sweep_sizes_are_checked_before_training(tmp_path):
     data cannot give, before any model trains (they used to fail inside training, as a
     raw ValueError from the subset function, after other models had trained)."""
     from cnnclaims.errors import DataError
-    from cnnclaims.experiment import Run
+    from cnnclaims.run import Run
     from cnnclaims.testing import random_cifar
     from cnnclaims.data import Cifar10
 

@@ -179,7 +179,7 @@ def test_scope_not_applicable():
 
 def test_null_control_only_directional_and_counts_both_directions():
     ev = evidence(0.3)
-    ev.label = "null control"
+    ev.label, ev.null = "null control", True  # a real field: the label alone no longer makes it a null control
     vs = evaluate_catalog(ev, scopes=("frogs", "seeds"))
     assert {v.claim for v in vs} == {c.id for c in claims_for(directional_only=True)}
     assert all(v.family == "null control" for v in vs)
@@ -218,3 +218,26 @@ def test_decide_family_is_the_single_decision():
     m = measure_seeds(c, (np.array([0.6, 0.61, 0.62]), np.array([0.5, 0.51, 0.52])))
     (v,) = decide_family([c], "seeds", [m])
     assert v.verdict == SUPPORTED and v.family_size == 1
+
+
+# --- types instead of strings (issue 20, item 4) --------------------------------------
+
+def test_the_null_control_is_a_field_not_a_label():
+    ev = evidence(0.3)
+    ev.label = "null control"  # the label alone used to make it one
+    assert not ev.null and {v.claim for v in evaluate_catalog(ev, scopes=("seeds",))} == {
+        c.id for c in claims_for("seeds")}
+    ev.label, ev.null = "article", True
+    assert {v.claim for v in evaluate_catalog(ev, scopes=("seeds",))} == {
+        c.id for c in claims_for("seeds", directional_only=True)}
+
+
+def test_what_would_decide_is_worded_by_the_results_unit_not_its_display_name():
+    from cnnclaims.verdicts import _decides
+
+    res = dataclasses.replace(st.welch([1.0, 1.2, 0.9], [1.1, 1.0, 1.3], "greater", 0.02), test="renamed")
+    claim = get_claim("C3")
+    words = {unit: _decides(claim, dataclasses.replace(res, unit=unit), 1, 0.1, 40.0)
+             for unit in ("images", "models", "seeds")}
+    assert "N = 40 images" in words["images"] and "N = 40 models per condition" in words["models"]
+    assert "N = 40 seeds (models per size)" in words["seeds"]

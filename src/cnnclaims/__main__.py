@@ -32,14 +32,11 @@ def _at_least(lowest: int):
 
 
 def _experiment(args, progress=None):
-    from .experiment import Run
-    from .options import time_budget_choice
+    from .options import BY_FLAG
+    from .run import Run
 
-    run = Run(args.profile, args.data, args.cache_dir, args.seeds, args.probe_index, args.retrain,
-              progress=progress or functools.partial(print, flush=True), workers=args.workers,
-              experiment=args.experiment,
-              executor=args.executor, ray_address=args.ray_address,
-              time_budget=time_budget_choice(args.time_budget))
+    run = Run.from_options(lambda flag: getattr(args, BY_FLAG[flag].dest),
+                           progress=progress or functools.partial(print, flush=True))
     run.check(data=False)  # the declaration's mistakes (a builder, a layer path) before any training
     return run
 

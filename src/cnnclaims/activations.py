@@ -225,7 +225,7 @@ def _slice(model, layers=None):
         )
     sliced = walk_model(model)
     if sliced.channels_first:
-        from .modelio import channels_first_error
+        from .model_checks import channels_first_error
 
         raise channels_first_error("slice_model", model.name, sliced.channels_first)
     valid = _valid(model, sliced)
@@ -291,7 +291,7 @@ def _stream(model, images, layers, batch_size, where: str, feed=None):
                              "experiment's Experiment(feed=...))")
         x = model_input(images, where, single=True, shape=_image_shape(sliced, model, images, where))
     else:
-        from .modelio import check_feed
+        from .model_checks import check_feed
 
         shape = np.shape(images)
         if len(shape) not in (3, 4):

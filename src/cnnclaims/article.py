@@ -280,7 +280,7 @@ ARTICLE = Experiment(
     default_profile="article",
     output_layer="dense_2",
     version=2,  # the statistics' code version (was evidence.METRICS_VERSION)
-    extra={"figures": article_figures},
+    figures=article_figures,
 )
 
 

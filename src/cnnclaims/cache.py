@@ -428,3 +428,47 @@ def to_jsonable(obj, keep_nan: bool = False):
     if isinstance(obj, float) and obj != obj and not keep_nan:
         return None  # NaN is not JSON
     return obj
+
+
+# --- the result store: verdicts, null splits, calibrations ------------------------
+
+class ResultStore:
+    """Computed results (JSON-able dicts) stored under ``root/<kind>/<label>-<digest>.json``.
+
+    ``code``: a digest of the source that computes them (``run.CODE_DIGEST``). A
+    result's digest covers its ``key``, ``code`` and the numpy/scipy/statsmodels
+    versions, so any change there recomputes; a damaged file is reported and
+    recomputed, never trusted."""
+
+    def __init__(self, root: Path, code: str):
+        self.root, self.code = Path(root), code
+
+    def digest(self, key: dict) -> str:
+        import scipy
+        import statsmodels
+
+        return stable_hash({**key, "code": self.code,
+                            "versions": [np.__version__, scipy.__version__, statsmodels.__version__]})[:20]
+
+    def get(self, kind: str, label: str, key: dict, compute) -> dict:
+        """The stored result of ``key``, else ``compute()`` (a JSON-able dict), stored.
+        Either way the value has made the JSON round trip (NaN kept), so a cold run
+        returns what a warm run would read."""
+        digest = self.digest(key)
+        path = self.root / kind / f"{label}-{digest}.json"
+        if path.exists():
+            try:
+                doc = read_json(path)
+                if doc.get("key") != digest:
+                    raise CacheError(f"it holds key {doc.get('key')!r}, expected {digest}")
+                # A checksum of the content: a changed digit (tampering, bit rot) in
+                # valid JSON is detected and recomputed, never trusted.
+                if doc.get("checksum") != stable_hash(doc["value"]):
+                    raise CacheError("its content does not match its checksum")
+                return doc["value"]
+            except (CacheError, KeyError, TypeError, AttributeError) as exc:
+                discard(path, f"unusable {kind} cache ({exc})")
+        value = to_jsonable(compute(), keep_nan=True)
+        if write_json(path, {"key": digest, "value": value, "checksum": stable_hash(value)}, keep_nan=True):
+            return read_json(path)["value"]  # the same round trip a warm run takes
+        return json.loads(json.dumps(value))  # a read-only cache: the same round trip, in memory

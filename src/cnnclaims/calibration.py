@@ -30,6 +30,7 @@ import numpy as np
 
 from . import stats as st
 from .claims import model_number
+from .declaration import NULL, claims_key
 from .verdicts import FALSE_POSITIVES, NEGLIGIBLE, SUPPORTED, claim_numbers, evaluate_numbers, families
 
 CONDITIONS = ("null", "sesoi", "1sd", "2sd", "3sd")
@@ -230,3 +231,46 @@ def format_null_splits(res: dict) -> str:
             f"family: {fam}; false-positive verdicts {v['count']}/{v['n']} = {v['rate']:.4f} "
             f"[{v['ci'][0]:.4f}, {v['ci'][1]:.4f}] (splits share models: dependent, CIs nominal)")
 
+
+
+# --- a run's calibration (``run.Run.calibration`` and ``run.Run.null_splits``) -----------
+
+def same_size_models(run) -> list:
+    """Evidence of every model of b's recipe in ``run`` (a ``cnnclaims.run.Run``): the
+    b group, then the null group."""
+    return run.evidence.groups[run.b] + run.null_evidence.groups[NULL]
+
+
+def run_null_splits(run) -> dict | None:
+    """``null_splits`` over every model of b's recipe in ``run`` (stored in its result
+    store); None with fewer than 4 such models (two per group at least)."""
+    models = same_size_models(run)
+    if len(models) < 4:
+        return None
+    key = {"models": [m.key for m in models], "images": run.probe_indices.tolist(),
+           "claims": claims_key(run.experiment)}
+    return run.results.get("null-splits", "seeds", key,
+                           lambda: null_splits(models, run.experiment.claims_for("seeds", directional_only=True)))
+
+
+def seeds_covariance(run) -> tuple:
+    """(claims, (k, k) pooled seed-to-seed covariance, (k,) means of b) of the
+    seeds-scope claims' per-model numbers, from ``run``'s trained models."""
+    claims = run.experiment.claims_for("seeds")
+    xb = model_matrix(run.evidence.groups[run.a], claims)
+    xd = model_matrix(run.evidence.groups[run.b], claims)
+    return claims, pooled_covariance(xb, xd), xd.mean(axis=0)
+
+
+def run_calibration(run, n_experiments: int | None = None, seed: int | None = None, progress=None) -> dict:
+    """``calibrate`` with ``run``'s profile N and its trained models' seed-to-seed
+    covariance (stored per models, N, experiments and seed)."""
+    n_experiments = n_experiments or DEFAULT_EXPERIMENTS
+    seed = DEFAULT_SEED if seed is None else seed
+    claims, cov, base = seeds_covariance(run)
+    n = run.profile.n_seeds
+    key = {"models": [m.key for g in (run.a, run.b) for m in run.evidence.groups[g]], "n": n,
+           "experiments": n_experiments, "seed": seed, "images": run.probe_indices.tolist(),
+           "claims": claims_key(run.experiment)}
+    return run.results.get("calibration", f"n{n}", key, lambda: calibrate(
+        claims, n, cov, base, n_experiments, seed=seed, progress=progress or run.progress))

@@ -33,9 +33,12 @@ control trains condition ``b``'s recipe again with other seeds.
 """
 from __future__ import annotations
 
+import difflib
 import math
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,6 +50,7 @@ SCOPE_KINDS = ("probe", "images", "seeds", "sizes")
 SWEEP = "sizes"  # the sweep's group of models (training-set sizes) and its scope
 PRIMARY, SECONDARY = "primary", "secondary"
 NULL = "null"  # the null control's group: condition b's recipe, other seeds
+NULL_CONTROL = "null control"  # the null control's evidence label and its verdicts' family
 # The experiment a plain `pytest` or `python -m cnnclaims` runs (--experiment /
 # $CNNCLAIMS_EXPERIMENT choose another), "module:attribute": options.DEFAULT_EXPERIMENT.
 
@@ -115,6 +119,60 @@ class Metric:
         return self.label or self.name
 
 
+# The closed vocabularies of a Claim. StrEnums, so a declaration may write the plain
+# string ("threshold") or the member (ClaimKind.THRESHOLD): they compare, hash and
+# print alike, and either is checked at declaration.
+class ClaimKind(StrEnum):
+    """What a claim compares: condition a with b, or one subject with a threshold."""
+
+    COMPARE = "compare"
+    THRESHOLD = "threshold"
+
+
+class Subject(StrEnum):
+    """Whose values a threshold claim tests: a model of a or of b, the images
+    themselves, or the smaller of the two models' values."""
+
+    A = "a"
+    B = "b"
+    INPUT = "input"
+    BOTH = "both"
+
+
+class Plot(StrEnum):
+    """The diagnostic plot of a claim's probe evidence (``diagnostics.claim_plots``)."""
+
+    HISTOGRAM = "histogram"  # the claim's layer, values / image max, a vs b
+    FEATURE_MAPS = "feature_maps"  # the probe image and the layer's maps, side by side
+    INPUT = "input"  # the probe image's pixel values
+    ENTROPY = "entropy"  # histogram entropy of the input and of each model's layer
+    SOFTMAX = "softmax"  # each model's softmax on the probe image
+    ACCURACY = "accuracy"  # the same bars, for a claim about test accuracy
+
+
+class ModelMetric(StrEnum):
+    """The seeds scope's number per model when it is not the metric's mean over the images."""
+
+    TEST_ACCURACY = "test_accuracy"
+
+
+def _choice(where: str, name: str, value, choices: type[StrEnum], optional: bool = False) -> StrEnum | None:
+    """``choices(value)`` (None stays None when ``optional``), or ValueError naming the
+    field, the bad value, the allowed ones and the nearest of them."""
+    if optional and value is None:
+        return None
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = [m.value for m in choices]
+        shown = ["None"] * optional + [repr(v) for v in allowed]
+        listed = ", ".join(shown[:-1]) + f" or {shown[-1]}"
+        near = difflib.get_close_matches(str(value), allowed, n=1)
+        fix = (f"did you mean {name}={near[0]!r}?" if near
+               else f"write one of them, e.g. {name}={allowed[0]!r} (or cnnclaims.declaration.{choices.__name__})")
+        raise ValueError(f"{where}: {name} must be {listed}, got {value!r}; {fix}") from None
+
+
 @dataclass(frozen=True)
 class Claim:
     """One claim about conditions ``a`` and ``b`` (or about one subject vs a threshold).
@@ -135,29 +193,30 @@ class Claim:
     slug: str
     text: str  # the claim in the paper's words
     metric: Metric
-    kind: str = "compare"
+    kind: ClaimKind = ClaimKind.COMPARE
     alternative: str = "greater"
     sesoi: float = float("nan")
     sesoi_reason: str = ""
     primary: bool = False
-    subject: str = "a"
+    subject: Subject = Subject.A
     threshold: float | None = None
     # Default: every scope the claim's kind allows (a comparison: probe, images, seeds
     # and sizes; a threshold claim: probe, images, seeds).
     scopes: tuple | None = None
     extras: tuple = ()  # Metrics reported beside the tested one
-    model_metric: str | None = None  # "test_accuracy": the seeds scope's number per model
+    model_metric: ModelMetric | None = None  # "test_accuracy": the seeds scope's number per model
     probe_checks: tuple = ()
     figure: str = ""  # where the paper shows it
-    plot: str = "histogram"  # diagnostic plot kind (diagnostics.claim_plots)
+    plot: Plot = Plot.HISTOGRAM  # diagnostic plot kind (diagnostics.claim_plots)
     alpha: float = ALPHA  # family-wise error rate of the claim's family
 
     def __post_init__(self):
         where = f"claim {self.id!r}"
         if not self.id or any(ch in self.id + self.slug for ch in " /[]"):
             raise ValueError(f"{where}: id and slug must be non-empty, without spaces, '/' or brackets (they name tests)")
-        if self.kind not in ("compare", "threshold"):
-            raise ValueError(f"{where}: kind must be 'compare' or 'threshold', got {self.kind!r}")
+        # Each closed field becomes its StrEnum member (equal to the string it was given).
+        for name, choices in (("kind", ClaimKind), ("subject", Subject), ("plot", Plot), ("model_metric", ModelMetric)):
+            object.__setattr__(self, name, _choice(where, name, getattr(self, name), choices, name == "model_metric"))
         if self.alternative not in ("greater", "less"):
             raise ValueError(f"{where}: alternative must be 'greater' or 'less', got {self.alternative!r}")
         if not isinstance(self.metric, Metric):
@@ -165,8 +224,6 @@ class Claim:
         if self.kind == "threshold":
             if self.threshold is None or not math.isfinite(self.threshold):
                 raise ValueError(f"{where}: a threshold claim needs a finite threshold")
-            if self.subject not in ("a", "b", "input", "both"):
-                raise ValueError(f"{where}: subject must be 'a', 'b', 'input' or 'both', got {self.subject!r}")
         if not (isinstance(self.sesoi, (int, float)) and self.sesoi > 0):
             raise ValueError(f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
                              "(the smallest effect that would matter; see README 'The four verdicts, in plain words')")
@@ -186,8 +243,6 @@ class Claim:
                              "size); a threshold claim has none: leave 'sizes' out of its scopes")
         if self.subject == "input" and "seeds" in self.scopes:
             raise ValueError(f"{where}: a claim about the input images has no seeds scope (no model is involved)")
-        if self.model_metric not in (None, "test_accuracy"):
-            raise ValueError(f"{where}: model_metric must be None or 'test_accuracy', got {self.model_metric!r}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"{where}: alpha must be in (0, 1), got {self.alpha}")
 
@@ -354,9 +409,22 @@ class Experiment:
     version: int = 1  # bump when a metric's code changes, so cached statistics are recomputed
     pins_name: str = "pinned_verdicts.json"
     extra: dict = field(default_factory=dict, compare=False)  # free-form, for the declaring module
+    # The experiment's own figures (``figures.make_figures``): (run, folder, progress) ->
+    # {name: (PNG path, claim ids it supports)}, a function of a ``cnnclaims.run.Run``.
+    figures: Callable[[Any, Path, Callable], dict] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         where = f"experiment {self.name!r}"
+        if "figures" in self.extra:
+            import warnings
+
+            warnings.warn(f"{where}: extra['figures'] is deprecated; declare Experiment(..., figures=...)",
+                          DeprecationWarning, stacklevel=3)
+            if self.figures is None:
+                object.__setattr__(self, "figures", self.extra["figures"])
+        if self.figures is not None and not callable(self.figures):
+            raise TypeError(f"{where}: figures must be a function (run, folder, progress) -> {{name: (path, claim "
+                            f"ids)}}, got {self.figures!r}")
         self._check_contract(where)
         if self.a.name == self.b.name:
             raise ValueError(f"{where}: conditions a and b need different names, both are {self.a.name!r}")
@@ -508,6 +576,25 @@ class Experiment:
     def undefined_why(self, stat: str) -> str:
         m = self.metrics.get(stat) or BUILTIN_METRICS.get(stat)
         return (m.undefined_why if m else "") or "the statistic has no value for this input"
+
+
+def claims_key(experiment: Experiment) -> list:
+    """What of a declaration decides its verdicts, for cache keys: the experiment's
+    names and every field of every claim, read from ``dataclasses.fields(Claim)`` so
+    that a new field is keyed without an edit here. Metrics are keyed by name and
+    title (their code is versioned by ``experiment.version`` and
+    ``evidence.metrics_key``)."""
+    return [experiment.name, experiment.version, experiment.scopes, experiment.a.name, experiment.b.name,
+            [{f.name: _plain(getattr(c, f.name)) for f in fields(Claim)} for c in experiment.claims]]
+
+
+def _plain(value):
+    """A claim field as JSON: a Metric by name and title, tuples as lists."""
+    if isinstance(value, Metric):
+        return [value.name, value.title]
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
 
 
 # Per-image statistics every experiment has (from the softmax and the labels).

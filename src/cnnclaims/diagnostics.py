@@ -9,7 +9,7 @@ from . import metrics as m
 from . import plots
 from .cache import file_sha256, read_json, stable_hash, to_jsonable, write_json
 from .claims import values
-from .declaration import OUTPUT
+from .declaration import NULL_CONTROL, OUTPUT, Plot
 from .errors import CacheError
 
 
@@ -19,7 +19,7 @@ def _fmt(v) -> str:
 
 def title_for(v) -> str:
     return (
-        f"{v.name} [{v.scope}{', null control' if v.family == 'null control' else ''}]: {v.verdict}\n"
+        f"{v.name} [{v.scope}{', null control' if v.family == NULL_CONTROL else ''}]: {v.verdict}\n"
         f"{v.test}: stat={_fmt(v.statistic)}, p (2-sided)={_fmt(v.p_two_sided)}, p_holm={_fmt(v.p_holm)}, "
         f"TOST p_holm={_fmt(v.p_equivalence_holm)}, {v.effect_name}={_fmt(v.effect)} "
         f"[{_fmt(v.ci_low)}, {_fmt(v.ci_high)}], SESOI {_fmt(v.sesoi)}"
@@ -46,7 +46,7 @@ def _layer(claim, exp) -> str:
 def claim_plots(exp, verdict, folder) -> list[Path]:
     """Write the diagnostic plots of one verdict into ``folder``; return their paths."""
     claim = exp.experiment.claim(verdict.claim)
-    null = verdict.family == "null control"
+    null = verdict.family == NULL_CONTROL
     evidence = exp.null_evidence if null else exp.evidence
     an, bn = evidence.a, evidence.b
     stem = f"{claim.name}-{verdict.scope}{'-null' if null else ''}"
@@ -76,20 +76,20 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
     # The probe's own evidence (also shown for the images scope: what one image looks like).
     acts = probe_activations(exp, evidence)
     layer = _layer(claim, exp)
-    if claim.plot == "feature_maps":
+    if claim.plot == Plot.FEATURE_MAPS:
         fig = plots.feature_maps_side_by_side(exp.probe_image, acts[an][layer][0], acts[bn][layer][0], (an, bn), title)
-    elif claim.plot == "input":
+    elif claim.plot == Plot.INPUT:
         fig = plots.value_histograms({"probe image": acts[an]["input"][0]}, title, "pixel value (/255)")
-    elif claim.plot == "entropy":
+    elif claim.plot == Plot.ENTROPY:
         ent = {"input": m.histogram_entropy(acts[an]["input"])[0]}
         for label in (an, bn):
             ent[f"{label} {layer}"] = m.histogram_entropy(m.scale_unit(acts[label][layer]))[0]
         fig = plots.entropy_bars(ent, title)
-    elif claim.plot in ("softmax", "accuracy"):
+    elif claim.plot in (Plot.SOFTMAX, Plot.ACCURACY):
         out_layer = _output_layer(exp)
         fig = plots.softmax_bars({an: acts[an][out_layer][0], bn: acts[bn][out_layer][0]},
                                  exp.experiment.classes, exp.experiment.probe_class, title)
-    else:
+    else:  # Plot.HISTOGRAM: Claim admits no other value
         fig = plots.value_histograms(
             {label: m.scale_unit(acts[label][layer]) for label in (an, bn)}, title,
             f"{layer} activation / image max")
@@ -115,13 +115,13 @@ def cached_claim_plots(exp, verdict, folder) -> list[Path]:
     verdict, models and probe (a warm run redraws nothing). The stamp also holds each
     file's SHA-256, so an edited or damaged picture is drawn again, never trusted."""
     folder = Path(folder)
-    roles = ("null", exp.b) if verdict.family == "null control" else (exp.a, exp.b)
+    roles = ("null", exp.b) if verdict.family == NULL_CONTROL else (exp.a, exp.b)
     models = {role: [t.key for t in exp.models(role)] for role in roles}
     if verdict.scope == "sizes":
         models["sizes"] = [[n, [t.key for t in ms]] for n, ms in exp.sweep_models().items()]
     stamp = stable_hash({"verdict": to_jsonable(verdict.to_dict()), "models": models, "probe": exp.probe_index,
                          "version": PLOTS_VERSION})
-    null = "-null" if verdict.family == "null control" else ""
+    null = "-null" if verdict.family == NULL_CONTROL else ""
     record = folder / f".{exp.experiment.claim(verdict.claim).name}-{verdict.scope}{null}.stamp.json"
 
     try:

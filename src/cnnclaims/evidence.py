@@ -17,7 +17,7 @@ import numpy as np
 
 from .activations import stream_activations
 from .cache import CacheError, discard, read_npz, stable_hash, write_npz
-from .declaration import BUILTIN_METRICS, OUTPUT
+from .declaration import BUILTIN_METRICS, NULL, NULL_CONTROL, OUTPUT
 from .inputs import check_images, class_labels, model_input
 
 
@@ -169,7 +169,7 @@ class Evidence:
     groups: dict
     probe_position: int  # index of the probe image within the probe-class images
     n_images: int
-    label: str = "article"  # the experiment's name, or "null control"
+    label: str = "article"  # the experiment's name, or declaration.NULL_CONTROL
     data_source: str = ""
     a: str = "a"
     b: str = "b"
@@ -179,10 +179,9 @@ class Evidence:
     # read "grows with size" for "a greater than b"), -1 otherwise.
     sizes: dict = field(default_factory=dict)
     size_sign: int = 1
-
-    @property
-    def null(self) -> bool:
-        return self.label == "null control"
+    # The null control (b's recipe with other seeds against b): its verdicts take the
+    # directional claims only, and any direction found is a false positive.
+    null: bool = False
 
     def first(self, role: str) -> ModelEvidence:
         return self.groups[role][0]
@@ -197,3 +196,28 @@ def build_model_evidence(trained, images, labels, experiment) -> ModelEvidence:
         stats=cached_image_stats(trained, images, labels, experiment),
         record=trained.record,
     )
+
+
+def _run_group(run, models) -> list:
+    """``ModelEvidence`` of ``models`` (trained models of ``run``) over its probe-class images."""
+    x, y = run.probe_images, run.data.y_test[run.probe_indices]
+    return [build_model_evidence(t, x, y, run.experiment) for t in models]
+
+
+def run_evidence(run) -> Evidence:
+    """The evidence of ``run`` (a ``cnnclaims.run.Run``): its conditions a and b, and
+    the sizes sweep's models (training each group first when it is not cached)."""
+    n_a, n_b = run.profile.n_train[run.a], run.profile.n_train[run.b]
+    return Evidence({run.a: _run_group(run, run.models(run.a)), run.b: _run_group(run, run.models(run.b))},
+                    run.probe_position, len(run.probe_indices), run.experiment.name, run.data.source,
+                    run.a, run.b, run.experiment,
+                    sizes={n: _run_group(run, models) for n, models in run.sweep_models().items()},
+                    size_sign=1 if n_a > n_b else -1)
+
+
+def null_control_evidence(run) -> Evidence:
+    """``run``'s null control: b's recipe with other seeds against b, so any "effect"
+    found here is a false positive."""
+    return Evidence({NULL: _run_group(run, run.models(NULL)), run.b: run.evidence.groups[run.b]},
+                    run.probe_position, len(run.probe_indices), NULL_CONTROL, run.data.source,
+                    NULL, run.b, run.experiment, null=True)

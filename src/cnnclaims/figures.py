@@ -18,12 +18,12 @@ def model_summary(model) -> str:
 def make_figures(exp, folder, progress=print) -> dict:
     """All figures; returns claim id -> [paths] and "other" -> [paths].
 
-    The experiment's own figures come from ``experiment.extra["figures"]``, a function
+    The experiment's own figures come from ``Experiment.figures``, a function
     ``(run, folder, progress) -> {name: (path, claim ids)}``, when it declares one."""
     folder = Path(folder)
     by_claim: dict = {}
     other = []
-    own = exp.experiment.extra.get("figures")
+    own = exp.experiment.figures
     for name, (path, claim_ids) in (own(exp, folder, progress) if own else {}).items():
         for cid in claim_ids:
             by_claim.setdefault(cid, []).append(path)

@@ -24,6 +24,7 @@ import numpy as np
 
 from .compat import image_data_format, input_name, keras, keras_config_file
 from .errors import ModelError
+from .model_checks import channels_first_error, check_feed, shape_fits, tensor_shape
 from .inputs import IMAGE_SHAPE, N_CLASSES
 
 
@@ -53,22 +54,6 @@ def model_io(experiment) -> ModelIO:
                    getattr(experiment, "feed", None))
 
 
-def channels_first_error(where: str, model_name: str, paths) -> ModelError:
-    """The one error for a model whose layers take channels-first maps."""
-    paths = list(paths)
-    shown = ", ".join(repr(p) for p in paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
-    here = image_data_format()
-    source = (f"Keras's image_data_format is {here!r} here (read from {keras_config_file()}, or set by "
-              "keras.backend.set_image_data_format)" if here == "channels_first"
-              else "the layers were built with data_format='channels_first'")
-    return ModelError(
-        f"{where}: model {model_name!r} takes channels-first maps (layers {shown}); {source}. cnnclaims feeds "
-        f"images as (n, height, width, channels): set \"image_data_format\": \"channels_last\" in "
-        f"{keras_config_file()} (or point $KERAS_HOME at a folder without that setting) and build the model "
-        "again, or give its layers data_format='channels_last'"
-    )
-
-
 def build_error(who: str, exc: BaseException) -> ModelError | None:
     """A ModelError naming the setting when building failed under channels-first
     (Keras's own error there is about pooling sizes and ``kwargs``); None otherwise."""
@@ -81,14 +66,6 @@ def build_error(who: str, exc: BaseException) -> ModelError | None:
         f"height, width, channels): set \"image_data_format\": \"channels_last\" in {keras_config_file()} (or point "
         "$KERAS_HOME at a folder without that setting)"
     )
-
-
-def _shape(tensor) -> tuple:
-    return tuple(None if d is None else int(d) for d in tuple(tensor.shape)[1:])
-
-
-def _fits(shape: tuple, want: tuple) -> bool:
-    return len(shape) == len(want) and all(d is None or d == w for d, w in zip(shape, want))
 
 
 def checked_io(model, io: ModelIO, who: str) -> int:
@@ -110,8 +87,8 @@ def checked_io(model, io: ModelIO, who: str) -> int:
                 f"{who}: the model has {len(names)} inputs ({', '.join(names)}); declare how a batch of images is "
                 f"fed to them: Experiment(feed=fn) with fn(images) -> {{{', '.join(repr(n) for n in names)}: "
                 "array}, a module-level function of the (n, H, W, C) float batch")
-        shape = _shape(model.inputs[0])
-        if not _fits(shape, tuple(io.input_shape)):
+        shape = tensor_shape(model.inputs[0])
+        if not shape_fits(shape, tuple(io.input_shape)):
             hint = ""
             if len(shape) == 3 and shape[0] is not None and (shape[1], shape[2], shape[0]) == tuple(io.input_shape):
                 hint = " (channels first: build it with keras.Input((height, width, channels)))"
@@ -141,32 +118,6 @@ def output_index(model, io: ModelIO, who: str) -> int:
             f"{who}: output_layer={io.output!r} is none of the model's {len(outputs)} outputs "
             f"({', '.join(out_names)}); name the one that gives the class probabilities")
     return out_names.index(io.output)
-
-
-def check_feed(feed, images, inputs, names, where: str) -> None:
-    """Call ``feed`` on a batch of ``images`` and check it gives every input by name,
-    batch first, in the input's shape. Raises ModelError naming what was wrong."""
-    n = len(images)
-    try:
-        got = feed(images)
-    except Exception as exc:  # noqa: BLE001 - the user's function: say which one failed and on what
-        raise ModelError(f"{where}: feed {getattr(feed, '__qualname__', feed)!r} failed on a batch of {n} images "
-                         f"{tuple(np.shape(images))} ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(got, dict):
-        raise ModelError(f"{where}: feed returned {type(got).__name__}; return a dict {{input name: array}} with "
-                         f"the keys {', '.join(names)}")
-    if sorted(got) != sorted(names):
-        raise ModelError(f"{where}: feed returned the keys {sorted(got)}, but the model's inputs are "
-                         f"{', '.join(names)}; return exactly one array per input, by name")
-    for name, tensor in zip(names, inputs):
-        a = np.asarray(got[name])
-        want = _shape(tensor)
-        if a.ndim == 0 or len(a) != n or not _fits(a.shape[1:], want):
-            raise ModelError(f"{where}: feed gave input {name!r} shape {a.shape} for {n} images; the model takes "
-                             f"({n}, {', '.join('None' if d is None else str(d) for d in want)})")
-        if not (np.issubdtype(a.dtype, np.number) and np.isfinite(a).all()):
-            raise ModelError(f"{where}: feed gave input {name!r} dtype {a.dtype} with non-numbers or NaN/inf; "
-                             "give finite numbers")
 
 
 def input_names(model) -> list:

@@ -24,7 +24,9 @@ them. Confidence intervals are two-sided 95%.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from math import comb
+from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -38,9 +40,21 @@ BOOTSTRAP_SEED = 20240607
 NOISE_RTOL = 1e-12
 
 
+class Design(StrEnum):
+    """What a test compares. Its power analysis follows (a paired, one-sample or slope
+    design is a one-sample t; two samples, Welch's t), and so does what its N counts
+    (``UNITS``)."""
+
+    DESCRIPTIVE = "descriptive"  # one image: no test
+    PAIRED = "paired"  # the same images through two models: one sample of differences
+    ONE_SAMPLE = "one-sample"  # one sample against a threshold
+    TWO_SAMPLE = "two-sample"  # two independent groups (models of a vs models of b)
+    SLOPE = "slope"  # per-seed slopes along the training-set sizes, one sample of them
+
+
 @dataclass(frozen=True)
 class TestResult:
-    test: str
+    test: str  # the test's name, for people (never parsed: ``design`` and ``unit`` say what it is)
     statistic: float  # the test statistic (W, t) or, descriptive, the difference
     p_value: float  # one-sided, in the claimed direction; NaN when descriptive
     p_opposite: float  # one-sided, in the opposite direction
@@ -53,8 +67,15 @@ class TestResult:
     p_equivalence: float = float("nan")  # TOST p: the difference lies within +/- SESOI
     spread: float = float("nan")  # SD of the unit-level numbers the power analysis uses
     n_per_group: int = 0  # units per condition (images for paired tests)
-    paired: bool = False  # power of a one-sample/paired t (True) or a two-sample Welch t
     min_p: float = 0.0  # smallest two-sided p the test can attain with this n
+    design: Design = Design.DESCRIPTIVE
+    # What n_per_group counts: images, models (per condition), or seeds (of the sizes sweep).
+    unit: Literal["image", "images", "models", "seeds"] = "image"
+
+    @property
+    def paired(self) -> bool:
+        """Whether the power analysis is a one-sample/paired t's (True) or Welch's (False)."""
+        return self.design in (Design.PAIRED, Design.ONE_SAMPLE, Design.SLOPE)
 
 
 def two_sided(p: float, p_opposite: float) -> float:
@@ -105,12 +126,14 @@ def wilcoxon_paired(a, b, alternative: str, sesoi: float = float("nan")) -> Test
     image through two models; ``sesoi`` in the statistic's units."""
     a, b = _clean_pairs(a, b)
     return wilcoxon_one_sample(a - b, 0.0, alternative, sesoi, _test="Wilcoxon signed-rank (paired images)",
-                               _scale=(a, b))
+                               _scale=(a, b), _design=Design.PAIRED)
 
 
 def wilcoxon_one_sample(x, threshold: float, alternative: str, sesoi: float = float("nan"),
-                        _test="Wilcoxon signed-rank (one sample)", _scale=None) -> TestResult:
-    """One-sided Wilcoxon signed-rank test of x - threshold; ``x``: (n,) float array.
+                        _test="Wilcoxon signed-rank (one sample)", _scale=None,
+                        _design=Design.ONE_SAMPLE) -> TestResult:
+    """One-sided Wilcoxon signed-rank test of x - threshold; ``x``: (n,) float array,
+    one number per image.
 
     Differences within floating-point noise of zero count as zero, and zeros are
     dropped by the test and the effect alike (``zero_method="wilcox"``).
@@ -124,7 +147,7 @@ def wilcoxon_one_sample(x, threshold: float, alternative: str, sesoi: float = fl
     n = len(d)
     nz = int(np.count_nonzero(d))
     spread = float(np.std(d, ddof=1)) if n > 1 else float("nan")
-    base = dict(n_per_group=n, paired=True, spread=spread, min_p=_wilcoxon_min_p(nz))
+    base = dict(n_per_group=n, spread=spread, min_p=_wilcoxon_min_p(nz), design=_design, unit="images")
     if n < 2 or nz == 0:
         nan = float("nan")
         p_eq = 0.0 if n >= 2 and np.isfinite(sesoi) and sesoi > 0 else nan
@@ -195,7 +218,8 @@ def welch(a, b, alternative: str, sesoi: float = float("nan")) -> TestResult:
     extra = {"hedges_g": hedges_g(a, b), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
              "sd_a": sa, "sd_b": sb, "n_a": len(a), "n_b": len(b)}
     extra.update(prob_superiority(a, b))
-    common = dict(spread=spread, n_per_group=min(len(a), len(b)), paired=False, min_p=0.0)
+    common = dict(spread=spread, n_per_group=min(len(a), len(b)), min_p=0.0,
+                  design=Design.TWO_SAMPLE, unit="models")
     if abs(diff) <= tol and max(sa, sb) <= tol:
         # Equal up to rounding, without spread: no direction, and equal within any SESOI.
         p_eq = 0.0 if np.isfinite(sesoi) and sesoi > 0 else float("nan")
@@ -240,7 +264,7 @@ def t_one_sample(x, threshold: float, alternative: str, sesoi: float = float("na
         return _too_few(test, diff, len(x), None)
     tol = noise_tolerance(x, np.array([threshold]))
     sd = float(x.std(ddof=1))
-    common = dict(spread=sd, n_per_group=len(x), paired=True, min_p=0.0)
+    common = dict(spread=sd, n_per_group=len(x), min_p=0.0, design=Design.ONE_SAMPLE, unit="models")
     extra = {"mean": float(x.mean()), "sd": sd}
     if sd <= tol:
         nan = float("nan")
@@ -445,7 +469,8 @@ def _too_few(test, diff, n_a, n_b):
     groups = f"{n_a}" if n_b is None else f"{n_a} and {n_b}"
     return TestResult(test, nan, 1.0, 1.0, "difference of means" if n_b is not None else "mean - threshold", diff,
                       nan, nan, n, {"note": f"fewer than 2 models per group ({groups})"},
-                      n_per_group=min(n_a, n_b if n_b is not None else n_a), paired=n_b is None, min_p=1.0)
+                      n_per_group=min(n_a, n_b if n_b is not None else n_a), min_p=1.0,
+                      design=Design.ONE_SAMPLE if n_b is None else Design.TWO_SAMPLE, unit="models")
 
 
 def _flip(alternative: str) -> str:
@@ -507,5 +532,5 @@ def trend(sizes, numbers, alternative: str, sesoi: float = float("nan")) -> Test
                                                         for r in y], **jt}
     return TestResult("trend t (per-seed slopes)", res.statistic, res.p_value,
                       res.p_opposite, "slope per decade", res.effect, res.ci_low, res.ci_high, res.n, extra,
-                      p_equivalence=res.p_equivalence, spread=res.spread, n_per_group=res.n_per_group, paired=True,
-                      min_p=res.min_p)
+                      p_equivalence=res.p_equivalence, spread=res.spread, n_per_group=res.n_per_group,
+                      min_p=res.min_p, design=Design.SLOPE, unit="seeds")

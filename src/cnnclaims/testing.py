@@ -94,7 +94,7 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     """
     from .compat import set_determinism
     from .data import Cifar10
-    from .experiment import Run
+    from .run import Run
     from .declaration import SWEEP, load_experiment
     from .modelio import fed, model_io, output_index, probabilities
     from .training.entries import TrainedModel
@@ -120,17 +120,17 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
         return TrainedModel(spec, model, record, path)
 
     for role in exp.roles:
-        exp._models[role] = [untrained(role, spec, spec.seed + (0 if role == exp.a else 500))
-                             for spec in specs_for(exp.profile, role, exp.experiment)]
+        exp.loaded[role] = [untrained(role, spec, spec.seed + (0 if role == exp.a else 500))
+                            for spec in specs_for(exp.profile, role, exp.experiment)]
     if exp.profile.sizes:
         # The sweep: its points at a condition's size are that condition's models (as
         # in a real run), the others untrained networks of their own.
         sweep = {}
         for n, specs in exp.sweep["specs"].items():
-            sweep[n] = [exp._models[spec.role][spec.seed]
-                        if spec.role in exp.roles and spec.seed < len(exp._models[spec.role])
+            sweep[n] = [exp.loaded[spec.role][spec.seed]
+                        if spec.role in exp.roles and spec.seed < len(exp.loaded[spec.role])
                         else untrained(spec.role, spec, spec.seed + 700 + n % 89) for spec in specs]
-        exp._models[SWEEP] = sweep
+        exp.loaded[SWEEP] = sweep
     assert (exp.data.y_test == exp.experiment.probe_class).sum() == frogs
     return exp
 

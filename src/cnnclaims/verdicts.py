@@ -375,11 +375,16 @@ def _label(claim: Claim, m: Measured, p_holm: float, eq_holm: float) -> str:
     return UNDERPOWERED
 
 
+# What more of would decide an underpowered verdict, by what the test's N counts
+# (``stats.TestResult.unit``).
+UNIT_WORDS = {"images": "images", "models": "models per condition", "seeds": "seeds (models per size)",
+              "image": "images"}
+
+
 def _decides(claim: Claim, res: st.TestResult, m_family: int, mde: float, n_needed: float,
              n_range: tuple = (float("nan"), float("nan"))) -> str:
     alpha_first = claim.alpha / m_family
-    unit = ("images" if res.paired and res.test.startswith("Wilcoxon")
-            else "seeds (models per size)" if res.test.startswith("trend") else "models per condition")
+    unit = UNIT_WORDS[res.unit]
     if res.min_p * m_family >= claim.alpha:
         return (f"unreachable with N = {res.n_per_group}: the smallest attainable p ({res.min_p:.3g}) cannot pass "
                 f"the corrected threshold alpha/m = {alpha_first:.3g}; more {unit} are needed")
@@ -523,6 +528,36 @@ def evaluate_catalog(evidence, claims=None, scopes=None, adjust=st.holm) -> list
                 decided[v.claim] = v
         out.extend(decided[c.id] for c in claims if c.id in decided)
     return out
+
+
+def stored_catalog(store, evidence, scopes, images) -> list[Verdict]:
+    """``evaluate_catalog(evidence, scopes=scopes)``, kept in ``store`` (a
+    ``cache.ResultStore``): the bootstrap CIs cost seconds and a warm run should
+    recompute nothing heavy. The key holds the models, the probe-class images
+    (``images``, their test-set indices), the claims, this decision code and the
+    statistics' version."""
+    from .declaration import claims_key
+    from .evidence import metrics_key
+
+    key = {"models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
+           "sizes": [[n, [e.key for e in ms]] for n, ms in evidence.sizes.items()], "size_sign": evidence.size_sign,
+           "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
+           "images": list(map(int, images)), "scopes": list(scopes),
+           "claims": claims_key(evidence.experiment), "decision_code": decision_code(),
+           "statistics": metrics_key(evidence.experiment)}
+    doc = store.get("verdicts", evidence.label.replace(" ", "-"), key,
+                    lambda: {"verdicts": [v.to_dict() for v in evaluate_catalog(evidence, scopes=scopes)]})
+    return [Verdict.from_dict(d) for d in doc["verdicts"]]
+
+
+def run_verdicts(run) -> list[Verdict]:
+    """Every verdict of ``run`` (a ``cnnclaims.run.Run``) in its scopes, kept in its result store."""
+    return stored_catalog(run.results, run.evidence, run.scopes, run.probe_indices.tolist())
+
+
+def null_control_verdicts(run) -> list[Verdict]:
+    """The verdicts of ``run``'s null control (every scope but the probe and the sweep), stored."""
+    return stored_catalog(run.results, run.null_evidence, run.experiment.scopes[1:], run.probe_indices.tolist())
 
 
 def evaluate(claim: Claim, scope: str, evidence) -> Verdict:

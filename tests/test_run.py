@@ -2,13 +2,14 @@
 import numpy as np
 import pytest
 
-from cnnclaims.article import FROG
 from cnnclaims.activations import layer_names
-from cnnclaims.experiment import Run as Experiment
+from cnnclaims.article import FROG
 from cnnclaims.model import LAYER_NAMES, N_PARAMS
+from cnnclaims.run import Run
 from cnnclaims.training import get_trained
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["pytester"]
 
 
 def test_data_is_cifar10(cifar10):
@@ -29,18 +30,18 @@ def test_probe_frogs(probe_images, probe_image, cifar10):
     assert len(idx) == 1000 and (cifar10.y_test[idx] == FROG).all() and probe_image[0] in idx
 
 
-def test_models_trained_and_recorded(models_a, models_b, experiment):
+def test_models_trained_and_recorded(models_a, models_b, run):
     for t in models_a + models_b:
         assert t.model.count_params() == N_PARAMS and layer_names(t.model) == list(LAYER_NAMES)
         rec = t.record
-        assert rec["data_fingerprint"] == experiment.data.fingerprint
+        assert rec["data_fingerprint"] == run.data.fingerprint
         assert 0.1 < rec["test_accuracy"] <= 1 and rec["epochs"] >= 1
-        assert rec["spec"]["n_train"] == experiment.profile.n_train[t.spec.role]
+        assert rec["spec"]["n_train"] == run.profile.n_train[t.spec.role]
 
 
-def test_second_load_comes_from_cache(models_a, experiment):
+def test_second_load_comes_from_cache(models_a, run):
     msgs = []
-    t = get_trained(models_a[0].spec, experiment.data, experiment.cache_dir, progress=msgs.append)
+    t = get_trained(models_a[0].spec, run.data, run.cache_dir, progress=msgs.append)
     assert msgs == [] and t.key == models_a[0].key
 
 
@@ -55,7 +56,7 @@ def test_activations_of_every_layer(activations):
 def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     import math
 
-    from cnnclaims import experiment as experiment_module
+    from cnnclaims import verdicts as verdicts_module
     from cnnclaims.testing import synthetic_experiment
 
     first = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
@@ -63,13 +64,13 @@ def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     (stored,) = (tmp_path / "cache" / "verdicts").glob("article-*.json")
 
     def fresh():
-        exp = Experiment(first.profile_name, cache_dir=first.cache_dir, n_seeds=2, progress=lambda *_: None)
+        exp = Run(first.profile_name, cache_dir=first.cache_dir, n_seeds=2, progress=lambda *_: None)
         exp.__dict__["data"] = first.data
-        exp._models.update(first._models)
+        exp.loaded.update(first.loaded)
         return exp
 
     calls = []
-    monkeypatch.setattr(experiment_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or verdicts)
+    monkeypatch.setattr(verdicts_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or verdicts)
     again = fresh()
     same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
     for a, b in zip(verdicts + null, again.verdicts + again.null_verdicts):
@@ -106,13 +107,13 @@ def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch)
     exp = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
     exp.verdicts
     before = sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json"))
-    src = Path(Experiment.__module__.replace(".", "/")).parts[0]
+    src = Path(Run.__module__.replace(".", "/")).parts[0]
     real = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "# edited after import\n"
                         if src in self.parts and self.suffix == ".py" else real(self, *a, **k))
-    again = Experiment(exp.profile_name, cache_dir=exp.cache_dir, n_seeds=2, progress=lambda *_: None)
+    again = Run(exp.profile_name, cache_dir=exp.cache_dir, n_seeds=2, progress=lambda *_: None)
     again.__dict__["data"] = exp.data
-    again._models.update(exp._models)
+    again.loaded.update(exp.loaded)
     again.verdicts
     assert sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json")) == before
 
@@ -122,15 +123,14 @@ def test_edited_decision_code_is_never_served_stale_verdicts(tmp_path, monkeypat
     """The verdict cache is keyed by the code that decides (verdicts.decision_code):
     a fixed TOST or a new rule in an upgraded cnnclaims recomputes; the key used to
     hold only the models and the claims, so an upgrade served the old verdicts."""
-    from cnnclaims import experiment as experiment_module
     from cnnclaims import verdicts as verdicts_module
     from cnnclaims.testing import synthetic_experiment
 
     first = synthetic_experiment(tmp_path, n_seeds=2, frogs=6)
     first.verdicts
     calls = []
-    real = experiment_module.evaluate_catalog
-    monkeypatch.setattr(experiment_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = verdicts_module.evaluate_catalog
+    monkeypatch.setattr(verdicts_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or real(*a, **k))
     synthetic_experiment(tmp_path, n_seeds=2, frogs=6).verdicts
     assert calls == []  # same code: served from the cache
     monkeypatch.setattr(verdicts_module, "decision_code", lambda: "another")
@@ -153,3 +153,60 @@ def test_edited_claims_are_never_served_stale_verdicts(tmp_path):
     new = {v.key: v for v in again.verdicts}["C3/seeds"]
     assert new.sesoi == 0.5 and old.sesoi == 0.02
     assert "<" in new.claimed and ">" in old.claimed
+
+
+# --- a slim Run (issue 20, item 2) ------------------------------------------------------
+
+@pytest.mark.unit
+def test_run_stays_under_150_lines():
+    import inspect
+
+    assert len(inspect.getsourcelines(Run)[0]) < 150
+
+
+@pytest.mark.unit
+def test_from_options_reads_each_option_by_its_flag_and_given_fields_win(tmp_path, monkeypatch):
+    from cnnclaims.options import ENV_TIME_BUDGET, OPTIONS
+
+    monkeypatch.delenv(ENV_TIME_BUDGET, raising=False)
+    given = {"--experiment": "cnnclaims.article:ARTICLE", "--profile": "smoke", "--data": "/data",
+             "--cache-dir": str(tmp_path), "--seeds": 2, "--probe-index": "7", "--retrain": True, "--workers": 3,
+             "--executor": "local", "--ray-address": None, "--time-budget": 30.0}
+    asked = []
+    run = Run.from_options(lambda flag: asked.append(flag) or given.get(flag))
+    assert set(asked) <= {o.flag for o in OPTIONS} and set(asked) == set(given)
+    assert (run.experiment.name, run.profile_name, run.profile.n_seeds, run.data_path, run.cache_dir, run.probe,
+            run.retrain, run.workers, run.executor, run.time_budget) == (
+        "article", "smoke", 2, "/data", tmp_path, "7", True, 3, "local", 30.0)
+    other = Run.from_options(given.get, cache_dir=tmp_path / "x", profile_name="article")
+    assert other.cache_dir == tmp_path / "x" and other.profile_name == "article"
+
+
+@pytest.mark.unit
+def test_the_experiment_module_is_a_deprecated_alias_of_run():
+    import importlib
+    import sys
+
+    import cnnclaims.run
+
+    sys.modules.pop("cnnclaims.experiment", None)
+    with pytest.warns(DeprecationWarning, match="cnnclaims.experiment is deprecated: import Run from cnnclaims.run"):
+        old = importlib.import_module("cnnclaims.experiment")
+    assert (old.Run, old.CODE_DIGEST, old.claims_key) == (cnnclaims.run.Run, cnnclaims.run.CODE_DIGEST,
+                                                          cnnclaims.run.claims_key)
+
+
+@pytest.mark.unit
+def test_the_experiment_fixture_is_a_deprecated_alias_of_run(pytester, synthetic_exp, cnnclaims_plugin_args):
+    import cnnclaims.testing
+
+    cnnclaims.testing.SHARED["experiment"] = synthetic_exp
+    try:
+        pytester.makeconftest(cnnclaims.testing.INNER_CONFTEST)
+        pytester.makepyfile(test_inner="def test_x(experiment, run):\n    assert experiment is run\n")
+        r = pytester.runpytest_inprocess("--profile", "smoke", "--artifacts", str(pytester.path / "art"),
+                                         "-p", "no:cacheprovider", *cnnclaims_plugin_args)
+    finally:
+        cnnclaims.testing.SHARED.clear()
+    r.assert_outcomes(passed=1)
+    r.stdout.fnmatch_lines(["*DeprecationWarning: the 'experiment' fixture is deprecated: use the 'run' fixture*"])

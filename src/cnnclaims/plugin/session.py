@@ -1,0 +1,295 @@
+"""The pytest session's state for the cnnclaims plugin: its stash keys, the
+declared experiment and its Run, the folders of its options, the checks that stop a
+session once with one usage error, and the printers that reach the terminal through
+pytest's capture. Read by the plugin's hooks and fixtures (``cnnclaims.pytest_plugin``)
+and by ``plugin.cases``; pytest plumbing only, no science."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ..cache import ENV_CACHE
+from ..locations import DEFAULT_PINS_NAME, misread_path_option, resolve_pins_path, under_root
+from ..options import ENV_ARTIFACTS
+
+REPORT_KEY = "cnnclaims"  # report attribute (and workeroutput key): JSON text
+EXPERIMENT = pytest.StashKey()  # the session's Run
+RESULTS = pytest.StashKey()  # what the reporting process collected from reports
+LOCAL = pytest.StashKey()  # what this process ran
+VERDICT = pytest.StashKey()  # on an item: its verdict payload, for its report
+
+
+def is_worker(config) -> bool:
+    """A pytest-xdist worker: it runs tests; its controller reports them."""
+    return hasattr(config, "workerinput")
+
+
+def check_named_folders(config) -> None:
+    """A cache or artifacts folder named by an option or variable that cannot be
+    created is one usage error now, before TensorFlow is imported, not a traceback per
+    test after minutes of decoding (default folders: when the Run is built)."""
+    from ..errors import CacheWriteError
+
+    try:
+        for option, env, what in FOLDERS:
+            if config.getoption(option) or os.environ.get(env):
+                check_folder(config, option, env, what)
+    except CacheWriteError as exc:
+        raise pytest.UsageError(f"cnnclaims: {exc}") from None
+
+
+def check_rootdir(config) -> None:
+    """A path option written with a space that pytest took for a test path, moving
+    its rootdir (``locations.misread_path_option``): one usage error, instead of
+    collecting the wrong folder."""
+    if config.inipath is not None or config.args_source == pytest.Config.ArgsSource.ARGS:
+        return  # an ini file was found (the rootdir is right), or test paths were named
+    why = misread_path_option(config.invocation_params.args, config.rootpath, config.invocation_params.dir)
+    if why:
+        raise pytest.UsageError(f"cnnclaims: {why}")
+
+
+def check_usage(config) -> None:
+    """Bad option or environment values are one usage error at start, not a failure
+    of every test (whether the probe index names an image of the probe class needs the
+    data: checked later)."""
+    from ..errors import CnnClaimsError
+    from ..numerics import check_options as check
+
+    check_rootdir(config)
+    try:
+        if config.getoption("--experiment") or os.environ.get("CNNCLAIMS_EXPERIMENT"):
+            # A test file's parametrize_claims may name another experiment, whose
+            # profiles are checked when its tests are generated.
+            declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
+        check(config.getoption)
+    except (ValueError, TypeError, KeyError, CnnClaimsError) as exc:
+        raise pytest.UsageError(f"cnnclaims: {exc}") from None
+
+
+USAGE = pytest.StashKey()
+
+
+def cache_dir(config) -> Path:
+    """--cache-dir, else $CNNCLAIMS_CACHE, else the user's cache folder
+    (``cache.default_cache_dir``: ``$XDG_CACHE_HOME/cnnclaims`` or ``~/.cache/cnnclaims``)."""
+    from ..cache import default_cache_dir
+
+    raw = config.getoption("--cache-dir")
+    return Path(raw).absolute() if raw else default_cache_dir()
+
+
+def artifacts_dir(config) -> Path:
+    """--artifacts, else $CNNCLAIMS_ARTIFACTS, else build/artifacts under the rootdir."""
+    raw = config.getoption("--artifacts") or os.environ.get(ENV_ARTIFACTS)
+    return under_root(raw, config.rootpath, Path("build") / "artifacts")
+
+
+DECLARED = pytest.StashKey()  # the experiment a parametrize_claims mark chose
+
+
+BESIDE = pytest.StashKey()  # the folder of the test file that parametrizes it
+
+
+def pins_path(config) -> Path:
+    """--pinned-verdicts, else the experiment's pins file beside the test file that
+    parametrizes its claims, else in tests/ under the rootdir
+    (``locations.resolve_pins_path``, which the report and the command line share)."""
+    chosen = EXPERIMENT in config.stash or DECLARED in config.stash
+    return resolve_pins_path(declared(config).pins_name if chosen else DEFAULT_PINS_NAME,
+                             explicit=config.getoption("--pinned-verdicts"), rootdir=config.rootpath,
+                             beside=config.stash.get(BESIDE, None))
+
+
+def progress_printer(config):
+    """Print through pytest's capture so long work is never minutes of silence."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    tw = config.get_terminal_writer()
+
+    def emit(msg: str) -> None:
+        def write():
+            if tw.width_of_current_line:  # after a row of progress dots
+                tw.line()
+            tw.line(msg)
+
+        if capman is not None:
+            with capman.global_and_fixture_disabled():
+                write()
+        else:
+            write()
+
+    return emit
+
+
+def set_experiment(config, experiment) -> None:
+    """Use a ready Experiment (e.g. a synthetic one in the harness's own tests)."""
+    config.stash[EXPERIMENT] = experiment
+
+
+def declared(config):
+    """The declared experiment of this session: a Run set with ``set_experiment``
+    brings its own; else the one a ``parametrize_claims`` mark chose; else
+    ``--experiment`` / $CNNCLAIMS_EXPERIMENT / the default."""
+    from ..declaration import load_experiment
+
+    if EXPERIMENT in config.stash:
+        return config.stash[EXPERIMENT].experiment
+    if DECLARED in config.stash:
+        return config.stash[DECLARED]
+    return load_experiment(config.getoption("--experiment"))
+
+
+def choose(config, experiment, where) -> bool:
+    """Record the experiment a parametrize_claims mark names. A second, different one
+    in the same session, or one that --experiment contradicts, is a usage error
+    (reported once from pytest_collection_modifyitems; verdict tables and pins are
+    per session). Returns False then."""
+    from ..declaration import load_experiment
+
+    current = config.stash.get(DECLARED, None)
+    if current is None and EXPERIMENT in config.stash:
+        current = config.stash[EXPERIMENT].experiment
+    msg = None
+    if current is not None and current is not experiment:
+        same = " (another object with the same name)" if current.name == experiment.name else ""
+        msg = (f"cnnclaims: {where} parametrizes experiment {experiment.name!r}, but this session already runs "
+               f"{current.name!r}{same}; run one experiment per pytest session (e.g. pytest path/to/its/test_file.py)")
+    elif config.getoption("--experiment"):
+        try:
+            given = load_experiment(config.getoption("--experiment"))
+        except (KeyError, TypeError) as exc:
+            given, msg = None, f"cnnclaims: --experiment: {exc}"
+        if given is not None and given is not experiment:
+            msg = (f"cnnclaims: --experiment {config.getoption('--experiment')} names {given.name!r}, but {where} "
+                   f"parametrizes {experiment.name!r}; drop --experiment (a test file's own experiment wins) or "
+                   "run another test file")
+    if msg:
+        config.stash.setdefault(USAGE, msg)
+        return False
+    config.stash[DECLARED] = experiment
+    return True
+
+
+def get_experiment(config):
+    """The session's ``experiment.Run`` (built on first use; see ``start_checks``)."""
+    if EXPERIMENT not in config.stash:
+        from ..run import Run
+
+        config.stash[EXPERIMENT] = start_checks(config, Run.from_options(
+            config.getoption, experiment=declared(config), cache_dir=cache_dir(config),
+            progress=progress_printer(config)))
+    return config.stash[EXPERIMENT]
+
+
+FOLDERS = (("--cache-dir", ENV_CACHE, "cache folder"), ("--artifacts", ENV_ARTIFACTS, "artifacts folder"))
+
+
+def check_folder(config, option, env, what) -> None:
+    """CacheWriteError unless the folder can be created (a read-only cache that exists
+    passes: it serves what it holds; the artifacts folder must be writable)."""
+    from ..cache import check_folder
+
+    path = cache_dir(config) if option == "--cache-dir" else artifacts_dir(config)
+    check_folder(path, option, env, what, must_write=option == "--artifacts")
+
+
+def start_checks(config, run):
+    """``run``, once its folders (the default ones too) and the probe index (which
+    needs the data's labels) are known to be usable; else the session stops here with
+    one message (pytest.exit, a usage error), instead of every test failing alike."""
+    from ..errors import CnnClaimsError
+    from ..probe import ENV_PROBE
+
+    try:
+        for option, env, what in FOLDERS:
+            check_folder(config, option, env, what)
+    except CnnClaimsError as exc:
+        stop(config, f"cnnclaims: {exc}")
+    if config.getoption("--probe-index") or os.environ.get(ENV_PROBE) or run.experiment.probe.index is not None:
+        try:
+            run.probe_index
+        except CnnClaimsError as exc:
+            err = write_error(config, exc, run)
+            stop(config, f"cnnclaims: {err}" if err else f"cnnclaims: --probe-index / ${ENV_PROBE}: {exc}; pass the "
+                  f"test-set index of an image of the probe class, or unset both for the first one")
+    # The declaration's own mistakes (a builder, a training size, a declared probe
+    # index) stop the session once, before training, not in every test.
+    try:
+        run.check(data=False)  # the data is loaded by the first test that needs it
+    except (CnnClaimsError, ValueError) as exc:
+        err = write_error(config, exc, run)
+        stop(config, f"cnnclaims: experiment {run.experiment.name!r}: {err or exc}")
+    return run
+
+
+class SessionStop(Exception):
+    """On an xdist worker, where pytest.exit crashes the controller: the test that met
+    it fails in one line and the session stops (see pytest_runtest_makereport)."""
+
+
+def stop(config, msg: str):
+    if is_worker(config):
+        raise SessionStop(msg)
+    pytest.exit(msg, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def write_error(config, exc, run=None):
+    """The one clear CacheWriteError when ``exc`` is a failed write into the cache (a
+    full disk, a read-only folder), sized by this run's plan; else None."""
+    from ..cache import write_failure
+
+    run = run if run is not None else config.stash.get(EXPERIMENT, None)
+    root, n_models, data_bytes = getattr(run, "cache_dir", None) or cache_dir(config), None, None
+    if run is not None:
+        try:
+            n_models = run.profile.n_models()
+        except Exception:  # noqa: BLE001 - a plan that cannot be counted: the message omits it
+            pass
+        data = run.__dict__.get("data")
+        if data is not None:
+            data_bytes = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_test, data.y_test))
+    return write_failure(exc, root, n_models, data_bytes)
+
+
+class CacheNotices:
+    """Cache notices (a corrupt entry discarded, a read-only cache not stored to) printed
+    inside a test or fixture went to a stderr that pytest's capture hides: under
+    capture they are shown through it as they happen (and still written to the captured
+    stderr, where a failing test's report and capsys find them); without capture (-s)
+    and outside pytest they go to stderr."""
+
+    def __init__(self, config):
+        from .. import cache
+
+        self.config = config
+        self.previous = cache.set_notice_printer(self.emit)
+
+    def emit(self, msg: str) -> None:
+        import sys
+
+        capman = self.config.pluginmanager.getplugin("capturemanager")
+        if capman is not None and capman.is_globally_capturing():
+            progress_printer(self.config)(msg)
+        print(msg, file=sys.stderr, flush=True)
+
+    def pytest_unconfigure(self, config):
+        from .. import cache
+
+        cache.set_notice_printer(self.previous)
+
+
+def pins(config):
+    from .. import pinned
+
+    path = pins_path(config)
+    return path, pinned.load(path)
+
+
+def pins_cached(config) -> dict:
+    """The pins as loaded once per process (check_claim reads them per case)."""
+    local = config.stash[LOCAL]
+    if "pins" not in local:
+        local["pins"] = pins(config)[1]
+    return local["pins"]
