@@ -8,6 +8,7 @@ installed, or with plugin autoloading disabled) this file loads it, from src/; t
 its options need the ``--opt=PATH`` spelling. The plugin module itself holds all the
 plumbing (see src/cnnclaims/pytest_plugin.py).
 """
+
 import sys
 from pathlib import Path
 

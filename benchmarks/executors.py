@@ -12,6 +12,7 @@ asserts nothing about time.
 into each fresh cache, as a real run's driver would have decoded it there before
 training. The models of the three runs are compared weight by weight at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,14 +36,21 @@ def load_average() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=os.environ.get("CNNCLAIMS_DATA"), help="CIFAR-10 (default $CNNCLAIMS_DATA)")
-    p.add_argument("--data-cache", default=str(Path(tempfile.gettempdir()) / "cnnclaims-bench-data"),
-                   help="where the decoded data is kept between runs")
+    p.add_argument(
+        "--data-cache",
+        default=str(Path(tempfile.gettempdir()) / "cnnclaims-bench-data"),
+        help="where the decoded data is kept between runs",
+    )
     p.add_argument("--models", type=int, default=4, help="models in the plan (seeds 0..N-1)")
     p.add_argument("--images", type=int, default=10_000, help="training images per model (the dummy's size)")
     p.add_argument("--epochs", type=int, default=3, help="epochs per model (no early stopping)")
     p.add_argument("--runs", default="local2,ray1,ray2", help="comma-separated: local2, ray1, ray2")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="run the sequence this many times (the load of other jobs drifts; medians are compared)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the sequence this many times (the load of other jobs drifts; medians are compared)",
+    )
     args = p.parse_args(argv)
     if not args.data:
         p.error("pass --data PATH or set CNNCLAIMS_DATA to CIFAR-10")
@@ -67,16 +75,20 @@ def main(argv=None) -> int:
             before = load_average()
             lines = []
             t = time.perf_counter()
-            trained = train_missing(plan, data, args.data, cache, workers=workers, progress=lines.append,
-                                    executor=executor)
+            trained = train_missing(
+                plan, data, args.data, cache, workers=workers, progress=lines.append, executor=executor
+            )
             seconds = time.perf_counter() - t
             times.setdefault(name, []).append(seconds)
             if len(trained) != len(plan):
                 print(f"{name}: trained {len(trained)} of {len(plan)} models; the figures are not comparable")
                 return 1
             caches[f"{name}-{rep}"] = cache
-            print(f"{name:7s} {executor:5s} {workers} worker(s): {seconds:7.1f}s  (load average before "
-                  f"{before}, after {load_average()})", flush=True)
+            print(
+                f"{name:7s} {executor:5s} {workers} worker(s): {seconds:7.1f}s  (load average before "
+                f"{before}, after {load_average()})",
+                flush=True,
+            )
         med = {name: statistics.median(ts) for name, ts in times.items()}
         if args.repeat > 1:
             print("medians: " + ", ".join(f"{name} {m:.1f}s" for name, m in med.items()))
@@ -88,11 +100,17 @@ def main(argv=None) -> int:
 
         names = list(caches)
         same = all(
-            all(np.array_equal(x, y) for x, y in zip(get_trained(s, data, caches[names[0]], progress=print).model
-                                                     .get_weights(),
-                                                     get_trained(s, data, caches[n], progress=print).model
-                                                     .get_weights()))
-            for s in plan for n in names[1:])
+            all(
+                np.array_equal(x, y)
+                for x, y in zip(
+                    get_trained(s, data, caches[names[0]], progress=print).model.get_weights(),
+                    get_trained(s, data, caches[n], progress=print).model.get_weights(),
+                    strict=False,
+                )
+            )
+            for s in plan
+            for n in names[1:]
+        )
         print(f"models of {', '.join(names)} identical weight by weight: {same}")
         return 0 if same else 1
     finally:

@@ -17,6 +17,7 @@ weights move between every-core and one-thread runs; activation extraction time 
 the 10,000 test images; and cold/warm wall time and peak resident memory (largest
 process and the whole process tree) of the test suite for a profile. Asserts nothing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,8 +93,14 @@ def _child(job: dict) -> None:
         out.write_text(json.dumps({"epoch_seconds": bare_epoch_seconds(job["n"]), "threads": TF_THREADS}))
         return
     data = load_cifar10(job["data"], job["cache_dir"], progress=lambda *_: None)
-    spec = TrainSpec("benchmark", job["n"], seed=job["seed"], max_epochs=job["epochs"], patience=job["epochs"],
-                     steps_per_execution=job["spe"])
+    spec = TrainSpec(
+        "benchmark",
+        job["n"],
+        seed=job["seed"],
+        max_epochs=job["epochs"],
+        patience=job["epochs"],
+        steps_per_execution=job["spe"],
+    )
     idx = stratified_subset(data.y_train, spec.n_train, spec.seed)
     x, y = prepare(data.x_train[idx], data.y_train[idx])
     xv, yv = prepare(data.x_test, data.y_test)
@@ -107,8 +114,16 @@ def _child(job: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model, history, epochs, seconds, _ = fit(spec, x, y, xv, yv, Path(tmp) / "best.weights.h5", progress)
     np.savez(out, *model.get_weights())
-    out.with_suffix(".json").write_text(json.dumps({"epoch_seconds": epoch_times, "seconds": seconds,
-                                                    "val_accuracy": history["val_accuracy"], "threads": TF_THREADS}))
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "epoch_seconds": epoch_times,
+                "seconds": seconds,
+                "val_accuracy": history["val_accuracy"],
+                "threads": TF_THREADS,
+            }
+        )
+    )
 
 
 def bare_epoch_seconds(n: int, batch: int = 32) -> float:
@@ -129,11 +144,11 @@ def bare_epoch_seconds(n: int, batch: int = 32) -> float:
     @tf.function
     def epoch(x, y):
         for i in tf.range(tf.shape(x)[0] // batch):
-            xb, yb = x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]
+            xb, yb = x[i * batch : (i + 1) * batch], y[i * batch : (i + 1) * batch]
             with tf.GradientTape() as tape:
                 value = loss(yb, model(xb, training=True))
             grads = tape.gradient(value, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables))
+            opt.apply_gradients(zip(grads, model.trainable_variables, strict=False))
 
     epoch(x[: batch * 4], y[: batch * 4])  # trace
     times = []
@@ -149,8 +164,11 @@ def run_children(jobs: list, tmp: Path) -> list:
     procs = []
     for i, job in enumerate(jobs):
         job = {**job, "out": str(tmp / f"job{i}.npz")}
-        env = {**os.environ, "CNNCLAIMS_TF_THREADS": str(job["threads"]),
-               "CNNCLAIMS_NUMERICS": job.get("numerics", "portable")}
+        env = {
+            **os.environ,
+            "CNNCLAIMS_TF_THREADS": str(job["threads"]),
+            "CNNCLAIMS_NUMERICS": job.get("numerics", "portable"),
+        }
         for name in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA"):  # each mode sets its own (numerics.apply)
             env.pop(name, None)
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)]
@@ -170,9 +188,11 @@ def run_children(jobs: list, tmp: Path) -> list:
 
 
 def weight_difference(a: list, b: list) -> dict:
-    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b))
-    norm = float(np.sqrt(sum(np.sum((x - y) ** 2) for x, y in zip(a, b))) / np.sqrt(sum(np.sum(x ** 2) for x in a)))
-    return {"bitwise_equal": all(np.array_equal(x, y) for x, y in zip(a, b)), "max_abs": diff, "relative_l2": norm}
+    diff = max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=False))
+    sq = sum(np.sum((x - y) ** 2) for x, y in zip(a, b, strict=False))
+    norm = float(np.sqrt(sq) / np.sqrt(sum(np.sum(x**2) for x in a)))
+    same = all(np.array_equal(x, y) for x, y in zip(a, b, strict=False))
+    return {"bitwise_equal": same, "max_abs": diff, "relative_l2": norm}
 
 
 def _tree_rss(pid: int) -> tuple:
@@ -205,8 +225,17 @@ def time_suite(profile: str, cache_dir: Path, data: str | None, extra=()) -> dic
 
     # "--opt=value" form: pytest takes a bare existing path for a test path and would
     # pick its rootdir from it, missing this project's conftest.
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           f"--profile={profile}", f"--cache-dir={cache_dir}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--profile={profile}",
+        f"--cache-dir={cache_dir}",
+        *extra,
+    ]
     if data:
         cmd.append(f"--data={data}")
     t = time.perf_counter()
@@ -227,9 +256,14 @@ def time_suite(profile: str, cache_dir: Path, data: str | None, extra=()) -> dic
             print("   ", line.rstrip(), flush=True)
     rc = proc.wait()
     seconds = time.perf_counter() - t
-    tail = [l for l in lines if " passed" in l or " failed" in l]
-    return {"returncode": rc, "seconds": seconds, "peak_rss_gib": peak[1] / 2**30,
-            "peak_tree_rss_gib": peak[0] / 2**30, "summary": tail[-1] if tail else ""}
+    tail = [line for line in lines if " passed" in line or " failed" in line]
+    return {
+        "returncode": rc,
+        "seconds": seconds,
+        "peak_rss_gib": peak[1] / 2**30,
+        "peak_tree_rss_gib": peak[0] / 2**30,
+        "summary": tail[-1] if tail else "",
+    }
 
 
 def main(argv=None):
@@ -237,15 +271,27 @@ def main(argv=None):
     ap.add_argument("--data", default=os.environ.get("CNNCLAIMS_DATA"))
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--epochs", type=int, default=3, help="epochs per training loop (the first is warm-up)")
-    ap.add_argument("--suite", choices=("none", "smoke", "article"), default="smoke",
-                    help="profile of the test suite to time cold and warm (default smoke)")
-    ap.add_argument("--suite-cache", default=None,
-                    help="cache folder for the suite timing (default: a fresh one, so the first run is cold)")
+    ap.add_argument(
+        "--suite",
+        choices=("none", "smoke", "article"),
+        default="smoke",
+        help="profile of the test suite to time cold and warm (default smoke)",
+    )
+    ap.add_argument(
+        "--suite-cache",
+        default=None,
+        help="cache folder for the suite timing (default: a fresh one, so the first run is cold)",
+    )
     ap.add_argument("--suite-args", default="", help="extra pytest arguments for the timed suite runs")
     ap.add_argument("--suite-only", action="store_true", help="only time the test suite")
     ap.add_argument("--skip-training", action="store_true", help="skip the training loop comparison")
-    ap.add_argument("--numerics", nargs="+", choices=("portable", "native"), default=["portable", "native"],
-                    help="numerics modes to measure (default both; each loop and roof runs once per mode)")
+    ap.add_argument(
+        "--numerics",
+        nargs="+",
+        choices=("portable", "native"),
+        default=["portable", "native"],
+        help="numerics modes to measure (default both; each loop and roof runs once per mode)",
+    )
     ap.add_argument("--out", default=str(ROOT / "build" / "benchmarks" / "benchmark.json"))
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -279,8 +325,10 @@ def main(argv=None):
         (roof_all,) = run_children([{"kind": "roof", "name": "roof", "threads": cores, "numerics": mode}], tmp)
         (roof_one,) = run_children([{"kind": "roof", "name": "roof", "threads": 1, "numerics": mode}], tmp)
         roofs[mode] = {"all": roof_all["gflops"], "one": roof_one["gflops"]}
-        print(f"practical roof under {mode} numerics (float32 2048^2 matmul chain through TF): "
-              f"{roof_all['gflops']:.1f} GFLOP/s on {cores} threads, {roof_one['gflops']:.1f} on one")
+        print(
+            f"practical roof under {mode} numerics (float32 2048^2 matmul chain through TF): "
+            f"{roof_all['gflops']:.1f} GFLOP/s on {cores} threads, {roof_one['gflops']:.1f} on one"
+        )
     # The machine's roof: the fastest kernels it has (native numerics where measured).
     roof = max(r["all"] for r in roofs.values())
     res["roofs_gflops"] = roofs
@@ -298,51 +346,81 @@ def main(argv=None):
 
         def row(seconds, mode, models=1, **extra):
             gf = models * flops_epoch / seconds / 1e9
-            return {"numerics": mode, "epoch_seconds": seconds, "models_at_once": models,
-                    "images_per_second": models * n_tr / seconds, "gflops": gf, "fraction_of_roof": gf / roof,
-                    "fraction_of_mode_roof": gf / roofs[mode]["all"], **extra}
+            return {
+                "numerics": mode,
+                "epoch_seconds": seconds,
+                "models_at_once": models,
+                "images_per_second": models * n_tr / seconds,
+                "gflops": gf,
+                "fraction_of_roof": gf / roof,
+                "fraction_of_mode_roof": gf / roofs[mode]["all"],
+                **extra,
+            }
 
         loops, weights = {}, {}
         for mode in args.numerics:
-            base = {"kind": "train", "data": args.data, "cache_dir": args.cache_dir, "n": n_tr, "epochs": args.epochs,
-                    "numerics": mode}
-            print(f"training under {mode} numerics, {args.epochs} epochs of {n_tr} images each (the first epoch "
-                  "is warm-up) ...", flush=True)
-            (plain,) = run_children([{**base, "name": "article plain fit", "seed": 0, "spe": 1, "threads": cores}],
-                                    tmp)
-            (plain_one,) = run_children([{**base, "name": "plain fit, one thread", "seed": 0, "spe": 1,
-                                          "threads": 1}], tmp)
-            project = run_children([{**base, "name": f"project worker {i}", "seed": i, "spe": 50, "threads": 1}
-                                    for i in range(workers)], tmp)
-            (bare,) = run_children([{"kind": "bare", "name": "bare", "n": n_tr, "threads": cores,
-                                     "numerics": mode}], tmp)
+            base = {
+                "kind": "train",
+                "data": args.data,
+                "cache_dir": args.cache_dir,
+                "n": n_tr,
+                "epochs": args.epochs,
+                "numerics": mode,
+            }
+            print(
+                f"training under {mode} numerics, {args.epochs} epochs of {n_tr} images each (the first epoch "
+                "is warm-up) ...",
+                flush=True,
+            )
+            (plain,) = run_children([{**base, "name": "article plain fit", "seed": 0, "spe": 1, "threads": cores}], tmp)
+            (plain_one,) = run_children(
+                [{**base, "name": "plain fit, one thread", "seed": 0, "spe": 1, "threads": 1}], tmp
+            )
+            project = run_children(
+                [{**base, "name": f"project worker {i}", "seed": i, "spe": 50, "threads": 1} for i in range(workers)],
+                tmp,
+            )
+            (bare,) = run_children(
+                [{"kind": "bare", "name": "bare", "n": n_tr, "threads": cores, "numerics": mode}], tmp
+            )
             loops[f"{mode}: article plain fit"] = row(steady(plain), mode, threads=cores, steps_per_execution=1)
             loops[f"{mode}: plain fit, one thread"] = row(steady(plain_one), mode, threads=1, steps_per_execution=1)
-            loops[f"{mode}: project loop"] = row(max(steady(r) for r in project), mode, models=workers, threads=1,
-                                                 steps_per_execution=50)
-            loops[f"{mode}: bare TF loop (no Keras)"] = row(bare["epoch_seconds"], mode, threads=cores,
-                                                            steps_per_execution=None)
+            loops[f"{mode}: project loop"] = row(
+                max(steady(r) for r in project), mode, models=workers, threads=1, steps_per_execution=50
+            )
+            loops[f"{mode}: bare TF loop (no Keras)"] = row(
+                bare["epoch_seconds"], mode, threads=cores, steps_per_execution=None
+            )
             weights[mode] = {"plain": plain, "plain_one": plain_one, "project": project}
         res["training"] = {"loops": loops, "epochs": args.epochs}
-        print(f"\n{'loop':36s} {'models':>6s} {'s/epoch':>8s} {'img/s':>8s} {'GFLOP/s':>8s} {'of roof':>8s} "
-              f"{'of its mode roof':>16s}")
+        print(
+            f"\n{'loop':36s} {'models':>6s} {'s/epoch':>8s} {'img/s':>8s} {'GFLOP/s':>8s} {'of roof':>8s} "
+            f"{'of its mode roof':>16s}"
+        )
         for name, r in loops.items():
-            print(f"{name:36s} {r['models_at_once']:6d} {r['epoch_seconds']:8.2f} {r['images_per_second']:8.0f} "
-                  f"{r['gflops']:8.1f} {r['fraction_of_roof']:8.1%} {r['fraction_of_mode_roof']:16.1%}")
+            print(
+                f"{name:36s} {r['models_at_once']:6d} {r['epoch_seconds']:8.2f} {r['images_per_second']:8.0f} "
+                f"{r['gflops']:8.1f} {r['fraction_of_roof']:8.1%} {r['fraction_of_mode_roof']:16.1%}"
+            )
         for mode, w in weights.items():
             same = weight_difference(w["plain_one"]["weights"], w["project"][0]["weights"])
             threads = weight_difference(w["plain"]["weights"], w["plain_one"]["weights"])
             res["training"][mode] = {"project_vs_plain_one_thread": same, "plain_all_threads_vs_one_thread": threads}
-            print(f"{mode}: project worker (seed 0) vs plain fit on one thread: weights bitwise equal: "
-                  f"{same['bitwise_equal']}; plain fit on {cores} threads vs one: relative L2 "
-                  f"{threads['relative_l2']:.2e}")
+            print(
+                f"{mode}: project worker (seed 0) vs plain fit on one thread: weights bitwise equal: "
+                f"{same['bitwise_equal']}; plain fit on {cores} threads vs one: relative L2 "
+                f"{threads['relative_l2']:.2e}"
+            )
         if len(weights) == 2:
             modes = list(weights)
-            cross = weight_difference(weights[modes[0]]["plain_one"]["weights"],
-                                      weights[modes[1]]["plain_one"]["weights"])
+            cross = weight_difference(
+                weights[modes[0]]["plain_one"]["weights"], weights[modes[1]]["plain_one"]["weights"]
+            )
             res["training"]["modes_compared"] = cross
-            print(f"{modes[0]} vs {modes[1]} (one thread, seed 0): weights bitwise equal: {cross['bitwise_equal']}, "
-                  f"relative L2 {cross['relative_l2']:.2e}")
+            print(
+                f"{modes[0]} vs {modes[1]} (one thread, seed 0): weights bitwise equal: {cross['bitwise_equal']}, "
+                f"relative L2 {cross['relative_l2']:.2e}"
+            )
         print()
 
     x = data.x_test
@@ -354,8 +432,10 @@ def main(argv=None):
     image_stats(model, x, data.y_test, ARTICLE)  # the article's statistics
     t_stats = time.perf_counter() - t
     res["activations"] = {"images": len(x), "layer_activations_seconds": t_acts, "image_stats_seconds": t_stats}
-    print(f"activations of {len(x)} test images (conv2d_1, conv2d_6, dense_2): {t_acts:.2f}s; "
-          f"all per-image statistics: {t_stats:.2f}s")
+    print(
+        f"activations of {len(x)} test images (conv2d_1, conv2d_6, dense_2): {t_acts:.2f}s; "
+        f"all per-image statistics: {t_stats:.2f}s"
+    )
 
     suite(args, res)
 
@@ -368,9 +448,12 @@ def suite(args, res) -> None:
         for label in ("cold", "warm"):
             r = time_suite(args.suite, cache, args.data, args.suite_args.split())
             res["suite"][label] = r
-            print(f"  {label}: {r['seconds']:.1f}s, peak RSS {r['peak_rss_gib']:.2f} GiB (largest process), "
-                  f"{r['peak_tree_rss_gib']:.2f} GiB (all processes), exit {r['returncode']} "
-                  f"({r['summary']})", flush=True)
+            print(
+                f"  {label}: {r['seconds']:.1f}s, peak RSS {r['peak_rss_gib']:.2f} GiB (largest process), "
+                f"{r['peak_tree_rss_gib']:.2f} GiB (all processes), exit {r['returncode']} "
+                f"({r['summary']})",
+                flush=True,
+            )
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """Slicing a model into every layer's output, batching, and bad input."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -130,7 +131,9 @@ def test_other_dtypes_are_refused(model, images, door, dtype):
 
 
 @pytest.mark.parametrize("door", DOORS)
-@pytest.mark.parametrize("shape", [(32, 32), (2, 32, 32), (2, 28, 28, 3), (2, 32, 32, 1), (1, 2, 32, 32, 3), (0, 32, 32, 3)])
+@pytest.mark.parametrize(
+    "shape", [(32, 32), (2, 32, 32), (2, 28, 28, 3), (2, 32, 32, 1), (1, 2, 32, 32, 3), (0, 32, 32, 3)]
+)
 def test_wrong_rank_or_size_is_refused_with_the_expected_shape(model, door, shape):
     with pytest.raises(InputError, match=rf"{door}: .*\(n, 32, 32, 3\)"):
         DOORS[door](model, np.zeros(shape, np.uint8))
@@ -163,8 +166,12 @@ def test_layers_must_be_a_list_of_names(model, layers):
 # --- every common model shape: sliced, or refused with what to do ------------------
 def _tiny_layers():
     L = keras.layers
-    return [L.Conv2D(2, 3, activation="relu", name="c1"), L.MaxPooling2D(4, name="p1"),
-            L.Flatten(name="f1"), L.Dense(3, activation="softmax", name="d1")]
+    return [
+        L.Conv2D(2, 3, activation="relu", name="c1"),
+        L.MaxPooling2D(4, name="p1"),
+        L.Flatten(name="f1"),
+        L.Dense(3, activation="softmax", name="d1"),
+    ]
 
 
 def _functional():
@@ -217,7 +224,9 @@ def test_functional_and_sequential_models_are_sliced(make, images):
 
 def test_sequential_never_built_says_how_to_build_it(images):
     model = keras.Sequential(_tiny_layers())
-    with pytest.raises(ModelError, match=r"slice_model: .*never built.*model\.build\(\(None, 32, 32, 3\)\).*keras\.Input"):
+    with pytest.raises(
+        ModelError, match=r"slice_model: .*never built.*model\.build\(\(None, 32, 32, 3\)\).*keras\.Input"
+    ):
         layer_activations(model, images)
 
 
@@ -253,7 +262,6 @@ def test_model_for_other_images_is_refused(images):
 def test_not_a_model_is_refused(thing, images):
     with pytest.raises(ModelError, match=r"slice_model: expected a Keras model.*got"):
         slice_model(thing)
-
 
 
 # --- nested models (backbones), shared layers, several inputs -----------------------
@@ -295,8 +303,11 @@ def test_a_nested_models_layers_are_sliced_by_path(digits_like):
 
 def test_an_inner_layers_bare_name_is_refused_naming_its_path(digits_like):
     model, _ = _nested()
-    with pytest.raises(UnknownNameError, match=r"unknown layer 'bb_conv'; the model has it as 'backbone/bb_conv'.*"
-                                               r"valid layers: backbone, backbone/bb_conv, backbone/bb_conv2, flat"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"unknown layer 'bb_conv'; the model has it as 'backbone/bb_conv'.*"
+        r"valid layers: backbone, backbone/bb_conv, backbone/bb_conv2, flat",
+    ):
         slice_model(model, ["bb_conv"])
     with pytest.raises(UnknownNameError, match=r"unknown layer 'backbone/nope'; valid layers: .*backbone/bb_conv2"):
         layer_activations(model, digits_like, ["backbone/nope"])
@@ -307,8 +318,9 @@ def test_models_nested_three_deep_and_a_nested_sequential(digits_like):
     deep = _backbone("deep")
     x = keras.Input((8, 8, 1), name="mid_in")
     middle = keras.Model(x, L.MaxPooling2D(2, name="pool")(deep(x)), name="middle")
-    seq = keras.Sequential([keras.Input((4, 4, 4)), L.Conv2D(3, 1, activation="relu", name="c"),
-                            L.Flatten(name="f")], name="head")
+    seq = keras.Sequential(
+        [keras.Input((4, 4, 4)), L.Conv2D(3, 1, activation="relu", name="c"), L.Flatten(name="f")], name="head"
+    )
     inp = keras.Input((8, 8, 1), name="input")
     model = keras.Model(inp, L.Dense(2, activation="softmax", name="probs")(seq(middle(inp))), name="outer3")
     paths = layer_paths(model)
@@ -327,8 +339,11 @@ def test_a_shared_layer_is_reported_per_node(digits_like):
     acts = layer_activations(model, digits_like, ["shared@0", "shared@1"])
     np.testing.assert_allclose(acts["shared@1"], model.predict(digits_like, verbose=0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(acts["shared@0"], acts["shared@1"])
-    with pytest.raises(ModelError, match=r"layer 'shared' of model 'twice' has several nodes; ask for one: "
-                                         r"shared@0, shared@1"):
+    with pytest.raises(
+        ModelError,
+        match=r"layer 'shared' of model 'twice' has several nodes; ask for one: "
+        r"shared@0, shared@1",
+    ):
         slice_model(model, ["shared"])
 
 
@@ -355,8 +370,11 @@ def test_several_inputs_are_fed_by_name_and_a_shared_backbone_per_node(digits_li
     np.testing.assert_allclose(acts["probs"], want, rtol=1e-5, atol=1e-6)
     with pytest.raises(ModelError, match=r"feed returned the keys \['left'\], but the model's inputs are left, right"):
         layer_activations(model, digits_like, feed=lambda x: {"left": x})
-    with pytest.raises(ModelError, match=r"feed gave input 'right' shape \(1, 4, 8, 1\) for 1 images; the model "
-                                         r"takes \(1, 8, 8, 1\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"feed gave input 'right' shape \(1, 4, 8, 1\) for 1 images; the model "
+        r"takes \(1, 8, 8, 1\)",
+    ):
         stream_activations(model, digits_like, feed=lambda x: {"left": x, "right": x[:, ::2]})
 
 
@@ -364,8 +382,11 @@ def test_a_model_with_channels_first_layers_is_refused_naming_the_fix():
     inp = keras.Input((1, 8, 8), name="input")
     x = L.Conv2D(2, 3, padding="same", data_format="channels_first", name="cf_conv")(inp)
     model = keras.Model(inp, L.Flatten(name="f")(x), name="cf")
-    with pytest.raises(ModelError, match=r"slice_model: model 'cf' takes channels-first maps \(layers 'cf_conv'.*"
-                                         r"\(n, height, width, channels\).*image_data_format.*channels_last"):
+    with pytest.raises(
+        ModelError,
+        match=r"slice_model: model 'cf' takes channels-first maps \(layers 'cf_conv'.*"
+        r"\(n, height, width, channels\).*image_data_format.*channels_last",
+    ):
         slice_model(model)
 
 

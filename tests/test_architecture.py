@@ -25,8 +25,10 @@ def module_name(path: Path, root: Path) -> str:
 
 def parse_package(root: Path) -> dict[str, tuple[ast.Module, bool]]:
     """{module name: (tree, is_package)} of every .py file under ``root``."""
-    return {module_name(p, root): (ast.parse(p.read_text(), str(p)), p.name == "__init__.py")
-            for p in sorted(root.rglob("*.py"))}
+    return {
+        module_name(p, root): (ast.parse(p.read_text(), str(p)), p.name == "__init__.py")
+        for p in sorted(root.rglob("*.py"))
+    }
 
 
 def _absolute(node: ast.ImportFrom, module: str, is_package: bool) -> str:
@@ -153,6 +155,7 @@ def class_lines(tree: ast.Module, name: str) -> int:
 
 # -- the checks on this package ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def package():
     return parse_package(PACKAGE)
@@ -192,6 +195,7 @@ def test_run_is_slim(package):
 
 # -- each check can fail --------------------------------------------------------------
 
+
 def _fake(tmp_path: Path, files: dict[str, str]) -> dict:
     root = tmp_path / "pkg"
     for rel, text in files.items():
@@ -202,18 +206,21 @@ def _fake(tmp_path: Path, files: dict[str, str]) -> dict:
 
 
 def test_checks_can_fail(tmp_path):
-    fake = _fake(tmp_path, {
-        "__init__.py": "from .a import x\n",
-        "a.py": "from .b import _helper\nx = 1\n",
-        "b.py": "def _helper():\n    from .c import y\n",  # lazy import: still a dependency
-        "c.py": "def y():\n    from . import a\n",
-        "options.py": "from .a import x\n",
-        "sub/__init__.py": "from .leaf import z\n",  # a package's re-export is no circle
-        "sub/leaf.py": "from ..sub import w\nz = 1\n",
-        "plugin.py": "import pytest\n@pytest.fixture\ndef f():\n    pass\n"
-                     "def pytest_configure(config):\n    pass\ndef helper():\n    pass\n"
-                     "class Run:\n    def a(self):\n        pass\n",
-    })
+    fake = _fake(
+        tmp_path,
+        {
+            "__init__.py": "from .a import x\n",
+            "a.py": "from .b import _helper\nx = 1\n",
+            "b.py": "def _helper():\n    from .c import y\n",  # lazy import: still a dependency
+            "c.py": "def y():\n    from . import a\n",
+            "options.py": "from .a import x\n",
+            "sub/__init__.py": "from .leaf import z\n",  # a package's re-export is no circle
+            "sub/leaf.py": "from ..sub import w\nz = 1\n",
+            "plugin.py": "import pytest\n@pytest.fixture\ndef f():\n    pass\n"
+            "def pytest_configure(config):\n    pass\ndef helper():\n    pass\n"
+            "class Run:\n    def a(self):\n        pass\n",
+        },
+    )
     assert cycles(dependency_graph(fake)) == [["pkg.a", "pkg.b", "pkg.c"]]
     assert private_imports(fake) == ["pkg.a: pkg.b._helper"]
     assert leaf_violations(fake, "pkg.options") == ["pkg.a"]

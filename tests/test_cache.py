@@ -1,4 +1,5 @@
 """Cache primitives: atomic writes, validated reads, JSON conversion, stable keys."""
+
 import json
 
 import numpy as np

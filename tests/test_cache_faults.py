@@ -10,6 +10,7 @@ without CAP_SYS_ADMIN) those tests are skipped rather than simulated. A full dis
 simulated: the write (np.savez) raises OSError(ENOSPC), as it does on a full
 filesystem (checked by hand on 20 MB and 181 MB tmpfs caches, see the README).
 """
+
 import errno
 import json
 import os
@@ -51,8 +52,10 @@ def read_only():
                 modes.append((p, p.stat().st_mode))
                 p.chmod(stat.S_IMODE(p.stat().st_mode) & ~0o222)
             return
-        ok = shutil.which("mount") and subprocess.run(["mount", "--bind", str(folder), str(folder)],
-                                                      capture_output=True).returncode == 0
+        ok = (
+            shutil.which("mount")
+            and subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True).returncode == 0
+        )
         if ok:
             mounted.append(folder)
             ok = subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], capture_output=True).returncode == 0
@@ -89,6 +92,7 @@ def tiny_run(cache_dir, **kw):
 
 
 # --- 1. a warm read-only cache --------------------------------------------------------
+
 
 def test_warm_read_only_cache_serves_models_without_a_write_lock(tmp_path, read_only, fresh_notices, capsys):
     """Every model cached, the cache read-only: found and loaded, no .lock file needed
@@ -142,8 +146,11 @@ def test_read_only_cache_that_must_store_a_model_fails_once_before_training(tmp_
     root.mkdir()
     read_only(root)
     run = tiny_run(root)
-    with pytest.raises(CnnClaimsError, match=rf"cache folder {root} cannot be written .*not cached and must be "
-                       r"trained .*--cache-dir PATH \(or set \$CNNCLAIMS_CACHE\)") as e:
+    with pytest.raises(
+        CnnClaimsError,
+        match=rf"cache folder {root} cannot be written .*not cached and must be "
+        r"trained .*--cache-dir PATH \(or set \$CNNCLAIMS_CACHE\)",
+    ) as e:
         run.models(run.a)
     assert type(e.value).__name__ == "CacheWriteError"
 
@@ -169,8 +176,9 @@ def _blocked(tmp_path, how, read_only):
 
 @pytest.mark.parametrize("how", ["file", "file-above", "read-only-parent"])
 @pytest.mark.parametrize("option", ["--cache-dir", "--artifacts", "CNNCLAIMS_CACHE"])
-def test_folder_that_cannot_be_created_is_one_usage_error_at_start(pytester, tmp_path, read_only, how, option,
-                                                                    cnnclaims_plugin_args, monkeypatch):
+def test_folder_that_cannot_be_created_is_one_usage_error_at_start(
+    pytester, tmp_path, read_only, how, option, cnnclaims_plugin_args, monkeypatch
+):
     """A cache (or artifacts) folder that cannot be created: one usage error naming it
     and its option before any test runs (it used to be 517 s, CIFAR-10 decoded 55
     times, then 55 tracebacks)."""
@@ -186,15 +194,19 @@ def test_folder_that_cannot_be_created_is_one_usage_error_at_start(pytester, tmp
     assert time.perf_counter() - t0 < 5
     assert r.ret == pytest.ExitCode.USAGE_ERROR, r.stdout.str()
     what = "artifacts folder" if option == "--artifacts" else "cache folder"
-    name = "--artifacts PATH (or set $CNNCLAIMS_ARTIFACTS)" if option == "--artifacts" else \
-        "--cache-dir PATH (or set $CNNCLAIMS_CACHE)"
+    name = (
+        "--artifacts PATH (or set $CNNCLAIMS_ARTIFACTS)"
+        if option == "--artifacts"
+        else "--cache-dir PATH (or set $CNNCLAIMS_CACHE)"
+    )
     err = r.stderr.str()
     assert f"cnnclaims: the {what} {path} cannot be created: {culprit} is " in err and name in err
     assert "test_x" not in r.stdout.str()
 
 
-def test_default_cache_folder_that_cannot_be_created_stops_when_the_run_is_built(pytester, cnnclaims_plugin_args,
-                                                                               monkeypatch):
+def test_default_cache_folder_that_cannot_be_created_stops_when_the_run_is_built(
+    pytester, cnnclaims_plugin_args, monkeypatch
+):
     """The default cache (the user's cache folder, $XDG_CACHE_HOME/cnnclaims), with a
     file in its way: only tests that need the experiment need it, so those stop the
     session, once."""
@@ -205,8 +217,12 @@ def test_default_cache_folder_that_cannot_be_created_stops_when_the_run_is_built
     pytester.makepyfile(test_inner=USES_RUN + "\n\ndef test_y(run):\n    pass\n")
     r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args)
     assert r.ret == pytest.ExitCode.USAGE_ERROR
-    r.stdout.fnmatch_lines([f"*cnnclaims: the cache folder {pytester.path / 'xdg' / 'cnnclaims'} cannot be created: "
-                            f"{pytester.path / 'xdg'} is a file*--cache-dir PATH*"])
+    r.stdout.fnmatch_lines(
+        [
+            f"*cnnclaims: the cache folder {pytester.path / 'xdg' / 'cnnclaims'} cannot be created: "
+            f"{pytester.path / 'xdg'} is a file*--cache-dir PATH*"
+        ]
+    )
     r.assert_outcomes()  # nothing passed, failed or errored
 
 
@@ -214,17 +230,24 @@ def test_cli_folder_that_cannot_be_created_is_one_line_at_once(tmp_path, capsys)
     from cnnclaims.__main__ import main
 
     (tmp_path / "f").write_text("x")
-    for args, what in ((["--cache-dir", str(tmp_path / "f" / "c")], "cache folder"),
-                       (["--out", str(tmp_path / "f" / "out")], "output folder")):
+    for args, what in (
+        (["--cache-dir", str(tmp_path / "f" / "c")], "cache folder"),
+        (["--out", str(tmp_path / "f" / "out")], "output folder"),
+    ):
         t0 = time.perf_counter()
         assert main(["report", "--profile", "smoke", "--data", str(tmp_path / "nodata"), *args]) == 2
         assert time.perf_counter() - t0 < 1
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith(f"error: the {what} {tmp_path / 'f'}") \
-            and f"{tmp_path / 'f'} is a file, not a folder" in err and args[0] in err
+        assert (
+            err.count("\n") == 1
+            and err.startswith(f"error: the {what} {tmp_path / 'f'}")
+            and f"{tmp_path / 'f'} is a file, not a folder" in err
+            and args[0] in err
+        )
 
 
 # --- 3. a full disk -------------------------------------------------------------------
+
 
 @pytest.fixture
 def full_disk(monkeypatch):
@@ -252,8 +275,10 @@ def test_full_disk_in_a_training_worker_or_h5py_is_recognised(tmp_path):
     h5py says errno = 28 in its message: both are a full disk, sized by the plan."""
     from concurrent.futures.process import _RemoteTraceback
 
-    for exc in (OSError("Unable to synchronously create file (errno = 28, error message = 'No space left on "
-                        "device')"), RuntimeError("x")):
+    for exc in (
+        OSError("Unable to synchronously create file (errno = 28, error message = 'No space left on device')"),
+        RuntimeError("x"),
+    ):
         if isinstance(exc, RuntimeError):
             exc.__cause__ = _RemoteTraceback("Traceback...\nOSError: [Errno 28] No space left on device: 'm'")
         err = cache.write_failure(exc, tmp_path, n_models=24)
@@ -268,14 +293,18 @@ def test_too_little_room_for_the_models_fails_before_training(tmp_path, monkeypa
     """It used to train first (minutes) and fail on the first model it stored."""
     run = tiny_run(tmp_path / "cache")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: SimpleNamespace(free=2_000_000))
-    with pytest.raises(CnnClaimsError, match=rf"no space left in the cache folder {tmp_path / 'cache'} \(2.0 MB "
-                       r"free.*the 15 model\(s\) this run must train need about 24 MB there \(15 x 1.6 MB\).*"
-                       r"--cache-dir"):
+    with pytest.raises(
+        CnnClaimsError,
+        match=rf"no space left in the cache folder {tmp_path / 'cache'} \(2.0 MB "
+        r"free.*the 15 model\(s\) this run must train need about 24 MB there \(15 x 1.6 MB\).*"
+        r"--cache-dir",
+    ):
         run.models(run.a)
 
 
-def test_full_disk_stops_the_session_after_one_attempt(pytester, tmp_path, full_disk, monkeypatch,
-                                                       cnnclaims_plugin_args):
+def test_full_disk_stops_the_session_after_one_attempt(
+    pytester, tmp_path, full_disk, monkeypatch, cnnclaims_plugin_args
+):
     """Each test used to decode (or train) again and fail alike with a raw "No space
     left" (540 s and 883 s): one attempt, one error naming the folder and the space a
     run needs, and the session stops."""
@@ -288,8 +317,17 @@ def test_full_disk_stops_the_session_after_one_attempt(pytester, tmp_path, full_
 
     monkeypatch.setattr(cnnclaims.data, "load_dataset", load_dataset)
     pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.data\n\n" for i in range(3)))
-    r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke",
-                                     "--cache-dir", str(root), "--artifacts", str(tmp_path / "art"))
+    r = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        *cnnclaims_plugin_args,
+        "--profile",
+        "smoke",
+        "--cache-dir",
+        str(root),
+        "--artifacts",
+        str(tmp_path / "art"),
+    )
     assert len(full_disk) == 1
     r.assert_outcomes(failed=1)
     out = r.stdout.str()
@@ -299,6 +337,7 @@ def test_full_disk_stops_the_session_after_one_attempt(pytester, tmp_path, full_
 
 
 # --- 4. file modes --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640)], ids=["umask022", "umask027"])
 def test_cache_files_get_the_mode_of_any_new_file(tmp_path, umask, mode):
@@ -320,52 +359,86 @@ def test_cache_files_get_the_mode_of_any_new_file(tmp_path, umask, mode):
 
 # --- 5. the corrupt-entry message under pytest's capture -----------------------------
 
+
 def test_discarded_cache_entry_is_shown_under_capture(pytester, tmp_path, cnnclaims_plugin_args):
     root = tmp_path / "cache"
     run = tiny_run(root)
     run.results.get("verdicts", "x", {"k": 1}, lambda: {"v": 1})
     (stored,) = (root / "verdicts").iterdir()
     stored.write_text(stored.read_text().replace('"v": 1', '"v": 2'))  # valid JSON, wrong checksum
-    pytester.makepyfile(test_inner="""
+    pytester.makepyfile(
+        test_inner="""
 def test_a(run):
     assert run.results.get("verdicts", "x", {"k": 1}, lambda: {"v": 1}) == {"v": 1}
-""")
-    r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke",
-                                     "--cache-dir", str(root), "--artifacts", str(tmp_path / "art"))
+"""
+    )
+    r = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        *cnnclaims_plugin_args,
+        "--profile",
+        "smoke",
+        "--cache-dir",
+        str(root),
+        "--artifacts",
+        str(tmp_path / "art"),
+    )
     r.assert_outcomes(passed=1)
     r.stdout.fnmatch_lines([f"*cnnclaims: discarding corrupt cache entry {stored}: unusable verdicts cache*checksum*"])
 
 
 def test_notices_go_to_stderr_outside_pytest(tmp_path):
     (tmp_path / "x").write_text("x")
-    r = subprocess.run([sys.executable, "-c", f"from cnnclaims.cache import discard; discard({str(tmp_path / 'x')!r}, "
-                        "'why')"], capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", f"from cnnclaims.cache import discard; discard({str(tmp_path / 'x')!r}, 'why')"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert r.stderr == f"cnnclaims: discarding corrupt cache entry {tmp_path / 'x'}: why\n" and not r.stdout
     assert not (tmp_path / "x").exists()
 
 
 # --- 6. a probe index that is not a frog ---------------------------------------------
 
-@pytest.mark.parametrize("index, says", [
-    ("0", "test image 0 is an airplane, not a frog; the probe must be a frog, e.g. 18, 19, 20"),
-    ("30", "probe index 30 is outside the test set (0..29)"),
-])
-def test_probe_index_that_is_not_a_frog_stops_the_session_at_once(pytester, tmp_path, monkeypatch, index, says,
-                                                                   cnnclaims_plugin_args):
+
+@pytest.mark.parametrize(
+    "index, says",
+    [
+        ("0", "test image 0 is an airplane, not a frog; the probe must be a frog, e.g. 18, 19, 20"),
+        ("30", "probe index 30 is outside the test set (0..29)"),
+    ],
+)
+def test_probe_index_that_is_not_a_frog_stops_the_session_at_once(
+    pytester, tmp_path, monkeypatch, index, says, cnnclaims_plugin_args
+):
     """Every test used to fail with the same message: one usage error, no test run."""
     import cnnclaims.data
 
     loads = []
     monkeypatch.setattr(cnnclaims.data, "load_dataset", lambda *a, **k: loads.append(1) or tiny_data())
-    pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.probe_index\n\n"
-                                           for i in range(3)))
-    r = pytester.runpytest_inprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke",
-                                     "--cache-dir", str(tmp_path / "cache"), "--artifacts", str(tmp_path / "art"),
-                                     "--probe-index", index)
+    pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.probe_index\n\n" for i in range(3)))
+    r = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        *cnnclaims_plugin_args,
+        "--profile",
+        "smoke",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--artifacts",
+        str(tmp_path / "art"),
+        "--probe-index",
+        index,
+    )
     assert r.ret == pytest.ExitCode.USAGE_ERROR and loads == [1]
     r.assert_outcomes()
-    r.stdout.fnmatch_lines([f"*cnnclaims: --probe-index / $CNNCLAIMS_PROBE: {says}*; pass the test-set index of "
-                            "an image of the probe class*"])
+    r.stdout.fnmatch_lines(
+        [
+            f"*cnnclaims: --probe-index / $CNNCLAIMS_PROBE: {says}*; pass the test-set index of "
+            "an image of the probe class*"
+        ]
+    )
 
 
 def test_probe_index_that_is_not_a_frog_stops_xdist_workers_too(pytester, tmp_path, cnnclaims_plugin_args):
@@ -380,13 +453,27 @@ from cnnclaims.testing import random_cifar
 (xtr, ytr), (xte, yte) = random_cifar(10, 3, seed=2)
 cnnclaims.data.load_dataset = lambda *a, **k: Cifar10(xtr, ytr, xte, yte, source="synthetic", fingerprint="tiny")
 """)
-    pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.probe_index\n\n"
-                                           for i in range(6)))
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "-p", "xdist", "-n", "2",
-                                      "--profile", "smoke", "--cache-dir", str(tmp_path / "cache"),
-                                      "--artifacts", str(tmp_path / "art"), "--probe-index", "0")
+    pytester.makepyfile(test_inner="".join(f"def test_{i}(run):\n    run.probe_index\n\n" for i in range(6)))
+    r = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        *cnnclaims_plugin_args,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "--profile",
+        "smoke",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--artifacts",
+        str(tmp_path / "art"),
+        "--probe-index",
+        "0",
+    )
     out = r.stdout.str() + r.stderr.str()
     assert "INTERNALERROR" not in out and r.ret == pytest.ExitCode.INTERRUPTED, out
     assert r.parseoutcomes().get("failed", 0) <= 2 and "passed" not in r.parseoutcomes()
-    r.stdout.fnmatch_lines(["*Interrupted: cnnclaims: --probe-index / $CNNCLAIMS_PROBE: test image 0 is an airplane, "
-                            "not a frog*"])
+    r.stdout.fnmatch_lines(
+        ["*Interrupted: cnnclaims: --probe-index / $CNNCLAIMS_PROBE: test image 0 is an airplane, not a frog*"]
+    )

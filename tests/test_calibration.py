@@ -1,5 +1,6 @@
 """The seeds design calibrated by simulation (fast: a few hundred experiments), and the
 null splits of same-size models. The FWER check must fail for an uncorrected pipeline."""
+
 import numpy as np
 import pytest
 
@@ -39,8 +40,15 @@ def test_family_wise_rate_is_at_or_below_alpha(null_run):
 
 
 def test_the_check_fails_for_an_uncorrected_pipeline():
-    res = cal.calibrate(CLAIMS, N, correlated_cov(), BASE, n_experiments=300, conditions=("null",),
-                        adjust=lambda p: np.asarray(p, dtype=float))
+    res = cal.calibrate(
+        CLAIMS,
+        N,
+        correlated_cov(),
+        BASE,
+        n_experiments=300,
+        conditions=("null",),
+        adjust=lambda p: np.asarray(p, dtype=float),
+    )
     assert set(cal.fwer_exceeds_alpha(res)) == {"primary", "secondary"}
 
 

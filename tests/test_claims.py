@@ -6,6 +6,7 @@ any verdict changes. See README ("Pinned verdicts"). The same tests ship inside 
 package (``pytest -p cnnclaims --pyargs cnnclaims.article``); this file is how any
 user's own test file looks (see README "Test a claim of your own").
 """
+
 from cnnclaims import parametrize_claims
 from cnnclaims.article import ARTICLE
 

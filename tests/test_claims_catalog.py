@@ -1,4 +1,5 @@
 """The catalog is well-formed: ids, scopes, SESOI with reasons, primary claims."""
+
 import re
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The command line: help, and clear errors for bad input (exit code 2)."""
+
 import pytest
 
 from cnnclaims.__main__ import main
@@ -23,12 +24,15 @@ def test_unknown_profile(tmp_path, capsys):
     assert "unknown profile 'huge'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["--experiments", "0"], "--experiments: must be at least 1, got 0"),
-    (["--experiments", "-5"], "--experiments: must be at least 1, got -5"),
-    (["--experiments", "abc"], "--experiments: expected an integer, got 'abc'"),
-    (["--seed", "-1"], "--seed: must be at least 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["--experiments", "0"], "--experiments: must be at least 1, got 0"),
+        (["--experiments", "-5"], "--experiments: must be at least 1, got -5"),
+        (["--experiments", "abc"], "--experiments: expected an integer, got 'abc'"),
+        (["--seed", "-1"], "--seed: must be at least 0, got -1"),
+    ],
+)
 def test_calibrate_refuses_bad_numbers_naming_the_option(tmp_path, capsys, args, expected):
     with pytest.raises(SystemExit) as e:
         main(["calibrate", "--cache-dir", str(tmp_path), *args])

@@ -1,4 +1,5 @@
 """Version differences live in compat alone: nothing else imports TF or Keras."""
+
 import os
 import re
 import subprocess

@@ -1,4 +1,5 @@
 """cnnclaims.data on small synthetic copies of every supported format."""
+
 import os
 import pickle
 
@@ -6,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnclaims.data import CLASSES
-from cnnclaims.data import BATCH_FILES, load_cifar10, resolve_source
+from cnnclaims.data import BATCH_FILES, CLASSES, load_cifar10, resolve_source
 from cnnclaims.errors import DataError
 from cnnclaims.testing import random_cifar, write_batches, write_image_folder
 
@@ -43,7 +43,9 @@ def test_image_folder_round_trip(folder, arrays, tmp_path):
 
 
 def test_jpeg_folder_decodes_close(tmp_path, arrays):
-    smooth = tuple((np.full_like(x, 100) + (np.arange(32)[None, :, None, None] * 3).astype(np.uint8), y) for x, y in arrays)
+    smooth = tuple(
+        (np.full_like(x, 100) + (np.arange(32)[None, :, None, None] * 3).astype(np.uint8), y) for x, y in arrays
+    )
     f = write_image_folder(tmp_path / "jpg", *smooth, fmt="jpg")
     d = load(f, tmp_path)
     assert np.abs(d.x_train.astype(int) - smooth[0][0].astype(int)).mean() < 3
@@ -263,15 +265,22 @@ def test_batches_labels_as_n_or_n_by_1_are_accepted(batches, arrays, tmp_path, f
     np.testing.assert_array_equal(d.y_test, yte)
 
 
-@pytest.mark.parametrize("labels,msg", [
-    (lambda v: np.asarray(v).reshape(-1, 1).repeat(2, axis=1), r"labels got shape \(\d+, 2\); expected \(n,\) or \(n, 1\)"),
-    (lambda v: np.asarray(v)[None], r"labels got shape \(1, \d+\)"),
-    (lambda v: [float(i) for i in v], r"labels have dtype float64; expected integer"),
-    (lambda v: np.asarray(v).astype(bool), r"labels have dtype bool"),
-    (lambda v: [10] + list(v)[1:], r"labels outside 0\.\.9: 10"),
-    (lambda v: [-1] + list(v)[1:], r"labels outside 0\.\.9: -1"),
-    (lambda v: list(v)[:-1], r"\d+ labels for \d+ images"),
-], ids=["n-by-2", "1-by-n", "floats", "bool", "ten", "minus-one", "one-short"])
+@pytest.mark.parametrize(
+    "labels,msg",
+    [
+        (
+            lambda v: np.asarray(v).reshape(-1, 1).repeat(2, axis=1),
+            r"labels got shape \(\d+, 2\); expected \(n,\) or \(n, 1\)",
+        ),
+        (lambda v: np.asarray(v)[None], r"labels got shape \(1, \d+\)"),
+        (lambda v: [float(i) for i in v], r"labels have dtype float64; expected integer"),
+        (lambda v: np.asarray(v).astype(bool), r"labels have dtype bool"),
+        (lambda v: [10] + list(v)[1:], r"labels outside 0\.\.9: 10"),
+        (lambda v: [-1] + list(v)[1:], r"labels outside 0\.\.9: -1"),
+        (lambda v: list(v)[:-1], r"\d+ labels for \d+ images"),
+    ],
+    ids=["n-by-2", "1-by-n", "floats", "bool", "ten", "minus-one", "one-short"],
+)
 def test_batches_bad_labels_are_refused(batches, tmp_path, labels, msg):
     rewrite_batch(batches, "data_batch_3", labels=labels)
     with pytest.raises(DataError, match=r"data_batch_3: " + msg):
@@ -283,7 +292,10 @@ def test_keras_download_with_odd_arrays_is_refused(tmp_path, monkeypatch, arrays
     (xtr, ytr), (xte, yte) = arrays
     cases = [
         (((xtr / 255.0, ytr), (xte, yte)), r"keras.datasets.cifar10 train split: pixel data has dtype float64"),
-        (((xtr, ytr.reshape(-1, 1)), (xte, yte.reshape(-1, 2))), r"keras.datasets.cifar10 test split: labels got shape"),
+        (
+            ((xtr, ytr.reshape(-1, 1)), (xte, yte.reshape(-1, 2))),
+            r"keras.datasets.cifar10 test split: labels got shape",
+        ),
         (((xtr, ytr + 10), (xte, yte)), r"keras.datasets.cifar10 train split: labels outside 0\.\.9"),
         (((xtr[:, :28], ytr), (xte, yte)), r"keras.datasets.cifar10 train split: images are \(30, 28, 32, 3\)"),
     ]

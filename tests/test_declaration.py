@@ -2,6 +2,7 @@
 
 The table holds the keyword arguments that break a ``Claim`` (or an ``Experiment``)
 and the message expected, with the reason a user would write it."""
+
 import dataclasses
 import math
 
@@ -20,9 +21,18 @@ BAD_CLAIMS = [
     ({"sesoi": -0.02}, ValueError, "sesoi must be a positive number", "a sign slip"),
     ({"sesoi": math.nan}, ValueError, "sesoi must be a positive number", "no SESOI thought of"),
     ({"kind": "comapre"}, ValueError, "kind must be 'compare' or 'threshold'", "a typo"),
-    ({"scopes": ("frogs",)}, ValueError, "declared as 'images' whatever name the experiment gives it",
-     "the test ids' name of the images scope"),
-    ({"scopes": "seeds"}, TypeError, r"got the string 'seeds'; write \('seeds',\)", "a one-element tuple without comma"),
+    (
+        {"scopes": ("frogs",)},
+        ValueError,
+        "declared as 'images' whatever name the experiment gives it",
+        "the test ids' name of the images scope",
+    ),
+    (
+        {"scopes": "seeds"},
+        TypeError,
+        r"got the string 'seeds'; write \('seeds',\)",
+        "a one-element tuple without comma",
+    ),
     ({"id": "X 1"}, ValueError, "without spaces", "ids name tests"),
 ]
 
@@ -40,20 +50,31 @@ def test_the_good_claim_of_the_table_is_accepted():
 
 def test_repeated_claim_ids_name_both_claims_and_the_fix():
     twin = dataclasses.replace(ARTICLE.claims[1], id=ARTICLE.claims[0].id)
-    with pytest.raises(ValueError, match=r"claim ids repeat: \['C1'\] \(C1: first-layer-processing, "
-                                         r"first-layer-redundancy\); give each claim its own id"):
+    with pytest.raises(
+        ValueError,
+        match=r"claim ids repeat: \['C1'\] \(C1: first-layer-processing, "
+        r"first-layer-redundancy\); give each claim its own id",
+    ):
         dataclasses.replace(ARTICLE, claims=(ARTICLE.claims[0], twin, *ARTICLE.claims[2:]))
 
 
 # --- closed vocabularies: kind, subject, plot, model_metric (issue 20, item 4) --------
 
-@pytest.mark.parametrize("name,bad,allowed,fix", [
-    ("plot", "histgram", "'histogram', 'feature_maps', 'input', 'entropy', 'softmax' or 'accuracy'",
-     "did you mean plot='histogram'"),
-    ("kind", "comapre", "'compare' or 'threshold'", "did you mean kind='compare'"),
-    ("subject", "everyone", "'a', 'b', 'input' or 'both'", "e.g. subject='a'"),
-    ("model_metric", "accuracy", "None or 'test_accuracy'", "did you mean model_metric='test_accuracy'"),
-])
+
+@pytest.mark.parametrize(
+    "name,bad,allowed,fix",
+    [
+        (
+            "plot",
+            "histgram",
+            "'histogram', 'feature_maps', 'input', 'entropy', 'softmax' or 'accuracy'",
+            "did you mean plot='histogram'",
+        ),
+        ("kind", "comapre", "'compare' or 'threshold'", "did you mean kind='compare'"),
+        ("subject", "everyone", "'a', 'b', 'input' or 'both'", "e.g. subject='a'"),
+        ("model_metric", "accuracy", "None or 'test_accuracy'", "did you mean model_metric='test_accuracy'"),
+    ],
+)
 def test_a_value_outside_a_claim_vocabulary_names_it_the_choices_and_the_fix(name, bad, allowed, fix):
     with pytest.raises(ValueError) as err:
         Claim(**{**GOOD, name: bad})
@@ -69,11 +90,28 @@ def test_an_unknown_plot_fails_at_declaration_instead_of_drawing_a_histogram():
 def test_strings_and_members_declare_the_same_claim():
     from cnnclaims.declaration import ClaimKind, ModelMetric, Plot, Subject
 
-    as_strings = Claim(**{**GOOD, "kind": "threshold", "threshold": 0.5, "subject": "both", "plot": "softmax",
-                          "model_metric": "test_accuracy", "scopes": ("probe", "seeds")})
-    as_members = Claim(**{**GOOD, "kind": ClaimKind.THRESHOLD, "threshold": 0.5, "subject": Subject.BOTH,
-                          "plot": Plot.SOFTMAX, "model_metric": ModelMetric.TEST_ACCURACY,
-                          "scopes": ("probe", "seeds")})
+    as_strings = Claim(
+        **{
+            **GOOD,
+            "kind": "threshold",
+            "threshold": 0.5,
+            "subject": "both",
+            "plot": "softmax",
+            "model_metric": "test_accuracy",
+            "scopes": ("probe", "seeds"),
+        }
+    )
+    as_members = Claim(
+        **{
+            **GOOD,
+            "kind": ClaimKind.THRESHOLD,
+            "threshold": 0.5,
+            "subject": Subject.BOTH,
+            "plot": Plot.SOFTMAX,
+            "model_metric": ModelMetric.TEST_ACCURACY,
+            "scopes": ("probe", "seeds"),
+        }
+    )
     assert as_strings == as_members and hash(as_strings) == hash(as_members)
     # Stored as members, still equal to (and hashed, formatted as) the strings that older code compares with.
     assert as_strings.kind is ClaimKind.THRESHOLD and as_strings.kind == "threshold"
@@ -88,11 +126,19 @@ def test_claims_key_holds_every_claim_field():
 
     key = claims_key(ARTICLE)
     assert [list(k) for k in key[-1]] == [[f.name for f in dataclasses.fields(Claim)]] * len(ARTICLE.claims)
-    changed = {"sesoi_reason": "another reason", "figure": "Fig. 9", "plot": "softmax", "alpha": 0.01,
-               "text": "other words", "sesoi": 0.5, "primary": not ARTICLE.claims[0].primary}
+    changed = {
+        "sesoi_reason": "another reason",
+        "figure": "Fig. 9",
+        "plot": "softmax",
+        "alpha": 0.01,
+        "text": "other words",
+        "sesoi": 0.5,
+        "primary": not ARTICLE.claims[0].primary,
+    }
     for name, value in changed.items():
-        other = dataclasses.replace(ARTICLE, claims=(dataclasses.replace(ARTICLE.claims[0], **{name: value}),
-                                                     *ARTICLE.claims[1:]))
+        other = dataclasses.replace(
+            ARTICLE, claims=(dataclasses.replace(ARTICLE.claims[0], **{name: value}), *ARTICLE.claims[1:])
+        )
         assert claims_key(other) != key, name
 
 
@@ -101,8 +147,11 @@ def test_figures_is_a_declared_field_and_extra_figures_still_works_with_a_warnin
         return {}
 
     assert ARTICLE.figures is not None and dataclasses.replace(ARTICLE, figures=figures).figures is figures
-    with pytest.warns(DeprecationWarning, match=r"extra\['figures'\] is deprecated; declare Experiment\(\.\.\., "
-                                                r"figures=\.\.\.\)"):
+    with pytest.warns(
+        DeprecationWarning,
+        match=r"extra\['figures'\] is deprecated; declare Experiment\(\.\.\., "
+        r"figures=\.\.\.\)",
+    ):
         old = dataclasses.replace(ARTICLE, figures=None, extra={"figures": figures})
     assert old.figures is figures
     with pytest.raises(TypeError, match="figures must be a function"):

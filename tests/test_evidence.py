@@ -1,11 +1,14 @@
 """Per-model statistics: shapes, the per-model cache, and corruption handling."""
+
 import numpy as np
 import pytest
 
+from cnnclaims.article import ARTICLE
 from cnnclaims.compat import set_determinism
 from cnnclaims.errors import InputError
-from cnnclaims.article import ARTICLE
-from cnnclaims.evidence import cached_image_stats as _cached, image_stats as _stats, table_metrics
+from cnnclaims.evidence import cached_image_stats as _cached
+from cnnclaims.evidence import image_stats as _stats
+from cnnclaims.evidence import table_metrics
 
 STATS = tuple(table_metrics(ARTICLE))
 
@@ -16,6 +19,8 @@ def image_stats(model, x, y, batch_size=500):
 
 def cached_image_stats(trained, x, y):
     return _cached(trained, x, y, ARTICLE)
+
+
 from cnnclaims.model import build_model
 from cnnclaims.training import TrainedModel, TrainSpec
 
@@ -59,8 +64,11 @@ def test_cached_and_corruption_recomputed(trained, images, capsys):
 @pytest.mark.parametrize("door", ["image_stats", "cached_image_stats"])
 def test_bad_pixels_are_refused(trained, images, door):
     x, y = images
-    call = (lambda xx, yy: image_stats(trained.model, xx, yy)) if door == "image_stats" else (
-        lambda xx, yy: cached_image_stats(trained, xx, yy))
+    call = (
+        (lambda xx, yy: image_stats(trained.model, xx, yy))
+        if door == "image_stats"
+        else (lambda xx, yy: cached_image_stats(trained, xx, yy))
+    )
     with pytest.raises(InputError, match=rf"{door}: .*up to 255.*divide by 255"):
         call(x.astype(np.float32), y)
     nan = x / 255.0
@@ -120,8 +128,11 @@ def test_a_metric_reading_a_layer_it_does_not_declare_is_named(trained, images):
     from cnnclaims.errors import UnknownNameError
 
     exp = _with_metric(lambda acts, y: acts["conv2d"].mean(axis=(1, 2, 3)))
-    with pytest.raises(UnknownNameError, match=r"metric 'probe_me' reads layer 'conv2d', which it does not declare: "
-                                               r"its layers are 'conv2d_5'; add 'conv2d' to Metric\('probe_me'"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"metric 'probe_me' reads layer 'conv2d', which it does not declare: "
+        r"its layers are 'conv2d_5'; add 'conv2d' to Metric\('probe_me'",
+    ):
         _stats(trained.model, *images, exp)
     ok = _with_metric(lambda acts, y: acts["conv2d_5"].mean(axis=(1, 2, 3)))
     assert _stats(trained.model, *images, ok)["probe_me"].shape == (9,)

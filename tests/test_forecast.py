@@ -1,4 +1,5 @@
 """Training time predicted before training, and the time budget that acts on it."""
+
 import pytest
 
 import cnnclaims.run  # noqa: F401  (in the outer process: pytester restores sys.modules)
@@ -14,8 +15,11 @@ DUMMY = TrainSpec("dummy", 10000, 0, 30, 3)
 
 
 def record(spec, epochs):
-    return {"spec": {"role": spec.role, "n_train": spec.n_train, "max_epochs": spec.max_epochs,
-                     "patience": spec.patience}, "epochs": epochs, "train_seconds": 1.0}
+    return {
+        "spec": {"role": spec.role, "n_train": spec.n_train, "max_epochs": spec.max_epochs, "patience": spec.patience},
+        "epochs": epochs,
+        "train_seconds": 1.0,
+    }
 
 
 def test_epochs_come_from_cached_models_of_the_group_else_the_limit():
@@ -66,8 +70,11 @@ def unfit_run(tmp_path, monkeypatch):
 def test_a_plan_over_the_budget_trains_nothing_and_says_what_it_will_not_check(unfit_run):
     lines = []
     unfit_run.progress = lines.append
-    with pytest.raises(TrainingBudgetError, match=r"not training: 15 models of profile 'smoke' \(0 of its 15 are "
-                                                  r"cached\) are predicted to take .* more than the time budget of 1m"):
+    with pytest.raises(
+        TrainingBudgetError,
+        match=r"not training: 15 models of profile 'smoke' \(0 of its 15 are "
+        r"cached\) are predicted to take .* more than the time budget of 1m",
+    ):
         unfit_run.models(unfit_run.a)
     assert lines[0].startswith("cnnclaims: predicted ") and "not training" in lines[-1]
     with pytest.raises(TrainingBudgetError):  # refused once, refused at once for the session
@@ -75,8 +82,13 @@ def test_a_plan_over_the_budget_trains_nothing_and_says_what_it_will_not_check(u
     from cnnclaims.inventory import model_entries
 
     assert model_entries(unfit_run.cache_dir) == []
-    assert unfit_run.plan_summary() == {"planned": 15, "cached": 0, "trained": 0, "not_trained": 15,
-                                        "reason": unfit_run.plan_status["budget"]}
+    assert unfit_run.plan_summary() == {
+        "planned": 15,
+        "cached": 0,
+        "trained": 0,
+        "not_trained": 15,
+        "reason": unfit_run.plan_status["budget"],
+    }
 
 
 def test_without_a_budget_the_prediction_is_said_and_training_starts(unfit_run, monkeypatch):
@@ -94,17 +106,30 @@ def test_pytest_reports_the_claims_skipped_and_one_summary_line(unfit_run, pytes
     try:
         pytester.makeconftest(cnnclaims.testing.INNER_CONFTEST)
         pytester.makepyfile(test_inner="def test_claim(claim_case, claim_checker):\n    claim_checker(claim_case)\n")
-        r = pytester.runpytest_inprocess("--profile", "smoke", "--pinned-verdicts", str(pytester.path / "p.json"),
-                                         "--artifacts", str(pytester.path / "art"), "-p", "no:cacheprovider",
-                                         "-rs", *cnnclaims_plugin_args)
+        r = pytester.runpytest_inprocess(
+            "--profile",
+            "smoke",
+            "--pinned-verdicts",
+            str(pytester.path / "p.json"),
+            "--artifacts",
+            str(pytester.path / "art"),
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            *cnnclaims_plugin_args,
+        )
     finally:
         cnnclaims.testing.SHARED.clear()
     outcomes = r.parseoutcomes()
     assert outcomes.get("skipped", 0) >= 30 and "failed" not in outcomes and "passed" not in outcomes, outcomes
-    r.stdout.fnmatch_lines(["cnnclaims: profile smoke: 15 models: 0 cached, 0 trained here, 15 not trained; "
-                            "0 claim cases and 0 null-control cases checked against their pins, "
-                            f"{outcomes['skipped']} not checked (not training: 15 models of profile 'smoke'*",
-                            "*SKIPPED*cnnclaims: not training: 15 models of profile 'smoke' (0 of its 15 are cached)*"])
+    r.stdout.fnmatch_lines(
+        [
+            "cnnclaims: profile smoke: 15 models: 0 cached, 0 trained here, 15 not trained; "
+            "0 claim cases and 0 null-control cases checked against their pins, "
+            f"{outcomes['skipped']} not checked (not training: 15 models of profile 'smoke'*",
+            "*SKIPPED*cnnclaims: not training: 15 models of profile 'smoke' (0 of its 15 are cached)*",
+        ]
+    )
 
 
 def test_the_plan_line_counts_models_and_cases():
@@ -113,6 +138,9 @@ def test_the_plan_line_counts_models_and_cases():
     plan = {"planned": 40, "cached": 38, "trained": 2, "not_trained": 0, "reason": None}
     assert plan_line(plan, "article", 64, 18, 0) == (
         "cnnclaims: profile article: 40 models: 38 cached, 2 trained here; 64 claim cases and 18 null-control "
-        "cases checked against their pins")
-    assert plan_line(None, "smoke", 1, 0, 3) == ("cnnclaims: profile smoke: no models asked for; 1 claim case and "
-                                                 "0 null-control cases checked against their pins, 3 not checked")
+        "cases checked against their pins"
+    )
+    assert plan_line(None, "smoke", 1, 0, 3) == (
+        "cnnclaims: profile smoke: no models asked for; 1 claim case and "
+        "0 null-control cases checked against their pins, 3 not checked"
+    )

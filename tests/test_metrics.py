@@ -1,4 +1,5 @@
 """Properties of the per-image metrics (hypothesis) and closed-form cases."""
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -195,8 +196,17 @@ METRICS = {
     "softmax_entropy": (m.softmax_entropy, (_PROBS,)),
 }
 # Metrics that also take flattened (n, d) rows, as scale_unit returns them.
-ROW_METRICS = ["zero_fraction", "hoyer_sparsity", "scale_unit", "scaled_mean", "scaled_quantile",
-               "histograms", "histogram_entropy", "skewness", "centre"]
+ROW_METRICS = [
+    "zero_fraction",
+    "hoyer_sparsity",
+    "scale_unit",
+    "scaled_mean",
+    "scaled_quantile",
+    "histograms",
+    "histogram_entropy",
+    "skewness",
+    "centre",
+]
 CASES = [(name, i) for name, (_, arrays) in METRICS.items() for i in range(len(arrays))]
 
 
@@ -205,8 +215,11 @@ def _call(name, arrays):
 
 
 def test_every_public_metric_is_covered():
-    public = {n for n, f in vars(m).items() if callable(f) and not n.startswith("_")
-              and getattr(f, "__module__", "") == m.__name__}
+    public = {
+        n
+        for n, f in vars(m).items()
+        if callable(f) and not n.startswith("_") and getattr(f, "__module__", "") == m.__name__
+    }
     assert public == set(METRICS)
 
 

@@ -1,17 +1,35 @@
 """The article's architecture: layer names, output shapes, parameter counts."""
+
 import pytest
 
 from cnnclaims.compat import count_params, layer_output_shape
 from cnnclaims.model import LAYER_NAMES, N_PARAMS, build_model
 
 SHAPES = {
-    "input": (32, 32, 3), "conv2d_1": (32, 32, 16), "conv2d_2": (32, 32, 16), "pool_1": (16, 16, 16),
-    "conv2d_3": (16, 16, 16), "conv2d_4": (16, 16, 16), "pool_2": (8, 8, 16), "conv2d_5": (8, 8, 16),
-    "conv2d_6": (8, 8, 16), "dense_1": (8, 8, 64), "dropout_1": (8, 8, 64), "flatten_1": (4096,),
+    "input": (32, 32, 3),
+    "conv2d_1": (32, 32, 16),
+    "conv2d_2": (32, 32, 16),
+    "pool_1": (16, 16, 16),
+    "conv2d_3": (16, 16, 16),
+    "conv2d_4": (16, 16, 16),
+    "pool_2": (8, 8, 16),
+    "conv2d_5": (8, 8, 16),
+    "conv2d_6": (8, 8, 16),
+    "dense_1": (8, 8, 64),
+    "dropout_1": (8, 8, 64),
+    "flatten_1": (4096,),
     "dense_2": (10,),
 }
-PARAMS = {"conv2d_1": 448, "conv2d_2": 2320, "conv2d_3": 2320, "conv2d_4": 2320, "conv2d_5": 2320,
-          "conv2d_6": 2320, "dense_1": 1088, "dense_2": 40970}
+PARAMS = {
+    "conv2d_1": 448,
+    "conv2d_2": 2320,
+    "conv2d_3": 2320,
+    "conv2d_4": 2320,
+    "conv2d_5": 2320,
+    "conv2d_6": 2320,
+    "dense_1": 1088,
+    "dense_2": 40970,
+}
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ integer or one-hot labels, several inputs (a feed) or outputs (output_layer), an
 channels-first refused naming the setting; each mistake one clear error before any
 training. End to end on every shape: slicing, metrics, verdicts, plots, the probe, the
 images scope, and real training through prepare/fit."""
+
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from cnnclaims import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric
-from cnnclaims.compat import keras, set_determinism
+from cnnclaims.compat import keras
 from cnnclaims.errors import DataError, InputError, ModelError
 from cnnclaims.metrics import grey, map_input_correlation, softmax_entropy, zero_fraction
 from cnnclaims.modelio import ModelIO, checked_io, model_io
@@ -47,18 +48,33 @@ SHAPES = {  # the issue's list: grayscale 28x28 and 8x8, RGB 64x64, 2 classes an
 def _experiment(shape, n_classes, **kw):
     classes = tuple(f"c{k}" for k in range(n_classes))
     zeros = Metric("bb_zeros", ("backbone/conv",), lambda a, y: zero_fraction(a["backbone/conv"]), "zeros")
-    corr = Metric("corr", ("backbone/conv", "input"),
-                  lambda a, y: map_input_correlation(a["backbone/conv"], grey(a["input"])), "r with input")
+    corr = Metric(
+        "corr",
+        ("backbone/conv", "input"),
+        lambda a, y: map_input_correlation(a["backbone/conv"], grey(a["input"])),
+        "r with input",
+    )
     entropy = softmax_metric("entropy", lambda p, y: softmax_entropy(p), "softmax entropy")
-    claims = (Claim("S1", "sparser", "a is sparser", zeros, sesoi=0.02, primary=True, plot="feature_maps"),
-              Claim("S2", "flatter", "a is flatter", entropy, alternative="less", sesoi=0.05, plot="softmax"),
-              Claim("S3", "input-like", "a is like its input", corr, sesoi=0.02, plot="entropy"))
+    claims = (
+        Claim("S1", "sparser", "a is sparser", zeros, sesoi=0.02, primary=True, plot="feature_maps"),
+        Claim("S2", "flatter", "a is flatter", entropy, alternative="less", sesoi=0.05, plot="softmax"),
+        Claim("S3", "input-like", "a is like its input", corr, sesoi=0.02, plot="entropy"),
+    )
     build = _builder(shape, n_classes)
-    args = dict(name="anyshape", title="any shape", classes=classes, load_data=lambda: None, build_model=build,
-                a=Condition("a"), b=Condition("b"), probe=Probe("c1"), claims=claims,
-                profiles={"tiny": Profile("tiny", {"a": 2 * n_classes, "b": n_classes}, max_epochs=1, patience=0,
-                                          n_seeds=2)},
-                input_shape=shape, output_layer="probs")
+    args = dict(
+        name="anyshape",
+        title="any shape",
+        classes=classes,
+        load_data=lambda: None,
+        build_model=build,
+        a=Condition("a"),
+        b=Condition("b"),
+        probe=Probe("c1"),
+        claims=claims,
+        profiles={"tiny": Profile("tiny", {"a": 2 * n_classes, "b": n_classes}, max_epochs=1, patience=0, n_seeds=2)},
+        input_shape=shape,
+        output_layer="probs",
+    )
     args.update(kw)
     return Experiment(**args)
 
@@ -76,8 +92,9 @@ def test_every_shape_and_class_count_runs_end_to_end_on_untrained_models(case, t
     acts = run.probe_activations("a")
     assert acts["backbone/conv"].shape == (1, *shape[:2], 4) and acts["probs"].shape == (1, k)
     verdicts = run.verdicts
-    assert {(v.claim, v.scope) for v in verdicts} == {(c, s) for c in ("S1", "S2", "S3")
-                                                      for s in ("probe", "c1s", "seeds")}
+    assert {(v.claim, v.scope) for v in verdicts} == {
+        (c, s) for c in ("S1", "S2", "S3") for s in ("probe", "c1s", "seeds")
+    }
     assert all(v.verdict in ("supported", "refuted", "negligible", "underpowered", "inconclusive") for v in verdicts)
     assert run.null_verdicts
     for v in verdicts:
@@ -126,9 +143,12 @@ def test_images_of_another_shape_than_declared_are_one_error_naming_the_fix(tmp_
     (xtr, ytr), (xte, yte) = random_images(30, 3, 0, (28, 28, 1), 10)
     data = dataset(xtr, ytr, xte, yte)
     article_shaped = _experiment((32, 32, 3), 10)
-    with pytest.raises(DataError, match=r"load_data's train split holds images of shape \(28, 28, 1\), but the "
-                                        r"experiment declares input_shape \(32, 32, 3\).*Experiment\(input_shape="
-                                        r"\(28, 28, 1\)\)"):
+    with pytest.raises(
+        DataError,
+        match=r"load_data's train split holds images of shape \(28, 28, 1\), but the "
+        r"experiment declares input_shape \(32, 32, 3\).*Experiment\(input_shape="
+        r"\(28, 28, 1\)\)",
+    ):
         check_dataset(data, article_shaped)
     assert check_dataset(data, _experiment((28, 28, 1), 10)) is data
     first = dataset(xtr.transpose(0, 3, 1, 2), ytr, xte.transpose(0, 3, 1, 2), yte)
@@ -155,8 +175,11 @@ def test_the_model_must_take_the_declared_images():
     from cnnclaims.training import checked_config
 
     exp = _experiment((8, 8, 1), 10, build_model=_builder((28, 28, 1), 10))
-    with pytest.raises(ModelError, match=r"condition 'a': build_model .* takes inputs of shape \(28, 28, 1\), but the "
-                                         r"experiment's images are \(8, 8, 1\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"condition 'a': build_model .* takes inputs of shape \(28, 28, 1\), but the "
+        r"experiment's images are \(8, 8, 1\)",
+    ):
         checked_config(exp.build_model, exp, "a")
     exp = _experiment((8, 8, 1), 3, build_model=_builder((8, 8, 1), 10))
     with pytest.raises(ModelError, match=r"outputs shape \(10,\), but the experiment has 3 classes"):
@@ -173,8 +196,9 @@ def two_inputs():
 def two_outputs():
     inp = keras.Input((8, 8, 1), name="input")
     x = L.Flatten(name="flat")(L.Conv2D(4, 3, activation="relu", name="conv")(inp))
-    return keras.Model(inp, [L.Dense(10, activation="softmax", name="probs")(x), L.Dense(1, name="aux")(x)],
-                       name="two_out")
+    return keras.Model(
+        inp, [L.Dense(10, activation="softmax", name="probs")(x), L.Dense(1, name="aux")(x)], name="two_out"
+    )
 
 
 def views(x):
@@ -187,21 +211,31 @@ def same_views(x):
 
 def test_several_inputs_need_a_feed_that_gives_each_by_name():
     exp = _experiment((8, 8, 1), 10)
-    with pytest.raises(ModelError, match=r"the model has 2 inputs \(left, right\); declare how a batch of images is "
-                                         r"fed to them: Experiment\(feed=fn\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"the model has 2 inputs \(left, right\); declare how a batch of images is "
+        r"fed to them: Experiment\(feed=fn\)",
+    ):
         checked_io(two_inputs(), model_io(exp), "here")
     assert checked_io(two_inputs(), model_io(replace(exp, feed=views)), "here") == 0
     with pytest.raises(ModelError, match=r"feed returned the keys \['left', 'middle'\]"):
         checked_io(two_inputs(), ModelIO((8, 8, 1), 10, feed=lambda x: {"left": x, "middle": x}), "here")
-    with pytest.raises(ModelError, match=r"feed '.*bad' failed on a batch of 2 images \(2, 8, 8, 1\) \(RuntimeError: boom\)"):
+    with pytest.raises(
+        ModelError, match=r"feed '.*bad' failed on a batch of 2 images \(2, 8, 8, 1\) \(RuntimeError: boom\)"
+    ):
+
         def bad(x):
             raise RuntimeError("boom")
+
         checked_io(two_inputs(), ModelIO((8, 8, 1), 10, feed=bad), "here")
 
 
 def test_several_outputs_need_the_declared_probability_output():
-    with pytest.raises(ModelError, match=r"the model has 2 outputs \(probs, aux\); declare which is the class "
-                                         r"probabilities: Experiment\(output_layer='probs'\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"the model has 2 outputs \(probs, aux\); declare which is the class "
+        r"probabilities: Experiment\(output_layer='probs'\)",
+    ):
         checked_io(two_outputs(), ModelIO((8, 8, 1), 10), "here")
     with pytest.raises(ModelError, match=r"output_layer='dense_2' is none of the model's 2 outputs \(probs, aux\)"):
         checked_io(two_outputs(), ModelIO((8, 8, 1), 10, output="dense_2"), "here")
@@ -247,11 +281,18 @@ def test_keras_set_to_channels_first_is_named_with_the_fix_before_anything_train
     "channels_first" failed with a raw error about pooling sizes and `kwargs`."""
     home = tmp_path / "keras_home"
     home.mkdir()
-    (home / "keras.json").write_text('{"image_data_format": "channels_first", "backend": "tensorflow", '
-                                     '"floatx": "float32", "epsilon": 1e-07}')
+    (home / "keras.json").write_text(
+        '{"image_data_format": "channels_first", "backend": "tensorflow", "floatx": "float32", "epsilon": 1e-07}'
+    )
     env = {**os.environ, "KERAS_HOME": str(home)}
-    out = subprocess.run([sys.executable, "-c", CHANNELS_FIRST, str(tmp_path / "cache")], env=env, text=True,
-                         capture_output=True, timeout=300, cwd=Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-c", CHANNELS_FIRST, str(tmp_path / "cache")],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        cwd=Path(__file__).parent,
+    )
     text = out.stdout.strip()
     assert text.startswith("ModelError condition 'benchmark': build_model 'build_model'"), text + out.stderr
     assert "image_data_format 'channels_first'" in text and str(home / "keras.json") in text
@@ -264,6 +305,9 @@ def test_channels_first_images_at_the_models_door_are_refused_with_the_transpose
 
     model = _builder((28, 28, 1), 10)()
     x = np.zeros((2, 1, 28, 28), np.uint8)
-    with pytest.raises(InputError, match=r"layer_activations: images got shape \(2, 1, 28, 28\); expected images of "
-                                         r"shape \(n, 28, 28, 1\).*they look channels-first.*transpose\(0, 2, 3, 1\)"):
+    with pytest.raises(
+        InputError,
+        match=r"layer_activations: images got shape \(2, 1, 28, 28\); expected images of "
+        r"shape \(n, 28, 28, 1\).*they look channels-first.*transpose\(0, 2, 3, 1\)",
+    ):
         layer_activations(model, x)

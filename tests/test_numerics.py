@@ -4,6 +4,7 @@ The two checks (marker ``portability``) compare digests of the project's own tra
 and slicing with digests recorded in ``cnnclaims.portability.REFERENCE``: they fail
 wherever numerics are not portable. Each is shown to fail in a fresh process under
 native numerics on a CPU whose native kernels differ (``test_*_fails_under_native``)."""
+
 import os
 import platform
 import subprocess
@@ -49,12 +50,17 @@ def test_native_changes_nothing_and_keeps_the_users_settings(clean_env):
     assert numerics.tag(numerics.fingerprint("2.21.0", True)) != numerics.tag(fp)  # recorded: another key
 
 
-@pytest.mark.parametrize("name, value", [("TF_ENABLE_ONEDNN_OPTS", "0"), ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE"),
-                                         ("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")])
+@pytest.mark.parametrize(
+    "name, value",
+    [("TF_ENABLE_ONEDNN_OPTS", "0"), ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE"), ("ONEDNN_DEFAULT_FPMATH_MODE", "BF16")],
+)
 def test_a_contradicting_user_setting_is_one_clear_error_never_overridden(clean_env, name, value):
     clean_env.setenv(name, value)
-    with pytest.raises(numerics.NumericsError, match=rf"\${name}={value} contradicts portable numerics.*unset "
-                                                      rf"{name}, or run with --numerics native"):
+    with pytest.raises(
+        numerics.NumericsError,
+        match=rf"\${name}={value} contradicts portable numerics.*unset "
+        rf"{name}, or run with --numerics native",
+    ):
         numerics.apply("portable")
     assert os.environ[name] == value
 
@@ -122,7 +128,8 @@ def test_the_onednn_table_matches_this_tensorflow():
     seen = onednn_version()
     assert seen is not None, "ONEDNN_VERBOSE printed no version"
     assert numerics.ONEDNN_BY_TENSORFLOW.get(compat.tf.__version__) == seen, (
-        f"tensorflow {compat.tf.__version__} bundles oneDNN {seen}: add it to numerics.ONEDNN_BY_TENSORFLOW")
+        f"tensorflow {compat.tf.__version__} bundles oneDNN {seen}: add it to numerics.ONEDNN_BY_TENSORFLOW"
+    )
 
 
 # --- the two portability checks -------------------------------------------------------
@@ -150,8 +157,24 @@ def _fresh(test: str, *args, **env) -> subprocess.CompletedProcess:
     for name in (*numerics.KERNEL_VARIABLES, numerics.ENV_NUMERICS):
         if name not in env:
             full.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args,
-                           f"{__file__}::{test}"], env=full, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            *args,
+            f"{__file__}::{test}",
+        ],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _native_differs() -> bool:
@@ -162,8 +185,13 @@ def _native_differs() -> bool:
 
 
 @pytest.mark.portability
-@pytest.mark.parametrize("test, how", [("test_training_through_the_project_gives_the_recorded_weights", "option"),
-                                       ("test_slicing_gives_the_recorded_activations_and_softmax", "variable")])
+@pytest.mark.parametrize(
+    "test, how",
+    [
+        ("test_training_through_the_project_gives_the_recorded_weights", "option"),
+        ("test_slicing_gives_the_recorded_activations_and_softmax", "variable"),
+    ],
+)
 def test_each_check_fails_under_native_numerics_where_native_kernels_differ(test, how):
     if not _native_differs():
         pytest.skip("this CPU's native kernels are the portable ones (no AVX-512): native cannot differ here")
@@ -176,8 +204,11 @@ def test_the_training_check_fails_with_the_isa_cap_removed():
     """Native numerics with the custom operations on and no ISA cap: AVX-512 kernels."""
     if not _native_differs():
         pytest.skip("no AVX-512 here: without the cap oneDNN would still pick AVX2")
-    r = _fresh("test_training_through_the_project_gives_the_recorded_weights", CNNCLAIMS_NUMERICS="native",
-               TF_ENABLE_ONEDNN_OPTS="1")
+    r = _fresh(
+        "test_training_through_the_project_gives_the_recorded_weights",
+        CNNCLAIMS_NUMERICS="native",
+        TF_ENABLE_ONEDNN_OPTS="1",
+    )
     assert r.returncode == 1 and f"differs from the {portability.expected('train')}" in r.stdout, r.stdout + r.stderr
 
 

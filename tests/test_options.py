@@ -1,4 +1,5 @@
 """Options are declared once (cnnclaims.options) and the two front ends agree."""
+
 import argparse
 
 import pytest
@@ -27,12 +28,15 @@ def test_profile_env_is_the_default_in_both(monkeypatch):
     assert parser.parse_args([]).profile == "smoke"
 
 
-@pytest.mark.parametrize("flag,value,expected", [
-    ("--workers", 0, "--workers must be at least 1, got 0"),
-    ("--seeds", 0, "--seeds must be at least 1, got 0"),
-    ("--probe-index", "abc", "is not an integer"),
-    ("--probe-index", "-3", "is negative"),
-])
+@pytest.mark.parametrize(
+    "flag,value,expected",
+    [
+        ("--workers", 0, "--workers must be at least 1, got 0"),
+        ("--seeds", 0, "--seeds must be at least 1, got 0"),
+        ("--probe-index", "abc", "is not an integer"),
+        ("--probe-index", "-3", "is negative"),
+    ],
+)
 def test_check_names_the_option(flag, value, expected):
     with pytest.raises(ValueError, match=expected):
         options.check(lambda f: value if f == flag else None)
@@ -52,9 +56,10 @@ def test_options_and_the_executor_registry_import_no_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, cnnclaims.options, cnnclaims.training.executors; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray') "
-            "or m.startswith('cnnclaims.training.')))")
+    code = (
+        "import sys, cnnclaims.options, cnnclaims.training.executors; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'ray') "
+        "or m.startswith('cnnclaims.training.')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['cnnclaims.training.executors']"
-

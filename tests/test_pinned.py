@@ -1,22 +1,41 @@
 """Pinned-verdict file semantics: keys, validation, rewrite, fragility across versions."""
+
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from cnnclaims import pinned
-from cnnclaims.errors import CnnClaimsError
 from cnnclaims.declaration import load_experiment
+from cnnclaims.errors import CnnClaimsError
 from cnnclaims.verdicts import Verdict
 
 
 def verdict(claim, scope, v):
     nan = float("nan")
-    return Verdict(claim=claim, name=claim, scope=scope, verdict=v, test="t", statistic=0.0, p_value=nan,
-                   p_opposite=nan, p_two_sided=nan, p_holm=nan, p_equivalence=nan, p_equivalence_holm=nan,
-                   effect_name="e", effect=0.0, ci_low=nan, ci_high=nan, n=1, a_value=0.0, b_value=0.0,
-                   data_scope="scope", claimed="c")
+    return Verdict(
+        claim=claim,
+        name=claim,
+        scope=scope,
+        verdict=v,
+        test="t",
+        statistic=0.0,
+        p_value=nan,
+        p_opposite=nan,
+        p_two_sided=nan,
+        p_holm=nan,
+        p_equivalence=nan,
+        p_equivalence_holm=nan,
+        effect_name="e",
+        effect=0.0,
+        ci_low=nan,
+        ci_high=nan,
+        n=1,
+        a_value=0.0,
+        b_value=0.0,
+        data_scope="scope",
+        claimed="c",
+    )
 
 
 def test_pin_key_names_versions_and_profile():
@@ -28,8 +47,14 @@ def test_pin_key_names_versions_and_profile():
 def test_write_and_load(tmp_path):
     path = tmp_path / "pins.json"
     p = load_experiment().profile("smoke")
-    pinned.write_entry(path, "tfX/smoke", [verdict("C1", "frogs", "supported")], [verdict("C1", "seeds", "underpowered")],
-                       p, "somewhere")
+    pinned.write_entry(
+        path,
+        "tfX/smoke",
+        [verdict("C1", "frogs", "supported")],
+        [verdict("C1", "seeds", "underpowered")],
+        p,
+        "somewhere",
+    )
     doc = pinned.load(path)
     e = pinned.entry(doc, "tfX/smoke")
     assert e["verdicts"] == {"C1/frogs": "supported"} and e["null_control"] == {"C1/seeds": "underpowered"}
@@ -60,8 +85,10 @@ def test_old_vocabulary_is_refused_with_the_fix(tmp_path):
         pinned.load(bad)
 
 
-@pytest.mark.parametrize("content", ["[]", '{"entries": []}', '{"entries": {"k/smoke": []}}',
-                                     '{"entries": {"k/smoke": {"verdicts": ["C1/frogs"]}}}'])
+@pytest.mark.parametrize(
+    "content",
+    ["[]", '{"entries": []}', '{"entries": {"k/smoke": []}}', '{"entries": {"k/smoke": {"verdicts": ["C1/frogs"]}}}'],
+)
 def test_wrong_shape_is_named_with_the_expected_one(tmp_path, content):
     bad = tmp_path / "pins.json"
     bad.write_text(content)
@@ -77,13 +104,16 @@ def test_invalid_verdict_is_named(tmp_path):
 
 
 def test_fragile_claims_across_families():
-    doc = {"entries": {
-        "tf2.15-keras2.15/smoke": {"verdicts": {"C1/frogs": "supported", "C2/frogs": "refuted"}},
-        "tf2.21-keras3.15/smoke": {"verdicts": {"C1/frogs": "supported", "C2/frogs": "negligible"}},
-        "tf2.21-keras3.15/article": {"verdicts": {"C2/frogs": "supported"}},
-    }}
+    doc = {
+        "entries": {
+            "tf2.15-keras2.15/smoke": {"verdicts": {"C1/frogs": "supported", "C2/frogs": "refuted"}},
+            "tf2.21-keras3.15/smoke": {"verdicts": {"C1/frogs": "supported", "C2/frogs": "negligible"}},
+            "tf2.21-keras3.15/article": {"verdicts": {"C2/frogs": "supported"}},
+        }
+    }
     assert pinned.fragile(doc, "smoke") == {
-        ("verdicts", "C2/frogs"): {"tf2.15-keras2.15": "refuted", "tf2.21-keras3.15": "negligible"}}
+        ("verdicts", "C2/frogs"): {"tf2.15-keras2.15": "refuted", "tf2.21-keras3.15": "negligible"}
+    }
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,17 +135,34 @@ def numbered(claim, scope, v, **numbers):
 
 def test_numbers_are_pinned_one_line_per_case(tmp_path):
     path = tmp_path / "pins.json"
-    v = numbered("C8", "seeds", "supported", statistic=3.123456789012345, p_two_sided=0.000123456789012,
-                 p_holm=0.0012, effect=float("inf"), ci_low=-0.5)
-    pinned.write_entry(path, "tfX/smoke", [v, verdict("C1", "probe", "supported")], [], load_experiment().profile("smoke"), "x")
+    v = numbered(
+        "C8",
+        "seeds",
+        "supported",
+        statistic=3.123456789012345,
+        p_two_sided=0.000123456789012,
+        p_holm=0.0012,
+        effect=float("inf"),
+        ci_low=-0.5,
+    )
+    pinned.write_entry(
+        path, "tfX/smoke", [v, verdict("C1", "probe", "supported")], [], load_experiment().profile("smoke"), "x"
+    )
     e = pinned.entry(pinned.load(path), "tfX/smoke")
     assert e["verdicts"] == {"C8/seeds": "supported", "C1/probe": "supported"}
     assert e["numbers"]["verdicts"]["C8/seeds"] == {  # to SIGNIFICANT_DIGITS; what the verdict lacks is absent
-        "statistic": 3.123456789, "p_two_sided": 0.0001234567890, "p_holm": 0.0012, "effect": "inf", "ci_low": -0.5}
+        "statistic": 3.123456789,
+        "p_two_sided": 0.0001234567890,
+        "p_holm": 0.0012,
+        "effect": "inf",
+        "ci_low": -0.5,
+    }
     assert e["numbers"]["verdicts"]["C1/probe"] == {"statistic": 0.0, "effect": 0.0}
     line = next(x for x in path.read_text().splitlines() if '"C8/seeds": {' in x)
-    assert line.strip() == ('"C8/seeds": {"statistic": 3.123456789, "p_two_sided": 0.000123456789, '
-                            '"p_holm": 0.0012, "effect": "inf", "ci_low": -0.5},')
+    assert line.strip() == (
+        '"C8/seeds": {"statistic": 3.123456789, "p_two_sided": 0.000123456789, '
+        '"p_holm": 0.0012, "effect": "inf", "ci_low": -0.5},'
+    )
 
 
 def test_numbers_compare_within_the_tolerance():
@@ -124,7 +171,9 @@ def test_numbers_compare_within_the_tolerance():
     assert not pinned.same_number(0.1, 0.1 * (1 + 2 * pinned.REL_TOL))
     assert pinned.same_number(0.0, pinned.ABS_TOL / 2) and not pinned.same_number(0.0, 2 * pinned.ABS_TOL)
     assert pinned.same_number(None, nan) and pinned.same_number(nan, None) and pinned.same_number("inf", float("inf"))
-    assert not pinned.same_number(None, 0.5) and not pinned.same_number(0.5, None) and not pinned.same_number("inf", 1e300)
+    assert (
+        not pinned.same_number(None, 0.5) and not pinned.same_number(0.5, None) and not pinned.same_number("inf", 1e300)
+    )
 
 
 def test_case_diff_names_label_and_numbers():
@@ -132,8 +181,10 @@ def test_case_diff_names_label_and_numbers():
     pins = pinned.numbers_of(v)
     assert pinned.case_diff("supported", pins, v) == []
     assert pinned.case_diff("supported", {**pins, "p_holm": 0.02}, v) == [("p_holm", 0.02, 0.01)]
-    assert pinned.case_diff("refuted", {**pins, "ci_low": -1.0}, v) == [("verdict", "refuted", "supported"),
-                                                                        ("ci_low", -1.0, None)]
+    assert pinned.case_diff("refuted", {**pins, "ci_low": -1.0}, v) == [
+        ("verdict", "refuted", "supported"),
+        ("ci_low", -1.0, None),
+    ]
     assert pinned.case_diff("supported", None, v) == []  # labels-only entry: numbers not compared
     assert pinned.case_diff("refuted", None, v) == [("verdict", "refuted", "supported")]
 
@@ -147,8 +198,10 @@ def test_labels_only_entries_still_load(tmp_path):
     assert pinned.case_numbers(e, "verdicts", "C1/frogs") == {}  # pinned with numbers, this case lacks them
 
 
-@pytest.mark.parametrize("numbers", [[], {"verdicts": []}, {"verdicts": {"C1/frogs": {"p": 0.1}}},
-                                     {"verdicts": {"C1/frogs": {"p_holm": "0.1"}}}])
+@pytest.mark.parametrize(
+    "numbers",
+    [[], {"verdicts": []}, {"verdicts": {"C1/frogs": {"p": 0.1}}}, {"verdicts": {"C1/frogs": {"p_holm": "0.1"}}}],
+)
 def test_wrong_numbers_are_named(tmp_path, numbers):
     bad = tmp_path / "pins.json"
     bad.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "supported"}, "numbers": numbers}}}))
@@ -171,7 +224,14 @@ def test_obtained_is_written_beside_the_pins_which_stay(tmp_path):
 def test_obtained_falls_back_where_the_pins_folder_is_not_writable(tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the pins' folder should be")  # unwritable even for root
-    args = (blocker / "pins.json", "k/smoke", [verdict("C1", "frogs", "supported")], [], load_experiment().profile("smoke"), "x")
+    args = (
+        blocker / "pins.json",
+        "k/smoke",
+        [verdict("C1", "frogs", "supported")],
+        [],
+        load_experiment().profile("smoke"),
+        "x",
+    )
     out, note = pinned.write_obtained(*args, fallback_dir=tmp_path / "art")
     assert out == tmp_path / "art" / "pins.json.obtained" and out.exists() and "not writable" in note
     with pytest.raises(OSError):
@@ -251,12 +311,15 @@ def test_one_resolver_for_pytest_and_the_command_line(tmp_path):
     assert resolve_pins_path("p.json", **kw) == root / "tests" / "p.json"
     assert resolve_pins_path("p.json", **kw, beside=tmp_path) == tmp_path.resolve() / "p.json"
     assert resolve_pins_path("p.json", **kw, beside=PACKAGE) == root / "tests" / "p.json"  # never site-packages
-    assert resolve_pins_path("p.json", **{**kw, "explicit": tmp_path / "x.json"}, beside=tmp_path) == tmp_path / "x.json"
+    assert (
+        resolve_pins_path("p.json", **{**kw, "explicit": tmp_path / "x.json"}, beside=tmp_path) == tmp_path / "x.json"
+    )
     (root / "tests").rmdir()
     assert resolve_pins_path("p.json", **kw) == root / "p.json"
 
 
 # --- judge: one case against its pin ---------------------------------------------
+
 
 def _judge(pin, label, null=False, numbers="same", **changes):
     """judge() of a verdict labelled ``label`` whose numbers are those pinned, or
@@ -267,21 +330,24 @@ def _judge(pin, label, null=False, numbers="same", **changes):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("pin,label,null,kind", [
-    ("supported", "supported", False, pinned.PASSED),
-    ("refuted", "refuted", False, pinned.NOT_SUPPORTED),  # as pinned: the strict xfail expects it
-    ("refuted", "supported", False, pinned.PASSED),  # a change to passing: strict xfail's XPASS
-    ("supported", "negligible", False, pinned.CHANGED),  # a passing pin now fails
-    ("refuted", "negligible", False, pinned.CHANGED),  # between failures: strict xfail cannot see it
-    (None, "supported", False, pinned.NO_PIN),
-    (None, "refuted", True, pinned.NO_PIN),
-    ("negligible", "negligible", True, pinned.PASSED),
-    ("supported", "supported", True, pinned.FALSE_POSITIVE),
-    ("refuted", "refuted", True, pinned.FALSE_POSITIVE),
-    ("refuted", "supported", True, pinned.CHANGED),
-    ("negligible", "underpowered", True, pinned.CHANGED),
-    ("refuted", "negligible", True, pinned.PASSED),  # a false positive gone: XPASS
-])
+@pytest.mark.parametrize(
+    "pin,label,null,kind",
+    [
+        ("supported", "supported", False, pinned.PASSED),
+        ("refuted", "refuted", False, pinned.NOT_SUPPORTED),  # as pinned: the strict xfail expects it
+        ("refuted", "supported", False, pinned.PASSED),  # a change to passing: strict xfail's XPASS
+        ("supported", "negligible", False, pinned.CHANGED),  # a passing pin now fails
+        ("refuted", "negligible", False, pinned.CHANGED),  # between failures: strict xfail cannot see it
+        (None, "supported", False, pinned.NO_PIN),
+        (None, "refuted", True, pinned.NO_PIN),
+        ("negligible", "negligible", True, pinned.PASSED),
+        ("supported", "supported", True, pinned.FALSE_POSITIVE),
+        ("refuted", "refuted", True, pinned.FALSE_POSITIVE),
+        ("refuted", "supported", True, pinned.CHANGED),
+        ("negligible", "underpowered", True, pinned.CHANGED),
+        ("refuted", "negligible", True, pinned.PASSED),  # a false positive gone: XPASS
+    ],
+)
 def test_judge_decides_each_outcome(pin, label, null, kind):
     out = _judge(pin, label, null)
     assert out.kind == kind
@@ -290,8 +356,11 @@ def test_judge_decides_each_outcome(pin, label, null, kind):
     assert out.records == (pin != label)  # a new or differing case goes to .obtained for review
     assert out.flagged == (not out.supported or pin not in (None, label))  # --plots=failed draws it
     assert pinned.expects_failure(pin, null) == (pin is not None and not pinned.passes(pin, null))
-    expected = {pinned.CHANGED: "PinnedVerdictChanged", pinned.NOT_SUPPORTED: "ClaimNotSupported",
-                pinned.FALSE_POSITIVE: "NullControlFalsePositive"}.get(kind)
+    expected = {
+        pinned.CHANGED: "PinnedVerdictChanged",
+        pinned.NOT_SUPPORTED: "ClaimNotSupported",
+        pinned.FALSE_POSITIVE: "NullControlFalsePositive",
+    }.get(kind)
     assert (out.exception.__name__ if out.exception else None) == expected
 
 
@@ -300,12 +369,17 @@ def test_judges_messages():
     assert _judge(None, "refuted").message == "no pinned verdict for C8/seeds under [tfX/smoke]: refuted, review it"
     assert _judge("refuted", "refuted").message == "claim not supported (refuted)"
     assert _judge("supported", "supported", null=True).message == (
-        "null control finds a direction (supported): a false positive")
+        "null control finds a direction (supported): a false positive"
+    )
     msg = _judge("negligible", "underpowered", null=True).message
-    assert msg.startswith("C8/seeds (null control): verdict underpowered, pinned negligible [tfX/smoke] (numbers "
-                          f"compared within relative {pinned.REL_TOL:g} / absolute {pinned.ABS_TOL:g}):")
-    assert msg.splitlines()[1:] == ["    field                pinned -> obtained",
-                                    "    verdict          negligible -> underpowered"]
+    assert msg.startswith(
+        "C8/seeds (null control): verdict underpowered, pinned negligible [tfX/smoke] (numbers "
+        f"compared within relative {pinned.REL_TOL:g} / absolute {pinned.ABS_TOL:g}):"
+    )
+    assert msg.splitlines()[1:] == [
+        "    field                pinned -> obtained",
+        "    verdict          negligible -> underpowered",
+    ]
     assert _judge("supported", "supported").message == ""
 
 
@@ -325,7 +399,8 @@ def test_a_labels_only_pin_compares_labels_and_says_so():
     assert _judge("supported", "supported", numbers=None, p_holm=0.5).kind == pinned.PASSED
     out = _judge("refuted", "negligible", numbers=None)
     assert out.kind == pinned.CHANGED and out.message.endswith(
-        "\n  [tfX/smoke] pins labels only (written before numbers were pinned): numbers not compared")
+        "\n  [tfX/smoke] pins labels only (written before numbers were pinned): numbers not compared"
+    )
 
 
 @pytest.mark.unit
@@ -333,17 +408,21 @@ def test_a_failures_whole_text_and_its_accept_hint(tmp_path):
     from cnnclaims import failures
 
     pins = tmp_path / "sub" / "pins.json"
-    hint = failures.accept_hint(pins, "k/smoke", (tmp_path / "o.json", ""), " --profile smoke",
-                                explicit=False, offer_cli=True, start=tmp_path)
-    assert hint == (f"\n  pinned:   {pins} (unchanged)"
-                    f"\n  obtained: {tmp_path / 'o.json'} (this run's entry for [k/smoke])"
-                    "\n  to accept this run's entry, if the change is deliberate: `pytest sub --regen-verdicts "
-                    f"--profile smoke` or `python -m cnnclaims pin --profile smoke --file {pins}`, or "
-                    f"`cp {tmp_path / 'o.json'} {pins}`; then review `git diff {pins}` and commit it")
-    hint = failures.accept_hint(pins, "k/smoke", "could not write", " --profile smoke", explicit=True,
-                                offer_cli=False)
+    hint = failures.accept_hint(
+        pins, "k/smoke", (tmp_path / "o.json", ""), " --profile smoke", explicit=False, offer_cli=True, start=tmp_path
+    )
+    assert hint == (
+        f"\n  pinned:   {pins} (unchanged)"
+        f"\n  obtained: {tmp_path / 'o.json'} (this run's entry for [k/smoke])"
+        "\n  to accept this run's entry, if the change is deliberate: `pytest sub --regen-verdicts "
+        f"--profile smoke` or `python -m cnnclaims pin --profile smoke --file {pins}`, or "
+        f"`cp {tmp_path / 'o.json'} {pins}`; then review `git diff {pins}` and commit it"
+    )
+    hint = failures.accept_hint(pins, "k/smoke", "could not write", " --profile smoke", explicit=True, offer_cli=False)
     assert "obtained: none, could not write" in hint and f"--pinned-verdicts {pins}`;" in hint and "cp " not in hint
-    assert failures.with_details("m", "s", "\n  h", ["a.png", "b.png"]) == "m\n  h\n  s\n  diagnostic plots: a.png, b.png"
+    assert (
+        failures.with_details("m", "s", "\n  h", ["a.png", "b.png"]) == "m\n  h\n  s\n  diagnostic plots: a.png, b.png"
+    )
     assert failures.with_details("m", "s") == "m\n  s"
 
 

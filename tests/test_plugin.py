@@ -4,6 +4,7 @@ diagnostic plots named in failures, the summary table and the verdict JSON.
 The inner sessions run on a synthetic experiment (untrained models, random images)
 so these tests take seconds and need no CIFAR-10.
 """
+
 import json
 
 import pytest
@@ -12,9 +13,9 @@ import pytest
 # restores sys.modules after each in-process run, and TensorFlow cannot be
 # imported twice in one process (it aborts).
 import cnnclaims.diagnostics  # noqa: F401
-import cnnclaims.run  # noqa: F401
 import cnnclaims.figures  # noqa: F401
 import cnnclaims.report  # noqa: F401
+import cnnclaims.run  # noqa: F401
 import cnnclaims.testing  # noqa: F401
 
 pytest_plugins = ["pytester"]
@@ -45,8 +46,17 @@ def inner(pytester, synthetic, cnnclaims_plugin_args):
 
     def run(*args):
         return pytester.runpytest_inprocess(
-            "--profile", "smoke", "--pinned-verdicts", str(pins), "--artifacts", str(pytester.path / "art"),
-            "-p", "no:cacheprovider", *cnnclaims_plugin_args, *args)
+            "--profile",
+            "smoke",
+            "--pinned-verdicts",
+            str(pins),
+            "--artifacts",
+            str(pytester.path / "art"),
+            "-p",
+            "no:cacheprovider",
+            *cnnclaims_plugin_args,
+            *args,
+        )
 
     return run, pins
 
@@ -55,11 +65,15 @@ def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
     run, pins = inner
     r = run("-k", "C3-last-layer-sparsity-frogs and test_claim")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines(["*no pinned verdict for C3/frogs under*review it",
-                            f"*pinned:   {pins} (unchanged)",
-                            f"*obtained: {pins}.obtained (this run's entry for*",
-                            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}` or "
-                            f"`python -m cnnclaims pin --profile smoke --file {pins}`, or `cp {pins}.obtained {pins}`*"])
+    r.stdout.fnmatch_lines(
+        [
+            "*no pinned verdict for C3/frogs under*review it",
+            f"*pinned:   {pins} (unchanged)",
+            f"*obtained: {pins}.obtained (this run's entry for*",
+            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}` or "
+            f"`python -m cnnclaims pin --profile smoke --file {pins}`, or `cp {pins}.obtained {pins}`*",
+        ]
+    )
     assert not pins.exists(), "a run never writes the pins file from inside a test"
     doc = json.loads((pins.parent / "pins.json.obtained").read_text())
     (entry,) = doc["entries"].values()
@@ -82,19 +96,27 @@ def test_regen_then_pass_then_flip_fails_with_plots(inner, pytester):
     outcomes = r.parseoutcomes()
     assert r.ret == 0, r.stdout.str()
     assert outcomes.get("passed", 0) + outcomes.get("xfailed", 0) == n_claims + n_null
-    r.stdout.fnmatch_lines(["*cnnclaims verdicts*", "*C1-first-layer-processing*", "*null control*false-positive rate*"])
+    r.stdout.fnmatch_lines(
+        ["*cnnclaims verdicts*", "*C1-first-layer-processing*", "*null control*false-positive rate*"]
+    )
     table = json.loads((pytester.path / "art" / "verdicts.json").read_text())
     assert len(table["verdicts"]) == n_claims and table["null_control_false_positive_rate"] is not None
     assert all("p_value" in v and "ci_low" in v and "data_scope" in v for v in table["verdicts"])
     # Plots are written for expected failures only; passing claims write none unless asked.
     failing = {c.split("/")[0] + "-" for c, v in verdicts.items() if v != "supported"}
-    failing |= {c.split("/")[0] + "-" for c, v in doc["entries"][key]["null_control"].items()
-                if v in ("supported", "refuted")}
+    failing |= {
+        c.split("/")[0] + "-" for c, v in doc["entries"][key]["null_control"].items() if v in ("supported", "refuted")
+    }
     for png in (pytester.path / "art" / "plots").glob("*.png"):
         assert any(png.name.startswith(f) for f in failing), png.name
     # The four-valued table: SESOI, MDE and N-needed columns, a legend, the null splits.
-    r.stdout.fnmatch_lines(["*claim*scope*tier*TOST p_holm*SESOI*MDE*N needed*verdict*pinned*",
-                            "*p: two-sided*", "*null splits: 10 of 10 balanced splits of 6 same-size models*"])
+    r.stdout.fnmatch_lines(
+        [
+            "*claim*scope*tier*TOST p_holm*SESOI*MDE*N needed*verdict*pinned*",
+            "*p: two-sided*",
+            "*null splits: 10 of 10 balanced splits of 6 same-size models*",
+        ]
+    )
     assert table["null_splits"]["splits"] == 10 and table["null_splits"]["dependent"] is True
     assert {v["tier"] for v in table["verdicts"]} == {"primary", "secondary"}
 
@@ -142,8 +164,11 @@ def test_label_change_between_failures_is_caught(inner, pytester):
     """underpowered -> negligible (or any change strict xfail cannot see) fails."""
     run, pins = inner
     doc, key = _regen(run, pins)
-    case, actual = next((c, v) for c, v in doc["entries"][key]["verdicts"].items()
-                        if v in ("underpowered", "negligible", "refuted") and not c.endswith("/probe"))
+    case, actual = next(
+        (c, v)
+        for c, v in doc["entries"][key]["verdicts"].items()
+        if v in ("underpowered", "negligible", "refuted") and not c.endswith("/probe")
+    )
     other = "negligible" if actual != "negligible" else "underpowered"
     doc["entries"][key]["verdicts"][case] = other
     pins.write_text(json.dumps(doc))
@@ -190,8 +215,9 @@ def test_a_null_argument_that_contradicts_the_case_is_refused(inner, pytester):
     """claim_checker(case) reads whether a case is a null control from the case
     (pinned.ClaimCase); ``null=`` is still accepted, and must agree."""
     run, _ = inner
-    pytester.makepyfile(test_contradicts="def test_claim(claim_case, claim_checker):\n"
-                                         "    claim_checker(claim_case, null=True)\n")
+    pytester.makepyfile(
+        test_contradicts="def test_claim(claim_case, claim_checker):\n    claim_checker(claim_case, null=True)\n"
+    )
     r = run("test_contradicts.py", "-k", "C3-last-layer-sparsity-frogs")
     r.assert_outcomes(failed=1)
     r.stdout.fnmatch_lines(["*claim_checker(case, null=True) for a claim case C3/frogs: drop null=...*"])
@@ -200,8 +226,13 @@ def test_a_null_argument_that_contradicts_the_case_is_refused(inner, pytester):
 def test_ids_select_claims(inner):
     run, _ = inner
     r = run("--collect-only", "-q", "-k", "C3")
-    r.stdout.fnmatch_lines(["*test_claim*C3-last-layer-sparsity-probe*", "*test_claim*C3-last-layer-sparsity-frogs*",
-                            "*test_claim*C3-last-layer-sparsity-seeds*"])
+    r.stdout.fnmatch_lines(
+        [
+            "*test_claim*C3-last-layer-sparsity-probe*",
+            "*test_claim*C3-last-layer-sparsity-frogs*",
+            "*test_claim*C3-last-layer-sparsity-seeds*",
+        ]
+    )
     assert "C1-" not in r.stdout.str()
 
 
@@ -225,19 +256,27 @@ def test_obtained_pins_go_to_the_artifacts_where_the_pins_folder_is_not_writable
     r = run("-k", "C3-last-layer-sparsity-frogs and test_claim", "--pinned-verdicts", str(blocker / "pins.json"))
     r.assert_outcomes(failed=1)
     art = pytester.path / "art"
-    r.stdout.fnmatch_lines([f"*obtained: {art / 'pins.json.obtained'} (this run's entry for *; the pins' folder "
-                            f"{blocker} is not writable*"])
+    r.stdout.fnmatch_lines(
+        [
+            f"*obtained: {art / 'pins.json.obtained'} (this run's entry for *; the pins' folder "
+            f"{blocker} is not writable*"
+        ]
+    )
     assert (art / "pins.json.obtained").exists()
     assert "Traceback" not in r.stdout.str()
 
 
 # --- pinned numbers ---------------------------------------------------------------
 
+
 def _number_case(doc, key, supported: bool):
     """A (section, case) whose label is (or is not) supported and whose p_holm is a number."""
     e = doc["entries"][key]
-    return next(c for c, v in e["verdicts"].items()
-                if (v == "supported") == supported and "p_holm" in e["numbers"]["verdicts"][c])
+    return next(
+        c
+        for c, v in e["verdicts"].items()
+        if (v == "supported") == supported and "p_holm" in e["numbers"]["verdicts"][c]
+    )
 
 
 @pytest.mark.parametrize("supported", [True, False], ids=["pinned-supported", "pinned-expected-failure"])
@@ -259,12 +298,16 @@ def test_pinned_number_changed_by_hand_fails_with_a_diff(inner, pytester, suppor
     out = r.stdout.str()
     assert f"{case}: verdict {doc['entries'][key]['verdicts'][case]} as pinned, numbers changed [{key}]" in out
     assert "PinnedVerdictChanged" in out and "xfail" not in out
-    r.stdout.fnmatch_lines(["*field*pinned -> obtained",
-                            f"*p_holm*{edited} -> {obtained_p}",
-                            f"*pinned:   {pins} (unchanged)",
-                            f"*obtained: {pins}.obtained (this run's entry for [[]{key}])",
-                            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}`*"
-                            f"`cp {pins}.obtained {pins}`*"])
+    r.stdout.fnmatch_lines(
+        [
+            "*field*pinned -> obtained",
+            f"*p_holm*{edited} -> {obtained_p}",
+            f"*pinned:   {pins} (unchanged)",
+            f"*obtained: {pins}.obtained (this run's entry for [[]{key}])",
+            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}`*"
+            f"`cp {pins}.obtained {pins}`*",
+        ]
+    )
     assert pins.read_bytes() == before, "the pins file is never rewritten from inside a test"
     obtained = json.loads((pins.parent / "pins.json.obtained").read_text())
     assert obtained["entries"][key]["numbers"]["verdicts"][case]["p_holm"] == obtained_p
@@ -298,14 +341,25 @@ def test_labels_only_entry_compares_labels_and_says_so(inner, pytester):
     pins.write_text(json.dumps(doc))
     r = run("-k", "test_claim")
     assert r.ret == 0, r.stdout.str()
-    r.stdout.fnmatch_lines([f"pin key {key} pins labels only (written before numbers were pinned): its numbers "
-                            "are not compared; `pytest --regen-verdicts --profile smoke` pins them*"])
-    case, actual = next((c, v) for c, v in doc["entries"][key]["verdicts"].items()
-                        if v in ("underpowered", "negligible", "refuted") and not c.endswith("/probe"))
+    r.stdout.fnmatch_lines(
+        [
+            f"pin key {key} pins labels only (written before numbers were pinned): its numbers "
+            "are not compared; `pytest --regen-verdicts --profile smoke` pins them*"
+        ]
+    )
+    case, actual = next(
+        (c, v)
+        for c, v in doc["entries"][key]["verdicts"].items()
+        if v in ("underpowered", "negligible", "refuted") and not c.endswith("/probe")
+    )
     doc["entries"][key]["verdicts"][case] = other = "negligible" if actual != "negligible" else "underpowered"
     pins.write_text(json.dumps(doc))
     claim, scope = case.split("/")
     r = run("-k", f"test_claim and {claim}- and {scope}")
     r.assert_outcomes(failed=1)
-    r.stdout.fnmatch_lines([f"*verdict*{other} -> {actual}",
-                            f"*[[]{key}] pins labels only (written before numbers were pinned): numbers not compared"])
+    r.stdout.fnmatch_lines(
+        [
+            f"*verdict*{other} -> {actual}",
+            f"*[[]{key}] pins labels only (written before numbers were pinned): numbers not compared",
+        ]
+    )

@@ -2,6 +2,7 @@
 point (options given as ``--opt PATH`` with an existing PATH), defaults that follow
 the rootdir rather than the working directory, and the header that says them.
 """
+
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ PYPROJECT = '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
 
 
 # --- the entry point: options with a separate, existing path ---------------------------
+
 
 @pytest.fixture
 def repo_like(pytester, tmp_path_factory):
@@ -38,10 +40,12 @@ def repo_like(pytester, tmp_path_factory):
 
 
 def _expect_header(result, paths):
-    result.stdout.fnmatch_lines([
-        f"cnnclaims: cache {paths['cache']}, artifacts {paths['artifacts']}, pinned verdicts {paths['pins']}",
-        f"cnnclaims: data: image folder at {paths['data']}",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"cnnclaims: cache {paths['cache']}, artifacts {paths['artifacts']}, pinned verdicts {paths['pins']}",
+            f"cnnclaims: data: image folder at {paths['data']}",
+        ]
+    )
 
 
 def test_options_with_a_space_and_an_existing_path(pytester, repo_like):
@@ -52,9 +56,19 @@ def test_options_with_a_space_and_an_existing_path(pytester, repo_like):
     # With the tests named, the space form works; without, pytest may take a path for a
     # test path before it knows the option (see the rootdir test below).
     r = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--collect-only", "tests",
-        "--cache-dir", str(p["cache"]), "--data", str(p["data"]),
-        "--artifacts", str(p["artifacts"]), "--pinned-verdicts", str(p["pins"]))
+        "-p",
+        "no:cacheprovider",
+        "--collect-only",
+        "tests",
+        "--cache-dir",
+        str(p["cache"]),
+        "--data",
+        str(p["data"]),
+        "--artifacts",
+        str(p["artifacts"]),
+        "--pinned-verdicts",
+        str(p["pins"]),
+    )
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
     r.stdout.fnmatch_lines(["*test_x*"])
     _expect_header(r, p)
@@ -63,9 +77,14 @@ def test_options_with_a_space_and_an_existing_path(pytester, repo_like):
 def test_options_with_equals_and_an_existing_path(pytester, repo_like):
     p = repo_like
     r = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--collect-only",
-        f"--cache-dir={p['cache']}", f"--data={p['data']}",
-        f"--artifacts={p['artifacts']}", f"--pinned-verdicts={p['pins']}")
+        "-p",
+        "no:cacheprovider",
+        "--collect-only",
+        f"--cache-dir={p['cache']}",
+        f"--data={p['data']}",
+        f"--artifacts={p['artifacts']}",
+        f"--pinned-verdicts={p['pins']}",
+    )
     assert r.ret == 0, r.stdout.str() + r.stderr.str()
     r.stdout.fnmatch_lines(["*test_x*"])
     _expect_header(r, p)
@@ -113,11 +132,13 @@ def test_defaults_follow_the_rootdir_from_a_subdirectory(from_subdir):
     root, sub, run = from_subdir
     r, where = run()
     assert where["cache"] == str(root / "xdg" / "cnnclaims")  # the user's cache folder, not the checkout's
-    r.stdout.fnmatch_lines([
-        f"cnnclaims: cache {root / 'xdg' / 'cnnclaims'}, artifacts {root / 'build' / 'artifacts'}, "
-        f"pinned verdicts {root / 'tests' / 'pinned_verdicts.json'} (a test file using parametrize_claims*",
-        "cnnclaims: data: keras.datasets.cifar10*",
-    ])
+    r.stdout.fnmatch_lines(
+        [
+            f"cnnclaims: cache {root / 'xdg' / 'cnnclaims'}, artifacts {root / 'build' / 'artifacts'}, "
+            f"pinned verdicts {root / 'tests' / 'pinned_verdicts.json'} (a test file using parametrize_claims*",
+            "cnnclaims: data: keras.datasets.cifar10*",
+        ]
+    )
     assert not (sub / "build").exists()
 
 
@@ -159,8 +180,17 @@ def test_artifacts_land_under_the_rootdir_from_a_subdirectory(pytester, monkeypa
     pins = root / "pins.json"  # explicit: the default would be the project's own pins
     monkeypatch.chdir(sub)
     r = pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", *cnnclaims_plugin_args, "--profile", "smoke", "--pinned-verdicts", str(pins),
-        "--plots=always", "-k", "C3-last-layer-sparsity-frogs")
+        "-p",
+        "no:cacheprovider",
+        *cnnclaims_plugin_args,
+        "--profile",
+        "smoke",
+        "--pinned-verdicts",
+        str(pins),
+        "--plots=always",
+        "-k",
+        "C3-last-layer-sparsity-frogs",
+    )
     r.assert_outcomes(failed=1)  # no pins yet: recorded, asking for review
     r.stdout.fnmatch_lines(["*no pinned verdict for C3/frogs*"])
     art = root / "build" / "artifacts"
@@ -171,14 +201,17 @@ def test_artifacts_land_under_the_rootdir_from_a_subdirectory(pytester, monkeypa
     assert not (sub / "build").exists()
 
 
-@pytest.mark.parametrize("args,env,expected", [
-    (["--probe-index", "abc"], {}, "--probe-index / $CNNCLAIMS_PROBE 'abc' is not an integer"),
-    (["--probe-index=-1"], {}, "--probe-index / $CNNCLAIMS_PROBE -1 is negative"),
-    (["--workers", "0"], {}, "--workers must be at least 1, got 0"),
-    ([], {"CNNCLAIMS_WORKERS": "abc"}, "$CNNCLAIMS_WORKERS='abc' is not a positive number"),
-    (["--seeds", "0"], {}, "--seeds must be at least 1"),
-    (["--profile", "huge"], {}, "unknown profile 'huge'"),
-])
+@pytest.mark.parametrize(
+    "args,env,expected",
+    [
+        (["--probe-index", "abc"], {}, "--probe-index / $CNNCLAIMS_PROBE 'abc' is not an integer"),
+        (["--probe-index=-1"], {}, "--probe-index / $CNNCLAIMS_PROBE -1 is negative"),
+        (["--workers", "0"], {}, "--workers must be at least 1, got 0"),
+        ([], {"CNNCLAIMS_WORKERS": "abc"}, "$CNNCLAIMS_WORKERS='abc' is not a positive number"),
+        (["--seeds", "0"], {}, "--seeds must be at least 1"),
+        (["--profile", "huge"], {}, "unknown profile 'huge'"),
+    ],
+)
 def test_bad_values_are_one_usage_error_at_start(pytester, monkeypatch, args, env, expected):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -216,8 +249,10 @@ def test_the_plugin_does_not_start_tensorflow_in_a_project_that_does_not_use_it(
     import sys
 
     (tmp_path / "test_x.py").write_text("def test_x():\n    assert 1\n")
-    code = (f"import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', *{cnnclaims_plugin_args!r}, "
-            "'test_x.py']); print('PLUGIN', 'cnnclaims.pytest_plugin' in sys.modules, 'TF', 'tensorflow' in sys.modules)")
+    code = (
+        f"import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', *{cnnclaims_plugin_args!r}, "
+        "'test_x.py']); print('PLUGIN', 'cnnclaims.pytest_plugin' in sys.modules, 'TF', 'tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "1 passed" in out.stdout, out.stdout + out.stderr
     assert "PLUGIN True TF False" in out.stdout, out.stdout  # the plugin ran, and TensorFlow stayed out

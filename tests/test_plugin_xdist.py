@@ -6,6 +6,7 @@ each process builds the synthetic experiment itself (seconds, deterministic: the
 same untrained models in every process) from a session fixture, which runs only where
 tests run: on each worker, never on the controller.
 """
+
 import json
 
 import pytest
@@ -67,8 +68,17 @@ def test_xdist_table_and_json_equal_a_plain_run(pytester, cnnclaims_plugin_args)
 
     def run(art, *args):
         return pytester.runpytest_subprocess(
-            "--profile", "smoke", "--pinned-verdicts", str(pins), "--artifacts", str(pytester.path / art),
-            "-p", "no:cacheprovider", *cnnclaims_plugin_args, *args)
+            "--profile",
+            "smoke",
+            "--pinned-verdicts",
+            str(pins),
+            "--artifacts",
+            str(pytester.path / art),
+            "-p",
+            "no:cacheprovider",
+            *cnnclaims_plugin_args,
+            *args,
+        )
 
     # A plain run pins its verdicts; the -n 2 run is then checked against those pins.
     plain = run("art-plain", "--regen-verdicts")
@@ -91,7 +101,9 @@ def test_xdist_table_and_json_equal_a_plain_run(pytester, cnnclaims_plugin_args)
 
     a = json.loads((pytester.path / "art-plain" / "verdicts.json").read_text())
     b = json.loads((pytester.path / "art-dist" / "verdicts.json").read_text())
-    assert [v["claim"] + "/" + v["scope"] for v in b["verdicts"]] == [v["claim"] + "/" + v["scope"] for v in a["verdicts"]]
+    assert [v["claim"] + "/" + v["scope"] for v in b["verdicts"]] == [
+        v["claim"] + "/" + v["scope"] for v in a["verdicts"]
+    ]
     assert {f"{v['claim']}/{v['scope']}": v["verdict"] for v in b["verdicts"]} == entry["verdicts"]
     assert {f"{v['claim']}/{v['scope']}": v["verdict"] for v in b["null_control"]} == entry["null_control"]
     assert len(b["verdicts"]) == n_claims and len(b["null_control"]) == n_null

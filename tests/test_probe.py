@@ -1,10 +1,12 @@
 """The probe frog: deterministic default, overrides, and clear errors."""
+
 import numpy as np
 import pytest
 
 from cnnclaims.article import CLASSES, FROG
 from cnnclaims.errors import DataError
-from cnnclaims.probe import class_indices, probe_index as _probe_index
+from cnnclaims.probe import class_indices
+from cnnclaims.probe import probe_index as _probe_index
 
 
 def probe_index(y, index=None):
@@ -13,6 +15,7 @@ def probe_index(y, index=None):
 
 def frog_indices(y):
     return class_indices(y, FROG, CLASSES)
+
 
 Y = np.array([0, 6, 3, 6, 6, 9], dtype=np.uint8)
 
@@ -29,8 +32,10 @@ def test_override_by_argument_and_environment(monkeypatch):
     assert probe_index(Y) == 3
 
 
-@pytest.mark.parametrize("bad,match", [(2, "test image 2 is a cat, not a frog.*1, 3, 4"),
-                                       (99, "outside the test set"), ("x", "not an integer")])
+@pytest.mark.parametrize(
+    "bad,match",
+    [(2, "test image 2 is a cat, not a frog.*1, 3, 4"), (99, "outside the test set"), ("x", "not an integer")],
+)
 def test_bad_override(bad, match):
     with pytest.raises(DataError, match=match):
         probe_index(Y, bad)

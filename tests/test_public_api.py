@@ -1,14 +1,13 @@
 """The public API from a user's own folder: a small experiment declared in a test
 file's neighbour module, run under pytest with parametrize_claims (no CIFAR-10: random
 images, a tiny named CNN, one epoch)."""
-import textwrap
 
 import pytest
 
 pytestmark = pytest.mark.unit
 pytest_plugins = ["pytester"]
 
-EXPERIMENT = '''
+EXPERIMENT = """
 import numpy as np
 from cnnclaims import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric
 from cnnclaims.compat import keras
@@ -44,8 +43,8 @@ MINE = Experiment(
     profiles={{"tiny": Profile("tiny", {{"big": 200, "small": 100}}, max_epochs=1, patience=0, n_seeds=2)}},
     output_layer="out", pins_name="pinned_mine.json",
 )
-'''
-TEST_FILE = '''
+"""
+TEST_FILE = """
 from myexp import MINE
 from cnnclaims import parametrize_claims
 
@@ -53,7 +52,7 @@ from cnnclaims import parametrize_claims
 @parametrize_claims(MINE)
 def test_claim(claim_case, claim_checker):
     claim_checker(claim_case)
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -63,8 +62,10 @@ def _no_session_profile(monkeypatch):
 
 
 def _setup(pytester, units="10", activation="softmax"):
-    pytester.makepyfile(myexp=EXPERIMENT.format(units=units).replace(
-        'activation="softmax"):', f'activation="{activation}"):'), test_mine=TEST_FILE)
+    pytester.makepyfile(
+        myexp=EXPERIMENT.format(units=units).replace('activation="softmax"):', f'activation="{activation}"):'),
+        test_mine=TEST_FILE,
+    )
 
 
 def test_a_users_own_experiment_runs_and_prints_its_verdict_table(pytester, tmp_path):
@@ -80,14 +81,18 @@ def test_a_users_own_experiment_runs_and_prints_its_verdict_table(pytester, tmp_
     assert r.ret == 0 and outcomes.get("passed", 0) + outcomes.get("xfailed", 0) == 6  # 2 claims x 3 scopes
 
 
-@pytest.mark.parametrize("units,activation,expected", [
-    ("10", "linear", "not a softmax"),
-    ("5", "softmax", "outputs shape (5,), but the experiment has 10 classes"),
-])
+@pytest.mark.parametrize(
+    "units,activation,expected",
+    [
+        ("10", "linear", "not a softmax"),
+        ("5", "softmax", "outputs shape (5,), but the experiment has 10 classes"),
+    ],
+)
 def test_a_bad_builder_stops_the_session_once(pytester, tmp_path, units, activation, expected):
     _setup(pytester, units, activation)
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
-                                      f"--artifacts={tmp_path / 'art'}")
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}"
+    )
     text = r.stdout.str() + r.stderr.str()
     assert r.ret == pytest.ExitCode.USAGE_ERROR
     assert text.count(expected) == 1 and "condition 'big'" in text
@@ -96,8 +101,9 @@ def test_a_bad_builder_stops_the_session_once(pytester, tmp_path, units, activat
 def test_an_unknown_profile_of_the_users_experiment_is_one_usage_error(pytester, tmp_path):
     # It was a 96-line INTERNALERROR (the collection report asked for the profile again).
     _setup(pytester)
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
-                                      "--profile", "huge")
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", "--profile", "huge"
+    )
     text = r.stdout.str() + r.stderr.str()
     assert r.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in text
     assert "experiment 'mine': unknown profile 'huge'; valid profiles: tiny" in text
@@ -105,15 +111,16 @@ def test_an_unknown_profile_of_the_users_experiment_is_one_usage_error(pytester,
 
 def test_experiment_option_that_contradicts_the_test_file_is_one_usage_error(pytester, tmp_path):
     _setup(pytester)
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
-                                      "--experiment", "cnnclaims.article:ARTICLE")
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", "--experiment", "cnnclaims.article:ARTICLE"
+    )
     text = r.stdout.str() + r.stderr.str()
     assert r.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in text
     assert "--experiment cnnclaims.article:ARTICLE names 'article'" in text and "parametrizes 'mine'" in text
 
 
 # --- anyone's experiment: a nested backbone, 28x28 grayscale, one-hot labels ----------
-NESTED = '''
+NESTED = """
 import numpy as np
 from cnnclaims import Claim, Condition, Experiment, Metric, Probe, Profile
 from cnnclaims.compat import keras
@@ -155,12 +162,16 @@ MINE = Experiment(
     profiles={"tiny": Profile("tiny", {"big": 200, "small": 100}, max_epochs=1, patience=0, n_seeds=2)},
     input_shape=SHAPE, pins_name="pinned_mine.json", EXTRA
 )
-'''
+"""
 
 
 def _nested(pytester, layer="backbone/conv", loaded="SHAPE", outputs="probs", extra=""):
-    text = (NESTED.replace("LAYER", repr(layer)).replace("LOADED", loaded).replace("OUTPUTS", outputs)
-            .replace("EXTRA", extra))
+    text = (
+        NESTED.replace("LAYER", repr(layer))
+        .replace("LOADED", loaded)
+        .replace("OUTPUTS", outputs)
+        .replace("EXTRA", extra)
+    )
     pytester.makepyfile(myexp=text, test_mine=TEST_FILE)
 
 
@@ -170,12 +181,22 @@ def test_a_nested_backbone_on_grayscale_images_runs_with_a_claim_on_an_inner_lay
     other tests) and leaves out `python -m cnnclaims pin`, which pins the default
     experiment."""
     folder = pytester.mkpydir("exp")
-    (folder / "myexp.py").write_text(NESTED.replace("LAYER", repr("backbone/conv")).replace("LOADED", "SHAPE")
-                                     .replace("OUTPUTS", "probs").replace("EXTRA", ""))
+    (folder / "myexp.py").write_text(
+        NESTED.replace("LAYER", repr("backbone/conv"))
+        .replace("LOADED", "SHAPE")
+        .replace("OUTPUTS", "probs")
+        .replace("EXTRA", "")
+    )
     (folder / "test_mine.py").write_text(TEST_FILE)
     (folder / "__init__.py").unlink()  # a plain folder of modules, as examples/digits
-    args = ("exp", "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}",
-            "--workers=1")
+    args = (
+        "exp",
+        "-p",
+        "no:cacheprovider",
+        f"--cache-dir={tmp_path / 'cache'}",
+        f"--artifacts={tmp_path / 'art'}",
+        "--workers=1",
+    )
     r = pytester.runpytest_subprocess(*args)
     out = r.stdout.str()
     assert "no pinned verdict for M1/probe" in out and "`pytest exp --regen-verdicts --profile tiny`" in out, out
@@ -189,18 +210,30 @@ def test_a_nested_backbone_on_grayscale_images_runs_with_a_claim_on_an_inner_lay
 TWO_OUTPUTS = "[probs, L.Dense(1, name='aux')(x)]"
 
 
-@pytest.mark.parametrize("variant,expected", [
-    (dict(layer="conv"), "experiment 'mine', condition 'big': claim 'M1', metric 'bb_zeros' reads layer 'conv', "
-                         "which model 'nested' lacks; it is inside a nested model: 'backbone/conv'"),
-    (dict(outputs=TWO_OUTPUTS), "the model has 2 outputs (probs, aux); declare which is the class probabilities: "
-                                "Experiment(output_layer='probs')"),
-    (dict(outputs="probs", extra="feed=views"), "feed returned the keys ['flipped', 'input'], but the model's inputs "
-                                                "are input"),
-])
+@pytest.mark.parametrize(
+    "variant,expected",
+    [
+        (
+            dict(layer="conv"),
+            "experiment 'mine', condition 'big': claim 'M1', metric 'bb_zeros' reads layer 'conv', "
+            "which model 'nested' lacks; it is inside a nested model: 'backbone/conv'",
+        ),
+        (
+            dict(outputs=TWO_OUTPUTS),
+            "the model has 2 outputs (probs, aux); declare which is the class probabilities: "
+            "Experiment(output_layer='probs')",
+        ),
+        (
+            dict(outputs="probs", extra="feed=views"),
+            "feed returned the keys ['flipped', 'input'], but the model's inputs are input",
+        ),
+    ],
+)
 def test_a_declaration_mistake_is_one_usage_error_before_any_training(pytester, tmp_path, variant, expected):
     _nested(pytester, **variant)
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
-                                      f"--artifacts={tmp_path / 'art'}")
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}"
+    )
     text = r.stdout.str() + r.stderr.str()
     assert r.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in text and "Traceback" not in text, text
     assert text.count(expected) == 1, text
@@ -209,11 +242,13 @@ def test_a_declaration_mistake_is_one_usage_error_before_any_training(pytester, 
 
 def test_images_of_another_shape_than_declared_stop_the_session_in_one_line(pytester, tmp_path):
     _nested(pytester, loaded="(32, 32, 3)")
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
-                                      f"--artifacts={tmp_path / 'art'}")
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}"
+    )
     text = r.stdout.str() + r.stderr.str()
-    expected = ("load_data's train split holds images of shape (32, 32, 3), but the experiment declares "
-                "input_shape (28, 28, 1)")
+    expected = (
+        "load_data's train split holds images of shape (32, 32, 3), but the experiment declares input_shape (28, 28, 1)"
+    )
     assert r.ret == pytest.ExitCode.INTERRUPTED and r.parseoutcomes().get("failed") == 1, text
     assert expected in text and "Interrupted" in text and "Traceback" not in text
     assert not (tmp_path / "cache" / "models").exists()
@@ -225,8 +260,9 @@ def test_keras_set_to_channels_first_is_one_usage_error_naming_the_setting(pytes
     (home / "keras.json").write_text('{"image_data_format": "channels_first", "backend": "tensorflow"}')
     monkeypatch.setenv("KERAS_HOME", str(home))
     _nested(pytester)
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}",
-                                      f"--artifacts={tmp_path / 'art'}")
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}"
+    )
     text = r.stdout.str() + r.stderr.str()
     assert r.ret == pytest.ExitCode.USAGE_ERROR and "Traceback" not in text, text
     assert "image_data_format 'channels_first'" in text and str(home / "keras.json") in text

@@ -8,6 +8,7 @@ under pytest-xdist, where each process would start a cluster of its own. Without
 ray extra they are skipped, saying so (the tox environments do not install it). The
 option checks at the end need no Ray and are ``unit``.
 """
+
 import importlib.util
 import logging
 import os
@@ -33,9 +34,11 @@ from cnnclaims.training.executors import ray as ray_executor
 RAY_MISSING = 'the ray extra is not installed (pip install -e ".[ray]")'
 TRAIN, TEST = 20, 5  # images per class: 200 training, 50 test
 # Three models of two groups, one epoch each: seconds apiece, most of it TensorFlow.
-PLAN = [TrainSpec("benchmark", 200, 0, max_epochs=1, patience=1),
-        TrainSpec("dummy", 100, 0, max_epochs=1, patience=1),
-        TrainSpec("dummy", 100, 1, max_epochs=1, patience=1)]
+PLAN = [
+    TrainSpec("benchmark", 200, 0, max_epochs=1, patience=1),
+    TrainSpec("dummy", 100, 0, max_epochs=1, patience=1),
+    TrainSpec("dummy", 100, 1, max_epochs=1, patience=1),
+]
 
 
 def small_cifar_folder(dst: Path) -> Path:
@@ -92,8 +95,10 @@ def test_ray_trains_the_local_pools_models_bit_for_bit(cluster, small, tmp_path)
     folder, data = small
     lines = []
     t0 = time.perf_counter()
-    assert train_missing(PLAN, data, str(folder), tmp_path / "ray", workers=2, progress=lines.append,
-                         executor="ray") == PLAN  # the longest first
+    assert (
+        train_missing(PLAN, data, str(folder), tmp_path / "ray", workers=2, progress=lines.append, executor="ray")
+        == PLAN
+    )  # the longest first
     ray_seconds = time.perf_counter() - t0
     train_missing(PLAN, data, str(folder), tmp_path / "local", workers=2, progress=lambda *_: None)
     for spec in PLAN:
@@ -102,7 +107,7 @@ def test_ray_trains_the_local_pools_models_bit_for_bit(cluster, small, tmp_path)
         assert a.key == b.key and a.path.name == b.path.name
         wa, wb = a.model.get_weights(), b.model.get_weights()
         assert len(wa) == len(wb) > 0
-        for x, y in zip(wa, wb):
+        for x, y in zip(wa, wb, strict=False):
             assert x.dtype == y.dtype and x.shape == y.shape
             np.testing.assert_array_equal(x, y)
         assert a.record["history"] == b.record["history"]
@@ -132,8 +137,9 @@ def test_a_model_another_process_is_training_is_left_to_it(cluster, small, tmp_p
     lines = []
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)  # another open file: to flock, another holder
-        done = train_missing([busy, free], data, str(folder), tmp_path, workers=2, progress=lines.append,
-                             executor="ray")
+        done = train_missing(
+            [busy, free], data, str(folder), tmp_path, workers=2, progress=lines.append, executor="ray"
+        )
     assert done == [free]
     assert "1 of the 2 models are trained (or were just stored) by another process" in "\n".join(lines)
     assert entries(tmp_path) == [entry_dir(tmp_path, free, cache_key(free, data.fingerprint)).name]
@@ -176,16 +182,23 @@ def test_a_worker_killed_mid_training_is_retried_and_its_model_stored_once(clust
 
     killer = threading.Thread(target=kill_after_first_epoch, daemon=True)
     killer.start()
-    done = train_missing(plan, data, str(folder), tmp_path / "cache", workers=2, progress=lines.append,
-                         executor="ray", recipes={"dummy": ray_executor_recipe(notes)})
+    done = train_missing(
+        plan,
+        data,
+        str(folder),
+        tmp_path / "cache",
+        workers=2,
+        progress=lines.append,
+        executor="ray",
+        recipes={"dummy": ray_executor_recipe(notes)},
+    )
     killer.join(5)
     assert killed, "the worker was never killed:\n" + "\n".join(lines)
     assert set(done) == set(plan)
     assert any(f"{long.label} starts again (attempt 2)" in line for line in lines), "\n".join(lines)
     assert {int(p.name.split("-")[1]) for p in notes.glob(f"{long.seed}-*")} - set(killed), "not retried elsewhere"
     names = entries(tmp_path / "cache")
-    assert names == sorted(
-        get_trained(s, data, tmp_path / "cache", progress=no_training).path.name for s in plan)
+    assert names == sorted(get_trained(s, data, tmp_path / "cache", progress=no_training).path.name for s in plan)
     work = Path(tempfile.gettempdir()) / ray_executor.WORK_ROOT
     assert not list(work.glob(f"{killed[0]}-*")), "the killed worker's folder was left"
 
@@ -212,8 +225,16 @@ def test_ctrl_c_in_the_driver_kills_the_tasks_of_a_cluster_it_did_not_start(clus
 
     threading.Thread(target=interrupt_once_both_train, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        train_missing(plan, data, str(folder), tmp_path / "cache", workers=2, progress=lines.append,
-                      executor="ray", recipes={"dummy": ray_executor_recipe(notes)})
+        train_missing(
+            plan,
+            data,
+            str(folder),
+            tmp_path / "cache",
+            workers=2,
+            progress=lines.append,
+            executor="ray",
+            recipes={"dummy": ray_executor_recipe(notes)},
+        )
     pids = {int(p.name.split("-")[1]) for p in notes.iterdir()}
     assert len(pids) == 2, "\n".join(lines)
     deadline = time.monotonic() + 30
@@ -241,8 +262,16 @@ def test_a_tasks_own_error_stops_the_run_once_named_and_not_retried(cluster, sma
     notes.mkdir()
     spec = TrainSpec("dummy", 100, 11, max_epochs=1, patience=1)
     with pytest.raises(ValueError, match="no subset for seed 11") as info:
-        train_missing([spec], data, str(folder), tmp_path / "cache", workers=2, progress=lambda *_: None,
-                      executor="ray", recipes={"dummy": (build_model, FailingSubset(notes))})
+        train_missing(
+            [spec],
+            data,
+            str(folder),
+            tmp_path / "cache",
+            workers=2,
+            progress=lambda *_: None,
+            executor="ray",
+            recipes={"dummy": (build_model, FailingSubset(notes))},
+        )
     assert f"cnnclaims: raised by the Ray task training {spec.label}" in getattr(info.value, "__notes__", [])
     assert len(list(notes.iterdir())) == 1  # one attempt
     assert entries(tmp_path / "cache") == []
@@ -298,8 +327,13 @@ def test_ctrl_c_and_sigterm_cancel_every_task_and_shut_the_local_ray_down(tmp_pa
     runs = {}
     for how in ("ctrl-c", "sigterm"):
         (tmp_path / how).mkdir()
-        proc = subprocess.Popen([sys.executable, "-c", RAY_FOREVER, str(tmp_path / how)], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", RAY_FOREVER, str(tmp_path / how)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         lines = []
         reader = threading.Thread(target=lambda p=proc, out=lines: out.extend(p.stdout), daemon=True)
         reader.start()
@@ -319,13 +353,16 @@ def test_ctrl_c_and_sigterm_cancel_every_task_and_shut_the_local_ray_down(tmp_pa
             else:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while any(not any("interrupted:" in line for line in lines) or alive(kids[how])
-                  for how, (_, lines, _) in runs.items()):
+        while any(
+            not any("interrupted:" in line for line in lines) or alive(kids[how]) for how, (_, lines, _) in runs.items()
+        ):
             if time.monotonic() > deadline:
-                pytest.fail(f"60 s after the signal (interrupted, processes left): "
-                            f"{ {how: (any('interrupted:' in x for x in out), alive(kids[how])) for how, (_, out, _) in runs.items()} }")
+                state = {
+                    how: (any("interrupted:" in x for x in out), alive(kids[how])) for how, (_, out, _) in runs.items()
+                }
+                pytest.fail(f"60 s after the signal (interrupted, processes left): {state}")
             time.sleep(0.2)
-        for how, (proc, lines, reader) in runs.items():
+        for how, (proc, lines, _reader) in runs.items():
             out = "".join(lines)
             assert proc.poll() is None, (how, out)  # the driver lives on; what it started does not
             assert "ray initialized: False; SIGTERM handler: <Handlers.SIG_DFL: 0>" in out, (how, out)
@@ -340,6 +377,7 @@ def test_ctrl_c_and_sigterm_cancel_every_task_and_shut_the_local_ray_down(tmp_pa
 
 
 # --- results that fail their checks: refused, nothing stored ------------------------------
+
 
 @pytest.fixture(scope="module")
 def one_result(small, tmp_path_factory):
@@ -359,26 +397,32 @@ def _tamper(record, **changes):
     return record
 
 
-@pytest.mark.parametrize("damage,expected", [
-    (lambda b, r, i: (b[:-1] + bytes([b[-1] ^ 1]), r, i), "model bytes do not match"),
-    (lambda b, r, i: (b, {**r, "test_accuracy": r["test_accuracy"] / 2}, i), "does not match its checksum"),
-    (lambda b, r, i: (b, _tamper(r, versions={**r["versions"], "tensorflow": "2.20.0"}), i),
-     "install the same versions on every node"),
-    (lambda b, r, i: (b, _tamper(r, key="0" * 16), i), "its key is 0000000000000000"),
-    (lambda b, r, i: (b, r, {**i, "threads": 2}), "TensorFlow ran with 2 intra-op threads"),
-    (lambda b, r, i: (b, {k: v for k, v in r.items() if k != "history"}, i), "lacks the field 'history'"),
-], ids=["model-bytes", "edited-record", "other-versions", "other-key", "two-threads", "missing-field"])
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        (lambda b, r, i: (b[:-1] + bytes([b[-1] ^ 1]), r, i), "model bytes do not match"),
+        (lambda b, r, i: (b, {**r, "test_accuracy": r["test_accuracy"] / 2}, i), "does not match its checksum"),
+        (
+            lambda b, r, i: (b, _tamper(r, versions={**r["versions"], "tensorflow": "2.20.0"}), i),
+            "install the same versions on every node",
+        ),
+        (lambda b, r, i: (b, _tamper(r, key="0" * 16), i), "its key is 0000000000000000"),
+        (lambda b, r, i: (b, r, {**i, "threads": 2}), "TensorFlow ran with 2 intra-op threads"),
+        (lambda b, r, i: (b, {k: v for k, v in r.items() if k != "history"}, i), "lacks the field 'history'"),
+    ],
+    ids=["model-bytes", "edited-record", "other-versions", "other-key", "two-threads", "missing-field"],
+)
 def test_a_result_that_fails_its_checks_is_refused_and_nothing_stored(one_result, tmp_path, damage, expected):
     spec, key, model_bytes, record, info = one_result
     ray_executor._store(spec, key, model_bytes, record, info, tmp_path / "ok", False, record["versions"])
     assert len(entries(tmp_path / "ok")) == 1  # the undamaged result is stored
     with pytest.raises(ray_executor.RayResultError, match=expected):
-        ray_executor._store(spec, key, *damage(model_bytes, record, info), tmp_path / "bad", False,
-                            record["versions"])
+        ray_executor._store(spec, key, *damage(model_bytes, record, info), tmp_path / "bad", False, record["versions"])
     assert entries(tmp_path / "bad") == []
 
 
 # --- choosing the executor: no Ray needed ---------------------------------------------------
+
 
 @pytest.mark.unit
 @pytest.mark.parametrize("flag,env", [("bogus", None), (None, "bogus")])
@@ -419,7 +463,9 @@ def test_executor_ray_without_ray_says_how_to_install_it(no_ray, monkeypatch, tm
     from cnnclaims.__main__ import main
 
     monkeypatch.delenv(options.ENV_RAY_ADDRESS, raising=False)
-    with pytest.raises(ValueError, match=r'needs Ray, which is not installed here; install it with pip install -e "\.\[ray\]"'):
+    with pytest.raises(
+        ValueError, match=r'needs Ray, which is not installed here; install it with pip install -e "\.\[ray\]"'
+    ):
         options.check(lambda f: "ray" if f == "--executor" else None)
     with pytest.raises(ray_executor.RayMissingError, match=r'install it with pip install -e "\.\[ray\]"'):
         ray_executor.import_ray()
@@ -455,6 +501,7 @@ def test_a_ray_address_where_nothing_listens_is_refused_at_once():
 def test_a_local_ray_that_fails_to_start_is_one_clear_error():
     """Ray raises a bare Exception when its node times out during start-up (a fresh
     user hit it on a loaded machine): it used to end the run as a raw traceback."""
+
     class FailingRay:
         def is_initialized(self):
             return False
@@ -465,7 +512,10 @@ def test_a_local_ray_that_fails_to_start_is_one_clear_error():
         def shutdown(self):
             pass
 
-    with pytest.raises(ray_executor.RayClusterError, match=r"could not start a local Ray with 2 CPUs .*timed out"
-                                                            r".*--executor=local"):
+    with pytest.raises(
+        ray_executor.RayClusterError,
+        match=r"could not start a local Ray with 2 CPUs .*timed out"
+        r".*--executor=local",
+    ):
         with ray_executor._connected(FailingRay(), None, 2):
             pass

@@ -1,5 +1,6 @@
 """Figures, diagnostics and the report on a synthetic experiment: the HTML parses,
 every embedded image decodes, and the tables carry every verdict."""
+
 import base64
 import io
 from html.parser import HTMLParser
@@ -39,8 +40,9 @@ def report(exp, tmp_path_factory):
     msgs = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(plots, "DPI", 30)  # what is tested is that every picture is there, not its detail
-        html_path, md_path = write_report(exp, tmp_path_factory.mktemp("report"), progress=msgs.append,
-                                          calibration_experiments=60)
+        html_path, md_path = write_report(
+            exp, tmp_path_factory.mktemp("report"), progress=msgs.append, calibration_experiments=60
+        )
     return html_path, md_path, msgs
 
 

@@ -1,6 +1,7 @@
 """The cache's inventory (list, verify, prune, key) and the proof by retraining
 (``cache reproduce``), on a tiny profile of the article's experiment over random
 images: three models (benchmark, dummy, null), two epochs each."""
+
 import dataclasses
 import json
 
@@ -25,10 +26,17 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reproduce")
     folder = write_image_folder(tmp / "imgs", *random_cifar(10, 3, seed=3), fmt="png")
     experiment = dataclasses.replace(ARTICLE, profiles={"tiny": TINY}, default_profile="tiny")
-    r = Run("tiny", data_path=str(folder), cache_dir=tmp / "cache", progress=lambda *_: None, experiment=experiment,
-            workers=2)
-    r.__dict__["data"] = load_cifar10(folder, tmp / "cache", per_class={"train": 10, "test": 3},
-                                      progress=lambda *_: None)
+    r = Run(
+        "tiny",
+        data_path=str(folder),
+        cache_dir=tmp / "cache",
+        progress=lambda *_: None,
+        experiment=experiment,
+        workers=2,
+    )
+    r.__dict__["data"] = load_cifar10(
+        folder, tmp / "cache", per_class={"train": 10, "test": 3}, progress=lambda *_: None
+    )
     r.train()
     for role in r.roles:
         r.models(role)
@@ -44,8 +52,9 @@ def test_the_sample_is_one_model_per_group_cheapest_first(run):
 
 
 def test_retrained_from_scratch_every_model_is_identical(run):
-    rows = reproduce.reproduce(run, reproduce.choose(run, reproduce.sample(run), None, 2, print), workers=2,
-                               progress=lambda *_: None)
+    rows = reproduce.reproduce(
+        run, reproduce.choose(run, reproduce.sample(run), None, 2, print), workers=2, progress=lambda *_: None
+    )
     assert [r["identical"] for r in rows] == [True, True, True] and {r["check"] for r in rows} == {"whole model"}
     assert "identical" in reproduce.table(rows)
 
@@ -64,7 +73,9 @@ def test_a_cached_model_that_is_not_what_the_code_trains_is_named(run, tmp_path)
     finally:
         write_json(folder / "record.json", record)
     assert [(r["identical"], r["check"], r["why"]) for r in rows] == [
-        (False, "whole model", "weights"), (False, "first 1 epochs", "weights after epoch 1")]
+        (False, "whole model", "weights"),
+        (False, "first 1 epochs", "weights after epoch 1"),
+    ]
     assert rows[0]["entry"] == folder.name and "DIFFERS" in reproduce.table(rows)
 
 
@@ -88,8 +99,14 @@ def test_a_cold_cache_is_not_cached_neither_identical_nor_different(run, tmp_pat
     'not cached' and the command exits 0 saying nothing was compared."""
     from cnnclaims.run import Run
 
-    cold = Run("tiny", data_path=run.data_path, cache_dir=tmp_path / "cold", progress=lambda *_: None,
-               experiment=run.experiment, workers=2)
+    cold = Run(
+        "tiny",
+        data_path=run.data_path,
+        cache_dir=tmp_path / "cold",
+        progress=lambda *_: None,
+        experiment=run.experiment,
+        workers=2,
+    )
     cold.__dict__["data"] = run.data
     specs = reproduce.sample(cold, prefer_cached=True)
     assert [s.role for s in specs] == ["dummy", "null", "benchmark"]
@@ -109,8 +126,10 @@ def test_the_outcome_fails_on_any_difference_and_counts_what_went_unchecked():
     differs = {"entry": "b", "identical": False}
     absent = {"entry": "c", "identical": None}
     assert reproduce.outcome([same, absent], "/c") == (
-        0, "1 models retrained from scratch, each bit for bit as cached; 1 of the 2 groups have no cached model "
-           "and were not checked (train the plan first: python -m cnnclaims run --all)")
+        0,
+        "1 models retrained from scratch, each bit for bit as cached; 1 of the 2 groups have no cached model "
+        "and were not checked (train the plan first: python -m cnnclaims run --all)",
+    )
     code, message = reproduce.outcome([same, differs, absent], "/c")
     assert code == 1 and "these differ from the cache: b;" in message
     assert reproduce.outcome([same], "/c")[0] == 0
@@ -130,6 +149,7 @@ def test_a_partly_warm_cache_checks_a_cached_model_of_the_group(run, monkeypatch
 
 
 # --- the inventory ---------------------------------------------------------------------
+
 
 def test_list_and_verify_an_intact_cache(run):
     text = inventory.listing(run.cache_dir)
@@ -200,6 +220,7 @@ def test_cli_verify_exits_1_on_damage(run, tmp_path, capsys):
 
 # --- damaged entries are missing, never cached ------------------------------------------
 
+
 @pytest.fixture
 def damaged_copy(run, tmp_path):
     """A copy of the fixture's cache with the dummy's record edited by hand (its
@@ -209,8 +230,14 @@ def damaged_copy(run, tmp_path):
     from cnnclaims.run import Run
 
     shutil.copytree(run.cache_dir / "models", tmp_path / "cache" / "models")
-    copy = Run("tiny", data_path=run.data_path, cache_dir=tmp_path / "cache", progress=lambda *_: None,
-               experiment=run.experiment, workers=2)
+    copy = Run(
+        "tiny",
+        data_path=run.data_path,
+        cache_dir=tmp_path / "cache",
+        progress=lambda *_: None,
+        experiment=run.experiment,
+        workers=2,
+    )
     copy.__dict__["data"] = run.data
     dummy, null = reproduce.sample(copy, ["dummy"])[0], reproduce.sample(copy, ["null"])[0]
     _, folder = reproduce._cached_record(copy, dummy)
@@ -259,6 +286,7 @@ def test_the_hint_names_the_profile(run):
 
 
 # --- the command line ------------------------------------------------------------------
+
 
 def test_cache_key_prints_only_the_key_on_stdout(tmp_path, capsys, monkeypatch):
     """A CI step reads the key from stdout; the data-decoding lines went there too, so

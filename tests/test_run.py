@@ -1,4 +1,5 @@
 """Integration: the real data and the configured profile's trained models."""
+
 import numpy as np
 import pytest
 
@@ -73,7 +74,7 @@ def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(verdicts_module, "evaluate_catalog", lambda *a, **k: calls.append(1) or verdicts)
     again = fresh()
     same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
-    for a, b in zip(verdicts + null, again.verdicts + again.null_verdicts):
+    for a, b in zip(verdicts + null, again.verdicts + again.null_verdicts, strict=False):
         da, db = a.to_dict(), b.to_dict()
         assert da.keys() == db.keys() and all(same(da[k], db[k]) or k == "extras" for k in da), a.name
     assert calls == []  # nothing recomputed
@@ -109,8 +110,13 @@ def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch)
     before = sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json"))
     src = Path(Run.__module__.replace(".", "/")).parts[0]
     real = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: "# edited after import\n"
-                        if src in self.parts and self.suffix == ".py" else real(self, *a, **k))
+    monkeypatch.setattr(
+        Path,
+        "read_text",
+        lambda self, *a, **k: (
+            "# edited after import\n" if src in self.parts and self.suffix == ".py" else real(self, *a, **k)
+        ),
+    )
     again = Run(exp.profile_name, cache_dir=exp.cache_dir, n_seeds=2, progress=lambda *_: None)
     again.__dict__["data"] = exp.data
     again.loaded.update(exp.loaded)
@@ -157,6 +163,7 @@ def test_edited_claims_are_never_served_stale_verdicts(tmp_path):
 
 # --- a slim Run (issue 20, item 2) ------------------------------------------------------
 
+
 @pytest.mark.unit
 def test_run_stays_under_150_lines():
     import inspect
@@ -169,15 +176,34 @@ def test_from_options_reads_each_option_by_its_flag_and_given_fields_win(tmp_pat
     from cnnclaims.options import ENV_TIME_BUDGET, OPTIONS
 
     monkeypatch.delenv(ENV_TIME_BUDGET, raising=False)
-    given = {"--experiment": "cnnclaims.article:ARTICLE", "--profile": "smoke", "--data": "/data",
-             "--cache-dir": str(tmp_path), "--seeds": 2, "--probe-index": "7", "--retrain": True, "--workers": 3,
-             "--executor": "local", "--ray-address": None, "--time-budget": 30.0}
+    given = {
+        "--experiment": "cnnclaims.article:ARTICLE",
+        "--profile": "smoke",
+        "--data": "/data",
+        "--cache-dir": str(tmp_path),
+        "--seeds": 2,
+        "--probe-index": "7",
+        "--retrain": True,
+        "--workers": 3,
+        "--executor": "local",
+        "--ray-address": None,
+        "--time-budget": 30.0,
+    }
     asked = []
     run = Run.from_options(lambda flag: asked.append(flag) or given.get(flag))
     assert set(asked) <= {o.flag for o in OPTIONS} and set(asked) == set(given)
-    assert (run.experiment.name, run.profile_name, run.profile.n_seeds, run.data_path, run.cache_dir, run.probe,
-            run.retrain, run.workers, run.executor, run.time_budget) == (
-        "article", "smoke", 2, "/data", tmp_path, "7", True, 3, "local", 30.0)
+    assert (
+        run.experiment.name,
+        run.profile_name,
+        run.profile.n_seeds,
+        run.data_path,
+        run.cache_dir,
+        run.probe,
+        run.retrain,
+        run.workers,
+        run.executor,
+        run.time_budget,
+    ) == ("article", "smoke", 2, "/data", tmp_path, "7", True, 3, "local", 30.0)
     other = Run.from_options(given.get, cache_dir=tmp_path / "x", profile_name="article")
     assert other.cache_dir == tmp_path / "x" and other.profile_name == "article"
 
@@ -192,8 +218,11 @@ def test_the_experiment_module_is_a_deprecated_alias_of_run():
     sys.modules.pop("cnnclaims.experiment", None)
     with pytest.warns(DeprecationWarning, match="cnnclaims.experiment is deprecated: import Run from cnnclaims.run"):
         old = importlib.import_module("cnnclaims.experiment")
-    assert (old.Run, old.CODE_DIGEST, old.claims_key) == (cnnclaims.run.Run, cnnclaims.run.CODE_DIGEST,
-                                                          cnnclaims.run.claims_key)
+    assert (old.Run, old.CODE_DIGEST, old.claims_key) == (
+        cnnclaims.run.Run,
+        cnnclaims.run.CODE_DIGEST,
+        cnnclaims.run.claims_key,
+    )
 
 
 @pytest.mark.unit
@@ -204,8 +233,15 @@ def test_the_experiment_fixture_is_a_deprecated_alias_of_run(pytester, synthetic
     try:
         pytester.makeconftest(cnnclaims.testing.INNER_CONFTEST)
         pytester.makepyfile(test_inner="def test_x(experiment, run):\n    assert experiment is run\n")
-        r = pytester.runpytest_inprocess("--profile", "smoke", "--artifacts", str(pytester.path / "art"),
-                                         "-p", "no:cacheprovider", *cnnclaims_plugin_args)
+        r = pytester.runpytest_inprocess(
+            "--profile",
+            "smoke",
+            "--artifacts",
+            str(pytester.path / "art"),
+            "-p",
+            "no:cacheprovider",
+            *cnnclaims_plugin_args,
+        )
     finally:
         cnnclaims.testing.SHARED.clear()
     r.assert_outcomes(passed=1)

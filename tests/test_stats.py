@@ -1,5 +1,6 @@
 """Statistical tests, effect sizes, Holm's correction, TOST, power: known answers from
 published worked examples, and the defects the verdicts issue named."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -119,6 +120,7 @@ def test_tost_agrees_with_the_90_percent_ci(values, sesoi):
 
 # --- defects named in the verdicts issue ----------------------------------------------
 
+
 @given(st.lists(st.integers(-3, 3), min_size=3, max_size=40))
 @settings(max_examples=100, deadline=None)
 def test_effect_and_test_treat_zero_differences_alike(d):
@@ -196,6 +198,7 @@ def test_article_n_gives_the_primary_claims_power():
 
 
 # --- behaviour -------------------------------------------------------------------------
+
 
 def test_wilcoxon_direction():
     rng = np.random.default_rng(0)
@@ -314,10 +317,11 @@ def test_n_needed_is_monotone_in_the_spread():
     sds = np.linspace(0.03, 0.2, 60)
     for paired in (True, False):
         ns = [stats.n_needed(0.02, sd, 0.05 / 7, paired=paired) for sd in sds]
-        assert all(a <= b for a, b in zip(ns, ns[1:])), paired
+        assert all(a <= b for a, b in zip(ns, ns[1:], strict=False)), paired
 
 
 # --- each result says its design and what its N counts (issue 20, item 4) ---------------
+
 
 def test_each_test_result_carries_its_design_and_unit():
     rng = np.random.default_rng(0)

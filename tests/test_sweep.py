@@ -1,5 +1,6 @@
 """The sizes sweep: nested subsets, reuse of the conditions' cached models (by cache
 key), the sizes scope's trend test and its four verdicts."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cnnclaims import Claim, Condition, Experiment, Profile
+from cnnclaims import Condition, Experiment, Profile
 from cnnclaims.article import ARTICLE
 from cnnclaims.declaration import SWEEP
 from cnnclaims.evidence import Evidence, ModelEvidence
@@ -31,9 +32,9 @@ def labels():
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_subsets_nest_and_the_anchor_is_the_stratified_subset(labels, seed):
     sets = [nested_subset(labels, n, seed, 10_000) for n in SIZES]
-    for small, large in zip(sets, sets[1:]):
+    for small, large in zip(sets, sets[1:], strict=False):
         assert np.isin(small, large).all()
-    for n, idx in zip(SIZES, sets):
+    for n, idx in zip(SIZES, sets, strict=False):
         assert len(np.unique(idx)) == n
         assert (np.bincount(labels[idx], minlength=10) == n // 10).all()  # class-stratified
     assert np.array_equal(sets[SIZES.index(10_000)], stratified_subset(labels, 10_000, seed))
@@ -53,7 +54,8 @@ def test_article_sweep_reuses_the_cached_dummy_and_benchmark_models():
     seeds = list(range(profile.size_seeds))
     for n, role in ((10_000, "dummy"), (50_000, "benchmark")):
         assert [cache_key(s, "fp") for s in plan[n]] == [
-            cache_key(s, "fp") for s in specs_for(profile, role, ARTICLE, seeds)]
+            cache_key(s, "fp") for s in specs_for(profile, role, ARTICLE, seeds)
+        ]
     own = [s for n in (1_000, 2_500, 5_000, 25_000) for s in plan[n]]
     assert {s.role for s in own} == {SWEEP} and len(own) == 16
     conditions = {cache_key(s, "fp") for role in ARTICLE.roles for s in specs_for(profile, role, ARTICLE)}
@@ -105,22 +107,36 @@ def _other_build():
 
 def test_a_sweep_needs_conditions_that_differ_in_size_alone():
     claim = ARTICLE.claim("C3")
-    base = dict(name="x", title="x", classes=ARTICLE.classes, load_data=ARTICLE.load_data, build_model=_build,
-                probe=ARTICLE.probe, claims=(claim,))
+    base = dict(
+        name="x",
+        title="x",
+        classes=ARTICLE.classes,
+        load_data=ARTICLE.load_data,
+        build_model=_build,
+        probe=ARTICLE.probe,
+        claims=(claim,),
+    )
     swept = Profile("p", {"wide": 1000, "narrow": 1000}, 1, 0, 2, sizes=(100, 500, 1000), size_seeds=2)
     with pytest.raises(ValueError, match="differ in training-set size alone"):
-        Experiment(**base, a=Condition("wide", build_model=_other_build), b=Condition("narrow"),
-                   profiles={"p": replace(swept, n_train={"wide": 1000, "narrow": 500})})
+        Experiment(
+            **base,
+            a=Condition("wide", build_model=_other_build),
+            b=Condition("narrow"),
+            profiles={"p": replace(swept, n_train={"wide": 1000, "narrow": 500})},
+        )
     with pytest.raises(ValueError, match="differ in training-set size alone"):
         Experiment(**base, a=Condition("wide"), b=Condition("narrow"), profiles={"p": swept})  # same size
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"sizes": (100, 1000)}, "at least 3"),
-    ({"sizes": (1000, 100, 500)}, "ascending"),
-    ({"sizes": (100, 500, 1000), "size_seeds": 1}, "size_seeds"),
-    ({"sizes": (100, 500, 1000)}, "size_seeds"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"sizes": (100, 1000)}, "at least 3"),
+        ({"sizes": (1000, 100, 500)}, "ascending"),
+        ({"sizes": (100, 500, 1000), "size_seeds": 1}, "size_seeds"),
+        ({"sizes": (100, 500, 1000)}, "size_seeds"),
+    ],
+)
 def test_bad_sweeps_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Profile("p", {"a": 1000, "b": 100}, 1, 0, 2, **kwargs)
@@ -134,6 +150,7 @@ def test_a_threshold_claim_has_no_sizes_scope():
 
 
 # --- the trend test ------------------------------------------------------------------
+
 
 def test_trend_is_the_mean_of_per_seed_least_squares_slopes():
     """Against scipy: each seed's slope (linregress), their one-sample t-test; the
@@ -162,21 +179,26 @@ def test_a_seed_with_a_missing_model_is_fitted_on_the_rest():
 
 def _evidence(numbers, size_sign=1):
     """Evidence whose sweep models carry ``numbers[i, j]`` as test accuracy."""
-    sizes = {n: [ModelEvidence("sizes", j, f"k{n}-{j}", float(v), {}) for j, v in enumerate(row)]
-             for n, row in zip(SIZES, numbers)}
+    sizes = {
+        n: [ModelEvidence("sizes", j, f"k{n}-{j}", float(v), {}) for j, v in enumerate(row)]
+        for n, row in zip(SIZES, numbers, strict=False)
+    }
     return Evidence({}, 0, 1, "test", sizes=sizes, size_sign=size_sign)
 
 
 C10 = ARTICLE.claim("C10")  # test accuracy grows with size; SESOI 0.01 per decade
 
 
-@pytest.mark.parametrize("slope, sd, seeds, size_sign, expected", [
-    (0.05, 0.005, 4, 1, SUPPORTED),
-    (-0.05, 0.005, 4, 1, REFUTED),
-    (0.05, 0.005, 4, -1, REFUTED),  # a is the smaller training set: "a > b" claims a fall with size
-    (0.0, 0.001, 8, 1, NEGLIGIBLE),
-    (0.02, 0.2, 3, 1, UNDERPOWERED),
-])
+@pytest.mark.parametrize(
+    "slope, sd, seeds, size_sign, expected",
+    [
+        (0.05, 0.005, 4, 1, SUPPORTED),
+        (-0.05, 0.005, 4, 1, REFUTED),
+        (0.05, 0.005, 4, -1, REFUTED),  # a is the smaller training set: "a > b" claims a fall with size
+        (0.0, 0.001, 8, 1, NEGLIGIBLE),
+        (0.02, 0.2, 3, 1, UNDERPOWERED),
+    ],
+)
 def test_the_sizes_scope_reaches_each_verdict(slope, sd, seeds, size_sign, expected):
     """Each verdict happens: the check can fail, and can say so in three ways."""
     rng = np.random.default_rng(1)
@@ -193,16 +215,19 @@ def test_sweep_sizes_are_checked_before_training(tmp_path):
     """Sizes not divisible by the classes are refused by the declaration; sizes the
     data cannot give, before any model trains (they used to fail inside training, as a
     raw ValueError from the subset function, after other models had trained)."""
+    from cnnclaims.data import Cifar10
     from cnnclaims.errors import DataError
     from cnnclaims.run import Run
     from cnnclaims.testing import random_cifar
-    from cnnclaims.data import Cifar10
 
     smoke = ARTICLE.profiles["smoke"]
     with pytest.raises(ValueError, match=r"sweep sizes \[505\] are not divisible by the 10 classes"):
         replace(ARTICLE, profiles={"smoke": replace(smoke, sizes=(200, 505, 1000))}, default_profile="")
-    exp = replace(ARTICLE, profiles={"smoke": replace(smoke, n_train={"benchmark": 40, "dummy": 20},
-                                                      sizes=(10, 20, 60000))}, default_profile="")
+    exp = replace(
+        ARTICLE,
+        profiles={"smoke": replace(smoke, n_train={"benchmark": 40, "dummy": 20}, sizes=(10, 20, 60000))},
+        default_profile="",
+    )
     run = Run("smoke", cache_dir=tmp_path, progress=lambda *_: None, experiment=exp)
     (xtr, ytr), (xte, yte) = random_cifar(4, 1)
     run.__dict__["data"] = Cifar10(xtr, ytr, xte, yte, source="synthetic", fingerprint="synthetic")

@@ -1,5 +1,6 @@
 """Training and the model cache on tiny synthetic data: hit, miss, corruption,
 concurrent writers, determinism, and the probe never being trained on."""
+
 import json
 import os
 import shutil
@@ -21,7 +22,15 @@ from cnnclaims.declaration import load_experiment
 from cnnclaims.errors import CacheError, InputError
 from cnnclaims.testing import alive, descendants, random_cifar, write_image_folder
 from cnnclaims.training import (
-    TrainSpec, cache_key, fit, get_trained, is_cached, load_entry, prepare, specs_for, stratified_subset,
+    TrainSpec,
+    cache_key,
+    fit,
+    get_trained,
+    is_cached,
+    load_entry,
+    prepare,
+    specs_for,
+    stratified_subset,
     train_missing,
 )
 
@@ -58,15 +67,24 @@ def test_cache_miss_then_hit(tiny, trained, tmp_path):
     assert any("training dummy seed=7" in m for m in msgs)
     assert any("epoch 1/2" in m and "elapsed" in m for m in msgs)  # progress per epoch
     rec = json.loads((a.path / "record.json").read_text())
-    for field in ("history", "test_accuracy", "epochs", "train_seconds", "versions", "data_source",
-                  "data_fingerprint", "spec", "key"):
+    for field in (
+        "history",
+        "test_accuracy",
+        "epochs",
+        "train_seconds",
+        "versions",
+        "data_source",
+        "data_fingerprint",
+        "spec",
+        "key",
+    ):
         assert field in rec
     assert rec["versions"]["tf_intra_op_threads"] == 1
     assert (a.path / "model.keras").exists()
     msgs = []
     b = get_trained(SPEC, tiny, copy_cache(trained, tmp_path), progress=quiet(msgs))
     assert msgs == [] and b.key == a.key
-    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=False):
         np.testing.assert_array_equal(wa, wb)
 
 
@@ -115,7 +133,7 @@ def test_corrupt_entry_is_reported_and_retrained(tiny, trained, tmp_path, capsys
     assert any("training" in m for m in msgs)
     assert b.path.name == trained[0].path.name and (b.path / "model.keras").exists()
     # Retrained from scratch, the same seed gives the same model, bit for bit.
-    for wa, wb in zip(trained[0].model.get_weights(), b.model.get_weights()):
+    for wa, wb in zip(trained[0].model.get_weights(), b.model.get_weights(), strict=False):
         np.testing.assert_array_equal(wa, wb)
 
 
@@ -145,7 +163,7 @@ def test_same_seed_same_weights_and_activations(tiny, trained, tmp_path):
 
     a = trained[0]
     b = get_trained(SPEC, tiny, tmp_path / "b", progress=lambda *_: None)
-    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=False):
         np.testing.assert_array_equal(wa, wb)
     np.testing.assert_array_equal(
         layer_activations(a.model, tiny.x_test, ["conv2d_6"])["conv2d_6"],
@@ -176,7 +194,7 @@ def test_parallel_training_equals_one_at_a_time_and_trains_each_model_once(train
     assert len([p for p in (tmp_path / "cache" / "models").glob("dummy-n50-s7-*") if p.is_dir()]) == 1
     b, c = (get_trained(s, data, tmp_path / "cache", progress=quiet(msgs)) for s in specs)
     assert train_missing(specs, data, str(folder), tmp_path / "cache", workers=2) == []  # all cached now
-    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights(), strict=False):
         np.testing.assert_array_equal(wa, wb)
     assert not np.array_equal(a.model.get_weights()[0], c.model.get_weights()[0])
 
@@ -300,23 +318,56 @@ def edit_record(path, edit):
 
 def without_checksum(**fields):
     """A record edited as if written before records carried a checksum."""
+
     def edit(rec):
         rec.pop("checksum", None)
         rec.update(fields)
         return rec
+
     return edit
 
 
-@pytest.mark.parametrize("edit", [
-    lambda rec: None, lambda rec: [rec], lambda rec: "record", lambda rec: 3,
-    without_checksum(test_accuracy="0.5"), without_checksum(test_accuracy=True), without_checksum(test_accuracy=1.5),
-    without_checksum(history=None), without_checksum(history={"loss": "0.1"}), without_checksum(history=[1.0]),
-    without_checksum(spec=[]), without_checksum(epochs="2"), without_checksum(best_epoch=None),
-    without_checksum(key=7), without_checksum(model_sha256=None), without_checksum(versions="tf"),
-    lambda rec: {k: v for k, v in rec.items() if k not in ("checksum", "test_accuracy")},
-], ids=["null", "list", "string", "number", "accuracy-string", "accuracy-bool", "accuracy-range", "history-null",
-        "history-string", "history-list", "spec-list", "epochs-string", "best-epoch-null", "key-number",
-        "hash-null", "versions-string", "accuracy-missing"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda rec: None,
+        lambda rec: [rec],
+        lambda rec: "record",
+        lambda rec: 3,
+        without_checksum(test_accuracy="0.5"),
+        without_checksum(test_accuracy=True),
+        without_checksum(test_accuracy=1.5),
+        without_checksum(history=None),
+        without_checksum(history={"loss": "0.1"}),
+        without_checksum(history=[1.0]),
+        without_checksum(spec=[]),
+        without_checksum(epochs="2"),
+        without_checksum(best_epoch=None),
+        without_checksum(key=7),
+        without_checksum(model_sha256=None),
+        without_checksum(versions="tf"),
+        lambda rec: {k: v for k, v in rec.items() if k not in ("checksum", "test_accuracy")},
+    ],
+    ids=[
+        "null",
+        "list",
+        "string",
+        "number",
+        "accuracy-string",
+        "accuracy-bool",
+        "accuracy-range",
+        "history-null",
+        "history-string",
+        "history-list",
+        "spec-list",
+        "epochs-string",
+        "best-epoch-null",
+        "key-number",
+        "hash-null",
+        "versions-string",
+        "accuracy-missing",
+    ],
+)
 def test_record_of_wrong_type_is_a_cache_error_naming_the_file(trained, tmp_path, edit):
     path = copy_cache(trained, tmp_path) / "models" / trained[0].path.name
     edit_record(path, edit)
@@ -350,7 +401,7 @@ def test_damaged_record_is_discarded_and_retrained_bit_identical(tiny, trained, 
     assert any("training dummy seed=7" in m for m in msgs)
     assert b.record["test_accuracy"] == trained[0].record["test_accuracy"]
     assert b.record["checksum"] == json.loads(record.read_text())["checksum"]
-    for wa, wb in zip(trained[0].model.get_weights(), b.model.get_weights()):
+    for wa, wb in zip(trained[0].model.get_weights(), b.model.get_weights(), strict=False):
         np.testing.assert_array_equal(wa, wb)
     assert get_trained(SPEC, tiny, cache_dir, progress=msgs.append).loaded is None  # valid again: found, not trained
 
@@ -400,8 +451,13 @@ class TrainingForever:
     def __init__(self, tmp):
         tmp.mkdir()
         self.tmp, self.lines, self.kids = tmp, [], set()
-        self.proc = subprocess.Popen([sys.executable, "-c", TRAIN_FOREVER, str(tmp)], stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", TRAIN_FOREVER, str(tmp)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
         self.reader.start()
 
@@ -484,25 +540,33 @@ def test_explicit_worker_count_is_capped_by_cores_and_memory_and_said_once(tiny,
     # 10 GiB: (10 - 2) // 4 = 2 processes, fewer than the 6 cores.
     assert local.default_workers(None, msgs.append) == 2
     assert local.default_workers(None, msgs.append) == 2
-    assert msgs == ["cnnclaims: $CNNCLAIMS_WORKERS=100 capped at 2 training processes: 6 cores, and 10.0 GiB of "
-                    "memory holds 2 at 4 GiB each (2 GiB kept for this process)"]
+    assert msgs == [
+        "cnnclaims: $CNNCLAIMS_WORKERS=100 capped at 2 training processes: 6 cores, and 10.0 GiB of "
+        "memory holds 2 at 4 GiB each (2 GiB kept for this process)"
+    ]
     monkeypatch.setattr(local.os, "cpu_count", lambda: 1)  # and by the cores
     msgs.clear()
-    assert train_missing([SPEC, replace(SPEC, seed=8)], tiny, None, tmp_path, workers=100,
-                         progress=msgs.append) == []  # one process: nothing started, trained in this process
-    assert msgs == ["cnnclaims: --workers=100 capped at 1 training processes: 1 cores, and 10.0 GiB of "
-                    "memory holds 2 at 4 GiB each (2 GiB kept for this process)"]
+    assert (
+        train_missing([SPEC, replace(SPEC, seed=8)], tiny, None, tmp_path, workers=100, progress=msgs.append) == []
+    )  # one process: nothing started, trained in this process
+    assert msgs == [
+        "cnnclaims: --workers=100 capped at 1 training processes: 1 cores, and 10.0 GiB of "
+        "memory holds 2 at 4 GiB each (2 GiB kept for this process)"
+    ]
     monkeypatch.delenv("CNNCLAIMS_WORKERS")
     assert local.default_workers() == 1
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize("subset,expected", [
-    (lambda y, n, s: np.arange(n + 10), "returned 60 indices"),
-    (lambda y, n, s: np.zeros(n, int), r"\(1 distinct\)"),
-    (lambda y, n, s: np.arange(n) + 10_000, "outside 0..199"),
-    (lambda y, n, s: np.arange(n) * 1.0, "float64"),
-])
+@pytest.mark.parametrize(
+    "subset,expected",
+    [
+        (lambda y, n, s: np.arange(n + 10), "returned 60 indices"),
+        (lambda y, n, s: np.zeros(n, int), r"\(1 distinct\)"),
+        (lambda y, n, s: np.arange(n) + 10_000, "outside 0..199"),
+        (lambda y, n, s: np.arange(n) * 1.0, "float64"),
+    ],
+)
 def test_a_subset_function_that_returns_other_than_n_distinct_indices_is_refused(subset, expected):
     # These trained silently on 60 images (recorded as 50) or on one image repeated.
     from cnnclaims.training import checked_subset
@@ -536,6 +600,7 @@ def test_a_builder_with_automatic_names_is_refused_with_the_fix():
 
 # --- the code that trains, and what a record proves ------------------------------------
 
+
 def test_training_code_is_reviewed_with_training_version():
     """Fails when the code that decides trained weights changed since TRAINING_VERSION
     was last reviewed: a change that alters trained bits needs TRAINING_VERSION bumped
@@ -546,7 +611,8 @@ def test_training_code_is_reviewed_with_training_version():
     assert got == training.TRAINING_CODE, (
         f"the training code changed (digest {got}, reviewed {training.TRAINING_CODE}): if it changes trained "
         f"weights, bump training.TRAINING_VERSION (now {training.TRAINING_VERSION}); then set "
-        f"training.TRAINING_CODE = {got!r}")
+        f"training.TRAINING_CODE = {got!r}"
+    )
 
 
 def test_code_digest_sees_code_and_ignores_comments_docstrings_and_layout():
@@ -577,7 +643,8 @@ def test_records_carry_the_weights_digest_per_epoch_and_at_the_end(trained):
     model, record = trained[0].model, trained[0].record
     assert record["weights_sha256"] == weights_sha256(model)
     assert len(record["epoch_weights_sha256"]) == record["epochs"] and all(
-        len(d) == 64 for d in record["epoch_weights_sha256"])
+        len(d) == 64 for d in record["epoch_weights_sha256"]
+    )
     # The best epoch's weights are the final ones (restored), and so its digest.
     assert record["epoch_weights_sha256"][record["best_epoch"] - 1] == record["weights_sha256"]
 

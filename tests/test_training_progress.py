@@ -2,6 +2,7 @@
 elapsed, ETA), the LPT makespan against worked examples, and the simulated makespan,
 on fake records and an injected clock: no training, no TensorFlow except where the
 worker-side wiring is checked."""
+
 import json
 import math
 import warnings
@@ -36,8 +37,10 @@ class Spec:
 
 
 def rec(n, seconds, max_epochs=30, patience=3):
-    return {"spec": {"role": "x", "n_train": n, "seed": 0, "max_epochs": max_epochs, "patience": patience},
-            "train_seconds": seconds}
+    return {
+        "spec": {"role": "x", "n_train": n, "seed": 0, "max_epochs": max_epochs, "patience": patience},
+        "train_seconds": seconds,
+    }
 
 
 RECORDS = [rec(1000, 90.0), rec(1000, 110.0), rec(4000, 400.0), rec(4000, 5.0, max_epochs=2, patience=1)]
@@ -53,6 +56,7 @@ class Clock:
 
 # --- estimates ----------------------------------------------------------------------
 
+
 def test_same_size_is_the_mean_of_its_records():
     (e,) = estimate([Spec("a", 1000, 0)], RECORDS)
     assert e.seconds == 100.0 and e.basis == "recorded (2 models)" and not e.scaled
@@ -64,8 +68,11 @@ def test_a_size_without_records_is_scaled_from_the_nearest_recorded_size():
     # The 2-epoch record of n=4000 is never used for a 30-epoch spec.
     got = estimate([Spec("a", 3000, 0), Spec("a", 2000, 0), Spec("a", 500, 0)], RECORDS)
     assert [e.seconds for e in got] == [300.0, 200.0, 50.0]
-    assert [e.basis for e in got] == ["scaled from n=4000 (1 model)", "scaled from n=4000 (1 model)",
-                                      "scaled from n=1000 (2 models)"]
+    assert [e.basis for e in got] == [
+        "scaled from n=4000 (1 model)",
+        "scaled from n=4000 (1 model)",
+        "scaled from n=1000 (2 models)",
+    ]
     assert all(e.scaled for e in got)
 
 
@@ -86,10 +93,16 @@ def test_bad_records_and_specs_are_named():
 def test_recorded_reads_the_cache_tolerantly(tmp_path):
     models = tmp_path / "models"
     good = rec(1000, 12.5)
-    for name, content in {"good": json.dumps(good), "not-json": "{", "a-list": "[1, 2]",
-                          "no-time": json.dumps({"spec": good["spec"]}),
-                          "negative": json.dumps(rec(1000, -1.0)), "nan": json.dumps(rec(1000, float("nan"))),
-                          "busy.partial": json.dumps(rec(1000, 99.0)), "bytes": None}.items():
+    for name, content in {
+        "good": json.dumps(good),
+        "not-json": "{",
+        "a-list": "[1, 2]",
+        "no-time": json.dumps({"spec": good["spec"]}),
+        "negative": json.dumps(rec(1000, -1.0)),
+        "nan": json.dumps(rec(1000, float("nan"))),
+        "busy.partial": json.dumps(rec(1000, 99.0)),
+        "bytes": None,
+    }.items():
         (models / name).mkdir(parents=True)
         path = models / name / "record.json"
         path.write_bytes(b"\xff\xfe\x00") if content is None else path.write_text(content)
@@ -99,6 +112,7 @@ def test_recorded_reads_the_cache_tolerantly(tmp_path):
 
 
 # --- the ETA ------------------------------------------------------------------------
+
 
 def test_busy_workers_keep_their_jobs_in_the_lpt_makespan():
     # Worker loads 50 and 350; 200 goes to the first (250), then 100 to it again (350).
@@ -126,10 +140,14 @@ def test_eta_is_the_lpt_makespan_of_the_work_left():
     # a 600 - 100 = 500 on its worker; d 300 and c 150 on the other: 450. Makespan 500.
     seconds, basis = plan.eta()
     assert seconds == 500 and plan.ratio() == 1.5
-    assert basis == ("LPT over 3 left on 2 workers, from recorded times, n=2000 scaled from other sizes, "
-                     "x1.50 as observed on 1 model of this run")
-    assert lines[-1] == ("cnnclaims: finished dummy seed=1 n=1000 in 2m30s (estimated 2m); plan 1/4 done, running: "
-                         "benchmark s0 n=4000 starting; elapsed 1m40s, ETA 8m (" + basis + ")")
+    assert basis == (
+        "LPT over 3 left on 2 workers, from recorded times, n=2000 scaled from other sizes, "
+        "x1.50 as observed on 1 model of this run"
+    )
+    assert lines[-1] == (
+        "cnnclaims: finished dummy seed=1 n=1000 in 2m30s (estimated 2m); plan 1/4 done, running: "
+        "benchmark s0 n=4000 starting; elapsed 1m40s, ETA 8m (" + basis + ")"
+    )
     clock.t += 1000  # a ran past its estimate: its remaining time is 0, not negative
     assert plan.eta()[0] == 300
 
@@ -152,17 +170,21 @@ def test_lines_say_what_runs_its_epoch_and_each_epoch_once():
     clock, lines = Clock(), []
     plan = PlanProgress([a, b, Spec("null", 1000, 7)], 2, progress=lines.append, clock=clock, records=RECORDS)
     plan.started(a)
-    assert lines == ["cnnclaims: started benchmark seed=3 n=4000 (estimated 7m, recorded (1 model)); plan 0/3 done, "
-                     "running: benchmark s3 n=4000 starting; elapsed 0s, ETA 7m (LPT over 3 left on 2 workers, "
-                     "from recorded times)"]
+    assert lines == [
+        "cnnclaims: started benchmark seed=3 n=4000 (estimated 7m, recorded (1 model)); plan 0/3 done, "
+        "running: benchmark s3 n=4000 starting; elapsed 0s, ETA 7m (LPT over 3 left on 2 workers, "
+        "from recorded times)"
+    ]
     plan.started(b)
     clock.t += 724
     plan.epoch(a, 4, 30, "loss=1.2345")
     plan.epoch(a, 4, 30, "loss=1.2345")  # said once
     plan.epoch(b, 9, 30)
     assert len(lines) == 4
-    assert lines[2].startswith("cnnclaims: [benchmark seed=3 n=4000] epoch 4/30 loss=1.2345; plan 0/3 done, running: "
-                               "benchmark s3 n=4000 epoch 4/30, dummy s6 n=1000 starting; elapsed 12m04s, ETA ")
+    assert lines[2].startswith(
+        "cnnclaims: [benchmark seed=3 n=4000] epoch 4/30 loss=1.2345; plan 0/3 done, running: "
+        "benchmark s3 n=4000 epoch 4/30, dummy s6 n=1000 starting; elapsed 12m04s, ETA "
+    )
     assert "running: benchmark s3 n=4000 epoch 4/30, dummy s6 n=1000 epoch 9/30;" in lines[3]
     assert plan.status().startswith("cnnclaims: plan 0/3 done")
 
@@ -197,6 +219,7 @@ def test_a_size_nothing_predicts_leaves_the_eta_unknown_and_says_which(tmp_path)
 
 # --- the worker-side wiring ---------------------------------------------------------
 
+
 class Queue:
     """A worker's queue to the parent, as the channel sees it."""
 
@@ -227,8 +250,9 @@ def test_worker_events_reach_the_plan_and_lines_reach_progress():
     plan = PlanProgress([spec], 2, progress=lines.append, clock=clock, records=[rec(1000, 10.0)])
     relay(q.items, lines.append, plan)
     assert lines[0] == "a plain line" and lines[1].startswith("cnnclaims: started dummy seed=4 n=1000")
-    assert lines[2].startswith("cnnclaims: [dummy seed=4 n=1000] epoch 1/30 loss=1.5000 acc=0.2500 val_loss=1.7500 "
-                               "val_acc=0.2000 (")
+    assert lines[2].startswith(
+        "cnnclaims: [dummy seed=4 n=1000] epoch 1/30 loss=1.5000 acc=0.2500 val_loss=1.7500 val_acc=0.2000 ("
+    )
     assert lines[3].startswith("cnnclaims: finished dummy seed=4 n=1000 in 12s") and "plan 1/1 done" in lines[3]
     # Without a channel (training in this process) the epoch line is the plain one.
     plain = []
@@ -240,6 +264,7 @@ def test_worker_events_reach_the_plan_and_lines_reach_progress():
 
 
 # --- the simulated makespan ---------------------------------------------------------
+
 
 def test_makespan_of_a_plan_from_fake_records():
     items = [("big", 4000)] * 2 + [("small", 1000)] * 4 + [("mid", 2000)]
@@ -287,6 +312,7 @@ def test_makespan_plot_is_a_picture(tmp_path):
 
 
 # --- the LPT makespan against worked examples ------------------------------------------
+
 
 def test_graham_worst_case_example():
     # Graham's tight example for m = 2: jobs 3, 3, 2, 2, 2. LPT gives 7, the optimum is 6

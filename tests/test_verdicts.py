@@ -1,12 +1,13 @@
 """The decision core: four verdicts on evidence whose truth we know, families and Holm,
 what would decide an underpowered verdict, undefined statistics, immutability."""
+
 import dataclasses
 
 import numpy as np
 import pytest
 
-from cnnclaims.article import ARTICLE, FROG
 from cnnclaims import stats as st
+from cnnclaims.article import ARTICLE, FROG
 
 CATALOG = ARTICLE.claims
 claims_for = ARTICLE.claims_for
@@ -16,8 +17,21 @@ from cnnclaims.evidence import Evidence, ModelEvidence, table_metrics
 
 STATS = tuple(table_metrics(ARTICLE))
 from cnnclaims.verdicts import (
-    CHECKS, INCONCLUSIVE, NEGLIGIBLE, REFUTED, SUPPORTED, UNDERPOWERED, claim_numbers, decide_family, evaluate,
-    evaluate_catalog, evaluate_numbers, families, false_positive_rate, measure_seeds, unreachable_by_design,
+    CHECKS,
+    INCONCLUSIVE,
+    NEGLIGIBLE,
+    REFUTED,
+    SUPPORTED,
+    UNDERPOWERED,
+    claim_numbers,
+    decide_family,
+    evaluate,
+    evaluate_catalog,
+    evaluate_numbers,
+    false_positive_rate,
+    families,
+    measure_seeds,
+    unreachable_by_design,
 )
 
 N_IMAGES = 200
@@ -33,9 +47,19 @@ def model_ev(role, seed, shift=0.0, stat="c6_zero_fraction", noise=0.02, seed_sd
 
 
 def evidence(shift, stat="c6_zero_fraction", n_seeds=5, noise=0.02, seed_sd=0.0):
-    return Evidence({"benchmark": [model_ev("benchmark", s, shift, stat, noise, seed_sd) for s in range(n_seeds)],
-                     "dummy": [model_ev("dummy", s, 0.0, stat, noise, seed_sd) for s in range(n_seeds)]}, 0, N_IMAGES,
-                    "article", "", "benchmark", "dummy", ARTICLE)
+    return Evidence(
+        {
+            "benchmark": [model_ev("benchmark", s, shift, stat, noise, seed_sd) for s in range(n_seeds)],
+            "dummy": [model_ev("dummy", s, 0.0, stat, noise, seed_sd) for s in range(n_seeds)],
+        },
+        0,
+        N_IMAGES,
+        "article",
+        "",
+        "benchmark",
+        "dummy",
+        ARTICLE,
+    )
 
 
 def c3(vs, scope):
@@ -120,7 +144,7 @@ def test_uncorrected_adjustment_changes_verdicts():
     corrected = evaluate_catalog(ev, scopes=("seeds",))
     raw = evaluate_catalog(ev, scopes=("seeds",), adjust=lambda p: np.asarray(p, dtype=float))
     assert [v.p_holm for v in raw] == pytest.approx([v.p_two_sided for v in raw], nan_ok=True)
-    assert any(a.p_holm != b.p_holm for a, b in zip(corrected, raw))
+    assert any(a.p_holm != b.p_holm for a, b in zip(corrected, raw, strict=False))
 
 
 def test_verdicts_are_complete_and_immutable():
@@ -133,8 +157,13 @@ def test_verdicts_are_complete_and_immutable():
 
 def test_every_verdict_carries_its_numbers():
     for v in evaluate_catalog(evidence(0.3)):
-        assert v.test and v.effect_name and v.data_scope and v.n >= 1 and v.verdict in (
-            SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
+        assert (
+            v.test
+            and v.effect_name
+            and v.data_scope
+            and v.n >= 1
+            and v.verdict in (SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
+        )
         if v.inferential:
             assert 0 <= v.p_value <= 1 and 0 <= v.p_holm <= 1 and v.p_holm >= v.p_two_sided - 1e-15
             assert v.verdict != INCONCLUSIVE
@@ -222,14 +251,17 @@ def test_decide_family_is_the_single_decision():
 
 # --- types instead of strings (issue 20, item 4) --------------------------------------
 
+
 def test_the_null_control_is_a_field_not_a_label():
     ev = evidence(0.3)
     ev.label = "null control"  # the label alone used to make it one
     assert not ev.null and {v.claim for v in evaluate_catalog(ev, scopes=("seeds",))} == {
-        c.id for c in claims_for("seeds")}
+        c.id for c in claims_for("seeds")
+    }
     ev.label, ev.null = "article", True
     assert {v.claim for v in evaluate_catalog(ev, scopes=("seeds",))} == {
-        c.id for c in claims_for("seeds", directional_only=True)}
+        c.id for c in claims_for("seeds", directional_only=True)
+    }
 
 
 def test_what_would_decide_is_worded_by_the_results_unit_not_its_display_name():
@@ -237,7 +269,9 @@ def test_what_would_decide_is_worded_by_the_results_unit_not_its_display_name():
 
     res = dataclasses.replace(st.welch([1.0, 1.2, 0.9], [1.1, 1.0, 1.3], "greater", 0.02), test="renamed")
     claim = get_claim("C3")
-    words = {unit: _decides(claim, dataclasses.replace(res, unit=unit), 1, 0.1, 40.0)
-             for unit in ("images", "models", "seeds")}
+    words = {
+        unit: _decides(claim, dataclasses.replace(res, unit=unit), 1, 0.1, 40.0)
+        for unit in ("images", "models", "seeds")
+    }
     assert "N = 40 images" in words["images"] and "N = 40 models per condition" in words["models"]
     assert "N = 40 seeds (models per size)" in words["seeds"]

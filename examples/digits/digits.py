@@ -33,6 +33,7 @@ Pixels are the package's integers divided by 16 (floats in [0, 1], exact); 50 te
 images per digit are held out by a fixed draw (numpy seed 0), the rest train (124 to
 133 per digit).
 """
+
 import numpy as np
 
 from cnnclaims import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric
@@ -110,23 +111,66 @@ DIGITS = Experiment(
     b=Condition("few", label="200 training images (20 per digit)"),
     probe=Probe("8", scope="eights"),
     claims=(
-        Claim("D1", "more-images-more-accurate", "more training images give a more accurate network", CORRECT,
-              "compare", "greater", sesoi=0.02, primary=True, model_metric="test_accuracy", plot="accuracy",
-              sesoi_reason="two accuracy points: 10 of the 500 test images (the article's one point, test set "
-                           "20x smaller)"),
-        Claim("D2", "more-images-sparser-backbone", "more training images give sparser backbone features", ZEROS,
-              "compare", "greater", sesoi=0.02, primary=True, plot="feature_maps",
-              sesoi_reason="two percentage points of exact zeros, as the article's C3"),
-        Claim("D3", "more-images-more-confident", "more training images give a surer softmax on the probe digit",
-              P_TRUE, "compare", "greater", sesoi=0.02, plot="softmax",
-              sesoi_reason="two points of softmax probability, as W2"),
-        Claim("D4", "fewer-images-flatter", "fewer training images give a flatter softmax", ENTROPY, "compare",
-              "less", sesoi=0.05, plot="softmax", sesoi_reason="0.05 bits of the 3.32-bit maximum, as W4"),
+        Claim(
+            "D1",
+            "more-images-more-accurate",
+            "more training images give a more accurate network",
+            CORRECT,
+            "compare",
+            "greater",
+            sesoi=0.02,
+            primary=True,
+            model_metric="test_accuracy",
+            plot="accuracy",
+            sesoi_reason="two accuracy points: 10 of the 500 test images (the article's one point, test set "
+            "20x smaller)",
+        ),
+        Claim(
+            "D2",
+            "more-images-sparser-backbone",
+            "more training images give sparser backbone features",
+            ZEROS,
+            "compare",
+            "greater",
+            sesoi=0.02,
+            primary=True,
+            plot="feature_maps",
+            sesoi_reason="two percentage points of exact zeros, as the article's C3",
+        ),
+        Claim(
+            "D3",
+            "more-images-more-confident",
+            "more training images give a surer softmax on the probe digit",
+            P_TRUE,
+            "compare",
+            "greater",
+            sesoi=0.02,
+            plot="softmax",
+            sesoi_reason="two points of softmax probability, as W2",
+        ),
+        Claim(
+            "D4",
+            "fewer-images-flatter",
+            "fewer training images give a flatter softmax",
+            ENTROPY,
+            "compare",
+            "less",
+            sesoi=0.05,
+            plot="softmax",
+            sesoi_reason="0.05 bits of the 3.32-bit maximum, as W4",
+        ),
     ),
     profiles={
         "smoke": Profile("smoke", {"many": 1000, "few": 200}, max_epochs=15, patience=3, n_seeds=3),
-        "full": Profile("full", {"many": 1000, "few": 200}, max_epochs=100, patience=5, n_seeds=10,
-                        sizes=(200, 400, 600, 800, 1000), size_seeds=4),
+        "full": Profile(
+            "full",
+            {"many": 1000, "few": 200},
+            max_epochs=100,
+            patience=5,
+            n_seeds=10,
+            sizes=(200, 400, 600, 800, 1000),
+            size_seeds=4,
+        ),
     },
     default_profile="smoke",
     input_shape=SHAPE,

@@ -1,5 +1,6 @@
 """The digits experiment's claims as tests: `pytest examples/digits` (smoke profile,
 under a minute); pins in pinned_digits.json beside this file."""
+
 from digits import DIGITS
 
 from cnnclaims import parametrize_claims

@@ -1,5 +1,6 @@
 """The widths experiment's claims as tests: `pytest examples/widths` (smoke profile,
 a few minutes); pins in pinned_widths.json beside this file."""
+
 from widths import WIDTHS
 
 from cnnclaims import parametrize_claims

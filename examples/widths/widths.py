@@ -11,6 +11,7 @@ W3  its last conv layer is sparser: with more filters each can specialise, so mo
 W4  the narrow network's softmax is flatter (higher entropy) on ships: a network
     that cannot separate ship from airplane spreads its mass (SESOI 0.05 bits).
 """
+
 import numpy as np
 
 from cnnclaims import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric
@@ -33,8 +34,9 @@ def p_ship(probs, labels):
     return probs[:, SHIP].astype(np.float64)
 
 
-ZEROS = Metric("c6_zero_fraction", ("conv2d_6",), lambda acts, y: zero_fraction(acts["conv2d_6"]),
-               "conv2d_6 zero fraction")
+ZEROS = Metric(
+    "c6_zero_fraction", ("conv2d_6",), lambda acts, y: zero_fraction(acts["conv2d_6"]), "conv2d_6 zero fraction"
+)
 P_SHIP = softmax_metric("p_ship", p_ship, "softmax p(ship)")
 ENTROPY = softmax_metric("softmax_entropy", lambda p, y: softmax_entropy(p), "softmax entropy (bits)")
 CORRECT = softmax_metric("correct", lambda p, y: (p.argmax(axis=1) == y).astype(np.float64), "correct")
@@ -49,15 +51,52 @@ WIDTHS = Experiment(
     b=Condition("narrow", build_model=build_narrow, label="8 filters per conv layer"),
     probe=Probe("ship"),
     claims=(
-        Claim("W1", "wider-more-accurate", "a wider network is more accurate", CORRECT, "compare", "greater",
-              sesoi=0.01, sesoi_reason="one point of test accuracy", primary=True, model_metric="test_accuracy",
-              plot="accuracy"),
-        Claim("W2", "wider-more-confident", "a wider network is more confident on ships", P_SHIP, "compare",
-              "greater", sesoi=0.02, sesoi_reason="two points of softmax probability", primary=True, plot="softmax"),
-        Claim("W3", "wider-sparser", "a wider network's last conv layer is sparser", ZEROS, "compare", "greater",
-              sesoi=0.02, sesoi_reason="two percentage points of exact zeros"),
-        Claim("W4", "narrow-flatter", "a narrow network's softmax is flatter", ENTROPY, "compare", "less",
-              sesoi=0.05, sesoi_reason="0.05 bits of the 3.32-bit maximum", plot="softmax"),
+        Claim(
+            "W1",
+            "wider-more-accurate",
+            "a wider network is more accurate",
+            CORRECT,
+            "compare",
+            "greater",
+            sesoi=0.01,
+            sesoi_reason="one point of test accuracy",
+            primary=True,
+            model_metric="test_accuracy",
+            plot="accuracy",
+        ),
+        Claim(
+            "W2",
+            "wider-more-confident",
+            "a wider network is more confident on ships",
+            P_SHIP,
+            "compare",
+            "greater",
+            sesoi=0.02,
+            sesoi_reason="two points of softmax probability",
+            primary=True,
+            plot="softmax",
+        ),
+        Claim(
+            "W3",
+            "wider-sparser",
+            "a wider network's last conv layer is sparser",
+            ZEROS,
+            "compare",
+            "greater",
+            sesoi=0.02,
+            sesoi_reason="two percentage points of exact zeros",
+        ),
+        Claim(
+            "W4",
+            "narrow-flatter",
+            "a narrow network's softmax is flatter",
+            ENTROPY,
+            "compare",
+            "less",
+            sesoi=0.05,
+            sesoi_reason="0.05 bits of the 3.32-bit maximum",
+            plot="softmax",
+        ),
     ),
     profiles={
         "smoke": Profile("smoke", {"wide": 4_000, "narrow": 4_000}, max_epochs=2, patience=1, n_seeds=3),

@@ -1,4 +1,6 @@
-"""Command line: ``python -m cnnclaims {run,verdicts,figures,report,calibrate,pin,makespan,cache,numerics} [options]``."""
+"""Command line:
+``python -m cnnclaims {run,verdicts,figures,report,calibrate,pin,makespan,cache,numerics} [options]``."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +21,7 @@ def _common(p):
 
 def _at_least(lowest: int):
     """An argparse type: an integer >= ``lowest`` (argparse names the option on error)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -35,8 +38,9 @@ def _experiment(args, progress=None):
     from .options import BY_FLAG
     from .run import Run
 
-    run = Run.from_options(lambda flag: getattr(args, BY_FLAG[flag].dest),
-                           progress=progress or functools.partial(print, flush=True))
+    run = Run.from_options(
+        lambda flag: getattr(args, BY_FLAG[flag].dest), progress=progress or functools.partial(print, flush=True)
+    )
     run.check(data=False)  # the declaration's mistakes (a builder, a layer path) before any training
     return run
 
@@ -60,14 +64,20 @@ def cmd_run(args):
             out = exp.experiment.output_layer or t.model.layers[-1].name
             p = layer_activations(t.model, exp.probe_image, [out], feed=exp.experiment.feed)[out][0]
             top = np.argsort(p)[::-1][:3]
-            print(f"{role:9s} seed {t.spec.seed:4d}: {t.spec.n_train} images, {t.record['epochs']} epochs, "
-                  f"test accuracy {t.test_accuracy:.4f}; probe top-3: "
-                  + ", ".join(f"{classes[k]} {p[k]:.3f}" for k in top))
+            print(
+                f"{role:9s} seed {t.spec.seed:4d}: {t.spec.n_train} images, {t.record['epochs']} epochs, "
+                f"test accuracy {t.test_accuracy:.4f}; probe top-3: "
+                + ", ".join(f"{classes[k]} {p[k]:.3f}" for k in top)
+            )
     if args.all and exp.profile.sizes:
         for n, models in exp.sweep_models().items():
-            print(f"sizes {n:>6} images: test accuracy " + ", ".join(
-                f"s{t.spec.seed} {t.test_accuracy:.4f}{'' if t.spec.role == 'sizes' else f' ({t.spec.role})'}"
-                for t in models))
+            print(
+                f"sizes {n:>6} images: test accuracy "
+                + ", ".join(
+                    f"s{t.spec.seed} {t.test_accuracy:.4f}{'' if t.spec.role == 'sizes' else f' ({t.spec.role})'}"
+                    for t in models
+                )
+            )
     print(f"done in {time.perf_counter() - t0:.1f}s (cache: {exp.cache_dir})")
 
 
@@ -111,7 +121,9 @@ def cmd_calibrate(args):
     print(f"written to {out} in {time.perf_counter() - t0:.0f}s")
     bad = fwer_exceeds_alpha(res)
     if bad:
-        print(f"error: the family-wise false-positive rate's CI lies above alpha for: {', '.join(bad)}", file=sys.stderr)
+        print(
+            f"error: the family-wise false-positive rate's CI lies above alpha for: {', '.join(bad)}", file=sys.stderr
+        )
         return 1
     return 0
 
@@ -144,8 +156,10 @@ def cmd_pin(args):
     key = exp.pin_key
     pinned.write_entry(path, key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
     print(verdict_table_text(exp.verdicts, exp.null_verdicts))
-    print(f"pinned {len(exp.verdicts)} verdicts and {len(exp.null_verdicts)} null-control verdicts "
-          f"under [{key}] in {path}; review the diff before committing")
+    print(
+        f"pinned {len(exp.verdicts)} verdicts and {len(exp.null_verdicts)} null-control verdicts "
+        f"under [{key}] in {path}; review the diff before committing"
+    )
 
 
 def cmd_cache(args):
@@ -157,8 +171,10 @@ def cmd_cache(args):
     named = args.cache_dir or os.environ.get(ENV_CACHE)
     if args.action in ("list", "verify", "prune") and named and not folder.is_dir():
         # A misspelled folder is not an empty cache: "0 of 0 entries intact" passed.
-        raise ValueError(f"no cache folder at {folder} (named by {'--cache-dir' if args.cache_dir else '$' + ENV_CACHE})"
-                         f": nothing to {args.action}; check the path (the default is {default_cache_dir()})")
+        raise ValueError(
+            f"no cache folder at {folder} (named by {'--cache-dir' if args.cache_dir else '$' + ENV_CACHE})"
+            f": nothing to {args.action}; check the path (the default is {default_cache_dir()})"
+        )
     if args.action == "list":
         print(inventory.listing(folder))
         return 0
@@ -184,9 +200,11 @@ def cmd_cache(args):
     from . import reproduce
 
     if not inventory.model_entries(folder):  # nothing to compare: no data to decode either
-        print(f"nothing compared: {folder} holds no model (a cold cache proves nothing and disproves nothing; to "
-              f"check it, train the plan first: python -m cnnclaims run --all --profile "
-              f"{args.profile or 'PROFILE'})")
+        print(
+            f"nothing compared: {folder} holds no model (a cold cache proves nothing and disproves nothing; to "
+            f"check it, train the plan first: python -m cnnclaims run --all --profile "
+            f"{args.profile or 'PROFILE'})"
+        )
         return 0
     exp = _experiment(args)
 
@@ -196,8 +214,9 @@ def cmd_cache(args):
     rows = reproduce.damaged(exp, specs) + absent  # neither is retrained: nothing to compare with
     cached = [s for s in specs if reproduce.is_cached(exp, s)]
     if cached:
-        plan = reproduce.choose(exp, cached, None if args.time_budget is None else args.time_budget * 60,
-                                _workers(args), progress)
+        plan = reproduce.choose(
+            exp, cached, None if args.time_budget is None else args.time_budget * 60, _workers(args), progress
+        )
         rows = reproduce.reproduce(exp, plan, args.workers, progress) + rows
     print(reproduce.table(rows))
     code, message = reproduce.outcome(rows, exp.cache_dir, reproduce.train_hint(exp))
@@ -230,12 +249,16 @@ def cmd_numerics(args):
         want = portability.expected(kind)
         same = got == want
         status |= not same
-        print(f"probe {kind}: {got}  " + ("matches the recorded digest" if same else
-                                         portability.mismatch_text(kind, got, want)))
+        print(
+            f"probe {kind}: {got}  "
+            + ("matches the recorded digest" if same else portability.mismatch_text(kind, got, want))
+        )
     print(f"probe training: one epoch of {portability.N_IMAGES} images in {seconds:.1f}s ({base_family()})")
     if args.settings:
-        print("\nthe probe under each candidate setting (fresh processes; markdown rows for "
-              "../shared/reference/numerics_reference.md):")
+        print(
+            "\nthe probe under each candidate setting (fresh processes; markdown rows for "
+            "../shared/reference/numerics_reference.md):"
+        )
         for row in portability.settings_table():
             print(row)
     return status
@@ -259,61 +282,100 @@ def main(argv=None):
         _common(p)
         p.add_argument("--out", default=default, help=f"output folder (default: {default})")
         p.set_defaults(func=func)
-    p = sub.add_parser("calibrate", help="the seeds design's family-wise false-positive rate, power and "
-                       "negligible rate by simulation, and the null splits of real models")
+    p = sub.add_parser(
+        "calibrate",
+        help="the seeds design's family-wise false-positive rate, power and "
+        "negligible rate by simulation, and the null splits of real models",
+    )
     _common(p)
-    p.add_argument("--experiments", type=_at_least(1), default=None,
-                   help="simulated experiments per condition (default 2000; at least 2000 for the README figures)")
+    p.add_argument(
+        "--experiments",
+        type=_at_least(1),
+        default=None,
+        help="simulated experiments per condition (default 2000; at least 2000 for the README figures)",
+    )
     p.add_argument("--seed", type=_at_least(0), default=None, help="random seed of the simulation (default fixed)")
     p.add_argument("--out", default="build/artifacts/calibration.json", help="JSON output")
     p.set_defaults(func=cmd_calibrate)
-    p = sub.add_parser("makespan", help="simulated makespan of the profile's models on 1-256 workers, from the "
-                       "cache's recorded training times")
+    p = sub.add_parser(
+        "makespan",
+        help="simulated makespan of the profile's models on 1-256 workers, from the cache's recorded training times",
+    )
     _common(p)
     p.add_argument("--figure", default=None, help="also write the plot as a PNG to this path")
     p.set_defaults(func=cmd_makespan)
     p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
     _common(p)
-    p.add_argument("--file", default=None, help="pinned verdicts file (default: the experiment's pins_name beside "
-                   "the module that declares it, where its test file reads it; for the article, "
-                   "tests/pinned_verdicts.json under the project's root, the folder of pytest's ini file)")
+    p.add_argument(
+        "--file",
+        default=None,
+        help="pinned verdicts file (default: the experiment's pins_name beside "
+        "the module that declares it, where its test file reads it; for the article, "
+        "tests/pinned_verdicts.json under the project's root, the folder of pytest's ini file)",
+    )
     p.set_defaults(func=cmd_pin)
-    p = sub.add_parser("cache", help="the cache folder: list, verify, prune, a key for CI caches, and reproduce "
-                       "(retrain a sample from scratch and compare bit for bit)",
-                       description="The model and result cache (default: the user's cache folder).")
+    p = sub.add_parser(
+        "cache",
+        help="the cache folder: list, verify, prune, a key for CI caches, and reproduce "
+        "(retrain a sample from scratch and compare bit for bit)",
+        description="The model and result cache (default: the user's cache folder).",
+    )
     actions = p.add_subparsers(dest="action", required=True)
-    for name, helptext in (("list", "every model entry: size, status, versions, numerics"),
-                           ("verify", "check every entry's record, checksum and model SHA-256; exit 1 if any fails")):
+    for name, helptext in (
+        ("list", "every model entry: size, status, versions, numerics"),
+        ("verify", "check every entry's record, checksum and model SHA-256; exit 1 if any fails"),
+    ):
         q = actions.add_parser(name, help=helptext, description=helptext)
         q.add_argument("--cache-dir", default=None, help="cache folder (default: the user's; also $CNNCLAIMS_CACHE)")
         q.set_defaults(func=cmd_cache)
-    q = actions.add_parser("prune", help="remove model entries by age, name, other versions or damage",
-                           description="Remove the model entries every given criterion selects.")
+    q = actions.add_parser(
+        "prune",
+        help="remove model entries by age, name, other versions or damage",
+        description="Remove the model entries every given criterion selects.",
+    )
     q.add_argument("--cache-dir", default=None, help="cache folder (default: the user's; also $CNNCLAIMS_CACHE)")
     q.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="trained more than DAYS days ago")
     q.add_argument("--match", default=None, metavar="GLOB", help="entry names matching GLOB, e.g. 'dummy-*'")
-    q.add_argument("--other-versions", action="store_true",
-                   help="trained under other library versions or numerics than this environment's")
+    q.add_argument(
+        "--other-versions",
+        action="store_true",
+        help="trained under other library versions or numerics than this environment's",
+    )
     q.add_argument("--damaged", action="store_true", help="entries that fail verify")
     q.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     q.set_defaults(func=cmd_cache)
-    q = actions.add_parser("key", help="one hash of the profile's plan, for a CI system's cache step",
-                           description="Print a key that changes whenever any model of the plan would change.")
+    q = actions.add_parser(
+        "key",
+        help="one hash of the profile's plan, for a CI system's cache step",
+        description="Print a key that changes whenever any model of the plan would change.",
+    )
     _common(q)
     q.set_defaults(func=cmd_cache)
-    q = actions.add_parser("reproduce", help="retrain one model per group from scratch; exit 1 if any differs from "
-                           "the cache", description="Retrain a sample (the cheapest model of each group) into a "
-                           "temporary cache and compare it bit for bit with the cached one.")
+    q = actions.add_parser(
+        "reproduce",
+        help="retrain one model per group from scratch; exit 1 if any differs from the cache",
+        description="Retrain a sample (the cheapest model of each group) into a "
+        "temporary cache and compare it bit for bit with the cached one.",
+    )
     _common(q)
     q.add_argument("--groups", nargs="*", default=None, help="groups to sample (default: every group of the plan)")
     q.set_defaults(func=cmd_cache)
-    p = sub.add_parser("numerics", help="the numerics fingerprint, and the portability probe against the recorded "
-                       "digests (exit 1 if it differs)", description="Print the numerics fingerprint and run the "
-                       "portability probe (training and forward digests).")
-    p.add_argument("--numerics", default=None, choices=("portable", "native"),
-                   help="portable (default) or native (also $CNNCLAIMS_NUMERICS)")
-    p.add_argument("--settings", action="store_true",
-                   help="also run the probe under each candidate kernel setting in a fresh process")
+    p = sub.add_parser(
+        "numerics",
+        help="the numerics fingerprint, and the portability probe against the recorded digests (exit 1 if it differs)",
+        description="Print the numerics fingerprint and run the portability probe (training and forward digests).",
+    )
+    p.add_argument(
+        "--numerics",
+        default=None,
+        choices=("portable", "native"),
+        help="portable (default) or native (also $CNNCLAIMS_NUMERICS)",
+    )
+    p.add_argument(
+        "--settings",
+        action="store_true",
+        help="also run the probe under each candidate kernel setting in a fresh process",
+    )
     p.set_defaults(func=cmd_numerics)
     args = parser.parse_args(argv)
     try:

@@ -21,6 +21,7 @@ without holding every layer's full tensor at once. Models with several inputs ta
 ``feed``: a function from the images to ``{input name: array}`` (see
 ``cnnclaims.modelio``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ class _Walk:
     as layer ``name``'s node ``k`` of the ``parent`` graph; ``calls`` counts each layer's
     nodes in it, to name a shared layer's nodes."""
 
-    parent: "_Walk | None" = None
+    parent: _Walk | None = None
     name: str = ""
     k: int = 0
     calls: dict = field(default_factory=dict)
@@ -161,13 +162,15 @@ def _nested_inputs(layer, given, where: str) -> list:
     if isinstance(given, dict):
         missing = [n for n in names if n not in given]
         if missing:
-            raise ModelError(f"{where}: nested model {layer.name!r} is called with inputs {sorted(given)}, "
-                             f"not its own {names}")
+            raise ModelError(
+                f"{where}: nested model {layer.name!r} is called with inputs {sorted(given)}, not its own {names}"
+            )
         return [given[n] for n in names]
     tensors = flatten(given)
     if len(tensors) != len(names):
-        raise ModelError(f"{where}: nested model {layer.name!r} takes {len(names)} inputs {names} but is called "
-                         f"on {len(tensors)}")
+        raise ModelError(
+            f"{where}: nested model {layer.name!r} takes {len(names)} inputs {names} but is called on {len(tensors)}"
+        )
     return tensors
 
 
@@ -194,8 +197,10 @@ def _unknown_layer(name, valid, sliced) -> UnknownNameError:
     err = unknown("layer", name, valid)
     inside = inner_paths(name, sliced.outputs)
     if inside:  # the name of a layer that is there, under a path
-        return UnknownNameError(f"unknown layer {name!r}; the model has it as {', '.join(repr(p) for p in inside)} "
-                                f"(a layer inside a nested model is named by its path). {err}")
+        return UnknownNameError(
+            f"unknown layer {name!r}; the model has it as {', '.join(repr(p) for p in inside)} "
+            f"(a layer inside a nested model is named by its path). {err}"
+        )
     return err
 
 
@@ -235,9 +240,11 @@ def _slice(model, layers=None):
         if name not in valid:
             shared = [p for p in sliced.outputs if p.startswith(f"{name}@") or p.startswith(f"{name}:")]
             if shared:
-                raise ModelError(f"slice_model: layer {name!r} of model {model.name!r} has "
-                                 f"{'several nodes' if '@' in shared[0] else 'several outputs'}; ask for one: "
-                                 f"{', '.join(shared)}")
+                raise ModelError(
+                    f"slice_model: layer {name!r} of model {model.name!r} has "
+                    f"{'several nodes' if '@' in shared[0] else 'several outputs'}; ask for one: "
+                    f"{', '.join(shared)}"
+                )
             raise _unknown_layer(name, valid, sliced)
     names = [n for n in wanted if n not in inputs]
     inputs = sliced.inputs[0] if len(sliced.inputs) == 1 else sliced.inputs  # as the model takes them
@@ -263,7 +270,7 @@ def _image_shape(sliced, model, images, where: str) -> tuple:
         )
     given = tuple(np.shape(images))[-3:]
     given = given if len(given) == 3 else (None, None, None)
-    return tuple(g if d is None else int(d) for d, g in zip(shape[1:], given))
+    return tuple(g if d is None else int(d) for d, g in zip(shape[1:], given, strict=False))
 
 
 def _batches(sliced, names, inputs, x, batch_size, feed, input_names):
@@ -272,7 +279,7 @@ def _batches(sliced, names, inputs, x, batch_size, feed, input_names):
         fed = feed(xb) if feed is not None else None
         outs = sliced([np.asarray(fed[n]) for n in input_names] if fed is not None else xb, training=False)
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
-        batch = {name: np.asarray(o) for name, o in zip(names, outs)}
+        batch = {name: np.asarray(o) for name, o in zip(names, outs, strict=False)}
         for name in inputs:
             batch[name] = np.asarray(fed[name]) if fed is not None and name in fed else xb
         yield batch
@@ -286,17 +293,21 @@ def _stream(model, images, layers, batch_size, where: str, feed=None):
     input_names = walk.input_names
     if feed is None:
         if len(input_names) > 1:
-            raise ModelError(f"{where}: model {model.name!r} has {len(input_names)} inputs ({', '.join(input_names)}); "
-                             "pass feed=, a function from a batch of images to {input name: array} (the "
-                             "experiment's Experiment(feed=...))")
+            raise ModelError(
+                f"{where}: model {model.name!r} has {len(input_names)} inputs ({', '.join(input_names)}); "
+                "pass feed=, a function from a batch of images to {input name: array} (the "
+                "experiment's Experiment(feed=...))"
+            )
         x = model_input(images, where, single=True, shape=_image_shape(sliced, model, images, where))
     else:
         from .model_checks import check_feed
 
         shape = np.shape(images)
         if len(shape) not in (3, 4):
-            raise InputError(f"{where}: images got shape {shape}; expected a batch of images (n, height, width, "
-                             "channels) or one image (height, width, channels)")
+            raise InputError(
+                f"{where}: images got shape {shape}; expected a batch of images (n, height, width, "
+                "channels) or one image (height, width, channels)"
+            )
         x = model_input(images, where, single=True, shape=shape[-3:])
         check_feed(feed, x[:1], walk.inputs, input_names, where)
     all_inputs = input_paths(model) + [INPUT]

@@ -37,13 +37,14 @@ C10     correct / accuracy     frogs: per-image correctness; seeds: test accurac
 Primary (the article's headline claims): last-layer sparsity C3, zero concentration
 C5, the softmax peaking on the frog C8, bigger data better C10.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from . import metrics as m
-from .declaration import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric
 from .data import CIFAR10_CLASSES, load_cifar10
+from .declaration import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric
 from .model import build_model
 
 CLASSES = CIFAR10_CLASSES
@@ -120,10 +121,20 @@ def _correct(p, y):
 
 
 NO_MAX = "conv2d_6 is all zeros, so there is no maximum to scale by"
-C1_INPUT_CORR = Metric("c1_input_corr", ("input", "conv2d_1"), _c1_input_corr, "conv2d_1 map-input |r|",
-                       "a correlation needs variance: every conv2d_1 map, or the grey input, is constant")
-C1_REDUNDANCY = Metric("c1_redundancy", ("conv2d_1",), _c1_redundancy, "conv2d_1 map-map |r|",
-                       "fewer than two non-constant conv2d_1 maps, so no pair has a correlation")
+C1_INPUT_CORR = Metric(
+    "c1_input_corr",
+    ("input", "conv2d_1"),
+    _c1_input_corr,
+    "conv2d_1 map-input |r|",
+    "a correlation needs variance: every conv2d_1 map, or the grey input, is constant",
+)
+C1_REDUNDANCY = Metric(
+    "c1_redundancy",
+    ("conv2d_1",),
+    _c1_redundancy,
+    "conv2d_1 map-map |r|",
+    "fewer than two non-constant conv2d_1 maps, so no pair has a correlation",
+)
 C6_ZERO_FRACTION = Metric("c6_zero_fraction", ("conv2d_6",), _c6_zero_fraction, "conv2d_6 zero fraction")
 C6_HOYER = Metric("c6_hoyer", ("conv2d_6",), _c6_hoyer, "conv2d_6 Hoyer sparsity")
 C6_SCALED_MEAN = Metric("c6_scaled_mean", ("conv2d_6",), _c6_scaled_mean, "conv2d_6 mean / image max", NO_MAX)
@@ -133,8 +144,13 @@ C6_ENTROPY = Metric("c6_entropy", ("conv2d_6",), _c6_entropy, "conv2d_6 histogra
 INFO_GAIN = Metric("info_gain", ("input", "conv2d_6"), _info_gain, "information gain, input - conv2d_6 (bits)")
 KL_C6_INPUT = Metric("kl_c6_input", ("input", "conv2d_6"), _kl_c6_input, "KL(conv2d_6 || input) (bits)")
 INPUT_SKEW = Metric("input_skew", ("input",), _input_skew, "input pixel skewness")
-INPUT_ABS_SKEW = Metric("input_abs_skew", ("input",), _input_abs_skew, "|input pixel skewness|",
-                        "the input is constant, so its skewness is 0/0")
+INPUT_ABS_SKEW = Metric(
+    "input_abs_skew",
+    ("input",),
+    _input_abs_skew,
+    "|input pixel skewness|",
+    "the input is constant, so its skewness is 0/0",
+)
 INPUT_CENTRE = Metric("input_centre", ("input",), _input_centre, "median input pixel")
 INPUT_CENTRE_OFFSET = Metric("input_centre_offset", ("input",), _input_centre_offset, "|median input pixel - 0.4|")
 P_FROG = softmax_metric("p_frog", _p_frog, "softmax p(frog)")
@@ -142,66 +158,181 @@ SOFTMAX_ENTROPY = softmax_metric("softmax_entropy", _softmax_entropy, "softmax e
 CORRECT = softmax_metric("correct", _correct, "correct (per image)")
 
 CLAIMS = (
-    Claim("C1", "first-layer-processing",
-          "the benchmark's first-layer feature maps are more processed, less like the input",
-          C1_INPUT_CORR, "compare", "less", figure="Fig. 2-3", plot="feature_maps",
-          sesoi=0.02, sesoi_reason="mean |r| 0.02: about half the seed-to-seed SD, below what Figs. 2-3 could show"),
-    Claim("C2", "first-layer-redundancy",
-          "the dummy's first-layer feature maps are more redundant",
-          C1_REDUNDANCY, "compare", "less", figure="Fig. 2", plot="feature_maps",
-          sesoi=0.02, sesoi_reason="mean |r| 0.02: about half the seed-to-seed SD, below what Fig. 2 could show"),
-    Claim("C3", "last-layer-sparsity",
-          "the benchmark's last conv layer is sparser",
-          C6_ZERO_FRACTION, "compare", "greater", figure="Fig. 4-5", extras=(C6_HOYER,),
-          sesoi=0.02, sesoi_reason="two percentage points of exact zeros: the smallest change visible in Fig. 5's maps",
-          primary=True),
-    Claim("C4", "mostly-black",
-          "most of the benchmark's last-layer activations are zero (mostly black maps)",
-          C6_ZERO_FRACTION, "threshold", "greater", threshold=0.5, figure="Fig. 5",
-          sesoi=0.02, sesoi_reason="two percentage points around the 50% line: 'mostly' needs more than a coin flip"),
-    Claim("C5", "zero-concentration",
-          "the benchmark's last-layer values concentrate at zero",
-          C6_SCALED_MEAN, "compare", "less", figure="Fig. 6",
-          sesoi=0.01, sesoi_reason="one percent of the image's maximum activation: below Fig. 6's bin width",
-          primary=True),
-    Claim("C5b", "long-tail",
-          "the dummy's last-layer distribution has the longer tail",
-          C6_SCALED_P95, "compare", "less", figure="Fig. 6",
-          sesoi=0.02, sesoi_reason="two percent of the image's maximum at the 95th percentile: below Fig. 6's bin width"),
-    Claim("C6", "input-symmetric",
-          "the input frog's pixel distribution is roughly symmetric",
-          INPUT_ABS_SKEW, "threshold", "less", subject="input", threshold=0.5, figure="Fig. 7",
-          scopes=("probe", "images"), extras=(INPUT_SKEW,), plot="input",
-          sesoi=0.1, sesoi_reason="0.1 of skewness: well inside the 0.5 rule of thumb for 'roughly symmetric'"),
-    Claim("C6b", "input-centre",
-          "the input frog's pixels are centred near 0.4",
-          INPUT_CENTRE_OFFSET, "threshold", "less", subject="input", threshold=0.1, figure="Fig. 7",
-          scopes=("probe", "images"), extras=(INPUT_CENTRE,), plot="input",
-          sesoi=0.02, sesoi_reason="0.02 of pixel value (5 grey levels of 255): invisible in Fig. 7"),
-    Claim("C7", "information-gain",
-          "the last layer's activations carry an information gain over the input, larger for the benchmark",
-          INFO_GAIN, "compare", "greater", figure="text after Fig. 7",
-          extras=(C6_ENTROPY, INPUT_ENTROPY, KL_C6_INPUT), plot="entropy",
-          sesoi=0.05, sesoi_reason="0.05 bits: 1.5% of the input histogram's ~3.5 bits"),
-    Claim("C7b", "information-gain-positive",
-          "both models' last layers show an information gain over the input",
-          INFO_GAIN, "threshold", "greater", subject="both", threshold=0.0, figure="text after Fig. 7",
-          extras=(C6_ENTROPY, INPUT_ENTROPY), plot="entropy",
-          sesoi=0.05, sesoi_reason="0.05 bits: 1.5% of the input histogram's ~3.5 bits"),
-    Claim("C8", "benchmark-certainty",
-          "the benchmark's softmax peaks on frog, with higher p(frog) than the dummy",
-          P_FROG, "compare", "greater", figure="Fig. 8 left", extras=(SOFTMAX_ENTROPY,),
-          probe_checks=(("benchmark's argmax is frog", "a", "argmax", "eq", FROG),), plot="softmax",
-          sesoi=0.02, sesoi_reason="two points of softmax probability on the true class", primary=True),
-    Claim("C9", "dummy-confusion",
-          "the dummy is confused: its softmax is flatter (higher entropy) and misses the frog",
-          SOFTMAX_ENTROPY, "compare", "less", figure="Fig. 8 right", extras=(P_FROG,),
-          probe_checks=(("dummy's argmax is not frog", "b", "argmax", "ne", FROG),), plot="softmax",
-          sesoi=0.05, sesoi_reason="0.05 bits of softmax entropy: 1.5% of the 3.32-bit maximum"),
-    Claim("C10", "bigger-data-better",
-          "a bigger training set gives a better model (test accuracy)",
-          CORRECT, "compare", "greater", figure="conclusion", model_metric="test_accuracy", plot="accuracy",
-          sesoi=0.01, sesoi_reason="one point of test accuracy", primary=True),
+    Claim(
+        "C1",
+        "first-layer-processing",
+        "the benchmark's first-layer feature maps are more processed, less like the input",
+        C1_INPUT_CORR,
+        "compare",
+        "less",
+        figure="Fig. 2-3",
+        plot="feature_maps",
+        sesoi=0.02,
+        sesoi_reason="mean |r| 0.02: about half the seed-to-seed SD, below what Figs. 2-3 could show",
+    ),
+    Claim(
+        "C2",
+        "first-layer-redundancy",
+        "the dummy's first-layer feature maps are more redundant",
+        C1_REDUNDANCY,
+        "compare",
+        "less",
+        figure="Fig. 2",
+        plot="feature_maps",
+        sesoi=0.02,
+        sesoi_reason="mean |r| 0.02: about half the seed-to-seed SD, below what Fig. 2 could show",
+    ),
+    Claim(
+        "C3",
+        "last-layer-sparsity",
+        "the benchmark's last conv layer is sparser",
+        C6_ZERO_FRACTION,
+        "compare",
+        "greater",
+        figure="Fig. 4-5",
+        extras=(C6_HOYER,),
+        sesoi=0.02,
+        sesoi_reason="two percentage points of exact zeros: the smallest change visible in Fig. 5's maps",
+        primary=True,
+    ),
+    Claim(
+        "C4",
+        "mostly-black",
+        "most of the benchmark's last-layer activations are zero (mostly black maps)",
+        C6_ZERO_FRACTION,
+        "threshold",
+        "greater",
+        threshold=0.5,
+        figure="Fig. 5",
+        sesoi=0.02,
+        sesoi_reason="two percentage points around the 50% line: 'mostly' needs more than a coin flip",
+    ),
+    Claim(
+        "C5",
+        "zero-concentration",
+        "the benchmark's last-layer values concentrate at zero",
+        C6_SCALED_MEAN,
+        "compare",
+        "less",
+        figure="Fig. 6",
+        sesoi=0.01,
+        sesoi_reason="one percent of the image's maximum activation: below Fig. 6's bin width",
+        primary=True,
+    ),
+    Claim(
+        "C5b",
+        "long-tail",
+        "the dummy's last-layer distribution has the longer tail",
+        C6_SCALED_P95,
+        "compare",
+        "less",
+        figure="Fig. 6",
+        sesoi=0.02,
+        sesoi_reason="two percent of the image's maximum at the 95th percentile: below Fig. 6's bin width",
+    ),
+    Claim(
+        "C6",
+        "input-symmetric",
+        "the input frog's pixel distribution is roughly symmetric",
+        INPUT_ABS_SKEW,
+        "threshold",
+        "less",
+        subject="input",
+        threshold=0.5,
+        figure="Fig. 7",
+        scopes=("probe", "images"),
+        extras=(INPUT_SKEW,),
+        plot="input",
+        sesoi=0.1,
+        sesoi_reason="0.1 of skewness: well inside the 0.5 rule of thumb for 'roughly symmetric'",
+    ),
+    Claim(
+        "C6b",
+        "input-centre",
+        "the input frog's pixels are centred near 0.4",
+        INPUT_CENTRE_OFFSET,
+        "threshold",
+        "less",
+        subject="input",
+        threshold=0.1,
+        figure="Fig. 7",
+        scopes=("probe", "images"),
+        extras=(INPUT_CENTRE,),
+        plot="input",
+        sesoi=0.02,
+        sesoi_reason="0.02 of pixel value (5 grey levels of 255): invisible in Fig. 7",
+    ),
+    Claim(
+        "C7",
+        "information-gain",
+        "the last layer's activations carry an information gain over the input, larger for the benchmark",
+        INFO_GAIN,
+        "compare",
+        "greater",
+        figure="text after Fig. 7",
+        extras=(C6_ENTROPY, INPUT_ENTROPY, KL_C6_INPUT),
+        plot="entropy",
+        sesoi=0.05,
+        sesoi_reason="0.05 bits: 1.5% of the input histogram's ~3.5 bits",
+    ),
+    Claim(
+        "C7b",
+        "information-gain-positive",
+        "both models' last layers show an information gain over the input",
+        INFO_GAIN,
+        "threshold",
+        "greater",
+        subject="both",
+        threshold=0.0,
+        figure="text after Fig. 7",
+        extras=(C6_ENTROPY, INPUT_ENTROPY),
+        plot="entropy",
+        sesoi=0.05,
+        sesoi_reason="0.05 bits: 1.5% of the input histogram's ~3.5 bits",
+    ),
+    Claim(
+        "C8",
+        "benchmark-certainty",
+        "the benchmark's softmax peaks on frog, with higher p(frog) than the dummy",
+        P_FROG,
+        "compare",
+        "greater",
+        figure="Fig. 8 left",
+        extras=(SOFTMAX_ENTROPY,),
+        probe_checks=(("benchmark's argmax is frog", "a", "argmax", "eq", FROG),),
+        plot="softmax",
+        sesoi=0.02,
+        sesoi_reason="two points of softmax probability on the true class",
+        primary=True,
+    ),
+    Claim(
+        "C9",
+        "dummy-confusion",
+        "the dummy is confused: its softmax is flatter (higher entropy) and misses the frog",
+        SOFTMAX_ENTROPY,
+        "compare",
+        "less",
+        figure="Fig. 8 right",
+        extras=(P_FROG,),
+        probe_checks=(("dummy's argmax is not frog", "b", "argmax", "ne", FROG),),
+        plot="softmax",
+        sesoi=0.05,
+        sesoi_reason="0.05 bits of softmax entropy: 1.5% of the 3.32-bit maximum",
+    ),
+    Claim(
+        "C10",
+        "bigger-data-better",
+        "a bigger training set gives a better model (test accuracy)",
+        CORRECT,
+        "compare",
+        "greater",
+        figure="conclusion",
+        model_metric="test_accuracy",
+        plot="accuracy",
+        sesoi=0.01,
+        sesoi_reason="one point of test accuracy",
+        primary=True,
+    ),
 )
 
 PROFILES = {
@@ -213,11 +344,25 @@ PROFILES = {
     # 10,000 and 50,000 points are the dummy's and benchmark's seeds 0-3 (cached). Four,
     # not eight: the 16 new models add about 15 minutes to a cold 2-core run (measured,
     # README), eight would add 30 and overrun CI's 90 minutes.
-    "article": Profile("article", {"benchmark": 50_000, "dummy": 10_000}, max_epochs=30, patience=3, n_seeds=8,
-                       sizes=(1_000, 2_500, 5_000, 10_000, 25_000, 50_000), size_seeds=4),
+    "article": Profile(
+        "article",
+        {"benchmark": 50_000, "dummy": 10_000},
+        max_epochs=30,
+        patience=3,
+        n_seeds=8,
+        sizes=(1_000, 2_500, 5_000, 10_000, 25_000, 50_000),
+        size_seeds=4,
+    ),
     # Fast loops: same code, a few thousand vs about a thousand images, two epochs.
-    "smoke": Profile("smoke", {"benchmark": 4_000, "dummy": 1_000}, max_epochs=2, patience=1, n_seeds=3,
-                     sizes=(250, 500, 1_000), size_seeds=3),
+    "smoke": Profile(
+        "smoke",
+        {"benchmark": 4_000, "dummy": 1_000},
+        max_epochs=2,
+        patience=1,
+        n_seeds=3,
+        sizes=(250, 500, 1_000),
+        size_seeds=3,
+    ),
 }
 
 # Which of the article's figures support which claims (for the report).
@@ -253,11 +398,15 @@ def article_figures(run, folder, progress=print) -> dict:
         "fig5-conv2d_6-benchmark": plots.feature_map_grid(ab["conv2d_6"][0], f"Fig. 5: conv2d_6, benchmark\n{pos}"),
         "fig6-last-layer-distributions": plots.value_histograms(
             {"benchmark": m.scale_unit(ab["conv2d_6"]), "dummy": m.scale_unit(ad["conv2d_6"])},
-            f"Fig. 6: conv2d_6 values / image max, {pos}", "scaled activation"),
+            f"Fig. 6: conv2d_6 values / image max, {pos}",
+            "scaled activation",
+        ),
         "fig7-probe-pixel-distribution": plots.value_histograms(
-            {"probe frog": ab["input"][0]}, f"Fig. 7: pixel distribution of the {pos}", "pixel value (/255)"),
-        "fig8-softmax": plots.softmax_bars({"benchmark": ab["dense_2"][0], "dummy": ad["dense_2"][0]},
-                                           CLASSES, FROG, f"Fig. 8: softmax on the {pos}"),
+            {"probe frog": ab["input"][0]}, f"Fig. 7: pixel distribution of the {pos}", "pixel value (/255)"
+        ),
+        "fig8-softmax": plots.softmax_bars(
+            {"benchmark": ab["dense_2"][0], "dummy": ad["dense_2"][0]}, CLASSES, FROG, f"Fig. 8: softmax on the {pos}"
+        ),
     }
     out = {}
     for name, fig in figs.items():
@@ -282,7 +431,6 @@ ARTICLE = Experiment(
     version=2,  # the statistics' code version (was evidence.METRICS_VERSION)
     figures=article_figures,
 )
-
 
 
 # The article's tests, for an installed package without a checkout:

@@ -3,6 +3,7 @@
 Nothing in the cache is trusted blindly: readers validate what they load and a
 corrupt entry is reported, removed and rebuilt by its owner.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,11 +73,11 @@ def atomic_path(path: Path):
         # A file where a folder must be (e.g. the cache's verdicts/): one clear error,
         # not a traceback per test and a recomputation each time. Still an OSError, so
         # callers with a fallback folder (the pins' .obtained) keep it.
-        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()),
-                       path.parent)
-        raise FolderBlockedError(f"{blocker} is a file where cnnclaims needs a folder for {path.name}; remove or "
-                                 "rename that file, or choose another folder (for the cache: --cache-dir PATH)"
-                                 ) from None
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise FolderBlockedError(
+            f"{blocker} is a file where cnnclaims needs a folder for {path.name}; remove or "
+            "rename that file, or choose another folder (for the cache: --cache-dir PATH)"
+        ) from None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix="".join(path.suffixes))
     # mkstemp makes a private file (0600). Nothing in the cache is secret, and a cache
     # is shared as a whole (copied for, or mounted read-only by, another user or CI job):
@@ -131,13 +132,16 @@ def _store(path: Path, write, nbytes: int) -> bool:
         return True
     except OSError as exc:
         if is_no_space(exc):
-            raise CacheWriteError(f"no space left to write {path} ({nbytes / 1e6:.1f} MB; "
-                                  f"{free_text(path)})", path, no_space=True) from exc
+            raise CacheWriteError(
+                f"no space left to write {path} ({nbytes / 1e6:.1f} MB; {free_text(path)})", path, no_space=True
+            ) from exc
         if exc.errno not in READ_ONLY_ERRNOS:
             raise
         if not _UNSTORED:
-            notice(f"cnnclaims: cannot store {path} ({exc.strerror}): this run uses what it computes without "
-                   "storing it, here and wherever else the cache cannot be written (said once)")
+            notice(
+                f"cnnclaims: cannot store {path} ({exc.strerror}): this run uses what it computes without "
+                "storing it, here and wherever else the cache cannot be written (said once)"
+            )
         _UNSTORED.append(path)
         return False
 
@@ -148,9 +152,12 @@ _UNSTORED: list = []  # cache files this process computed but could not store
 def is_no_space(exc: BaseException) -> bool:
     """Whether ``exc`` or anything it was raised from is a full disk (or quota): an
     OSError's errno, or the text h5py and a training worker's traceback carry."""
-    return any((isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS)
-               or (isinstance(e, CacheWriteError) and e.no_space)
-               or any(t in str(e) for t in _NO_SPACE_TEXT) for e in _chain(exc))
+    return any(
+        (isinstance(e, OSError) and e.errno in NO_SPACE_ERRNOS)
+        or (isinstance(e, CacheWriteError) and e.no_space)
+        or any(t in str(e) for t in _NO_SPACE_TEXT)
+        for e in _chain(exc)
+    )
 
 
 def _chain(exc: BaseException) -> list:
@@ -164,7 +171,7 @@ def _chain(exc: BaseException) -> list:
 
 
 def free_text(path) -> str:
-    """"N MB free on its disk", for the nearest existing folder of ``path``."""
+    """ "N MB free on its disk", for the nearest existing folder of ``path``."""
     p = Path(path).absolute()
     while not p.exists() and p != p.parent:
         p = p.parent
@@ -183,6 +190,7 @@ def read_json(path: Path) -> dict:
 
 def write_npz(path: Path, **arrays) -> bool:
     """Returns whether the file was stored (see ``_store``)."""
+
     def write(tmp):
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -206,9 +214,8 @@ def read_npz(path: Path, expected: dict) -> dict:
             raise CacheError(f"cache file {path} lacks array {name!r}")
         arr = out[name]
         dtype_ok = arr.dtype.kind == "U" if dtype is np.str_ else arr.dtype == np.dtype(dtype)
-        if not dtype_ok or arr.ndim != len(shape) or any(
-            s is not None and s != a for s, a in zip(shape, arr.shape)
-        ):
+        wrong_axis = any(s is not None and s != a for s, a in zip(shape, arr.shape, strict=False))
+        if not dtype_ok or arr.ndim != len(shape) or wrong_axis:
             raise CacheError(
                 f"cache file {path}: array {name!r} is {arr.dtype}{arr.shape}, expected {np.dtype(dtype)}{shape}"
             )
@@ -294,8 +301,9 @@ def file_lock(path: Path, wait: bool = True):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def check_folder(path, option: str = "--cache-dir", env: str | None = ENV_CACHE, what: str = "cache folder",
-                 must_write: bool = False) -> Path:
+def check_folder(
+    path, option: str = "--cache-dir", env: str | None = ENV_CACHE, what: str = "cache folder", must_write: bool = False
+) -> Path:
     """``path`` as an absolute path, or CacheWriteError naming it and ``option`` when it
     cannot be the folder a run writes in: a file (or a broken link) is in its way, or it
     does not exist and cannot be created (its nearest existing folder is read-only or
@@ -310,8 +318,9 @@ def check_folder(path, option: str = "--cache-dir", env: str | None = ENV_CACHE,
     if not p.is_dir():
         kind = "a broken link" if p.is_symlink() and not p.exists() else "a file"
         where = "" if p == path else f" in the way of {path}"
-        raise CacheWriteError(f"the {what} {path} cannot be created: {p} is {kind}, not a folder{where}; "
-                              f"remove it or {hint}", p)
+        raise CacheWriteError(
+            f"the {what} {path} cannot be created: {p} is {kind}, not a folder{where}; remove it or {hint}", p
+        )
     if (p != path or must_write) and not os.access(p, os.W_OK | os.X_OK):
         why = "on a read-only file system" if _read_only_fs(p) else "not writable by this user"
         verb = "cannot be created" if p != path else "cannot be written"
@@ -345,7 +354,9 @@ def require_writable(folder, root, n_models: int) -> None:
         raise CacheWriteError(
             f"the cache folder {root} cannot be written ({exc.strerror}: {exc.filename or folder}); it serves "
             f"the models it holds, but {n_models} model(s) of this run are not cached and must be trained and "
-            f"stored there: make it writable or {CACHE_HINT}", exc.filename or folder) from exc
+            f"stored there: make it writable or {CACHE_HINT}",
+            exc.filename or folder,
+        ) from exc
     need = n_models * entry_bytes(root)
     free = shutil.disk_usage(folder).free
     if free < need:
@@ -365,8 +376,9 @@ def entry_bytes(root) -> int:
     return max(sizes, default=MODEL_ENTRY_BYTES)
 
 
-def space_error(root, path, n_models: int, data_bytes: int | None = None,
-                need_models_only: bool = False) -> CacheWriteError:
+def space_error(
+    root, path, n_models: int, data_bytes: int | None = None, need_models_only: bool = False
+) -> CacheWriteError:
     """The one error for a full disk under the cache folder ``root``: where, how much
     is free, and what a run of ``n_models`` models stores there (measured sizes)."""
     root = Path(root)
@@ -374,16 +386,23 @@ def space_error(root, path, n_models: int, data_bytes: int | None = None,
     models = n_models * per_model
     data = DATA_BYTES if data_bytes is None else data_bytes
     if need_models_only:
-        what = f"the {n_models} model(s) this run must train need about {models / 1e6:.0f} MB there " \
-               f"({n_models} x {per_model / 1e6:.1f} MB)"
+        what = (
+            f"the {n_models} model(s) this run must train need about {models / 1e6:.0f} MB there "
+            f"({n_models} x {per_model / 1e6:.1f} MB)"
+        )
     else:
         total = data + models + RESULTS_BYTES
-        what = (f"a run of this plan stores about {total / 1e6:.0f} MB there (decoded data {data / 1e6:.0f} MB, "
-                f"{n_models} models x {per_model / 1e6:.1f} MB, results {RESULTS_BYTES / 1e6:.0f} MB)")
+        what = (
+            f"a run of this plan stores about {total / 1e6:.0f} MB there (decoded data {data / 1e6:.0f} MB, "
+            f"{n_models} models x {per_model / 1e6:.1f} MB, results {RESULTS_BYTES / 1e6:.0f} MB)"
+        )
     writing = f"; writing {path}" if Path(path) != root else ""
     err = CacheWriteError(
         f"no space left in the cache folder {root} ({free_text(root)}{writing}): {what}; make room there or "
-        f"pass --cache-dir PATH (or set ${ENV_CACHE}) to a folder on a disk with room", path, no_space=True)
+        f"pass --cache-dir PATH (or set ${ENV_CACHE}) to a folder on a disk with room",
+        path,
+        no_space=True,
+    )
     err.sized = True  # says what the run needs: write_failure passes it on as it is
     return err
 
@@ -398,8 +417,11 @@ def write_failure(exc: BaseException, root, n_models: int | None = None, data_by
         own = next((e for e in _chain(exc) if isinstance(e, CacheWriteError) and e.no_space), None)
         if own is not None and (n_models is None or getattr(own, "sized", False)):
             return own
-        path = own.path if own is not None else next(
-            (e.filename for e in _chain(exc) if isinstance(e, OSError) and e.filename), root)
+        path = (
+            own.path
+            if own is not None
+            else next((e.filename for e in _chain(exc) if isinstance(e, OSError) and e.filename), root)
+        )
         return space_error(root, path, n_models or 0, data_bytes)
     for e in _chain(exc):
         if isinstance(e, CacheWriteError):
@@ -409,7 +431,9 @@ def write_failure(exc: BaseException, root, n_models: int | None = None, data_by
             if p == root or root in p.parents:
                 return CacheWriteError(
                     f"the cache folder {root} cannot be written ({e.strerror}: {p}); a read-only cache serves "
-                    f"what it holds, but this run must write there: make it writable or {CACHE_HINT}", p)
+                    f"what it holds, but this run must write there: make it writable or {CACHE_HINT}",
+                    p,
+                )
     return None
 
 
@@ -432,6 +456,7 @@ def to_jsonable(obj, keep_nan: bool = False):
 
 # --- the result store: verdicts, null splits, calibrations ------------------------
 
+
 class ResultStore:
     """Computed results (JSON-able dicts) stored under ``root/<kind>/<label>-<digest>.json``.
 
@@ -447,8 +472,9 @@ class ResultStore:
         import scipy
         import statsmodels
 
-        return stable_hash({**key, "code": self.code,
-                            "versions": [np.__version__, scipy.__version__, statsmodels.__version__]})[:20]
+        return stable_hash(
+            {**key, "code": self.code, "versions": [np.__version__, scipy.__version__, statsmodels.__version__]}
+        )[:20]
 
     def get(self, kind: str, label: str, key: dict, compute) -> dict:
         """The stored result of ``key``, else ``compute()`` (a JSON-able dict), stored.

@@ -20,6 +20,7 @@ the same pipeline on each. Splits share models, so they are dependent: the obser
 rate is an estimate whose Clopper-Pearson CI is nominal (it assumes independence)
 and too narrow.
 """
+
 from __future__ import annotations
 
 import time
@@ -61,7 +62,9 @@ def _direction(claim) -> float:
 
 def condition_means(claims, base: np.ndarray, sd: np.ndarray, condition: str) -> tuple[np.ndarray, np.ndarray]:
     """(benchmark means, dummy means), each (k,), of one simulated condition."""
-    mu_d = np.array([c.threshold if c.kind == "threshold" else b for c, b in zip(claims, base)], dtype=np.float64)
+    mu_d = np.array(
+        [c.threshold if c.kind == "threshold" else b for c, b in zip(claims, base, strict=False)], dtype=np.float64
+    )
     if condition == "null":
         shift = np.zeros(len(claims))
     elif condition == "sesoi":
@@ -80,8 +83,18 @@ def condition_means(claims, base: np.ndarray, sd: np.ndarray, condition: str) ->
     return mu_b, mu_d
 
 
-def simulate(claims, n: int, cov: np.ndarray, mu_b: np.ndarray, mu_d: np.ndarray, n_experiments: int,
-             rng: np.random.Generator, adjust=st.holm, progress=None, label: str = "") -> list[dict]:
+def simulate(
+    claims,
+    n: int,
+    cov: np.ndarray,
+    mu_b: np.ndarray,
+    mu_d: np.ndarray,
+    n_experiments: int,
+    rng: np.random.Generator,
+    adjust=st.holm,
+    progress=None,
+    label: str = "",
+) -> list[dict]:
     """Run ``n_experiments`` simulated seeds-scope experiments; each gives
     ``{claim id: verdict label}``."""
     out = []
@@ -94,8 +107,10 @@ def simulate(claims, n: int, cov: np.ndarray, mu_b: np.ndarray, mu_d: np.ndarray
         out.append({v.claim: v.verdict for v in evaluate_numbers(claims, numbers, "simulated", adjust, plan=False)})
         if progress and (i + 1) % every == 0:
             el = time.perf_counter() - t0
-            progress(f"cnnclaims calibrate: condition {label}: {i + 1}/{n_experiments} experiments, {el:.0f}s "
-                     f"elapsed, about {el / (i + 1) * (n_experiments - i - 1):.0f}s to go in this condition")
+            progress(
+                f"cnnclaims calibrate: condition {label}: {i + 1}/{n_experiments} experiments, {el:.0f}s "
+                f"elapsed, about {el / (i + 1) * (n_experiments - i - 1):.0f}s to go in this condition"
+            )
     return out
 
 
@@ -118,8 +133,9 @@ def summarise(claims, runs: dict) -> dict:
         k = sum(any(r[c.id] in FALSE_POSITIVES for c in claims) for r in null)
         out["fwer"]["all"] = _rate(k, len(null))
     for cond, rs in runs.items():
-        out["rates"][cond] = {c.id: {lab: sum(r[c.id] == lab for r in rs) / len(rs) for lab in set(r[c.id] for r in rs)}
-                              for c in claims}
+        out["rates"][cond] = {
+            c.id: {lab: sum(r[c.id] == lab for r in rs) / len(rs) for lab in set(r[c.id] for r in rs)} for c in claims
+        }
     if "sesoi" in runs:
         rs = runs["sesoi"]
         out["negligible_at_sesoi"] = {c.id: _rate(sum(r[c.id] == NEGLIGIBLE for r in rs), len(rs)) for c in claims}
@@ -131,8 +147,17 @@ def summarise(claims, runs: dict) -> dict:
     return out
 
 
-def calibrate(claims, n: int, cov: np.ndarray, base: np.ndarray, n_experiments: int = DEFAULT_EXPERIMENTS,
-              conditions=CONDITIONS, seed: int = DEFAULT_SEED, adjust=st.holm, progress=None) -> dict:
+def calibrate(
+    claims,
+    n: int,
+    cov: np.ndarray,
+    base: np.ndarray,
+    n_experiments: int = DEFAULT_EXPERIMENTS,
+    conditions=CONDITIONS,
+    seed: int = DEFAULT_SEED,
+    adjust=st.holm,
+    progress=None,
+) -> dict:
     """Simulate the seeds design; see the module docstring. ``claims``: the seeds-scope
     claims; ``n``: models per condition; ``cov``: (k, k) covariance of one model's
     numbers; ``base``: (k,) the dummy condition's means."""
@@ -144,10 +169,17 @@ def calibrate(claims, n: int, cov: np.ndarray, base: np.ndarray, n_experiments: 
     for cond in conditions:
         mu_b, mu_d = condition_means(claims, np.asarray(base, dtype=np.float64), sd, cond)
         runs[cond] = simulate(claims, n, cov, mu_b, mu_d, n_experiments, rng, adjust, progress, cond)
-    return {"n_per_condition": n, "n_experiments": n_experiments, "seed": seed, "alpha": claims[0].alpha,
-            "claims": [c.id for c in claims], "tiers": {c.id: c.tier for c in claims}, "sd": sd.tolist(),
-            "correlation": (cov / np.outer(sd, sd)).tolist() if np.all(sd > 0) else None,
-            **summarise(claims, runs)}
+    return {
+        "n_per_condition": n,
+        "n_experiments": n_experiments,
+        "seed": seed,
+        "alpha": claims[0].alpha,
+        "claims": [c.id for c in claims],
+        "tiers": {c.id: c.tier for c in claims},
+        "sd": sd.tolist(),
+        "correlation": (cov / np.outer(sd, sd)).tolist() if np.all(sd > 0) else None,
+        **summarise(claims, runs),
+    }
 
 
 def fwer_exceeds_alpha(result: dict) -> list[str]:
@@ -184,8 +216,15 @@ def null_splits(models, claims, max_splits: int = 1000, seed: int = DEFAULT_SEED
         b = [i for i in range(m) if i not in a]
         numbers = {c.id: claim_numbers(c, x[list(a), j], x[b, j]) for j, c in enumerate(claims)}
         runs.append({v.claim: v.verdict for v in evaluate_numbers(claims, numbers, "null split", plan=False)})
-    out = {"models": m, "group_size": half, "splits": len(splits), "possible_splits": total,
-           "dependent": True, "family": {}, "per_claim": {}}
+    out = {
+        "models": m,
+        "group_size": half,
+        "splits": len(splits),
+        "possible_splits": total,
+        "dependent": True,
+        "family": {},
+        "per_claim": {},
+    }
     for tier, members in families(claims, "seeds"):
         ids = [c.id for c in members]
         out["family"][tier] = _rate(sum(any(r[i] in FALSE_POSITIVES for i in ids) for r in runs), len(runs))
@@ -197,18 +236,31 @@ def null_splits(models, claims, max_splits: int = 1000, seed: int = DEFAULT_SEED
 
 def format_calibration(res: dict) -> str:
     """The calibration's figures as text (the command prints this)."""
-    lines = [f"seeds design: N = {res['n_per_condition']} models per condition, {res['n_experiments']} simulated "
-             f"experiments per condition, alpha = {res['alpha']}, Holm within each family"]
+    lines = [
+        f"seeds design: N = {res['n_per_condition']} models per condition, {res['n_experiments']} simulated "
+        f"experiments per condition, alpha = {res['alpha']}, Holm within each family"
+    ]
     for tier, r in res["fwer"].items():
-        note = " (both families together: each is controlled at alpha, so this may reach 2 x alpha)" if tier == "all" else ""
-        lines.append(f"family-wise false-positive rate ({tier}): {r['rate']:.4f} "
-                     f"({r['count']}/{r['n']}, Clopper-Pearson 95% CI [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]){note}")
+        note = (
+            " (both families together: each is controlled at alpha, so this may reach 2 x alpha)"
+            if tier == "all"
+            else ""
+        )
+        lines.append(
+            f"family-wise false-positive rate ({tier}): {r['rate']:.4f} "
+            f"({r['count']}/{r['n']}, Clopper-Pearson 95% CI [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]){note}"
+        )
     if res.get("negligible_at_sesoi"):
         r = res["negligible_at_sesoi"]["any"]
-        lines.append(f"negligible under a true SESOI-sized effect (any claim): {r['rate']:.4f} "
-                     f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]")
-    head = ["claim", "tier", "SD"] + [f"power {c}" for c in ("1sd", "2sd", "3sd") if c in res["power"]] + [
-        "negligible at SESOI"]
+        lines.append(
+            f"negligible under a true SESOI-sized effect (any claim): {r['rate']:.4f} "
+            f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
+        )
+    head = (
+        ["claim", "tier", "SD"]
+        + [f"power {c}" for c in ("1sd", "2sd", "3sd") if c in res["power"]]
+        + ["negligible at SESOI"]
+    )
     rows = []
     for j, cid in enumerate(res["claims"]):
         row = [cid, res["tiers"][cid], f"{res['sd'][j]:.3g}"]
@@ -217,23 +269,27 @@ def format_calibration(res: dict) -> str:
         row.append(f"{neg['rate']:.3f}" if neg else "n/a")
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines += [fmt.format(*head)] + [fmt.format(*r) for r in rows]
     return "\n".join(lines)
 
 
 def format_null_splits(res: dict) -> str:
-    fam = "; ".join(f"{tier} {r['count']}/{r['n']} = {r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
-                    for tier, r in res["family"].items())
+    fam = "; ".join(
+        f"{tier} {r['count']}/{r['n']} = {r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+        for tier, r in res["family"].items()
+    )
     v = res["verdicts"]
-    return (f"null splits: {res['splits']} of {res['possible_splits']} balanced splits of {res['models']} same-size "
-            f"models into {res['group_size']} vs {res['models'] - res['group_size']}; splits with a false positive per "
-            f"family: {fam}; false-positive verdicts {v['count']}/{v['n']} = {v['rate']:.4f} "
-            f"[{v['ci'][0]:.4f}, {v['ci'][1]:.4f}] (splits share models: dependent, CIs nominal)")
-
+    return (
+        f"null splits: {res['splits']} of {res['possible_splits']} balanced splits of {res['models']} same-size "
+        f"models into {res['group_size']} vs {res['models'] - res['group_size']}; splits with a false positive per "
+        f"family: {fam}; false-positive verdicts {v['count']}/{v['n']} = {v['rate']:.4f} "
+        f"[{v['ci'][0]:.4f}, {v['ci'][1]:.4f}] (splits share models: dependent, CIs nominal)"
+    )
 
 
 # --- a run's calibration (``run.Run.calibration`` and ``run.Run.null_splits``) -----------
+
 
 def same_size_models(run) -> list:
     """Evidence of every model of b's recipe in ``run`` (a ``cnnclaims.run.Run``): the
@@ -247,10 +303,17 @@ def run_null_splits(run) -> dict | None:
     models = same_size_models(run)
     if len(models) < 4:
         return None
-    key = {"models": [m.key for m in models], "images": run.probe_indices.tolist(),
-           "claims": claims_key(run.experiment)}
-    return run.results.get("null-splits", "seeds", key,
-                           lambda: null_splits(models, run.experiment.claims_for("seeds", directional_only=True)))
+    key = {
+        "models": [m.key for m in models],
+        "images": run.probe_indices.tolist(),
+        "claims": claims_key(run.experiment),
+    }
+    return run.results.get(
+        "null-splits",
+        "seeds",
+        key,
+        lambda: null_splits(models, run.experiment.claims_for("seeds", directional_only=True)),
+    )
 
 
 def seeds_covariance(run) -> tuple:
@@ -269,8 +332,17 @@ def run_calibration(run, n_experiments: int | None = None, seed: int | None = No
     seed = DEFAULT_SEED if seed is None else seed
     claims, cov, base = seeds_covariance(run)
     n = run.profile.n_seeds
-    key = {"models": [m.key for g in (run.a, run.b) for m in run.evidence.groups[g]], "n": n,
-           "experiments": n_experiments, "seed": seed, "images": run.probe_indices.tolist(),
-           "claims": claims_key(run.experiment)}
-    return run.results.get("calibration", f"n{n}", key, lambda: calibrate(
-        claims, n, cov, base, n_experiments, seed=seed, progress=progress or run.progress))
+    key = {
+        "models": [m.key for g in (run.a, run.b) for m in run.evidence.groups[g]],
+        "n": n,
+        "experiments": n_experiments,
+        "seed": seed,
+        "images": run.probe_indices.tolist(),
+        "claims": claims_key(run.experiment),
+    }
+    return run.results.get(
+        "calibration",
+        f"n{n}",
+        key,
+        lambda: calibrate(claims, n, cov, base, n_experiments, seed=seed, progress=progress or run.progress),
+    )

@@ -4,6 +4,7 @@ and a threshold claim's subject.
 Claims themselves are declared with ``cnnclaims.declaration.Claim`` (the article's in
 ``cnnclaims.article``); these functions are the same for every experiment.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ builds models that silently never train (see ../shared/design/tf-keras-versions.
 - TF >= 2.16: ``import keras`` is Keras 3, unless ``TF_USE_LEGACY_KERAS=1`` and
   ``tf-keras`` is installed, in which case ``tf.keras`` is Keras 2 (``tf_keras``).
 """
+
 from __future__ import annotations
 
 import os
@@ -223,8 +224,10 @@ def check_numerics() -> None:
     ones this process started TensorFlow with (changed after import)."""
     now = numerics.user_settings()
     if now != NUMERICS["settings"]:
-        raise RuntimeError(f"the kernel settings changed after TensorFlow started ({NUMERICS['settings']} -> {now}); "
-                           "set them before starting Python, or leave them to cnnclaims (--numerics)")
+        raise RuntimeError(
+            f"the kernel settings changed after TensorFlow started ({NUMERICS['settings']} -> {now}); "
+            "set them before starting Python, or leave them to cnnclaims (--numerics)"
+        )
 
 
 def _major_minor(v: str) -> str:
@@ -272,18 +275,19 @@ def run_graph(model, inputs: list, call) -> list:
     or by walking a nested model's graph in turn). Returns the model's outputs as a
     flat list. ``model`` must be a functional model (``is_graph_model``)."""
     if KERAS3:
+
         def operation_fn(op):
             return lambda *args, **kwargs: call(op, args, kwargs)
 
         return tf.nest.flatten(model._run_through_graph(list(inputs), operation_fn=operation_fn))
-    tensors = {str(id(x)): y for x, y in zip(model.inputs, inputs)}
+    tensors = {str(id(x)): y for x, y in zip(model.inputs, inputs, strict=False)}
     for depth in sorted(model._nodes_by_depth, reverse=True):
         for node in model._nodes_by_depth[depth]:
             if node.is_input or any(t not in tensors for t in node.flat_input_ids):
                 continue
             args, kwargs = node.map_arguments(_Reuse(tensors))
             outputs = call(node.layer, args, kwargs)
-            for key, y in zip(node.flat_output_ids, tf.nest.flatten(outputs)):
+            for key, y in zip(node.flat_output_ids, tf.nest.flatten(outputs), strict=False):
                 tensors[key] = y
     return [tensors[str(id(x))] for x in model.outputs]
 

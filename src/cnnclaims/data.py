@@ -13,6 +13,7 @@ trained models is the data's *content* fingerprint, a SHA-256 of the decoded arr
 stored beside them: a copy of the same images with new mtimes (a re-mounted or
 re-copied folder) is decoded again, but reuses every trained model.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,16 @@ from .inputs import class_labels
 from .options import ENV_DATA
 
 CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 CLASSES = CIFAR10_CLASSES  # folder names and label order of the CIFAR-10 loader
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -121,8 +130,10 @@ def dataset(x_train, y_train, x_test, y_test, source: str = "arrays", n_classes:
             raise DataError(str(exc)) from None
         arrays += [x, class_labels(y, len(x), where, error=DataError, n_classes=n_classes).astype(np.int64)]
     if arrays[0].shape[1:] != arrays[2].shape[1:]:
-        raise DataError(f"{source}: train images are {arrays[0].shape[1:]}, test images {arrays[2].shape[1:]}; "
-                        "both splits need the same image shape")
+        raise DataError(
+            f"{source}: train images are {arrays[0].shape[1:]}, test images {arrays[2].shape[1:]}; "
+            "both splits need the same image shape"
+        )
     x_train, y_train, x_test, y_test = arrays
     return Dataset(x_train, y_train, x_test, y_test, source=source, fingerprint=content_fingerprint(*arrays))
 
@@ -156,8 +167,14 @@ def load_dataset(experiment, path=None, cache_dir=None, progress=print) -> Datas
     """The experiment's data: ``call_loader(experiment.load_data, ...)`` with ``path``
     (--data), ``cache_dir`` and ``progress``, checked against the declaration
     (``check_dataset``). Raises DataError as ``call_loader`` and ``check_dataset``."""
-    data = call_loader(experiment.load_data, experiment.name, n_classes=len(experiment.classes), path=path,
-                       cache_dir=cache_dir, progress=progress)
+    data = call_loader(
+        experiment.load_data,
+        experiment.name,
+        n_classes=len(experiment.classes),
+        path=path,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
     return check_dataset(data, experiment)
 
 
@@ -178,17 +195,23 @@ def check_dataset(data: Dataset, experiment) -> Dataset:
                 fix = "they look channels-first: return x.transpose(0, 2, 3, 1)"
             else:
                 fix = f"declare Experiment(input_shape={got}) if that is the images' shape"
-            raise DataContractError(f"{where} holds images of shape {got}, but the experiment declares "
-                                    f"input_shape {shape} (height, width, channels); {fix}")
+            raise DataContractError(
+                f"{where} holds images of shape {got}, but the experiment declares "
+                f"input_shape {shape} (height, width, channels); {fix}"
+            )
         y = np.asarray(y)
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise DataContractError(f"{where}: labels are {y.dtype} of shape {y.shape}; a Dataset holds (n,) "
-                                    "integer class indices (cnnclaims.data.dataset converts one-hot rows)")
+            raise DataContractError(
+                f"{where}: labels are {y.dtype} of shape {y.shape}; a Dataset holds (n,) "
+                "integer class indices (cnnclaims.data.dataset converts one-hot rows)"
+            )
         outside = np.unique(y[(y < 0) | (y >= k)])
         if len(outside):
-            raise DataContractError(f"{where}: labels outside 0..{k - 1}: {', '.join(map(str, outside[:10]))}; "
-                                    f"the experiment declares {k} classes ({', '.join(experiment.classes[:5])}"
-                                    f"{', ...' if k > 5 else ''})")
+            raise DataContractError(
+                f"{where}: labels outside 0..{k - 1}: {', '.join(map(str, outside[:10]))}; "
+                f"the experiment declares {k} classes ({', '.join(experiment.classes[:5])}"
+                f"{', ...' if k > 5 else ''})"
+            )
     return data
 
 
@@ -211,10 +234,13 @@ def call_loader(load_data, owner: str, n_classes: int = 10, **given) -> Dataset:
     try:
         (xtr, ytr), (xte, yte) = out
     except (TypeError, ValueError):
-        raise DataError(f"experiment {owner!r}: load_data returned {type(out).__name__}; return a "
-                        "cnnclaims.data.Dataset or ((x_train, y_train), (x_test, y_test)) arrays") from None
-    return dataset(xtr, ytr, xte, yte, source=f"{owner}: {getattr(load_data, '__name__', 'load_data')}",
-                   n_classes=n_classes)
+        raise DataError(
+            f"experiment {owner!r}: load_data returned {type(out).__name__}; return a "
+            "cnnclaims.data.Dataset or ((x_train, y_train), (x_test, y_test)) arrays"
+        ) from None
+    return dataset(
+        xtr, ytr, xte, yte, source=f"{owner}: {getattr(load_data, '__name__', 'load_data')}", n_classes=n_classes
+    )
 
 
 def load_cifar10(
@@ -265,8 +291,10 @@ def load_cifar10(
         _check_counts(source, split, y, per_class[split])
     fp = content_fingerprint(xtr, ytr, xte, yte)
     stored = write_npz(cache_file, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte, fingerprint=np.array(fp))
-    progress(f"cnnclaims: decoded {len(xtr)} + {len(xte)} images in {time.perf_counter() - t0:.1f}s"
-             + (f", cached at {cache_file}" if stored else " (not cached: the cache is read-only)"))
+    progress(
+        f"cnnclaims: decoded {len(xtr)} + {len(xte)} images in {time.perf_counter() - t0:.1f}s"
+        + (f", cached at {cache_file}" if stored else " (not cached: the cache is read-only)")
+    )
     return Cifar10(xtr, ytr, xte, yte, source=source.describe(), fingerprint=fp)
 
 
@@ -315,7 +343,9 @@ def read_batches(path: Path):
     path = Path(path)
     missing = [f for f in BATCH_FILES if not (path / f).is_file()]
     if missing:
-        raise DataError(f"cifar-10-batches-py folder {path} lacks {', '.join(missing)}; re-extract cifar-10-python.tar.gz")
+        raise DataError(
+            f"cifar-10-batches-py folder {path} lacks {', '.join(missing)}; re-extract cifar-10-python.tar.gz"
+        )
 
     def one(name):
         f = path / name
@@ -381,8 +411,9 @@ def decode_image(f: Path) -> np.ndarray:
             mode, size = im.mode, im.size
             arr = np.asarray(im, dtype=np.uint8)
     except PermissionError as exc:
-        raise DataError(f"{f} cannot be read ({exc.strerror}); give this user read permission on it "
-                        "(the file may be fine)") from exc
+        raise DataError(
+            f"{f} cannot be read ({exc.strerror}); give this user read permission on it (the file may be fine)"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{f} is corrupt or not an image ({exc}); replace it from a clean CIFAR-10 copy") from exc
     if size != (32, 32) or mode != "RGB":

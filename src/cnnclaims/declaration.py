@@ -31,14 +31,16 @@ per model, the claimed direction read as a monotone trend in log10(training size
 only for comparisons of conditions that differ in training-set size alone). The null
 control trains condition ``b``'s recipe again with other seeds.
 """
+
 from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +57,7 @@ NULL_CONTROL = "null control"  # the null control's evidence label and its verdi
 # $CNNCLAIMS_EXPERIMENT choose another), "module:attribute": options.DEFAULT_EXPERIMENT.
 
 
-def load_experiment(ref=None) -> "Experiment":
+def load_experiment(ref=None) -> Experiment:
     """The Experiment named by ``ref`` ("package.module:NAME", default
     $CNNCLAIMS_EXPERIMENT or ``DEFAULT_EXPERIMENT``), or ``ref`` itself if it is one.
 
@@ -73,14 +75,18 @@ def load_experiment(ref=None) -> "Experiment":
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UnknownNameError(f"experiment {ref!r}: cannot import module {module_name!r} ({type(exc).__name__}: "
-                               f"{exc}); give 'package.module:NAME' of an importable module, e.g. "
-                               f"{DEFAULT_EXPERIMENT}") from exc
+        raise UnknownNameError(
+            f"experiment {ref!r}: cannot import module {module_name!r} ({type(exc).__name__}: "
+            f"{exc}); give 'package.module:NAME' of an importable module, e.g. "
+            f"{DEFAULT_EXPERIMENT}"
+        ) from exc
     attr = attr or "EXPERIMENT"
     if not hasattr(module, attr):
         found = [k for k, v in vars(module).items() if isinstance(v, Experiment)]
-        raise UnknownNameError(f"experiment {ref!r}: module {module_name!r} has no {attr!r}; the Experiments it "
-                               f"declares: {', '.join(found) or 'none (declare a cnnclaims.Experiment)'}")
+        raise UnknownNameError(
+            f"experiment {ref!r}: module {module_name!r} has no {attr!r}; the Experiments it "
+            f"declares: {', '.join(found) or 'none (declare a cnnclaims.Experiment)'}"
+        )
     exp = getattr(module, attr)
     if not isinstance(exp, Experiment):
         raise TypeError(f"{ref} is a {type(exp).__name__}, not a cnnclaims.Experiment")
@@ -168,8 +174,11 @@ def _choice(where: str, name: str, value, choices: type[StrEnum], optional: bool
         shown = ["None"] * optional + [repr(v) for v in allowed]
         listed = ", ".join(shown[:-1]) + f" or {shown[-1]}"
         near = difflib.get_close_matches(str(value), allowed, n=1)
-        fix = (f"did you mean {name}={near[0]!r}?" if near
-               else f"write one of them, e.g. {name}={allowed[0]!r} (or cnnclaims.declaration.{choices.__name__})")
+        fix = (
+            f"did you mean {name}={near[0]!r}?"
+            if near
+            else f"write one of them, e.g. {name}={allowed[0]!r} (or cnnclaims.declaration.{choices.__name__})"
+        )
         raise ValueError(f"{where}: {name} must be {listed}, got {value!r}; {fix}") from None
 
 
@@ -213,7 +222,9 @@ class Claim:
     def __post_init__(self):
         where = f"claim {self.id!r}"
         if not self.id or any(ch in self.id + self.slug for ch in " /[]"):
-            raise ValueError(f"{where}: id and slug must be non-empty, without spaces, '/' or brackets (they name tests)")
+            raise ValueError(
+                f"{where}: id and slug must be non-empty, without spaces, '/' or brackets (they name tests)"
+            )
         # Each closed field becomes its StrEnum member (equal to the string it was given).
         for name, choices in (("kind", ClaimKind), ("subject", Subject), ("plot", Plot), ("model_metric", ModelMetric)):
             object.__setattr__(self, name, _choice(where, name, getattr(self, name), choices, name == "model_metric"))
@@ -225,22 +236,30 @@ class Claim:
             if self.threshold is None or not math.isfinite(self.threshold):
                 raise ValueError(f"{where}: a threshold claim needs a finite threshold")
         if not (isinstance(self.sesoi, (int, float)) and self.sesoi > 0):
-            raise ValueError(f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
-                             "(the smallest effect that would matter; see README 'The four verdicts, in plain words')")
+            raise ValueError(
+                f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
+                "(the smallest effect that would matter; see README 'The four verdicts, in plain words')"
+            )
         if self.scopes is None:
             object.__setattr__(self, "scopes", SCOPE_KINDS if self.kind == "compare" else SCOPE_KINDS[:3])
         if isinstance(self.scopes, str):  # ("seeds") is a string, not a tuple: said, not split into letters
-            raise TypeError(f"{where}: scopes must be a tuple of scope kinds, got the string {self.scopes!r}; write "
-                            f"({self.scopes!r},)")
+            raise TypeError(
+                f"{where}: scopes must be a tuple of scope kinds, got the string {self.scopes!r}; write "
+                f"({self.scopes!r},)"
+            )
         object.__setattr__(self, "scopes", tuple(self.scopes))
         bad = [s for s in self.scopes if s not in SCOPE_KINDS]
         if bad or not self.scopes:
-            raise ValueError(f"{where}: scopes must be among {', '.join(SCOPE_KINDS)}, got {self.scopes!r} (the images "
-                             "scope is declared as 'images' whatever name the experiment gives it in test ids, e.g. "
-                             "'frogs' or 'eights')")
+            raise ValueError(
+                f"{where}: scopes must be among {', '.join(SCOPE_KINDS)}, got {self.scopes!r} (the images "
+                "scope is declared as 'images' whatever name the experiment gives it in test ids, e.g. "
+                "'frogs' or 'eights')"
+            )
         if self.kind != "compare" and SWEEP in self.scopes:
-            raise ValueError(f"{where}: the sizes scope tests a trend of a comparison (a vs b along training-set "
-                             "size); a threshold claim has none: leave 'sizes' out of its scopes")
+            raise ValueError(
+                f"{where}: the sizes scope tests a trend of a comparison (a vs b along training-set "
+                "size); a threshold claim has none: leave 'sizes' out of its scopes"
+            )
         if self.subject == "input" and "seeds" in self.scopes:
             raise ValueError(f"{where}: a claim about the input images has no seeds scope (no model is involved)")
         if not 0 < self.alpha < 1:
@@ -291,8 +310,10 @@ class Condition:
 
     def __post_init__(self):
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum() or self.name == NULL:
-            raise ValueError(f"condition name {self.name!r}: letters, digits, '-', '_' and not {NULL!r} "
-                             "(it names cache folders and table columns)")
+            raise ValueError(
+                f"condition name {self.name!r}: letters, digits, '-', '_' and not {NULL!r} "
+                "(it names cache folders and table columns)"
+            )
 
 
 @dataclass(frozen=True)
@@ -321,8 +342,10 @@ class Profile:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{where}: {field_name} must be an integer of at least {low}, got {value!r}")
         if not isinstance(self.n_train, dict) or not self.n_train:
-            raise ValueError(f"{where}: n_train must map each condition's name to its training images, "
-                             f"e.g. {{'a_name': 10000, 'b_name': 10000}}, got {self.n_train!r}")
+            raise ValueError(
+                f"{where}: n_train must map each condition's name to its training images, "
+                f"e.g. {{'a_name': 10000, 'b_name': 10000}}, got {self.n_train!r}"
+            )
         for cond, n in self.n_train.items():
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ValueError(f"{where}: n_train[{cond!r}] must be a positive number of images, got {n!r}")
@@ -333,11 +356,15 @@ class Profile:
             if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.sizes):
                 raise ValueError(f"{where}: sizes must be positive numbers of training images, got {self.sizes!r}")
             if list(self.sizes) != sorted(set(self.sizes)) or len(self.sizes) < 3:
-                raise ValueError(f"{where}: sizes must be at least 3 distinct sizes in ascending order (a trend "
-                                 f"needs three points), got {self.sizes!r}")
+                raise ValueError(
+                    f"{where}: sizes must be at least 3 distinct sizes in ascending order (a trend "
+                    f"needs three points), got {self.sizes!r}"
+                )
             if isinstance(self.size_seeds, bool) or not isinstance(self.size_seeds, int) or self.size_seeds < 2:
-                raise ValueError(f"{where}: size_seeds must be an integer of at least 2 (models per size) when "
-                                 f"sizes are given, got {self.size_seeds!r}")
+                raise ValueError(
+                    f"{where}: size_seeds must be an integer of at least 2 (models per size) when "
+                    f"sizes are given, got {self.size_seeds!r}"
+                )
 
     def seeds(self) -> list[int]:
         return list(range(self.n_seeds))
@@ -353,14 +380,20 @@ class Profile:
         return [self.null_seed_offset + s for s in range(self.n_seeds)]
 
     def as_dict(self) -> dict:
-        d = {"name": self.name, "n_train": dict(self.n_train), "max_epochs": self.max_epochs,
-             "patience": self.patience, "n_seeds": self.n_seeds, "batch_size": self.batch_size,
-             "learning_rate": self.learning_rate}
+        d = {
+            "name": self.name,
+            "n_train": dict(self.n_train),
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "n_seeds": self.n_seeds,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+        }
         if self.sizes:  # left out otherwise, so profiles without a sweep keep their dicts
             d.update(sizes=list(self.sizes), size_seeds=self.size_seeds)
         return d
 
-    def with_seeds(self, n_seeds: int | None) -> "Profile":
+    def with_seeds(self, n_seeds: int | None) -> Profile:
         if n_seeds is None:
             return self
         if n_seeds < 1:
@@ -418,13 +451,18 @@ class Experiment:
         if "figures" in self.extra:
             import warnings
 
-            warnings.warn(f"{where}: extra['figures'] is deprecated; declare Experiment(..., figures=...)",
-                          DeprecationWarning, stacklevel=3)
+            warnings.warn(
+                f"{where}: extra['figures'] is deprecated; declare Experiment(..., figures=...)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             if self.figures is None:
                 object.__setattr__(self, "figures", self.extra["figures"])
         if self.figures is not None and not callable(self.figures):
-            raise TypeError(f"{where}: figures must be a function (run, folder, progress) -> {{name: (path, claim "
-                            f"ids)}}, got {self.figures!r}")
+            raise TypeError(
+                f"{where}: figures must be a function (run, folder, progress) -> {{name: (path, claim "
+                f"ids)}}, got {self.figures!r}"
+            )
         self._check_contract(where)
         if self.a.name == self.b.name:
             raise ValueError(f"{where}: conditions a and b need different names, both are {self.a.name!r}")
@@ -434,8 +472,10 @@ class Experiment:
         if len(set(ids)) != len(ids):
             twice = sorted({i for i in ids if ids.count(i) > 1})
             slugs = "; ".join(f"{i}: " + ", ".join(c.slug for c in self.claims if c.id == i) for i in twice)
-            raise ValueError(f"{where}: claim ids repeat: {twice} ({slugs}); give each claim its own id (ids name "
-                             "test cases and pins)")
+            raise ValueError(
+                f"{where}: claim ids repeat: {twice} ({slugs}); give each claim its own id (ids name "
+                "test cases and pins)"
+            )
         if not self.claims:
             raise ValueError(f"{where}: declare at least one claim")
         names = {}
@@ -449,24 +489,31 @@ class Experiment:
             missing = {self.a.name, self.b.name} - set(p.n_train)
             extra = set(p.n_train) - {self.a.name, self.b.name}
             if missing:
-                raise ValueError(f"{where}: profile {p.name!r} gives no training size for {sorted(missing)}"
-                                 + (f" (it names {sorted(extra)}: a misspelt condition?)" if extra else ""))
+                raise ValueError(
+                    f"{where}: profile {p.name!r} gives no training size for {sorted(missing)}"
+                    + (f" (it names {sorted(extra)}: a misspelt condition?)" if extra else "")
+                )
             if extra:
-                raise ValueError(f"{where}: profile {p.name!r} names unknown conditions {sorted(extra)}; "
-                                 f"the conditions are {self.a.name!r} and {self.b.name!r}")
+                raise ValueError(
+                    f"{where}: profile {p.name!r} names unknown conditions {sorted(extra)}; "
+                    f"the conditions are {self.a.name!r} and {self.b.name!r}"
+                )
             if p.sizes:
                 odd = [n for n in p.sizes if n % len(self.classes)]
                 if odd:
-                    raise ValueError(f"{where}: profile {p.name!r}: sweep sizes {odd} are not divisible by the "
-                                     f"{len(self.classes)} classes (the subsets are class-stratified); use multiples "
-                                     f"of {len(self.classes)}")
-                same = (self.a.build_model is self.b.build_model and self.a.subset is None and self.b.subset is None)
+                    raise ValueError(
+                        f"{where}: profile {p.name!r}: sweep sizes {odd} are not divisible by the "
+                        f"{len(self.classes)} classes (the subsets are class-stratified); use multiples "
+                        f"of {len(self.classes)}"
+                    )
+                same = self.a.build_model is self.b.build_model and self.a.subset is None and self.b.subset is None
                 if not same or p.n_train[self.a.name] == p.n_train[self.b.name]:
                     raise ValueError(
                         f"{where}: profile {p.name!r} declares a sizes sweep, which reads the claims as a trend "
                         f"in training-set size; that needs conditions {self.a.name!r} and {self.b.name!r} to differ "
-                        "in training-set size alone (the same build_model, the default class-stratified subset, different "
-                        "n_train)")
+                        "in training-set size alone (the same build_model, the default class-stratified subset, "
+                        "different n_train)"
+                    )
         if self.default_profile and self.default_profile not in self.profiles:
             raise unknown("profile", self.default_profile, self.profiles)
         if self.probe.scope_name in ("probe", "seeds", SWEEP):
@@ -475,24 +522,38 @@ class Experiment:
     def _check_contract(self, where: str) -> None:
         """The images' shape, the classes, the feed and the output: ValueError naming the fix."""
         shape = self.input_shape
-        if (not isinstance(shape, (tuple, list)) or len(shape) != 3
-                or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape)):
-            raise ValueError(f"{where}: input_shape must be (height, width, channels) of positive integers, "
-                             f"channels last, e.g. (28, 28, 1) or (32, 32, 3); got {shape!r}")
+        if (
+            not isinstance(shape, (tuple, list))
+            or len(shape) != 3
+            or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape)
+        ):
+            raise ValueError(
+                f"{where}: input_shape must be (height, width, channels) of positive integers, "
+                f"channels last, e.g. (28, 28, 1) or (32, 32, 3); got {shape!r}"
+            )
         object.__setattr__(self, "input_shape", tuple(shape))
         if shape[0] in (1, 3, 4) and shape[2] > 4 and shape[1] == shape[2]:
-            raise ValueError(f"{where}: input_shape {tuple(shape)} looks channels-first; cnnclaims takes images "
-                             f"channels last: input_shape=({shape[1]}, {shape[2]}, {shape[0]}) (transpose the "
-                             "arrays with x.transpose(0, 2, 3, 1))")
+            raise ValueError(
+                f"{where}: input_shape {tuple(shape)} looks channels-first; cnnclaims takes images "
+                f"channels last: input_shape=({shape[1]}, {shape[2]}, {shape[0]}) (transpose the "
+                "arrays with x.transpose(0, 2, 3, 1))"
+            )
         classes = tuple(self.classes) if isinstance(self.classes, (tuple, list)) else None
-        if (not classes or len(classes) < 2 or len(set(classes)) != len(classes)
-                or not all(isinstance(c, str) and c for c in classes)):
-            raise ValueError(f"{where}: classes must be two or more distinct names, in label order "
-                             f"(label k is classes[k]), e.g. ('0', '1', ..., '9'); got {self.classes!r}")
+        if (
+            not classes
+            or len(classes) < 2
+            or len(set(classes)) != len(classes)
+            or not all(isinstance(c, str) and c for c in classes)
+        ):
+            raise ValueError(
+                f"{where}: classes must be two or more distinct names, in label order "
+                f"(label k is classes[k]), e.g. ('0', '1', ..., '9'); got {self.classes!r}"
+            )
         object.__setattr__(self, "classes", classes)
         if self.feed is not None and not callable(self.feed):
-            raise TypeError(f"{where}: feed must be a function from a batch of images to {{input name: array}}, "
-                            f"got {self.feed!r}")
+            raise TypeError(
+                f"{where}: feed must be a function from a batch of images to {{input name: array}}, got {self.feed!r}"
+            )
         if not isinstance(self.output_layer, str):
             raise TypeError(f"{where}: output_layer must be a layer path (a string), got {self.output_layer!r}")
 
@@ -584,8 +645,14 @@ def claims_key(experiment: Experiment) -> list:
     that a new field is keyed without an edit here. Metrics are keyed by name and
     title (their code is versioned by ``experiment.version`` and
     ``evidence.metrics_key``)."""
-    return [experiment.name, experiment.version, experiment.scopes, experiment.a.name, experiment.b.name,
-            [{f.name: _plain(getattr(c, f.name)) for f in fields(Claim)} for c in experiment.claims]]
+    return [
+        experiment.name,
+        experiment.version,
+        experiment.scopes,
+        experiment.a.name,
+        experiment.b.name,
+        [{f.name: _plain(getattr(c, f.name)) for f in fields(Claim)} for c in experiment.claims],
+    ]
 
 
 def _plain(value):

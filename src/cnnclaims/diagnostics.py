@@ -1,4 +1,5 @@
 """Diagnostic plots for one verdict: the evidence its test used, written as PNGs."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -63,15 +64,18 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
             per_seed = {claim.subject: verdict.extras["per_seed"]}
         else:
             per_seed = {an: verdict.extras[f"{an}_per_seed"], bn: verdict.extras[f"{bn}_per_seed"]}
-        fig = plots.seed_points(per_seed, claim.seeds_label,
-                                (verdict.effect, verdict.ci_low, verdict.ci_high), title)
+        fig = plots.seed_points(per_seed, claim.seeds_label, (verdict.effect, verdict.ci_low, verdict.ci_high), title)
         out.append(plots.save(fig, Path(folder) / f"{stem}-per-seed.png"))
         return out
 
     a, b = evidence.first(an), evidence.first(bn)
     if kind == "images":
         per_image = {an: values(a, claim.stat), bn: values(b, claim.stat)}
-        out.append(plots.save(plots.paired_distributions(per_image, claim.label, title), Path(folder) / f"{stem}-per-image.png"))
+        out.append(
+            plots.save(
+                plots.paired_distributions(per_image, claim.label, title), Path(folder) / f"{stem}-per-image.png"
+            )
+        )
 
     # The probe's own evidence (also shown for the images scope: what one image looks like).
     acts = probe_activations(exp, evidence)
@@ -87,12 +91,16 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
         fig = plots.entropy_bars(ent, title)
     elif claim.plot in (Plot.SOFTMAX, Plot.ACCURACY):
         out_layer = _output_layer(exp)
-        fig = plots.softmax_bars({an: acts[an][out_layer][0], bn: acts[bn][out_layer][0]},
-                                 exp.experiment.classes, exp.experiment.probe_class, title)
+        fig = plots.softmax_bars(
+            {an: acts[an][out_layer][0], bn: acts[bn][out_layer][0]},
+            exp.experiment.classes,
+            exp.experiment.probe_class,
+            title,
+        )
     else:  # Plot.HISTOGRAM: Claim admits no other value
         fig = plots.value_histograms(
-            {label: m.scale_unit(acts[label][layer]) for label in (an, bn)}, title,
-            f"{layer} activation / image max")
+            {label: m.scale_unit(acts[label][layer]) for label in (an, bn)}, title, f"{layer} activation / image max"
+        )
     suffix = claim.plot if kind == "probe" else f"probe-{claim.plot}"
     out.append(plots.save(fig, Path(folder) / f"{stem}-{suffix}.png"))
     return out
@@ -102,8 +110,14 @@ def size_trend_figure(claim, verdict, title: str = ""):
     """The sizes scope's figure of a verdict (``plots.size_trend``), from the numbers
     the verdict carries."""
     ex = verdict.extras
-    return plots.size_trend(ex["sizes"], ex["per_seed"], (verdict.effect, ex["intercept"], verdict.ci_low,
-                            verdict.ci_high), verdict.sesoi, claim.seeds_label, title or title_for(verdict))
+    return plots.size_trend(
+        ex["sizes"],
+        ex["per_seed"],
+        (verdict.effect, ex["intercept"], verdict.ci_low, verdict.ci_high),
+        verdict.sesoi,
+        claim.seeds_label,
+        title or title_for(verdict),
+    )
 
 
 # Bump when a plot's content changes, so warm runs do not reuse old pictures.
@@ -119,8 +133,14 @@ def cached_claim_plots(exp, verdict, folder) -> list[Path]:
     models = {role: [t.key for t in exp.models(role)] for role in roles}
     if verdict.scope == "sizes":
         models["sizes"] = [[n, [t.key for t in ms]] for n, ms in exp.sweep_models().items()]
-    stamp = stable_hash({"verdict": to_jsonable(verdict.to_dict()), "models": models, "probe": exp.probe_index,
-                         "version": PLOTS_VERSION})
+    stamp = stable_hash(
+        {
+            "verdict": to_jsonable(verdict.to_dict()),
+            "models": models,
+            "probe": exp.probe_index,
+            "version": PLOTS_VERSION,
+        }
+    )
     null = "-null" if verdict.family == NULL_CONTROL else ""
     record = folder / f".{exp.experiment.claim(verdict.claim).name}-{verdict.scope}{null}.stamp.json"
 
@@ -129,8 +149,10 @@ def cached_claim_plots(exp, verdict, folder) -> list[Path]:
     except CacheError:
         old = {}
     files = [folder / name for name in old.get("files", {})]
-    if old.get("stamp") == stamp and files and all(
-        p.exists() and file_sha256(p) == old["files"][p.name] for p in files
+    if (
+        old.get("stamp") == stamp
+        and files
+        and all(p.exists() and file_sha256(p) == old["files"][p.name] for p in files)
     ):
         return files
     paths = claim_plots(exp, verdict, folder)

@@ -7,6 +7,7 @@ batch, so no layer's full tensor for all images is held) and stored beside the m
 in its cache entry, keyed by the images, the metrics' names, layers and code and the
 experiment's ``version``, so a warm run recomputes nothing heavy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,9 @@ def image_stats(model, images, labels, experiment, batch_size: int = 500) -> dic
     labels = class_labels(labels, len(x_all), "image_stats", n_classes=len(experiment.classes)).astype(np.int64)
     metrics = table_metrics(experiment)
     out_name = output_layer(experiment, model)
-    layers = list(dict.fromkeys(out_name if layer == OUTPUT else layer
-                                for mt in metrics.values() for layer in mt.layers))
+    layers = list(
+        dict.fromkeys(out_name if layer == OUTPUT else layer for mt in metrics.values() for layer in mt.layers)
+    )
     parts: dict[str, list] = {k: [] for k in metrics}
     start = 0
     for batch in stream_activations(model, x_all, layers, batch_size, feed=experiment.feed):
@@ -57,11 +59,15 @@ def image_stats(model, images, labels, experiment, batch_size: int = 500) -> dic
             try:
                 v = np.asarray(got, dtype=np.float64)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"metric {name!r} returned {type(got).__name__} that is not numbers ({exc}); it "
-                                 f"must return one float per image, shape ({n},)") from None
+                raise ValueError(
+                    f"metric {name!r} returned {type(got).__name__} that is not numbers ({exc}); it "
+                    f"must return one float per image, shape ({n},)"
+                ) from None
             if v.shape != (n,):
-                raise ValueError(f"metric {name!r} returned shape {v.shape} for a batch of {n} images; "
-                                 f"it must return one number per image, shape ({n},)")
+                raise ValueError(
+                    f"metric {name!r} returned shape {v.shape} for a batch of {n} images; "
+                    f"it must return one number per image, shape ({n},)"
+                )
             parts[name].append(v)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
@@ -83,7 +89,8 @@ class _MetricActs(dict):
         raise UnknownNameError(
             f"metric {self.metric.name!r} reads layer {layer!r}, which it does not declare: its layers are "
             f"{declared}; add {layer!r} to Metric({self.metric.name!r}, layers=...) (a metric gets the layers it "
-            "declares, and no others)")
+            "declares, and no others)"
+        )
 
 
 def _code_digest(fn) -> str:
@@ -208,16 +215,31 @@ def run_evidence(run) -> Evidence:
     """The evidence of ``run`` (a ``cnnclaims.run.Run``): its conditions a and b, and
     the sizes sweep's models (training each group first when it is not cached)."""
     n_a, n_b = run.profile.n_train[run.a], run.profile.n_train[run.b]
-    return Evidence({run.a: _run_group(run, run.models(run.a)), run.b: _run_group(run, run.models(run.b))},
-                    run.probe_position, len(run.probe_indices), run.experiment.name, run.data.source,
-                    run.a, run.b, run.experiment,
-                    sizes={n: _run_group(run, models) for n, models in run.sweep_models().items()},
-                    size_sign=1 if n_a > n_b else -1)
+    return Evidence(
+        {run.a: _run_group(run, run.models(run.a)), run.b: _run_group(run, run.models(run.b))},
+        run.probe_position,
+        len(run.probe_indices),
+        run.experiment.name,
+        run.data.source,
+        run.a,
+        run.b,
+        run.experiment,
+        sizes={n: _run_group(run, models) for n, models in run.sweep_models().items()},
+        size_sign=1 if n_a > n_b else -1,
+    )
 
 
 def null_control_evidence(run) -> Evidence:
     """``run``'s null control: b's recipe with other seeds against b, so any "effect"
     found here is a false positive."""
-    return Evidence({NULL: _run_group(run, run.models(NULL)), run.b: run.evidence.groups[run.b]},
-                    run.probe_position, len(run.probe_indices), NULL_CONTROL, run.data.source,
-                    NULL, run.b, run.experiment, null=True)
+    return Evidence(
+        {NULL: _run_group(run, run.models(NULL)), run.b: run.evidence.groups[run.b]},
+        run.probe_position,
+        len(run.probe_indices),
+        NULL_CONTROL,
+        run.data.source,
+        NULL,
+        run.b,
+        run.experiment,
+        null=True,
+    )

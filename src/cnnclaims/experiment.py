@@ -1,5 +1,6 @@
 """Deprecated: ``cnnclaims.experiment`` is now ``cnnclaims.run`` (``Run`` and its
 helpers); this alias warns and will be removed."""
+
 import warnings
 
 from .run import CODE_DIGEST, Run, claims_key  # noqa: F401 - the old names, re-exported

@@ -5,14 +5,26 @@ failed assertions, and ``xfail(raises=...)`` names them), and every message is b
 here from plain values, so the plugin only raises what ``pinned.judge`` decided and
 these texts can be read and tested without pytest. Imports nothing from the package.
 """
+
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["ClaimNotSupported", "PinnedVerdictChanged", "NullControlFalsePositive", "shown", "no_pin",
-           "not_recorded", "changed", "not_supported", "false_positive", "accept_hint", "with_details"]
+__all__ = [
+    "ClaimNotSupported",
+    "PinnedVerdictChanged",
+    "NullControlFalsePositive",
+    "shown",
+    "no_pin",
+    "not_recorded",
+    "changed",
+    "not_supported",
+    "false_positive",
+    "accept_hint",
+    "with_details",
+]
 
 
 class ClaimNotSupported(AssertionError):
@@ -43,18 +55,32 @@ def not_recorded(case: str, key: str, why: str) -> str:
     return f"no pinned verdict for {case} under [{key}]; {why}"
 
 
-def changed(case: str, key: str, label: str, pin: str, diffs: Sequence[tuple], null: bool,
-            labels_only: bool, rel_tol: float, abs_tol: float) -> str:
+def changed(
+    case: str,
+    key: str,
+    label: str,
+    pin: str,
+    diffs: Sequence[tuple],
+    null: bool,
+    labels_only: bool,
+    rel_tol: float,
+    abs_tol: float,
+) -> str:
     """The label or a pinned number moved: a table of ``diffs`` ``(field, pinned,
     obtained)``, one line each (``labels_only``: the entry pins no numbers)."""
     what = f"verdict {label}, pinned {pin}" if label != pin else f"verdict {pin} as pinned, numbers changed"
     width = max(len(f) for f, _, _ in diffs)
     table = "".join(f"\n    {f:<{width}}  {shown(old):>18} -> {shown(new)}" for f, old, new in diffs)
-    note = (f"\n  [{key}] pins labels only (written before numbers were pinned): numbers not compared"
-            if labels_only else "")
-    return (f"{case}{' (null control)' if null else ''}: {what} [{key}]"
-            f" (numbers compared within relative {rel_tol:g} / absolute {abs_tol:g}):"
-            f"\n    {'field':<{width}}  {'pinned':>18} -> obtained{table}{note}")
+    note = (
+        f"\n  [{key}] pins labels only (written before numbers were pinned): numbers not compared"
+        if labels_only
+        else ""
+    )
+    return (
+        f"{case}{' (null control)' if null else ''}: {what} [{key}]"
+        f" (numbers compared within relative {rel_tol:g} / absolute {abs_tol:g}):"
+        f"\n    {'field':<{width}}  {'pinned':>18} -> obtained{table}{note}"
+    )
 
 
 def not_supported(label: str) -> str:
@@ -65,8 +91,9 @@ def false_positive(label: str) -> str:
     return f"null control finds a direction ({label}): a false positive"
 
 
-def accept_hint(path: Path, key: str, recorded: tuple | str, opts: str, explicit: bool,
-                offer_cli: bool, start: Path | None = None) -> str:
+def accept_hint(
+    path: Path, key: str, recorded: tuple | str, opts: str, explicit: bool, offer_cli: bool, start: Path | None = None
+) -> str:
     """Where this run's entry was written and the commands that accept it.
 
     ``recorded``: (obtained path, note) as ``pinned.write_obtained`` returns it, or the
@@ -91,7 +118,8 @@ def accept_hint(path: Path, key: str, recorded: tuple | str, opts: str, explicit
         f"\n  pinned:   {path} (unchanged){where}"
         f"\n  to accept this run's entry, if the change is deliberate: `pytest{folder} --regen-verdicts{opts}"
         f"{f' --pinned-verdicts {path}' if explicit else ''}`{cli}"
-        f"{copy}; then review `git diff {path}` and commit it")
+        f"{copy}; then review `git diff {path}` and commit it"
+    )
 
 
 def with_details(message: str, summary: str, hint: str = "", plots: Sequence[object] = ()) -> str:

@@ -1,6 +1,7 @@
 """Figures: the experiment's own (the article declares its Figures 1-8, see
 ``cnnclaims.article.article_figures``), plus what papers lack (every claim over all
 probe-class images and all seeds with CIs, and the null control)."""
+
 from __future__ import annotations
 
 import io
@@ -24,7 +25,7 @@ def make_figures(exp, folder, progress=print) -> dict:
     by_claim: dict = {}
     other = []
     own = exp.experiment.figures
-    for name, (path, claim_ids) in (own(exp, folder, progress) if own else {}).items():
+    for _name, (path, claim_ids) in (own(exp, folder, progress) if own else {}).items():
         for cid in claim_ids:
             by_claim.setdefault(cid, []).append(path)
         if not claim_ids:
@@ -36,6 +37,8 @@ def make_figures(exp, folder, progress=print) -> dict:
     for v in exp.null_verdicts:
         if v.scope == "seeds":
             other.extend(claim_plots(exp, v, folder))
-    progress(f"cnnclaims figures: null control written; {sum(map(len, by_claim.values())) + len(other)} figures in {folder}")
+    progress(
+        f"cnnclaims figures: null control written; {sum(map(len, by_claim.values())) + len(other)} figures in {folder}"
+    )
     by_claim["other"] = other
     return by_claim

@@ -16,6 +16,7 @@ the same epoch limit and patience; else the limit). Epoch counts travel between
 machines, unlike seconds: under portable numerics a model stops at the same epoch
 everywhere.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ class Throughput:
     seconds: float
 
 
-def _measure_one(build, input_shape: tuple, n_classes: int, batch_size: int, steps_per_execution: int,
-                 io=None) -> tuple:
+def _measure_one(
+    build, input_shape: tuple, n_classes: int, batch_size: int, steps_per_execution: int, io=None
+) -> tuple:
     """(training images/s, evaluation images/s) of ``build()``'s model here, one
     TensorFlow thread: two epochs of ``MEASURE_IMAGES`` random images, the second
     timed (the first traces), then two evaluations, the second timed. ``io``: the
@@ -79,8 +81,9 @@ def _measure_one(build, input_shape: tuple, n_classes: int, batch_size: int, ste
     return MEASURE_IMAGES / times[-1], MEASURE_IMAGES / (time.perf_counter() - t0)
 
 
-def measure(build, input_shape, n_classes: int, batch_size: int = 32, steps_per_execution: int = 50,
-            workers: int = 1, io=None) -> Throughput:
+def measure(
+    build, input_shape, n_classes: int, batch_size: int = 32, steps_per_execution: int = 50, workers: int = 1, io=None
+) -> Throughput:
     """Throughput of one worker among ``workers`` training at once: ``workers`` spawned
     processes measure together (``_measure_one``), or this process alone for one
     worker or a ``build`` that cannot be sent to a process (a lambda). About 10 s."""
@@ -113,13 +116,24 @@ def expected_epochs(spec, records) -> tuple[int, str]:
     ``records`` of the same group, size, epoch limit and patience; else of the same
     epoch limit and patience; else the epoch limit."""
     limit, patience = _spec_get(spec, "max_epochs"), _spec_get(spec, "patience")
-    same = [r["epochs"] for r in records if r["spec"].get("role") == _spec_get(spec, "role")
-            and r["spec"].get("n_train") == _spec_get(spec, "n_train") and r["spec"].get("max_epochs") == limit
-            and r["spec"].get("patience") == patience and isinstance(r.get("epochs"), int)]
+    same = [
+        r["epochs"]
+        for r in records
+        if r["spec"].get("role") == _spec_get(spec, "role")
+        and r["spec"].get("n_train") == _spec_get(spec, "n_train")
+        and r["spec"].get("max_epochs") == limit
+        and r["spec"].get("patience") == patience
+        and isinstance(r.get("epochs"), int)
+    ]
     if same:
         return min(limit, int(math.ceil(statistics.median(same)))), f"median of {len(same)} cached"
-    alike = [r["epochs"] for r in records if r["spec"].get("max_epochs") == limit
-             and r["spec"].get("patience") == patience and isinstance(r.get("epochs"), int)]
+    alike = [
+        r["epochs"]
+        for r in records
+        if r["spec"].get("max_epochs") == limit
+        and r["spec"].get("patience") == patience
+        and isinstance(r.get("epochs"), int)
+    ]
     if alike:
         return min(limit, int(math.ceil(statistics.median(alike)))), f"median of {len(alike)} cached of that limit"
     return limit, "the epoch limit"
@@ -147,10 +161,12 @@ class Prediction:
         from .training.progress import rough
 
         tp = self.throughput
-        return (f"cnnclaims: predicted {rough(self.expected)} to train {what} on {self.workers} "
-                f"worker{'s' * (self.workers != 1)} (at most {rough(self.upper)} if every model runs to its epoch "
-                f"limit), from {tp.train:,.0f} training and {tp.evaluate:,.0f} evaluation images/s per worker "
-                f"measured here in {tp.seconds:.0f}s")
+        return (
+            f"cnnclaims: predicted {rough(self.expected)} to train {what} on {self.workers} "
+            f"worker{'s' * (self.workers != 1)} (at most {rough(self.upper)} if every model runs to its epoch "
+            f"limit), from {tp.train:,.0f} training and {tp.evaluate:,.0f} evaluation images/s per worker "
+            f"measured here in {tp.seconds:.0f}s"
+        )
 
 
 def predict(specs, n_val: int, throughput, records, workers: int) -> Prediction:
@@ -161,12 +177,14 @@ def predict(specs, n_val: int, throughput, records, workers: int) -> Prediction:
     tp_of = throughput if callable(throughput) else (lambda spec: throughput)
     per = {s: model_seconds(s, n_val, tp_of(s), expected_epochs(s, records)[0]) for s in specs}
     upper = [model_seconds(s, n_val, tp_of(s), _spec_get(s, "max_epochs")) for s in specs]
-    return Prediction(lpt_makespan(list(per.values()), workers), lpt_makespan(upper, workers), workers, per,
-                      tp_of(specs[0]))
+    return Prediction(
+        lpt_makespan(list(per.values()), workers), lpt_makespan(upper, workers), workers, per, tp_of(specs[0])
+    )
 
 
-def predict_plan(specs, build_of, input_shape, n_classes: int, n_val: int, records, workers: int,
-                 io=None) -> Prediction:
+def predict_plan(
+    specs, build_of, input_shape, n_classes: int, n_val: int, records, workers: int, io=None
+) -> Prediction:
     """``predict`` with throughput measured now (``measure``) for each recipe:
     ``build_of(spec)`` gives a spec's builder; each builder is measured once. ``io``:
     the experiment's ``modelio.ModelIO`` (default: one input, one output)."""
@@ -175,8 +193,9 @@ def predict_plan(specs, build_of, input_shape, n_classes: int, n_val: int, recor
     def tp_of(spec):
         build = build_of(spec)
         if build not in measured:
-            measured[build] = measure(build, input_shape, n_classes, spec.batch_size, spec.steps_per_execution,
-                                      workers, io)
+            measured[build] = measure(
+                build, input_shape, n_classes, spec.batch_size, spec.steps_per_execution, workers, io
+            )
         return measured[build]
 
     return predict(specs, n_val, tp_of, records, workers)

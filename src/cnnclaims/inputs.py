@@ -12,6 +12,7 @@ a confident class), other integer dtypes, bool, and any shape but the experiment
 (n, H, W, C), CIFAR-10's (n, 32, 32, 3) by default, or, where the caller allows it,
 one (H, W, C) image. Labels: integers 0..classes-1, or one-hot rows.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ IMAGE_SHAPE = (32, 32, 3)
 N_CLASSES = 10
 
 
-def check_images(images, where: str, single: bool = False, name: str = "images", uint8_ok: bool = True,
-                 shape: tuple = IMAGE_SHAPE) -> np.ndarray:
+def check_images(
+    images, where: str, single: bool = False, name: str = "images", uint8_ok: bool = True, shape: tuple = IMAGE_SHAPE
+) -> np.ndarray:
     """Check pixels without converting them; returns ``np.asarray(images)``.
 
     ``images``: uint8 (any value) or floating point in [0, 1], shaped (n, 32, 32, 3)
@@ -48,10 +50,10 @@ def check_images(images, where: str, single: bool = False, name: str = "images",
             raise InputError(f"{where}: {name} holds uint8 pixels; pass them through prepare() (divides by 255)")
         return x
     if not np.issubdtype(x.dtype, np.floating):
-        hint = "; if they are 0-255 pixels, convert with x.astype(np.uint8)" if np.issubdtype(x.dtype, np.integer) else ""
-        raise InputError(
-            f"{where}: {name} have dtype {x.dtype}; expected uint8 pixels 0-255 or floats in [0, 1]{hint}"
+        hint = (
+            "; if they are 0-255 pixels, convert with x.astype(np.uint8)" if np.issubdtype(x.dtype, np.integer) else ""
         )
+        raise InputError(f"{where}: {name} have dtype {x.dtype}; expected uint8 pixels 0-255 or floats in [0, 1]{hint}")
     # min/max propagate NaN and show inf, without a temporary array as big as the data.
     lo, hi = x.min(), x.max()
     if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -74,8 +76,9 @@ def check_images(images, where: str, single: bool = False, name: str = "images",
     return x
 
 
-def model_input(images, where: str, single: bool = False, name: str = "images",
-                shape: tuple = IMAGE_SHAPE) -> np.ndarray:
+def model_input(
+    images, where: str, single: bool = False, name: str = "images", shape: tuple = IMAGE_SHAPE
+) -> np.ndarray:
     """Checked pixels as the model takes them: float32 in [0, 1], (n, 32, 32, 3).
 
     uint8 is divided by 255 (the article's scaling); floats in [0, 1] pass as
@@ -102,11 +105,15 @@ def class_labels(labels, n_images: int, where: str, error=InputError, n_classes:
     if y.ndim == 2 and y.shape[1] == n_classes and n_classes > 1:
         return _from_one_hot(y, n_images, where, error)
     if not np.issubdtype(y.dtype, np.integer):
-        raise error(f"{where}: labels have dtype {y.dtype}; expected integer class labels 0..{top} "
-                    f"(or one-hot rows (n, {n_classes}))")
+        raise error(
+            f"{where}: labels have dtype {y.dtype}; expected integer class labels 0..{top} "
+            f"(or one-hot rows (n, {n_classes}))"
+        )
     if not (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
-        raise error(f"{where}: labels got shape {y.shape}; expected (n,) or (n, 1), one label per image, "
-                    f"or one-hot (n, {n_classes})")
+        raise error(
+            f"{where}: labels got shape {y.shape}; expected (n,) or (n, 1), one label per image, "
+            f"or one-hot (n, {n_classes})"
+        )
     y = y.reshape(-1)
     if len(y) != n_images:
         raise error(f"{where}: {len(y)} labels for {n_images} images; give exactly one label per image")
@@ -125,8 +132,10 @@ def _from_one_hot(y, n_images: int, where: str, error) -> np.ndarray:
     exact = ((y == 0) | (y == 1)).all(axis=1) & ((y == 1).sum(axis=1) == 1)
     if not exact.all():
         first = int(np.flatnonzero(~exact)[0])
-        raise error(f"{where}: label row {first} is not one-hot ({np.round(y[first][:6], 3).tolist()}...); give "
-                    "integer class labels, or one-hot rows of exact 0s and a single 1 (not soft or smoothed labels)")
+        raise error(
+            f"{where}: label row {first} is not one-hot ({np.round(y[first][:6], 3).tolist()}...); give "
+            "integer class labels, or one-hot rows of exact 0s and a single 1 (not soft or smoothed labels)"
+        )
     return y.argmax(axis=1).astype(np.int64)
 
 

@@ -6,6 +6,7 @@ A cache folder (``cache.default_cache_dir``) holds ``data/`` (decoded data sets)
 statistics) and result files (``verdicts/``, ``null-splits/``, ``calibration/``: JSON
 with a key and a checksum). Nothing here trains; ``verify`` and ``list`` only read.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,10 @@ def verify_entry(folder: Path) -> str | None:
     try:
         record = check_record(cache.read_json(record_path), record_path)
         if "checksum" not in record:
-            raise CacheError(f"cache record {record_path} has no checksum (written before records carried one; "
-                             "a run loading it adds it)")
+            raise CacheError(
+                f"cache record {record_path} has no checksum (written before records carried one; "
+                "a run loading it adds it)"
+            )
         if record["checksum"] != record_checksum(record):
             raise CacheError(f"cache record {record_path} does not match its checksum (edited or damaged)")
         if not folder.name.endswith("-" + record["key"]):
@@ -87,11 +90,17 @@ def describe(folder: Path) -> dict:
         record = json.loads((folder / "record.json").read_text())
         spec, v = record.get("spec", {}), record.get("versions", {})
         num = v.get("numerics") or {}
-        row.update(group=spec.get("role"), n_train=spec.get("n_train"), seed=spec.get("seed"), key=record.get("key"),
-                   trained_at=record.get("trained_at"), epochs=record.get("epochs"),
-                   test_accuracy=record.get("test_accuracy"),
-                   versions=f"tf {v.get('tensorflow')} keras {v.get('keras')} threads {v.get('tf_intra_op_threads')}",
-                   numerics=num.get("mode", "native (recorded before numerics were fixed)"))
+        row.update(
+            group=spec.get("role"),
+            n_train=spec.get("n_train"),
+            seed=spec.get("seed"),
+            key=record.get("key"),
+            trained_at=record.get("trained_at"),
+            epochs=record.get("epochs"),
+            test_accuracy=record.get("test_accuracy"),
+            versions=f"tf {v.get('tensorflow')} keras {v.get('keras')} threads {v.get('tf_intra_op_threads')}",
+            numerics=num.get("mode", "native (recorded before numerics were fixed)"),
+        )
     except (OSError, ValueError, AttributeError):
         pass
     return row
@@ -105,25 +114,41 @@ def listing(cache_dir) -> str:
     for r in rows:
         acc = r.get("test_accuracy")
         state = "ok" if r["problem"] is None else "DAMAGED"
-        lines.append(f"  {r['name']:48s} {r['bytes'] / 1e6:6.2f} MB  {state:7s}  {r.get('trained_at', '?')}  "
-                     f"epochs {r.get('epochs', '?')}  acc {acc if acc is None else f'{acc:.4f}'}  "
-                     f"{r.get('versions', '?')}  {r.get('numerics', '?')}")
+        lines.append(
+            f"  {r['name']:48s} {r['bytes'] / 1e6:6.2f} MB  {state:7s}  {r.get('trained_at', '?')}  "
+            f"epochs {r.get('epochs', '?')}  acc {acc if acc is None else f'{acc:.4f}'}  "
+            f"{r.get('versions', '?')}  {r.get('numerics', '?')}"
+        )
     data = sorted((cache_dir / "data").glob("*")) if (cache_dir / "data").is_dir() else []
     results = result_files(cache_dir)
     total = sum(r["bytes"] for r in rows)
-    lines.append(f"models {total / 1e6:.1f} MB; data {sum(_bytes(p) for p in data) / 1e6:.1f} MB in {len(data)} "
-                 f"files; {len(results)} result files")
+    lines.append(
+        f"models {total / 1e6:.1f} MB; data {sum(_bytes(p) for p in data) / 1e6:.1f} MB in {len(data)} "
+        f"files; {len(results)} result files"
+    )
     return "\n".join(lines)
 
 
 def verify(cache_dir) -> list[str]:
     """Every problem of the cache's model entries and result files (empty: intact)."""
-    return [p for p in (*(verify_entry(e) for e in model_entries(cache_dir)),
-                        *(verify_result(f) for f in result_files(cache_dir))) if p]
+    return [
+        p
+        for p in (
+            *(verify_entry(e) for e in model_entries(cache_dir)),
+            *(verify_result(f) for f in result_files(cache_dir)),
+        )
+        if p
+    ]
 
 
-def prune(cache_dir, older_than_days: float | None = None, match: str | None = None,
-          other_versions: bool = False, damaged: bool = False, dry_run: bool = False) -> list[Path]:
+def prune(
+    cache_dir,
+    older_than_days: float | None = None,
+    match: str | None = None,
+    other_versions: bool = False,
+    damaged: bool = False,
+    dry_run: bool = False,
+) -> list[Path]:
     """Remove the model entries that every given criterion selects (at least one must
     be given): trained more than ``older_than_days`` days ago (by their folder's
     modification time), whose name matches the glob ``match`` (e.g. ``'dummy-*'``),

@@ -10,14 +10,23 @@ itself (the article): never inside site-packages, which is not the user's.
 
 Imports nothing that starts TensorFlow: the plugin reads these paths at start.
 """
+
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["find_ini", "project_root", "under_root", "default_pins_folder", "resolve_pins_path",
-           "declared_folder", "pins_path_for", "misread_path_option"]
+__all__ = [
+    "find_ini",
+    "project_root",
+    "under_root",
+    "default_pins_folder",
+    "resolve_pins_path",
+    "declared_folder",
+    "pins_path_for",
+    "misread_path_option",
+]
 
 PACKAGE = Path(__file__).resolve().parent
 DEFAULT_PINS_NAME = "pinned_verdicts.json"  # declaration.Experiment.pins_name's default
@@ -29,8 +38,13 @@ def find_ini(folder: Path) -> Path | None:
     """The pytest configuration file pytest would find from ``folder`` upwards, or None
     (the same files pytest reads: pytest.ini, pyproject.toml with [tool.pytest.ini_options],
     tox.ini with [pytest], setup.cfg with [tool:pytest])."""
-    marks = {"pytest.ini": None, ".pytest.ini": None, "pyproject.toml": "[tool.pytest.ini_options]",
-             "tox.ini": "[pytest]", "setup.cfg": "[tool:pytest]"}
+    marks = {
+        "pytest.ini": None,
+        ".pytest.ini": None,
+        "pyproject.toml": "[tool.pytest.ini_options]",
+        "tox.ini": "[pytest]",
+        "setup.cfg": "[tool:pytest]",
+    }
     for d in (folder, *folder.parents):
         for name, section in marks.items():
             f = d / name
@@ -64,8 +78,9 @@ def default_pins_folder(rootdir: Path) -> Path:
     return rootdir / "tests" if (rootdir / "tests").is_dir() else rootdir
 
 
-def resolve_pins_path(pins_name: str, *, explicit: str | Path | None, rootdir: Path,
-                      beside: Path | None = None) -> Path:
+def resolve_pins_path(
+    pins_name: str, *, explicit: str | Path | None, rootdir: Path, beside: Path | None = None
+) -> Path:
     """The pins file: ``explicit`` (--pinned-verdicts, ``pin --file``; relative to the
     working directory), else ``pins_name`` in the folder ``beside`` (of the test file
     that parametrizes the claims, or of the module that declares the experiment), else
@@ -101,8 +116,9 @@ def pins_path_for(experiment, explicit: str | Path | None = None, start: Path | 
     and ``project_root(start)`` as the rootdir, so that it is the file a ``pytest`` of
     its test file reads (``examples/widths/pinned_widths.json``; the article's
     ``tests/pinned_verdicts.json``)."""
-    return resolve_pins_path(experiment.pins_name, explicit=explicit, rootdir=project_root(start),
-                             beside=declared_folder(experiment))
+    return resolve_pins_path(
+        experiment.pins_name, explicit=explicit, rootdir=project_root(start), beside=declared_folder(experiment)
+    )
 
 
 def misread_path_option(args: Sequence[str], rootdir: Path, start: Path) -> str | None:
@@ -121,7 +137,9 @@ def misread_path_option(args: Sequence[str], rootdir: Path, start: Path) -> str 
         value = args[args.index(flag) + 1]
         v = Path(value).expanduser().resolve()
         if v.exists() and (v == root or root in v.parents):
-            return (f"pytest took {flag}'s value {value} for a test path and chose its rootdir from it "
-                    f"({root}; no ini file, so no testpaths): it reads paths before it loads plugins. Write "
-                    f"{flag}={value} (with '='), or name the tests first: pytest tests {flag} {value}")
+            return (
+                f"pytest took {flag}'s value {value} for a test path and chose its rootdir from it "
+                f"({root}; no ini file, so no testpaths): it reads paths before it loads plugins. Write "
+                f"{flag}={value} (with '='), or name the tests first: pytest tests {flag} {value}"
+            )
     return None

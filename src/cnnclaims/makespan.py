@@ -12,6 +12,7 @@ processes, one TensorFlow thread each, as the local pool runs them; the recorded
 come from whatever machine trained them (2 busy cores here), so read the absolute
 numbers as that machine's.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,10 @@ def plan_jobs(items, records, max_epochs: int | None = None, patience: int | Non
         if isinstance(item, tuple) and len(item) == 2:
             label, n = item
             if max_epochs is None or patience is None:
-                raise ValueError(f"plan item {item!r}: a (label, n_train) pair needs max_epochs and patience "
-                                 "(pass the profile's) to find recorded models of the same setting")
+                raise ValueError(
+                    f"plan item {item!r}: a (label, n_train) pair needs max_epochs and patience "
+                    "(pass the profile's) to find recorded models of the same setting"
+                )
             specs.append({"n_train": n, "max_epochs": max_epochs, "patience": patience})
             labels.append(str(label))
         elif all(hasattr(item, k) for k in ("n_train", "max_epochs", "patience")):
@@ -56,7 +59,8 @@ def plan_jobs(items, records, max_epochs: int | None = None, patience: int | Non
         else:
             raise ValueError(f"plan item {item!r}: expected a TrainSpec or a (label, n_train) pair")
     spec_n = [s["n_train"] if isinstance(s, dict) else s.n_train for s in specs]
-    return [Job(label, n, e.seconds, e.basis) for label, n, e in zip(labels, spec_n, estimate(specs, records))]
+    estimates = estimate(specs, records)
+    return [Job(label, n, e.seconds, e.basis) for label, n, e in zip(labels, spec_n, estimates, strict=False)]
 
 
 def knee(seconds) -> int | None:
@@ -89,13 +93,20 @@ def simulate(items, records, workers=WORKERS, max_epochs: int | None = None, pat
     jobs = plan_jobs(items, records, max_epochs, patience)
     missing = sorted({j.n_train for j in jobs if not math.isfinite(j.seconds)})
     if missing:
-        raise ValueError(f"no recorded training time predicts n_train={missing}: the cache holds no model of the same "
-                         "epoch limit and patience; train one (e.g. `python -m cnnclaims run`) or pass --cache-dir "
-                         "of a cache that has them")
+        raise ValueError(
+            f"no recorded training time predicts n_train={missing}: the cache holds no model of the same "
+            "epoch limit and patience; train one (e.g. `python -m cnnclaims run`) or pass --cache-dir "
+            "of a cache that has them"
+        )
     secs = [j.seconds for j in jobs]
-    return {"jobs": jobs, "rows": makespan_table(secs, workers) if jobs else [],
-            "total_s": float(sum(secs)), "longest_s": max(secs, default=0.0), "knee": knee(secs),
-            "scaled": sorted({j.n_train for j in jobs if j.basis.startswith("scaled")})}
+    return {
+        "jobs": jobs,
+        "rows": makespan_table(secs, workers) if jobs else [],
+        "total_s": float(sum(secs)),
+        "longest_s": max(secs, default=0.0),
+        "knee": knee(secs),
+        "scaled": sorted({j.n_train for j in jobs if j.basis.startswith("scaled")}),
+    }
 
 
 def _minutes(seconds: float) -> str:
@@ -106,30 +117,50 @@ def markdown(plans: dict) -> str:
     """A Markdown table of ``{plan label: simulate(...)}``: one row per plan and
     worker count, times in minutes, then a line per plan saying how each model size
     was estimated and where the longest model starts to bound the makespan."""
-    out = ["| plan | workers | makespan (min) | lower bound (min) | speedup | bound by the longest model | times |",
-           "|---|---|---|---|---|---|---|"]
+    out = [
+        "| plan | workers | makespan (min) | lower bound (min) | speedup | bound by the longest model | times |",
+        "|---|---|---|---|---|---|---|",
+    ]
     notes = []
     for label, sim in plans.items():
         sizes = {j.n_train for j in sim["jobs"]}
-        times = "recorded" if not sim["scaled"] else (f"scaled for n={', '.join(map(str, sim['scaled']))}"
-                                                      + ("; others recorded" if len(sim["scaled"]) < len(sizes) else ""))
+        times = (
+            "recorded"
+            if not sim["scaled"]
+            else (
+                f"scaled for n={', '.join(map(str, sim['scaled']))}"
+                + ("; others recorded" if len(sim["scaled"]) < len(sizes) else "")
+            )
+        )
         for r in sim["rows"]:
-            out.append(f"| {label} | {r['workers']} | {_minutes(r['makespan_s'])} | {_minutes(r['lower_bound_s'])} "
-                       f"| {r['speedup']:.2f} | {'yes' if r['bound_by_longest'] else 'no'} | {times} |")
+            out.append(
+                f"| {label} | {r['workers']} | {_minutes(r['makespan_s'])} | {_minutes(r['lower_bound_s'])} "
+                f"| {r['speedup']:.2f} | {'yes' if r['bound_by_longest'] else 'no'} | {times} |"
+            )
         bases = {}
         for j in sim["jobs"]:
             bases.setdefault(j.n_train, j.basis)
-        sizes = "; ".join(f"n={n}: {_minutes(next(j.seconds for j in sim['jobs'] if j.n_train == n))} min, {b}"
-                          for n, b in sorted(bases.items()))
-        notes.append(f"- **{label}**: {len(sim['jobs'])} models, {_minutes(sim['total_s'])} min in all, the longest "
-                     f"{_minutes(sim['longest_s'])} min; from {sim['knee']} workers on the longest model is the "
-                     f"makespan. Per model: {sizes}.")
+        sizes = "; ".join(
+            f"n={n}: {_minutes(next(j.seconds for j in sim['jobs'] if j.n_train == n))} min, {b}"
+            for n, b in sorted(bases.items())
+        )
+        notes.append(
+            f"- **{label}**: {len(sim['jobs'])} models, {_minutes(sim['total_s'])} min in all, the longest "
+            f"{_minutes(sim['longest_s'])} min; from {sim['knee']} workers on the longest model is the "
+            f"makespan. Per model: {sizes}."
+        )
     scaled = any(sim["scaled"] for sim in plans.values())
-    notes.append("- Times: mean recorded training time of models of the same size (same epoch limit and patience)"
-                 + ("; a size without a recorded model is scaled from the nearest recorded size in proportion to "
-                    "its images (marked *scaled*: a guess, the epochs to early stopping may differ)" if scaled else "")
-                 + ". Schedule: longest first, each model to the worker that frees up first (LPT); lower bound: "
-                   "max(total / workers, longest model).")
+    notes.append(
+        "- Times: mean recorded training time of models of the same size (same epoch limit and patience)"
+        + (
+            "; a size without a recorded model is scaled from the nearest recorded size in proportion to "
+            "its images (marked *scaled*: a guess, the epochs to early stopping may differ)"
+            if scaled
+            else ""
+        )
+        + ". Schedule: longest first, each model to the worker that frees up first (LPT); lower bound: "
+        "max(total / workers, longest model)."
+    )
     return "\n".join(out + [""] + notes)
 
 
@@ -157,6 +188,15 @@ def makespan_figure(plans: dict, title: str = "simulated makespan (LPT) from rec
     from . import plots
 
     return plots.makespan_plot(
-        {label: ([r["workers"] for r in sim["rows"]], [r["makespan_s"] for r in sim["rows"]],
-                 [r["lower_bound_s"] for r in sim["rows"]], sim["longest_s"], sim["knee"])
-         for label, sim in plans.items()}, title)
+        {
+            label: (
+                [r["workers"] for r in sim["rows"]],
+                [r["makespan_s"] for r in sim["rows"]],
+                [r["lower_bound_s"] for r in sim["rows"]],
+                sim["longest_s"],
+                sim["knee"],
+            )
+            for label, sim in plans.items()
+        },
+        title,
+    )

@@ -33,6 +33,7 @@ particular one image without its batch axis, e.g. a last-layer map (8, 8, 16), i
 refused rather than read as 8 images of 8x16 values; use ``x[None]``. The checks
 never change a valid input's numbers.
 """
+
 from __future__ import annotations
 
 import numbers

@@ -1,4 +1,5 @@
 """The article's CNN, layer for layer, with its layer names."""
+
 from __future__ import annotations
 
 from .compat import keras
@@ -9,8 +10,19 @@ N_PARAMS = 54_106
 # The order in which the article's network applies its layers; names matter
 # because the claims and the figures address layers by name.
 LAYER_NAMES = (
-    "input", "conv2d_1", "conv2d_2", "pool_1", "conv2d_3", "conv2d_4", "pool_2",
-    "conv2d_5", "conv2d_6", "dense_1", "dropout_1", "flatten_1", "dense_2",
+    "input",
+    "conv2d_1",
+    "conv2d_2",
+    "pool_1",
+    "conv2d_3",
+    "conv2d_4",
+    "pool_2",
+    "conv2d_5",
+    "conv2d_6",
+    "dense_1",
+    "dropout_1",
+    "flatten_1",
+    "dense_2",
 )
 
 

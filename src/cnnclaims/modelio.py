@@ -15,17 +15,18 @@ probabilities, how a batch of images is fed to several inputs, and channels-last
 
 Anything else is one ModelError before any training, naming the model and the fix.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from .compat import image_data_format, input_name, keras, keras_config_file
 from .errors import ModelError
-from .model_checks import channels_first_error, check_feed, shape_fits, tensor_shape
 from .inputs import IMAGE_SHAPE, N_CLASSES
+from .model_checks import channels_first_error, check_feed, shape_fits, tensor_shape
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,12 @@ def model_io(experiment) -> ModelIO:
     """The experiment's ModelIO (its ``input_shape``, classes, ``output_layer`` and
     ``feed``). ``output`` only chooses among several outputs: the article's
     ``output_layer`` is its one output."""
-    return ModelIO(tuple(experiment.input_shape), len(experiment.classes), experiment.output_layer,
-                   getattr(experiment, "feed", None))
+    return ModelIO(
+        tuple(experiment.input_shape),
+        len(experiment.classes),
+        experiment.output_layer,
+        getattr(experiment, "feed", None),
+    )
 
 
 def build_error(who: str, exc: BaseException) -> ModelError | None:
@@ -63,7 +68,7 @@ def build_error(who: str, exc: BaseException) -> ModelError | None:
     return ModelError(
         f"{who} failed ({type(exc).__name__}: {first}) with Keras's image_data_format 'channels_first' (read from "
         f"{keras_config_file()}, or set by keras.backend.set_image_data_format); cnnclaims feeds images as (n, "
-        f"height, width, channels): set \"image_data_format\": \"channels_last\" in {keras_config_file()} (or point "
+        f'height, width, channels): set "image_data_format": "channels_last" in {keras_config_file()} (or point '
         "$KERAS_HOME at a folder without that setting)"
     )
 
@@ -86,7 +91,8 @@ def checked_io(model, io: ModelIO, who: str) -> int:
             raise ModelError(
                 f"{who}: the model has {len(names)} inputs ({', '.join(names)}); declare how a batch of images is "
                 f"fed to them: Experiment(feed=fn) with fn(images) -> {{{', '.join(repr(n) for n in names)}: "
-                "array}, a module-level function of the (n, H, W, C) float batch")
+                "array}, a module-level function of the (n, H, W, C) float batch"
+            )
         shape = tensor_shape(model.inputs[0])
         if not shape_fits(shape, tuple(io.input_shape)):
             hint = ""
@@ -95,7 +101,8 @@ def checked_io(model, io: ModelIO, who: str) -> int:
             raise ModelError(
                 f"{who}: the model takes inputs of shape {shape}, but the experiment's images are "
                 f"{tuple(io.input_shape)}{hint}; build it with keras.Input({tuple(io.input_shape)}) or declare "
-                f"Experiment(input_shape={shape})")
+                f"Experiment(input_shape={shape})"
+            )
     else:
         x = np.zeros((2, *io.input_shape), np.float32)
         check_feed(io.feed, x, model.inputs, names, who)
@@ -112,11 +119,13 @@ def output_index(model, io: ModelIO, who: str) -> int:
     if not io.output:
         raise ModelError(
             f"{who}: the model has {len(outputs)} outputs ({', '.join(out_names)}); declare which is the class "
-            f"probabilities: Experiment(output_layer={out_names[0]!r}) (that output alone is trained and read)")
+            f"probabilities: Experiment(output_layer={out_names[0]!r}) (that output alone is trained and read)"
+        )
     if io.output not in out_names:
         raise ModelError(
             f"{who}: output_layer={io.output!r} is none of the model's {len(outputs)} outputs "
-            f"({', '.join(out_names)}); name the one that gives the class probabilities")
+            f"({', '.join(out_names)}); name the one that gives the class probabilities"
+        )
     return out_names.index(io.output)
 
 
@@ -170,13 +179,20 @@ def check_layers(build, experiment, role: str) -> None:
     valid += [INPUT] if INPUT not in valid else []
     who = f"experiment {experiment.name!r}, condition {experiment.recipe(role).name!r}"
     if experiment.output_layer and experiment.output_layer not in valid:
-        raise _named(unknown("layer", experiment.output_layer, valid), experiment.output_layer, walk,
-                     f"{who}: output_layer {experiment.output_layer!r} is not a layer of model {model.name!r}")
+        raise _named(
+            unknown("layer", experiment.output_layer, valid),
+            experiment.output_layer,
+            walk,
+            f"{who}: output_layer {experiment.output_layer!r} is not a layer of model {model.name!r}",
+        )
     for claim_id, metric, layer in wanted:
         if layer != OUTPUT and layer not in valid:
-            raise _named(unknown("layer", layer, valid), layer, walk,
-                         f"{who}: claim {claim_id!r}, metric {metric!r} reads layer {layer!r}, which model "
-                         f"{model.name!r} lacks")
+            raise _named(
+                unknown("layer", layer, valid),
+                layer,
+                walk,
+                f"{who}: claim {claim_id!r}, metric {metric!r} reads layer {layer!r}, which model {model.name!r} lacks",
+            )
     _LAYERS_CHECKED.add(key)
 
 
@@ -185,6 +201,9 @@ def _named(err, name: str, walk, what: str):
     from .errors import UnknownNameError
 
     inside = inner_paths(name, walk.outputs)
-    hint = (f"; it is inside a nested model: {', '.join(repr(p) for p in inside)} (name a nested layer by its path)"
-            if inside else "")
+    hint = (
+        f"; it is inside a nested model: {', '.join(repr(p) for p in inside)} (name a nested layer by its path)"
+        if inside
+        else ""
+    )
     return UnknownNameError(f"{what}{hint}; {str(err).split('; ', 1)[1]}")

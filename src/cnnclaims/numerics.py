@@ -26,6 +26,7 @@ anything imports TensorFlow (``check_options``).
 TensorFlow through ``compat``), and the variables it sets are in ``os.environ``, so
 spawned training workers and a Ray started here inherit them.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,13 +44,36 @@ PORTABLE_SETTINGS = {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": ISA_CAP
 # included). Under portable numerics any of them that is set and differs from the
 # portable value is a usage error; under native numerics they are recorded.
 KERNEL_VARIABLES = (
-    "TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_CPU_ISA_HINTS",
-    "DNNL_CPU_ISA_HINTS", "ONEDNN_DEFAULT_FPMATH_MODE", "DNNL_DEFAULT_FPMATH_MODE", "TF_XLA_FLAGS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "ONEDNN_CPU_ISA_HINTS",
+    "DNNL_CPU_ISA_HINTS",
+    "ONEDNN_DEFAULT_FPMATH_MODE",
+    "DNNL_DEFAULT_FPMATH_MODE",
+    "TF_XLA_FLAGS",
 )
 # CPU features that select oneDNN kernels (and TensorFlow's default for its custom
 # operations), recorded in a native fingerprint.
-KERNEL_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq",
-                "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+KERNEL_FLAGS = (
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512dq",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
 PORTABLE_NEEDS = ("avx2", "fma")
 # oneDNN is linked into the TensorFlow wheel, so TensorFlow's version names it; read
 # from ONEDNN_VERBOSE=1 in each tox environment (`python -m cnnclaims numerics` reads it
@@ -69,8 +93,10 @@ def mode(value: str | None = None) -> str:
     chosen = value or os.environ.get(ENV_NUMERICS) or DEFAULT_MODE
     if chosen not in MODES:
         where = "--numerics" if value else f"${ENV_NUMERICS}"
-        raise NumericsError(f"{where} {chosen!r} is not a numerics mode; choose portable (the same bits on every "
-                            "x86-64 CPU with AVX2) or native (TensorFlow's defaults on this CPU: faster, not portable)")
+        raise NumericsError(
+            f"{where} {chosen!r} is not a numerics mode; choose portable (the same bits on every "
+            "x86-64 CPU with AVX2) or native (TensorFlow's defaults on this CPU: faster, not portable)"
+        )
     return chosen
 
 
@@ -113,15 +139,19 @@ def cpu_caches() -> dict:
 def _check_cpu() -> None:
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64"):
-        raise NumericsError(f"portable numerics are defined for x86-64 CPUs with AVX2 and FMA; this machine is "
-                            f"{machine}. Use --numerics native (or ${ENV_NUMERICS}=native): TensorFlow's defaults, "
-                            "bit-identical only on machines like this one, pinned under their own key")
+        raise NumericsError(
+            f"portable numerics are defined for x86-64 CPUs with AVX2 and FMA; this machine is "
+            f"{machine}. Use --numerics native (or ${ENV_NUMERICS}=native): TensorFlow's defaults, "
+            "bit-identical only on machines like this one, pinned under their own key"
+        )
     flags = cpu_flags()
     lacking = [f for f in PORTABLE_NEEDS if flags is not None and f not in flags]
     if lacking:
-        raise NumericsError(f"portable numerics run oneDNN's AVX2 kernels, but this CPU lacks {', '.join(lacking)}; "
-                            f"use --numerics native (or ${ENV_NUMERICS}=native): its models are bit-identical only "
-                            "on CPUs with the same features, pinned under their own key")
+        raise NumericsError(
+            f"portable numerics run oneDNN's AVX2 kernels, but this CPU lacks {', '.join(lacking)}; "
+            f"use --numerics native (or ${ENV_NUMERICS}=native): its models are bit-identical only "
+            "on CPUs with the same features, pinned under their own key"
+        )
 
 
 def user_settings() -> dict:
@@ -149,13 +179,15 @@ def apply(value: str | None = None) -> str:
                 raise NumericsError(
                     f"${name}={given} contradicts portable numerics ({_portable_text()}); unset {name}, or run "
                     f"with --numerics native (${ENV_NUMERICS}=native), which keeps it and records it in every "
-                    "model's key")
+                    "model's key"
+                )
         missing = {k: v for k, v in PORTABLE_SETTINGS.items() if os.environ.get(k) != v}
         if missing and "tensorflow" in sys.modules:
             raise NumericsError(
                 f"TensorFlow was imported before cnnclaims could set portable numerics ({_portable_text()}); "
                 "import cnnclaims (or run pytest / python -m cnnclaims) before TensorFlow, or set those variables "
-                "before starting Python")
+                "before starting Python"
+            )
         os.environ.update(missing)
     os.environ[ENV_NUMERICS] = chosen
     return chosen
@@ -187,10 +219,13 @@ def fingerprint(tensorflow_version: str, onednn_opts_on: bool | None) -> dict:
     depend on them. Call after ``apply``."""
     chosen = mode()
     settings = user_settings()
-    out = {"mode": chosen, "settings": settings,
-           "isa_cap": settings.get("ONEDNN_MAX_CPU_ISA") or settings.get("DNNL_MAX_CPU_ISA") or "",
-           "onednn": ONEDNN_BY_TENSORFLOW.get(tensorflow_version, f"bundled with tensorflow {tensorflow_version}"),
-           "onednn_opts": onednn_opts_on}
+    out = {
+        "mode": chosen,
+        "settings": settings,
+        "isa_cap": settings.get("ONEDNN_MAX_CPU_ISA") or settings.get("DNNL_MAX_CPU_ISA") or "",
+        "onednn": ONEDNN_BY_TENSORFLOW.get(tensorflow_version, f"bundled with tensorflow {tensorflow_version}"),
+        "onednn_opts": onednn_opts_on,
+    }
     if chosen == "native":
         out["cpu"] = list(cpu_flags() or ("unknown",))
         out["caches"] = cpu_caches()

@@ -13,6 +13,7 @@ read them import them from here (``cache``, ``data``, ``declaration``, ``numeric
 applied (before anything imports TensorFlow) by ``numerics.check_options``, which the
 front ends call: it applies them, then calls ``check``.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,39 +69,98 @@ class Option:
 
 
 OPTIONS = (
-    Option("--experiment", f"the experiment, as 'package.module:NAME' (default {DEFAULT_EXPERIMENT}, the article)",
-           ENV_EXPERIMENT),
-    Option("--profile", "the experiment's profile (default: the experiment's default; the article: article, "
-           "the real experiment, or smoke, fast)", ENV_PROFILE, env_at_parse=True),
-    Option("--data", "the data source, for the article CIFAR-10 as cifar-10-batches-py or an image-folder tree "
-           "(default: Keras's downloader)", ENV_DATA),
-    Option("--cache-dir", "cache for decoded data, trained models and statistics (default: the user's cache "
-           "folder, $XDG_CACHE_HOME/cnnclaims or ~/.cache/cnnclaims)", ENV_CACHE),
+    Option(
+        "--experiment",
+        f"the experiment, as 'package.module:NAME' (default {DEFAULT_EXPERIMENT}, the article)",
+        ENV_EXPERIMENT,
+    ),
+    Option(
+        "--profile",
+        "the experiment's profile (default: the experiment's default; the article: article, "
+        "the real experiment, or smoke, fast)",
+        ENV_PROFILE,
+        env_at_parse=True,
+    ),
+    Option(
+        "--data",
+        "the data source, for the article CIFAR-10 as cifar-10-batches-py or an image-folder tree "
+        "(default: Keras's downloader)",
+        ENV_DATA,
+    ),
+    Option(
+        "--cache-dir",
+        "cache for decoded data, trained models and statistics (default: the user's cache "
+        "folder, $XDG_CACHE_HOME/cnnclaims or ~/.cache/cnnclaims)",
+        ENV_CACHE,
+    ),
     Option("--retrain", "retrain every model instead of loading it from the cache", type=None),
-    Option("--workers", "models trained at once, one TensorFlow thread each (default: one per core, at most 8 "
-           "and one per 4 GiB of memory)", ENV_WORKERS, type=int),
-    Option("--executor", "where models train: local (worker processes here, the default) or ray (one Ray task "
-           "per model, on a local Ray or the cluster of --ray-address; needs pip install -e \".[ray]\")",
-           ENV_EXECUTOR, choices=EXECUTORS),
-    Option("--ray-address", "the Ray cluster --executor=ray trains on, the head's host:port (default: a local Ray "
-           "started for the run, one CPU per worker)", ENV_RAY_ADDRESS),
-    Option("--numerics", "portable: the same bits on every x86-64 CPU with AVX2 (oneDNN custom operations on, "
-           "its kernels capped at AVX2; the default), or native: TensorFlow's defaults on this CPU (faster, models "
-           "and pins of their own)", ENV_NUMERICS, choices=NUMERICS_MODES),
-    Option("--time-budget", "minutes the missing models may take to train, as predicted from throughput measured "
-           "here before training: a longer plan trains nothing and its claims are reported skipped, saying so "
-           "(default: no limit)", ENV_TIME_BUDGET, type=float),
+    Option(
+        "--workers",
+        "models trained at once, one TensorFlow thread each (default: one per core, at most 8 "
+        "and one per 4 GiB of memory)",
+        ENV_WORKERS,
+        type=int,
+    ),
+    Option(
+        "--executor",
+        "where models train: local (worker processes here, the default) or ray (one Ray task "
+        'per model, on a local Ray or the cluster of --ray-address; needs pip install -e ".[ray]")',
+        ENV_EXECUTOR,
+        choices=EXECUTORS,
+    ),
+    Option(
+        "--ray-address",
+        "the Ray cluster --executor=ray trains on, the head's host:port (default: a local Ray "
+        "started for the run, one CPU per worker)",
+        ENV_RAY_ADDRESS,
+    ),
+    Option(
+        "--numerics",
+        "portable: the same bits on every x86-64 CPU with AVX2 (oneDNN custom operations on, "
+        "its kernels capped at AVX2; the default), or native: TensorFlow's defaults on this CPU (faster, models "
+        "and pins of their own)",
+        ENV_NUMERICS,
+        choices=NUMERICS_MODES,
+    ),
+    Option(
+        "--time-budget",
+        "minutes the missing models may take to train, as predicted from throughput measured "
+        "here before training: a longer plan trains nothing and its claims are reported skipped, saying so "
+        "(default: no limit)",
+        ENV_TIME_BUDGET,
+        type=float,
+    ),
     Option("--seeds", "training seeds per condition (default: the profile's)", type=int),
-    Option("--probe-index", "test-set index of the probe image, one of the probe class (default: the first "
-           "test image of the class)", ENV_PROBE),
-    Option("--artifacts", "folder for verdict JSON and plots (default: build/artifacts under pytest's rootdir)",
-           ENV_ARTIFACTS, fronts=PYTEST),
-    Option("--plots", "write diagnostic plots for failing claims (default), for every claim, or never",
-           choices=("failed", "always", "never"), default="failed", fronts=PYTEST),
-    Option("--regen-verdicts", "rewrite the pinned verdicts for this version family and profile from this run",
-           type=None, fronts=PYTEST),
-    Option("--pinned-verdicts", "pinned verdicts file (default: the experiment's pins file beside the test file "
-           "that parametrizes its claims, else tests/pinned_verdicts.json under pytest's rootdir)", fronts=PYTEST),
+    Option(
+        "--probe-index",
+        "test-set index of the probe image, one of the probe class (default: the first test image of the class)",
+        ENV_PROBE,
+    ),
+    Option(
+        "--artifacts",
+        "folder for verdict JSON and plots (default: build/artifacts under pytest's rootdir)",
+        ENV_ARTIFACTS,
+        fronts=PYTEST,
+    ),
+    Option(
+        "--plots",
+        "write diagnostic plots for failing claims (default), for every claim, or never",
+        choices=("failed", "always", "never"),
+        default="failed",
+        fronts=PYTEST,
+    ),
+    Option(
+        "--regen-verdicts",
+        "rewrite the pinned verdicts for this version family and profile from this run",
+        type=None,
+        fronts=PYTEST,
+    ),
+    Option(
+        "--pinned-verdicts",
+        "pinned verdicts file (default: the experiment's pins file beside the test file "
+        "that parametrizes its claims, else tests/pinned_verdicts.json under pytest's rootdir)",
+        fronts=PYTEST,
+    ),
 )
 BY_FLAG = {o.flag: o for o in OPTIONS}
 
@@ -145,8 +205,10 @@ def check(get) -> None:
     address = ray_address_choice(get("--ray-address"))
     if address and executor != "ray":
         # Not ignored silently: the user meant a cluster, and would train here.
-        raise ValueError(f"--ray-address / ${ENV_RAY_ADDRESS} {address!r} is set, but the executor is {executor!r}; "
-                         f"add --executor=ray (or set ${ENV_EXECUTOR}=ray), or drop the address")
+        raise ValueError(
+            f"--ray-address / ${ENV_RAY_ADDRESS} {address!r} is set, but the executor is {executor!r}; "
+            f"add --executor=ray (or set ${ENV_EXECUTOR}=ray), or drop the address"
+        )
     time_budget_choice(get("--time-budget"))
     seeds = get("--seeds")
     if seeds is not None and seeds < 1:
@@ -156,11 +218,15 @@ def check(get) -> None:
         try:
             index = int(raw)
         except ValueError:
-            raise ValueError(f"--probe-index / ${ENV_PROBE} {raw!r} is not an integer; "
-                             "give the test-set index of an image of the probe class") from None
+            raise ValueError(
+                f"--probe-index / ${ENV_PROBE} {raw!r} is not an integer; "
+                "give the test-set index of an image of the probe class"
+            ) from None
         if index < 0:
-            raise ValueError(f"--probe-index / ${ENV_PROBE} {index} is negative; "
-                             "give the test-set index of an image of the probe class")
+            raise ValueError(
+                f"--probe-index / ${ENV_PROBE} {index} is negative; "
+                "give the test-set index of an image of the probe class"
+            )
 
 
 def executor_choice(value: str | None = None) -> str:
@@ -195,8 +261,9 @@ def time_budget_choice(value: float | None = None) -> float | None:
     """Minutes of predicted training a run may start: ``value`` (``--time-budget``),
     else $CNNCLAIMS_TIME_BUDGET, else None (no limit). Raises ValueError for a value that
     is not a non-negative number, naming where it came from."""
-    raw, where = (value, "--time-budget") if value is not None else (os.environ.get(ENV_TIME_BUDGET),
-                                                                      f"${ENV_TIME_BUDGET}")
+    raw, where = (
+        (value, "--time-budget") if value is not None else (os.environ.get(ENV_TIME_BUDGET), f"${ENV_TIME_BUDGET}")
+    )
     if raw in (None, ""):
         return None
     try:

@@ -16,6 +16,7 @@ A missing entry or case, a changed label or a number beyond the tolerance
 ``--regen-verdicts`` (or ``python -m cnnclaims pin``) rewrites the whole entry for the
 current key in the pins file itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,11 @@ def path_for(experiment) -> Path:
 
     from .locations import pins_path_for
 
-    warnings.warn("cnnclaims.pinned.path_for is deprecated; use cnnclaims.locations.pins_path_for",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "cnnclaims.pinned.path_for is deprecated; use cnnclaims.locations.pins_path_for",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return pins_path_for(experiment)
 
 
@@ -85,17 +89,24 @@ def load(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text())
     except OSError as exc:
-        raise CnnClaimsError(f"pinned verdicts file {path} cannot be read ({exc.strerror or exc}); "
-                             "pass --pinned-verdicts with a readable JSON file") from exc
+        raise CnnClaimsError(
+            f"pinned verdicts file {path} cannot be read ({exc.strerror or exc}); "
+            "pass --pinned-verdicts with a readable JSON file"
+        ) from exc
     except ValueError as exc:
-        raise CnnClaimsError(f"pinned verdicts file {path} is not valid JSON ({exc}); fix it or restore it from git") from exc
-    shape = ('expected {"entries": {"<version family>/<profile>": {"verdicts": {"C1/frogs": "supported", ...}, '
-             '"null_control": {...}}}}; fix it or restore it from git')
+        raise CnnClaimsError(
+            f"pinned verdicts file {path} is not valid JSON ({exc}); fix it or restore it from git"
+        ) from exc
+    shape = (
+        'expected {"entries": {"<version family>/<profile>": {"verdicts": {"C1/frogs": "supported", ...}, '
+        '"null_control": {...}}}}; fix it or restore it from git'
+    )
     if not isinstance(doc, dict) or not isinstance(doc.get("entries", {}), dict):
         raise CnnClaimsError(f"pinned verdicts file {path} has the wrong shape: {shape}")
     for key, entry in doc.get("entries", {}).items():
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(sec, {}), dict)
-                                                  for sec in ("verdicts", "null_control")):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(sec, {}), dict) for sec in ("verdicts", "null_control")
+        ):
             raise CnnClaimsError(f"pinned verdicts file {path}: entry {key!r} has the wrong shape: {shape}")
         for section in ("verdicts", "null_control"):
             for case, verdict in entry.get(section, {}).items():
@@ -104,18 +115,26 @@ def load(path: Path) -> dict:
                 if verdict not in valid:
                     raise CnnClaimsError(
                         f"pinned verdicts file {path}: {key} {section} {case} is {verdict!r}; valid: {', '.join(valid)}"
-                        + (" ('inconclusive' is split into negligible and underpowered since the four-verdict "
-                           "vocabulary: regenerate the entry with --regen-verdicts and review the diff)"
-                           if verdict == "inconclusive" else "")
+                        + (
+                            " ('inconclusive' is split into negligible and underpowered since the four-verdict "
+                            "vocabulary: regenerate the entry with --regen-verdicts and review the diff)"
+                            if verdict == "inconclusive"
+                            else ""
+                        )
                     )
         numbers = entry.get("numbers", {})
-        shape_n = (f'expected "numbers": {{"verdicts": {{"C1/frogs": {{"statistic": 1.5, ...}}}}, "null_control": '
-                   f'{{...}}}} with numbers or "inf"/"-inf" for {", ".join(NUMBER_FIELDS)}; fix it or regenerate the entry')
+        shape_n = (
+            f'expected "numbers": {{"verdicts": {{"C1/frogs": {{"statistic": 1.5, ...}}}}, "null_control": '
+            f'{{...}}}} with numbers or "inf"/"-inf" for {", ".join(NUMBER_FIELDS)}; fix it or regenerate the entry'
+        )
         if not isinstance(numbers, dict) or not all(
-                isinstance(cases, dict) and all(
-                    isinstance(nums, dict) and all(f in NUMBER_FIELDS and _is_number(x) for f, x in nums.items())
-                    for nums in cases.values())
-                for cases in numbers.values()):
+            isinstance(cases, dict)
+            and all(
+                isinstance(nums, dict) and all(f in NUMBER_FIELDS and _is_number(x) for f, x in nums.items())
+                for nums in cases.values()
+            )
+            for cases in numbers.values()
+        ):
             raise CnnClaimsError(f"pinned verdicts file {path}: entry {key!r} has wrong numbers: {shape_n}")
     return doc
 
@@ -171,8 +190,11 @@ def case_diff(pin_label, pin_numbers: dict | None, v) -> list:
     diffs = [("verdict", pin_label, v.verdict)] if pin_label != v.verdict else []
     if pin_numbers is not None:
         new = numbers_of(v)
-        diffs += [(f, pin_numbers.get(f), new.get(f)) for f in NUMBER_FIELDS
-                  if not same_number(pin_numbers.get(f), new.get(f))]
+        diffs += [
+            (f, pin_numbers.get(f), new.get(f))
+            for f in NUMBER_FIELDS
+            if not same_number(pin_numbers.get(f), new.get(f))
+        ]
     return diffs
 
 
@@ -195,8 +217,10 @@ def make_entry(verdicts, null_verdicts, profile, data_source: str) -> dict:
         "recorded": time.strftime("%Y-%m-%d"),
         "verdicts": {v.key: v.verdict for v in verdicts},
         "null_control": {v.key: v.verdict for v in null_verdicts},
-        "numbers": {"verdicts": {v.key: numbers_of(v) for v in verdicts},
-                    "null_control": {v.key: numbers_of(v) for v in null_verdicts}},
+        "numbers": {
+            "verdicts": {v.key: numbers_of(v) for v in verdicts},
+            "null_control": {v.key: numbers_of(v) for v in null_verdicts},
+        },
     }
 
 
@@ -211,8 +235,9 @@ def dumps(doc: dict) -> str:
     doc = to_jsonable(doc)
     for e in doc.get("entries", {}).values():
         if isinstance(e.get("numbers"), dict):
-            e["numbers"] = {sec: {case: mark(nums) for case, nums in cases.items()}
-                            for sec, cases in e["numbers"].items()}
+            e["numbers"] = {
+                sec: {case: mark(nums) for case, nums in cases.items()} for sec, cases in e["numbers"].items()
+            }
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
     return re.sub(r'"(@@numbers-\d+@@)"', lambda m: lines[m.group(1)], text)
 
@@ -240,8 +265,9 @@ def write_entry(path: Path, key: str, verdicts, null_verdicts, profile, data_sou
     return new
 
 
-def write_obtained(path: Path, key: str, verdicts, null_verdicts, profile, data_source: str,
-                   fallback_dir: Path | None = None) -> tuple:
+def write_obtained(
+    path: Path, key: str, verdicts, null_verdicts, profile, data_source: str, fallback_dir: Path | None = None
+) -> tuple:
     """Write the pins file as it would be with this run's entry for ``key`` to
     ``<pins>.obtained`` (beside it; in ``fallback_dir`` where that folder is not
     writable), never touching the pins file. Returns (obtained path, note: why it is in
@@ -278,6 +304,7 @@ def fragile(doc: dict, profile_name: str) -> dict:
 
 # --- one case against its pin: what a claim test does ------------------------------
 
+
 class ClaimCase(NamedTuple):
     """One parametrized claim test: the claim (``declaration.Claim``) in one scope, its
     pinned label (None where the pins lack it), the pin key and pins file it was read
@@ -309,15 +336,23 @@ def null_of(case, null: bool | None = None) -> bool:
     if null is None:
         return bool(known)
     if known is not None and bool(null) != known:
-        raise ValueError(f"claim_checker(case, null={null!r}) for a {'null-control' if known else 'claim'} case "
-                         f"{case.case}: drop null=..., the case knows which it is")
+        raise ValueError(
+            f"claim_checker(case, null={null!r}) for a {'null-control' if known else 'claim'} case "
+            f"{case.case}: drop null=..., the case knows which it is"
+        )
     return bool(null)
 
 
 PASSED, NO_PIN, CHANGED, NOT_SUPPORTED, FALSE_POSITIVE = (
-    "passed", "no pin", "pinned verdict changed", "claim not supported", "null-control false positive")
-OutcomeKind = Literal["passed", "no pin", "pinned verdict changed", "claim not supported",
-                      "null-control false positive"]
+    "passed",
+    "no pin",
+    "pinned verdict changed",
+    "claim not supported",
+    "null-control false positive",
+)
+OutcomeKind = Literal[
+    "passed", "no pin", "pinned verdict changed", "claim not supported", "null-control false positive"
+]
 
 
 class Outcome(NamedTuple):
@@ -357,8 +392,11 @@ class Outcome(NamedTuple):
     @property
     def exception(self) -> type[AssertionError] | None:
         """What the claim test raises (None: it passes; NO_PIN is a plain failure)."""
-        return {CHANGED: failures.PinnedVerdictChanged, NOT_SUPPORTED: failures.ClaimNotSupported,
-                FALSE_POSITIVE: failures.NullControlFalsePositive}.get(self.kind)
+        return {
+            CHANGED: failures.PinnedVerdictChanged,
+            NOT_SUPPORTED: failures.ClaimNotSupported,
+            FALSE_POSITIVE: failures.NullControlFalsePositive,
+        }.get(self.kind)
 
 
 def passes(label: str | None, null: bool) -> bool:
@@ -392,9 +430,14 @@ def judge(pin: str | None, numbers: dict | None, verdict, null: bool, key: str =
         return Outcome(NO_PIN, failures.no_pin(case, key, label), (), ok)
     diffs = tuple(case_diff(pin, numbers, verdict))
     if (label != pin and (passes(pin, null) or not ok)) or any(f != "verdict" for f, _, _ in diffs):
-        return Outcome(CHANGED, failures.changed(case, key, label, pin, diffs, null, numbers is None,
-                                                 REL_TOL, ABS_TOL), diffs, ok)
+        return Outcome(
+            CHANGED, failures.changed(case, key, label, pin, diffs, null, numbers is None, REL_TOL, ABS_TOL), diffs, ok
+        )
     if not ok:
-        return Outcome(FALSE_POSITIVE if null else NOT_SUPPORTED,
-                       failures.false_positive(label) if null else failures.not_supported(label), diffs, ok)
+        return Outcome(
+            FALSE_POSITIVE if null else NOT_SUPPORTED,
+            failures.false_positive(label) if null else failures.not_supported(label),
+            diffs,
+            ok,
+        )
     return Outcome(PASSED, "", diffs, ok)

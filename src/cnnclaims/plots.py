@@ -2,6 +2,7 @@
 
 Each function is usable outside pytest; ``save`` writes a Figure as PNG and closes it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,7 +72,7 @@ def feature_maps_side_by_side(image, maps_a, maps_b, labels: tuple[str, str], ti
     show_image(ax, image)
     ax.set_title("input")
     ax.axis("off")
-    for sf, maps, label in zip(sub[1:], (maps_a, maps_b), labels):
+    for sf, maps, label in zip(sub[1:], (maps_a, maps_b), labels, strict=False):
         _grid(sf.subplots(4, 4).ravel(), maps)
         sf.suptitle(label, color=COLOURS.get(label, "black"))
     return fig
@@ -82,8 +83,15 @@ def value_histograms(values: dict, title: str = "", xlabel: str = "value", bins:
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, v in values.items():
         v = np.asarray(v, dtype=np.float64).ravel()
-        ax.hist(v, bins=bins, range=range_, alpha=0.55, label=f"{label} (n={v.size})",
-                color=COLOURS.get(label), density=True)
+        ax.hist(
+            v,
+            bins=bins,
+            range=range_,
+            alpha=0.55,
+            label=f"{label} (n={v.size})",
+            color=COLOURS.get(label),
+            density=True,
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density")
     ax.set_title(title, fontsize=10)
@@ -104,8 +112,14 @@ def paired_distributions(per_image: dict, stat: str, title: str = ""):
     if not finite.size:
         ax1.set_title("undefined (NaN) on every image", fontsize=9)
     for label, v in ((la, a), (lb, b)):
-        ax1.hist(v[np.isfinite(v)], bins=40, range=rng, alpha=0.55, color=COLOURS.get(label),
-                 label=f"{label}: median {np.median(v[np.isfinite(v)]) if np.isfinite(v).any() else float('nan'):.3g}")
+        ax1.hist(
+            v[np.isfinite(v)],
+            bins=40,
+            range=rng,
+            alpha=0.55,
+            color=COLOURS.get(label),
+            label=f"{label}: median {np.median(v[np.isfinite(v)]) if np.isfinite(v).any() else float('nan'):.3g}",
+        )
     ax1.set_xlabel(stat)
     ax1.set_ylabel("images")
     ax1.legend()
@@ -114,8 +128,7 @@ def paired_distributions(per_image: dict, stat: str, title: str = ""):
     ax2.hist(d, bins=40, color="grey")
     ax2.axvline(0, color="black", lw=1)
     ax2.set_xlabel(f"{la} - {lb} (per image)")
-    ax2.set_title(f"{np.mean(d > 0):.0%} of {len(d)} images > 0" if len(d) else "no image with both values",
-                  fontsize=9)
+    ax2.set_title(f"{np.mean(d > 0):.0%} of {len(d)} images > 0" if len(d) else "no image with both values", fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -134,8 +147,14 @@ def seed_points(per_seed: dict, stat: str, ci=None, title: str = ""):
     ax.set_xlim(-0.5, len(per_seed) - 0.5)
     if ci is not None:
         est, lo, hi = ci
-        ax2.errorbar([0], [est], yerr=[[est - lo], [hi - est]] if np.isfinite([lo, hi]).all() else None,
-                     fmt="o", color="black", capsize=6)
+        ax2.errorbar(
+            [0],
+            [est],
+            yerr=[[est - lo], [hi - est]] if np.isfinite([lo, hi]).all() else None,
+            fmt="o",
+            color="black",
+            capsize=6,
+        )
         ax2.axhline(0, color="grey", lw=1, ls="--")
         ax2.set_xticks([0], ["difference\n95% CI"])
     else:
@@ -161,8 +180,15 @@ def size_trend(sizes, per_seed, fit, sesoi: float, stat: str, title: str = ""):
     x = np.log10(sizes)
     fig, ax = plt.subplots(figsize=(10, 5))
     for j in range(y.shape[1]):
-        ax.scatter(10 ** (x + 0.012 * (j - (y.shape[1] - 1) / 2)), y[:, j], s=16, color=PALETTE[j % len(PALETTE)],
-                   alpha=0.7, zorder=3, label=f"seed {j}" if j < 8 else None)
+        ax.scatter(
+            10 ** (x + 0.012 * (j - (y.shape[1] - 1) / 2)),
+            y[:, j],
+            s=16,
+            color=PALETTE[j % len(PALETTE)],
+            alpha=0.7,
+            zorder=3,
+            label=f"seed {j}" if j < 8 else None,
+        )
     means, half = [], []
     for row in y:
         row = row[np.isfinite(row)]
@@ -172,12 +198,23 @@ def size_trend(sizes, per_seed, fit, sesoi: float, stat: str, title: str = ""):
     slope, intercept, lo, hi = fit
     xs = np.linspace(x.min(), x.max(), 50)
     if np.isfinite([slope, intercept]).all():
-        ax.plot(10 ** xs, intercept + slope * xs, color="black", lw=1.5,
-                label=f"trend {slope:.3g}/decade [{lo:.3g}, {hi:.3g}]")
+        ax.plot(
+            10**xs,
+            intercept + slope * xs,
+            color="black",
+            lw=1.5,
+            label=f"trend {slope:.3g}/decade [{lo:.3g}, {hi:.3g}]",
+        )
     if np.isfinite(sesoi):
         xm, ym = np.mean(x), np.nanmean(y)
-        ax.fill_between(10 ** xs, ym - sesoi * np.abs(xs - xm), ym + sesoi * np.abs(xs - xm), color="grey",
-                        alpha=0.25, label=f"|slope| < SESOI {sesoi:g}/decade")
+        ax.fill_between(
+            10**xs,
+            ym - sesoi * np.abs(xs - xm),
+            ym + sesoi * np.abs(xs - xm),
+            color="grey",
+            alpha=0.25,
+            label=f"|slope| < SESOI {sesoi:g}/decade",
+        )
     ax.set_xscale("log")
     ax.set_xticks(sizes, [f"{int(n):,}" for n in sizes])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
@@ -214,7 +251,7 @@ def softmax_bars(probs: dict, classes, true_class: int, title: str = ""):
     k_n = len(classes)
     step = max(1, int(np.ceil(k_n / 20)))
     ticks = sorted(set(range(0, k_n, step)) | {int(true_class)})
-    for i, (ax, (label, p)) in enumerate(zip(axes[0], probs.items())):
+    for i, (ax, (label, p)) in enumerate(zip(axes[0], probs.items(), strict=False)):
         p = np.asarray(p, dtype=np.float64).ravel()
         if p.shape != (k_n,):
             raise ValueError(f"expected {k_n} class probabilities, got shape {p.shape}")
@@ -223,8 +260,9 @@ def softmax_bars(probs: dict, classes, true_class: int, title: str = ""):
         ax.bar(range(k_n), p, color=colours)
         ax.set_xticks(ticks, [classes[k] for k in ticks], rotation=60)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{label}: argmax {classes[int(np.argmax(p))]}, p({classes[true_class]})={p[true_class]:.2f}",
-                     fontsize=10)
+        ax.set_title(
+            f"{label}: argmax {classes[int(np.argmax(p))]}, p({classes[true_class]})={p[true_class]:.2f}", fontsize=10
+        )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
@@ -240,8 +278,13 @@ def text_figure(text: str, title: str = ""):
     return fig
 
 
-VERDICT_COLOURS = {"supported": "tab:green", "refuted": "tab:red", "negligible": "tab:blue",
-                   "underpowered": "goldenrod", "inconclusive": "grey"}
+VERDICT_COLOURS = {
+    "supported": "tab:green",
+    "refuted": "tab:red",
+    "negligible": "tab:blue",
+    "underpowered": "goldenrod",
+    "inconclusive": "grey",
+}
 
 
 def forest_plot(rows, title: str = ""):
@@ -256,7 +299,7 @@ def forest_plot(rows, title: str = ""):
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
     ax.axvspan(-1, 1, color="tab:blue", alpha=0.12, label="within +/- SESOI")
     ax.axvline(0, color="black", lw=1)
-    for i, (label, est, lo, hi, sesoi, direction, verdict) in enumerate(rows):
+    for i, (_label, est, lo, hi, sesoi, direction, verdict) in enumerate(rows):
         y = len(rows) - 1 - i
         scale = direction / sesoi if np.isfinite(sesoi) and sesoi > 0 else np.nan
         e, a, b = (v * scale for v in (est, lo, hi))
@@ -291,8 +334,14 @@ def makespan_plot(plans: dict, title: str = ""):
         ax.axhline(longest / 60, color=colour, lw=0.8, ls="--", label=f"longest model ({longest / 60:.1f} min)")
         if knee is not None:
             ax.plot([knee], [longest / 60], "D", color=colour, ms=9, mfc="none")
-            ax.annotate(f"longest model bounds it from {knee} workers", (knee, longest / 60),
-                        textcoords="offset points", xytext=(6, 6 + 12 * i), fontsize=8, color=colour)
+            ax.annotate(
+                f"longest model bounds it from {knee} workers",
+                (knee, longest / 60),
+                textcoords="offset points",
+                xytext=(6, 6 + 12 * i),
+                fontsize=8,
+                color=colour,
+            )
     ax.set_xscale("log", base=2)
     # Log minutes, unless a time is 0 (models loaded, not trained, record 0 s): linear then.
     if all(np.all(np.asarray(ms) > 0) and longest > 0 for _, ms, _, longest, _ in plans.values()):

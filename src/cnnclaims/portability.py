@@ -18,6 +18,7 @@ A digest differs wherever other kernels run: under ``--numerics native`` on a CP
 whose native kernels differ from the portable ones, with the ISA cap removed, under
 another TensorFlow/Keras family. Digests are the first 16 hex digits of a SHA-256.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -103,15 +104,19 @@ def mismatch_text(kind: str, got: str, want: str | None) -> str:
 
     family = base_family()
     if want is None:
-        return (f"no {kind} digest is recorded for {family}; this machine gives {got} under portable numerics. "
-                f"Record it in cnnclaims.portability.REFERENCE[{family!r}][{kind!r}], saying on which machines it "
-                "was seen (a second CPU kind giving the same digest is the proof)")
+        return (
+            f"no {kind} digest is recorded for {family}; this machine gives {got} under portable numerics. "
+            f"Record it in cnnclaims.portability.REFERENCE[{family!r}][{kind!r}], saying on which machines it "
+            "was seen (a second CPU kind giving the same digest is the proof)"
+        )
     mode = NUMERICS["mode"]
-    why = ("native numerics run this CPU's own kernels, so this is expected where they differ from the portable "
-           "ones" if mode == "native" else
-           "portable numerics should give the recorded bits on every x86-64 CPU with AVX2: check "
-           f"the settings {NUMERICS['settings']} reached TensorFlow (python -m cnnclaims numerics), and that "
-           "TensorFlow, Keras and numpy are the pinned versions")
+    why = (
+        "native numerics run this CPU's own kernels, so this is expected where they differ from the portable ones"
+        if mode == "native"
+        else "portable numerics should give the recorded bits on every x86-64 CPU with AVX2: check "
+        f"the settings {NUMERICS['settings']} reached TensorFlow (python -m cnnclaims numerics), and that "
+        "TensorFlow, Keras and numpy are the pinned versions"
+    )
     return f"{kind} digest {got} differs from the {want} recorded for {family} ({mode} numerics): {why}"
 
 
@@ -125,8 +130,7 @@ def onednn_version(timeout: float = 300) -> str | None:
     import subprocess
     import sys
 
-    code = ("import numpy as np, cnnclaims.compat as c; "
-            "c.keras.layers.Conv2D(2, 3)(np.zeros((1, 8, 8, 1), np.float32))")
+    code = "import numpy as np, cnnclaims.compat as c; c.keras.layers.Conv2D(2, 3)(np.zeros((1, 8, 8, 1), np.float32))"
     env = {**os.environ, "ONEDNN_VERBOSE": "1"}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
     m = re.search(r"oneDNN v(\d+\.\d+\.\d+)", r.stdout + r.stderr)
@@ -134,10 +138,14 @@ def onednn_version(timeout: float = 300) -> str | None:
 
 
 # The settings of ../shared/reference/numerics_reference.md, in its order.
-CANDIDATES: tuple[dict[str, str], ...] = ({}, {"TF_ENABLE_ONEDNN_OPTS": "0"}, {"TF_ENABLE_ONEDNN_OPTS": "1"},
-              {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"},
-              {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"},
-              {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "SSE41"})
+CANDIDATES: tuple[dict[str, str], ...] = (
+    {},
+    {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    {"TF_ENABLE_ONEDNN_OPTS": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    {"TF_ENABLE_ONEDNN_OPTS": "0", "ONEDNN_MAX_CPU_ISA": "SSE41"},
+)
 
 
 def settings_table(timeout: float = 600) -> list[str]:

@@ -4,6 +4,7 @@ Probes come from the test split only, which no model ever trains on (training
 draws its images from ``x_train``; a test checks that no training image equals
 the probe).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ def class_indices(y_test: np.ndarray, probe_class: int, classes=None) -> np.ndar
     Raises DataError when the test split holds none."""
     idx = np.flatnonzero(np.asarray(y_test).reshape(-1) == probe_class)
     if len(idx) == 0:
-        raise DataError(f"the test split holds no {_name(classes, probe_class)}; the probe claims need images "
-                        "of the probe class")
+        raise DataError(
+            f"the test split holds no {_name(classes, probe_class)}; the probe claims need images of the probe class"
+        )
     return idx
 
 

@@ -19,6 +19,7 @@ check ``plugin.cases``; the pin policy ``pinned.judge``; the failure messages
 ``failures``; the paths ``locations``; the gathering of results ``session_results``;
 the summary's lines ``summary``.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,29 @@ from .cache import to_jsonable
 from .failures import ClaimNotSupported, NullControlFalsePositive, PinnedVerdictChanged  # noqa: F401 - their old home
 from .plugin.cases import check_claim, collected, parametrize_claims  # noqa: F401 - parametrize_claims: public here
 from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, cache_dir, progress_printer: public here
-    BESIDE, EXPERIMENT, LOCAL, REPORT_KEY, RESULTS, USAGE, VERDICT, CacheNotices, SessionStop, artifacts_dir,
-    cache_dir, check_named_folders, check_usage, choose, declared, get_experiment, is_worker, pins, pins_path,
-    progress_printer, set_experiment, write_error)
+    BESIDE,
+    EXPERIMENT,
+    LOCAL,
+    REPORT_KEY,
+    RESULTS,
+    USAGE,
+    VERDICT,
+    CacheNotices,
+    SessionStop,
+    artifacts_dir,
+    cache_dir,
+    check_named_folders,
+    check_usage,
+    choose,
+    declared,
+    get_experiment,
+    is_worker,
+    pins,
+    pins_path,
+    progress_printer,
+    set_experiment,
+    write_error,
+)
 from .summary import fragile_line, labels_only_line, plan_line, recorded_line  # noqa: F401 - plan_line: public here
 
 
@@ -87,13 +108,20 @@ def pytest_report_header(config):
         data = resolve_source(config.getoption("--data")).describe()
     except CnnClaimsError as exc:
         data = f"unusable: {exc}"
-    return [f"cnnclaims: cache {cache_dir(config)}, artifacts {artifacts_dir(config)}, "
-            f"pinned verdicts {pins_path(config)}" + ("" if config.getoption("--pinned-verdicts") else
-                                                    " (a test file using parametrize_claims keeps its own beside it)"),
-            f"cnnclaims: data: {data}"]
+    return [
+        f"cnnclaims: cache {cache_dir(config)}, artifacts {artifacts_dir(config)}, "
+        f"pinned verdicts {pins_path(config)}"
+        + (
+            ""
+            if config.getoption("--pinned-verdicts")
+            else " (a test file using parametrize_claims keeps its own beside it)"
+        ),
+        f"cnnclaims: data: {data}",
+    ]
 
 
 # --- fixtures -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def run(request):
@@ -106,8 +134,11 @@ def experiment(run):
     """Deprecated: the ``run`` fixture's old name."""
     import warnings
 
-    warnings.warn("the 'experiment' fixture is deprecated: use the 'run' fixture (the same cnnclaims.run.Run)",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "the 'experiment' fixture is deprecated: use the 'run' fixture (the same cnnclaims.run.Run)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return run
 
 
@@ -148,6 +179,7 @@ def activations(run):
 
 # --- claim parametrisation --------------------------------------------------------
 
+
 def pytest_generate_tests(metafunc):
     if "claim_case" not in metafunc.fixturenames and "null_case" not in metafunc.fixturenames:
         return
@@ -185,20 +217,27 @@ def pytest_generate_tests(metafunc):
             pin = entry.get(section, {}).get(case)
             marks = [pytest.mark.claim, pytest.mark.integration]
             if pinned.expects_failure(pin, null) and not regen:
-                marks.append(pytest.mark.xfail(
-                    strict=True, raises=NullControlFalsePositive if null else ClaimNotSupported,
-                    reason=f"pinned verdict for {case}: {pin} ({path.name} [{key}])",
-                ))
-            params.append(pytest.param(pinned.ClaimCase(claim, scope, pin, key, path, null),
-                                       id=f"{claim.name}-{scope}", marks=marks))
+                marks.append(
+                    pytest.mark.xfail(
+                        strict=True,
+                        raises=NullControlFalsePositive if null else ClaimNotSupported,
+                        reason=f"pinned verdict for {case}: {pin} ({path.name} [{key}])",
+                    )
+                )
+            params.append(
+                pytest.param(
+                    pinned.ClaimCase(claim, scope, pin, key, path, null), id=f"{claim.name}-{scope}", marks=marks
+                )
+            )
     metafunc.parametrize("null_case" if null else "claim_case", params)
 
 
 def pytest_report_collectionfinish(config, start_path, items):
     """Say at collection time which inferential verdicts no data could ever decide:
     the test's smallest attainable p cannot pass the corrected threshold."""
-    if not any("claim_case" in getattr(i, "fixturenames", ()) or "null_case" in getattr(i, "fixturenames", ())
-               for i in items):
+    if not any(
+        "claim_case" in getattr(i, "fixturenames", ()) or "null_case" in getattr(i, "fixturenames", ()) for i in items
+    ):
         return None
     from .verdicts import unreachable_by_design
 
@@ -215,6 +254,7 @@ def pytest_report_collectionfinish(config, start_path, items):
 @pytest.fixture
 def claim_checker(request):
     """``check(case)``: assert a ``claim_case`` or ``null_case`` against its pin."""
+
     def check(case, null=None):
         __tracebackhide__ = True
         check_claim(request, case, null)
@@ -224,6 +264,7 @@ def claim_checker(request):
 
 # --- verdicts on reports; session end: regen, JSON, table ------------------------------
 
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -232,8 +273,10 @@ def pytest_runtest_makereport(item, call):
     if call.excinfo is not None and isinstance(call.excinfo.value, TrainingBudgetError):
         # Not a failure of the claim: it was not checked, which the summary counts and says.
         rep = outcome.get_result()
-        rep.outcome, rep.longrepr = "skipped", (str(item.path), item.location[1] or 0,
-                                                f"Skipped: cnnclaims: {call.excinfo.value}")
+        rep.outcome, rep.longrepr = (
+            "skipped",
+            (str(item.path), item.location[1] or 0, f"Skipped: cnnclaims: {call.excinfo.value}"),
+        )
         return
     from .errors import DataContractError
 
@@ -287,8 +330,7 @@ def pytest_sessionfinish(session, exitstatus):
         exp = get_experiment(config)
         if config.getoption("--regen-verdicts"):
             path, _ = pins(config)
-            pinned.write_entry(path, exp.pin_key, exp.verdicts, exp.null_verdicts, exp.profile,
-                               exp.data.source)
+            pinned.write_entry(path, exp.pin_key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
             # An earlier failing run's .obtained is now accepted or superseded: stale.
             pinned.obtained_path(path).unlink(missing_ok=True)
         extras = {"models": exp.records(), "null_splits": exp.null_splits if local["ran_null"] else None}

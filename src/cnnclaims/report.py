@@ -1,4 +1,5 @@
 """The verdict table (terminal, Markdown) and the self-contained HTML/Markdown report."""
+
 from __future__ import annotations
 
 import base64
@@ -8,20 +9,41 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = ("claim", "scope", "tier", "test", "stat", "p", "p_holm", "TOST p_holm", "effect [95% CI]",
-           "P(a>b) [95% CI]", "SESOI", "MDE", "N needed", "verdict", "pinned")
+COLUMNS = (
+    "claim",
+    "scope",
+    "tier",
+    "test",
+    "stat",
+    "p",
+    "p_holm",
+    "TOST p_holm",
+    "effect [95% CI]",
+    "P(a>b) [95% CI]",
+    "SESOI",
+    "MDE",
+    "N needed",
+    "verdict",
+    "pinned",
+)
 VERDICT_COLUMN = COLUMNS.index("verdict")
 LEGEND = (
     "p: two-sided (2 x the smaller one-sided p); p_holm: Holm within (scope, tier); TOST p_holm: equivalence "
-    "of the mean difference within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(a>b): probability that a model of "
-    "condition a beats a model of condition b; MDE (minimal detectable effect) and N needed (per condition) at 80% power and alpha/m, shown for "
+    "of the mean difference within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(a>b): probability that a "
+    "model of condition a beats a model of condition b; MDE (minimal detectable effect) and N needed (per condition) "
+    "at 80% power and alpha/m, shown for "
     "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold; sizes scope: "
     "slope/dec: slope per decade of training-set size (TOST on the slope, N needed: seeds per size), a and b there the "
     "mean at the sweep's two ends"
 )
 SHORT_TESTS = {"Wilcoxon": "Wilcoxon", "Welch": "Welch t", "one-sample t": "1-sample t", "descriptive": "descriptive"}
-SHORT_EFFECTS = {"rank-biserial r": "r", "difference of means": "diff", "mean - threshold": "mean-thr",
-                 "difference": "diff", "slope per decade": "slope/dec"}
+SHORT_EFFECTS = {
+    "rank-biserial r": "r",
+    "difference of means": "diff",
+    "mean - threshold": "mean-thr",
+    "difference": "diff",
+    "slope per decade": "slope/dec",
+}
 
 
 def _f(v) -> str:
@@ -67,16 +89,30 @@ def _superiority(v) -> str:
 def rows(verdicts, pins: dict | None = None) -> list[tuple]:
     pins = pins or {}
     return [
-        (v.name, v.scope, v.tier if v.inferential else "-", _short_test(v.test), _f(v.statistic), _f(v.p_two_sided),
-         _f(v.p_holm), _f(v.p_equivalence_holm), _effect(v), _superiority(v), _f(v.sesoi), _f(v.mde),
-         _f(v.n_needed) if v.verdict == "underpowered" else "-", verdict_label(v), pins.get(v.key, "-"))
+        (
+            v.name,
+            v.scope,
+            v.tier if v.inferential else "-",
+            _short_test(v.test),
+            _f(v.statistic),
+            _f(v.p_two_sided),
+            _f(v.p_holm),
+            _f(v.p_equivalence_holm),
+            _effect(v),
+            _superiority(v),
+            _f(v.sesoi),
+            _f(v.mde),
+            _f(v.n_needed) if v.verdict == "underpowered" else "-",
+            verdict_label(v),
+            pins.get(v.key, "-"),
+        )
         for v in verdicts
     ]
 
 
 def _text_table(header, body) -> str:
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    line = "  ".join("{:<%d}" % w for w in widths)
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*header), line.format(*["-" * w for w in widths])]
     out += [line.format(*r) for r in body]
     return "\n".join(out)
@@ -109,8 +145,13 @@ def _null_summary(null_verdicts) -> str:
     return "; ".join(parts) + (f"; the {images[0]} scope compares one pair of models, which differ" if images else "")
 
 
-COLOURS = {"supported": "#b7e4b7", "refuted": "#f4b6b6", "negligible": "#cfe0f4", "underpowered": "#f7e3a6",
-           "inconclusive": "#e6e6e6"}
+COLOURS = {
+    "supported": "#b7e4b7",
+    "refuted": "#f4b6b6",
+    "negligible": "#cfe0f4",
+    "underpowered": "#f7e3a6",
+    "inconclusive": "#e6e6e6",
+}
 
 
 def verdict_matrix(verdicts) -> tuple[list[str], list[tuple]]:
@@ -119,7 +160,9 @@ def verdict_matrix(verdicts) -> tuple[list[str], list[tuple]]:
     by = {(v.claim, v.scope): verdict_label(v) for v in verdicts}
     scopes = list(dict.fromkeys(v.scope for v in verdicts))
     claims = {v.claim: (v.name, v.tier) for v in verdicts}
-    return scopes, [(name, tier, {sc: by.get((cid, sc), "n/a") for sc in scopes}) for cid, (name, tier) in claims.items()]
+    return scopes, [
+        (name, tier, {sc: by.get((cid, sc), "n/a") for sc in scopes}) for cid, (name, tier) in claims.items()
+    ]
 
 
 def markdown_matrix(verdicts) -> str:
@@ -134,8 +177,10 @@ def html_matrix(verdicts) -> str:
     head = "<tr><th>claim</th><th>tier</th>" + "".join(f"<th>{html.escape(sc)}</th>" for sc in scopes) + "</tr>"
     trs = []
     for name, tier, cells in body:
-        tds = "".join(f"<td style='background:{COLOURS.get(cells[sc].split()[0], '#fff')}'>{html.escape(cells[sc])}</td>"
-                      for sc in scopes)
+        tds = "".join(
+            f"<td style='background:{COLOURS.get(cells[sc].split()[0], '#fff')}'>{html.escape(cells[sc])}</td>"
+            for sc in scopes
+        )
         trs.append(f"<tr><td>{html.escape(name)}</td><td>{tier}</td>{tds}</tr>")
     return f"<table class='matrix'>{head}{''.join(trs)}</table>"
 
@@ -152,12 +197,14 @@ def _html_table(verdicts, pins=None) -> str:
     body = []
     for r in rows(verdicts, pins):
         cls = r[VERDICT_COLUMN].split()[0]
-        body.append("<tr class='%s'>%s</tr>" % (cls, "".join(f"<td>{html.escape(str(c))}</td>" for c in r)))
+        cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in r)
+        body.append(f"<tr class='{cls}'>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def write_report(exp, folder, progress=print, calibration_experiments: int | None = None,
-                 pins_file: Path | None = None) -> tuple[Path, Path]:
+def write_report(
+    exp, folder, progress=print, calibration_experiments: int | None = None, pins_file: Path | None = None
+) -> tuple[Path, Path]:
     """Write report.html (images embedded) and report.md (images beside it) for an
     experiment; ``calibration_experiments``: simulated experiments per condition of
     the design calibration (default ``calibration.DEFAULT_EXPERIMENTS``, cached);
@@ -174,7 +221,10 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     t0 = time.perf_counter()
     progress("cnnclaims report: training or loading models ...")
     verdicts, null = exp.verdicts, exp.null_verdicts
-    progress(f"cnnclaims report: {len(verdicts)} verdicts and {len(null)} null-control verdicts ({time.perf_counter() - t0:.0f}s)")
+    progress(
+        f"cnnclaims report: {len(verdicts)} verdicts and {len(null)} null-control verdicts "
+        f"({time.perf_counter() - t0:.0f}s)"
+    )
     figs = make_figures(exp, folder / "figures", progress=progress)
     forest = write_forest_plot(verdicts, folder / "figures" / "seeds-forest.png", exp.experiment.claims)
     progress("cnnclaims report: calibrating the seeds design (cached after the first run) ...")
@@ -204,34 +254,72 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
         ("versions", ", ".join(f"{k} {v}" for k, v in versions().items())),
         ("pin key", key + ("" if entry else " (no pinned verdicts for this key)")),
         ("profile", ", ".join(f"{k}={v}" for k, v in exp.profile.as_dict().items())),
-        ("conditions", f"a = {ex.a.name}{f' ({ex.a.label})' if ex.a.label else ''}, "
-                       f"b = {ex.b.name}{f' ({ex.b.label})' if ex.b.label else ''}"),
-        ("probe", f"test image {exp.probe_index} (class {ex.probe.class_name}); {ex.probe.scope_name} scope: "
-                  f"{len(exp.probe_indices)} test-set images of the class"),
+        (
+            "conditions",
+            f"a = {ex.a.name}{f' ({ex.a.label})' if ex.a.label else ''}, "
+            f"b = {ex.b.name}{f' ({ex.b.label})' if ex.b.label else ''}",
+        ),
+        (
+            "probe",
+            f"test image {exp.probe_index} (class {ex.probe.class_name}); {ex.probe.scope_name} scope: "
+            f"{len(exp.probe_indices)} test-set images of the class",
+        ),
         ("null control", _null_summary(null)),
         ("written", time.strftime("%Y-%m-%d %H:%M")),
     ]
     md += [f"- **{k}**: {v}" for k, v in meta]
-    md += ["", "## Verdicts at a glance", "", markdown_matrix(verdicts), "",
-           f"![seeds-scope effects](figures/{forest.name})", "", "## Design calibration", "", "```", *design, "```", "",
-           "## Trained models", ""]
+    md += [
+        "",
+        "## Verdicts at a glance",
+        "",
+        markdown_matrix(verdicts),
+        "",
+        f"![seeds-scope effects](figures/{forest.name})",
+        "",
+        "## Design calibration",
+        "",
+        "```",
+        *design,
+        "```",
+        "",
+        "## Trained models",
+        "",
+    ]
     md += ["| role | seed | images | epochs (best) | test accuracy | train time (s) |", "|---|---|---|---|---|---|"]
     for r in records:
-        md.append(f"| {r['spec']['role']} | {r['spec']['seed']} | {r['spec']['n_train']} | {r['epochs']} ({r['best_epoch']}) "
-                  f"| {r['test_accuracy']:.4f} | {r['train_seconds']:.0f} |")
+        md.append(
+            f"| {r['spec']['role']} | {r['spec']['seed']} | {r['spec']['n_train']} | {r['epochs']} ({r['best_epoch']}) "
+            f"| {r['test_accuracy']:.4f} | {r['train_seconds']:.0f} |"
+        )
     md += ["", "## Makespan, simulated", "", makespan_md, ""]
     if makespan_png:
         md += [f"![simulated makespan](figures/{makespan_png.name})", ""]
-    md += ["## Verdicts", "", markdown_table(verdicts, pins), "", LEGEND, "",
-           "## Null control (same training size, seeds only)", "", markdown_table(null, null_pins), ""]
+    md += [
+        "## Verdicts",
+        "",
+        markdown_table(verdicts, pins),
+        "",
+        LEGEND,
+        "",
+        "## Null control (same training size, seeds only)",
+        "",
+        markdown_table(null, null_pins),
+        "",
+    ]
     if fragile:
         md += ["## Fragile across versions", "", "| section | case | verdicts |", "|---|---|---|"]
         md += [f"| {s} | {c} | {', '.join(f'{f}: {v}' for f, v in fam.items())} |" for (s, c), fam in fragile.items()]
         md.append("")
     md += ["## Claims and figures", ""]
     for claim in ex.claims:
-        md += [f"### {claim.name}" + (f" ({claim.figure})" if claim.figure else ""), "", f"> {claim.text}", "",
-               f"Tested: {claim.describe(ex.a.name, ex.b.name)}.", ""]
+        md += [
+            f"### {claim.name}" + (f" ({claim.figure})" if claim.figure else ""),
+            "",
+            f"> {claim.text}",
+            "",
+            f"Tested: {claim.describe(ex.a.name, ex.b.name)}.",
+            "",
+        ]
         for v in verdicts:
             if v.claim == claim.id:
                 md.append(f"- {v.summary()}")
@@ -244,33 +332,54 @@ def write_report(exp, folder, progress=print, calibration_experiments: int | Non
     md_path.write_text("\n".join(md) + "\n")
 
     progress("cnnclaims report: writing HTML ...")
-    h = ["<!doctype html><html><head><meta charset='utf-8'><title>cnnclaims report</title><style>",
-         "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:12px}"
-         "td,th{border:1px solid #ccc;padding:2px 6px}"
-         + "".join(f"tr.{k} td:nth-child({VERDICT_COLUMN + 1}){{background:{c}}}" for k, c in COLOURS.items()) +
-         "img{max-width:100%}blockquote{color:#555}",
-         "</style></head><body>", f"<h1>cnnclaims report: {html.escape(exp.profile.name)} profile</h1><ul>"]
+    h = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>cnnclaims report</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}"
+        + "".join(f"tr.{k} td:nth-child({VERDICT_COLUMN + 1}){{background:{c}}}" for k, c in COLOURS.items())
+        + "img{max-width:100%}blockquote{color:#555}",
+        "</style></head><body>",
+        f"<h1>cnnclaims report: {html.escape(exp.profile.name)} profile</h1><ul>",
+    ]
     h += [f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in meta]
-    h += ["</ul><h2>Verdicts at a glance</h2>", html_matrix(verdicts), _img(forest),
-          "<h2>Design calibration</h2><pre>" + html.escape("\n".join(design)) + "</pre>",
-          "<h2>Trained models</h2><table>"]
-    h.append("<tr><th>role</th><th>seed</th><th>images</th><th>epochs (best)</th><th>test accuracy</th><th>train time (s)</th></tr>")
+    h += [
+        "</ul><h2>Verdicts at a glance</h2>",
+        html_matrix(verdicts),
+        _img(forest),
+        "<h2>Design calibration</h2><pre>" + html.escape("\n".join(design)) + "</pre>",
+        "<h2>Trained models</h2><table>",
+    ]
+    h.append(
+        "<tr><th>role</th><th>seed</th><th>images</th><th>epochs (best)</th><th>test accuracy</th>"
+        "<th>train time (s)</th></tr>"
+    )
     for r in records:
-        h.append(f"<tr><td>{r['spec']['role']}</td><td>{r['spec']['seed']}</td><td>{r['spec']['n_train']}</td>"
-                 f"<td>{r['epochs']} ({r['best_epoch']})</td><td>{r['test_accuracy']:.4f}</td><td>{r['train_seconds']:.0f}</td></tr>")
+        h.append(
+            f"<tr><td>{r['spec']['role']}</td><td>{r['spec']['seed']}</td><td>{r['spec']['n_train']}</td>"
+            f"<td>{r['epochs']} ({r['best_epoch']})</td><td>{r['test_accuracy']:.4f}</td>"
+            f"<td>{r['train_seconds']:.0f}</td></tr>"
+        )
     h += ["</table><h2>Makespan, simulated</h2>", _markdown_to_html(makespan_md)]
     if makespan_png:
         h.append(_img(makespan_png))
-    h += ["<h2>Verdicts</h2>", _html_table(verdicts, pins), f"<p>{html.escape(LEGEND)}</p>",
-          "<h2>Null control</h2>", _html_table(null, null_pins)]
+    h += [
+        "<h2>Verdicts</h2>",
+        _html_table(verdicts, pins),
+        f"<p>{html.escape(LEGEND)}</p>",
+        "<h2>Null control</h2>",
+        _html_table(null, null_pins),
+    ]
     if fragile:
         h.append("<h2>Fragile across versions</h2><ul>")
         h += [f"<li>{html.escape(s)} {html.escape(c)}: {html.escape(str(fam))}</li>" for (s, c), fam in fragile.items()]
         h.append("</ul>")
     h.append("<h2>Claims and figures</h2>")
     for claim in ex.claims:
-        h.append(f"<h3>{html.escape(claim.name)}" + (f" ({html.escape(claim.figure)})" if claim.figure else "")
-                 + f"</h3><blockquote>{html.escape(claim.text)}</blockquote><ul>")
+        h.append(
+            f"<h3>{html.escape(claim.name)}"
+            + (f" ({html.escape(claim.figure)})" if claim.figure else "")
+            + f"</h3><blockquote>{html.escape(claim.text)}</blockquote><ul>"
+        )
         h += [f"<li>{html.escape(v.summary())}</li>" for v in verdicts if v.claim == claim.id]
         h.append("</ul>")
         h += [_img(p) for p in figs.get(claim.id, [])]
@@ -301,8 +410,10 @@ def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:
         plans = run_plans(exp, cached + own)
     except ValueError as exc:
         return f"Not simulated: {exc}", None
-    text = ("From the recorded per-model training times in the cache, how long this run's models take on W "
-            "workers (training processes), scheduled longest first.\n\n" + markdown(plans))
+    text = (
+        "From the recorded per-model training times in the cache, how long this run's models take on W "
+        "workers (training processes), scheduled longest first.\n\n" + markdown(plans)
+    )
     return text, plots.save(makespan_figure(plans), path)
 
 
@@ -334,11 +445,15 @@ def write_forest_plot(verdicts, path, claims=()) -> Path:
     from . import plots
 
     less = {c.id for c in claims if c.alternative == "less"}
-    rows = [(v.name, v.effect, v.ci_low, v.ci_high, v.sesoi, -1.0 if v.claim in less else 1.0, v.verdict)
-            for v in verdicts if v.scope == "seeds"]
+    rows = [
+        (v.name, v.effect, v.ci_low, v.ci_high, v.sesoi, -1.0 if v.claim in less else 1.0, v.verdict)
+        for v in verdicts
+        if v.scope == "seeds"
+    ]
     return plots.save(plots.forest_plot(rows, "seeds scope: effect and 95% CI in SESOI units"), path)
 
 
 def _img(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f"<figure><img alt='{html.escape(path.stem)}' src='data:image/png;base64,{data}'><figcaption>{html.escape(path.stem)}</figcaption></figure>"
+    name = html.escape(path.stem)
+    return f"<figure><img alt='{name}' src='data:image/png;base64,{data}'><figcaption>{name}</figcaption></figure>"

@@ -11,6 +11,7 @@ does not allow a whole model, its first K epochs are retrained and compared with
 per-epoch weight digests its record holds (``epoch_weights_sha256``): the same
 training, cut short.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +42,14 @@ def sample(run, groups=None, prefer_cached: bool = False) -> list:
             raise unknown("group", g, plan)
     out = []
     for role in groups or plan:
-        specs = sorted(([s for group in run.sweep["specs"].values() for s in group if s.role == SWEEP]
-                        if role == SWEEP else run.plan_specs([role])), key=_cost)
+        specs = sorted(
+            (
+                [s for group in run.sweep["specs"].values() for s in group if s.role == SWEEP]
+                if role == SWEEP
+                else run.plan_specs([role])
+            ),
+            key=_cost,
+        )
         if not specs:
             continue
         cached = [s for s in specs if is_cached(run, s)] if prefer_cached else []
@@ -69,8 +76,9 @@ def train_hint(run) -> str:
     from .declaration import load_experiment
 
     other = run.experiment.name != load_experiment().name
-    return (f"python -m cnnclaims run --all --profile {run.profile.name}"
-            + (" --experiment MODULE:NAME (as given here)" if other else ""))
+    return f"python -m cnnclaims run --all --profile {run.profile.name}" + (
+        " --experiment MODULE:NAME (as given here)" if other else ""
+    )
 
 
 def damaged(run, specs) -> list[dict]:
@@ -82,8 +90,16 @@ def damaged(run, specs) -> list[dict]:
         record, folder = _cached_record(run, spec)
         problem = _problem(run, spec) if record is not None else None
         if problem:
-            rows.append({"entry": folder.name, "check": "-", "identical": False, "damaged": True, "seconds": 0.0,
-                         "why": f"damaged: {problem}"})
+            rows.append(
+                {
+                    "entry": folder.name,
+                    "check": "-",
+                    "identical": False,
+                    "damaged": True,
+                    "seconds": 0.0,
+                    "why": f"damaged: {problem}",
+                }
+            )
     return rows
 
 
@@ -96,9 +112,16 @@ def missing(run, specs) -> list[dict]:
     for spec in specs:
         record, folder = _cached_record(run, spec)
         if record is None:
-            rows.append({"entry": folder.name, "check": "-", "identical": None, "seconds": 0.0,
-                         "why": f"not cached in {run.cache_dir}, nothing to compare: train the plan first "
-                                f"({train_hint(run)}) to check this group"})
+            rows.append(
+                {
+                    "entry": folder.name,
+                    "check": "-",
+                    "identical": None,
+                    "seconds": 0.0,
+                    "why": f"not cached in {run.cache_dir}, nothing to compare: train the plan first "
+                    f"({train_hint(run)}) to check this group",
+                }
+            )
     return rows
 
 
@@ -142,8 +165,16 @@ def choose(run, specs, budget_s: float | None, workers: int, progress) -> list[t
     n_val = len(run.data.y_test)
     from .modelio import model_io
 
-    pred = forecast.predict_plan(specs, build_of, run.experiment.input_shape, len(run.experiment.classes), n_val,
-                                 records, workers, io=model_io(run.experiment))
+    pred = forecast.predict_plan(
+        specs,
+        build_of,
+        run.experiment.input_shape,
+        len(run.experiment.classes),
+        n_val,
+        records,
+        workers,
+        io=model_io(run.experiment),
+    )
     progress(pred.line(f"the {len(specs)} models of the sample"))
     chosen, times = [], []
     for s in specs:
@@ -188,28 +219,54 @@ def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dic
             os.symlink(run.cache_dir / "data", tmp / "data")
         specs = [dataclasses.replace(s, max_epochs=e) if e else s for s, e, _, _ in todo]
         t0 = time.perf_counter()
-        train_missing(specs, run.data, run.data_path, tmp, workers=workers, progress=progress,
-                      experiment=run.experiment, recipes=run.sweep["recipes"])
-        for (spec, epochs, record, folder), fresh_spec in zip(todo, specs):
+        train_missing(
+            specs,
+            run.data,
+            run.data_path,
+            tmp,
+            workers=workers,
+            progress=progress,
+            experiment=run.experiment,
+            recipes=run.sweep["recipes"],
+        )
+        for (spec, epochs, record, folder), fresh_spec in zip(todo, specs, strict=False):
             recipe = run.sweep["recipes"].get(spec.role) if spec.role == SWEEP else None
-            fresh = get_trained(fresh_spec, run.data, tmp, progress=progress, experiment=run.experiment,
-                                recipe=recipe).record
+            fresh = get_trained(
+                fresh_spec, run.data, tmp, progress=progress, experiment=run.experiment, recipe=recipe
+            ).record
             if epochs is None:
-                diffs = [name for name, a, b in (
-                    ("weights", _weights_digest(record, folder), fresh["weights_sha256"]),
-                    ("history", record["history"], fresh["history"]),
-                    ("test accuracy", record["test_accuracy"], fresh["test_accuracy"]),
-                    ("epochs", record["epochs"], fresh["epochs"])) if a != b]
+                diffs = [
+                    name
+                    for name, a, b in (
+                        ("weights", _weights_digest(record, folder), fresh["weights_sha256"]),
+                        ("history", record["history"], fresh["history"]),
+                        ("test accuracy", record["test_accuracy"], fresh["test_accuracy"]),
+                        ("epochs", record["epochs"], fresh["epochs"]),
+                    )
+                    if a != b
+                ]
                 check = "whole model"
             else:
                 want = record.get("epoch_weights_sha256")
-                diffs = (["no per-epoch digests in the record (trained before they were recorded)"]
-                         if not want else
-                         [f"weights after epoch {i + 1}" for i, (a, b) in
-                          enumerate(zip(want[:epochs], fresh["epoch_weights_sha256"])) if a != b][:1])
+                diffs = (
+                    ["no per-epoch digests in the record (trained before they were recorded)"]
+                    if not want
+                    else [
+                        f"weights after epoch {i + 1}"
+                        for i, (a, b) in enumerate(zip(want[:epochs], fresh["epoch_weights_sha256"], strict=False))
+                        if a != b
+                    ][:1]
+                )
                 check = f"first {epochs} epochs"
-            rows.append({"entry": folder.name, "check": check, "identical": not diffs,
-                         "why": ", ".join(diffs), "seconds": fresh["train_seconds"]})
+            rows.append(
+                {
+                    "entry": folder.name,
+                    "check": check,
+                    "identical": not diffs,
+                    "why": ", ".join(diffs),
+                    "seconds": fresh["train_seconds"],
+                }
+            )
         progress(f"cnnclaims: retrained {len(todo)} models in {time.perf_counter() - t0:.0f}s")
     return rows
 
@@ -221,22 +278,31 @@ def outcome(rows, cache_dir, hint: str = "python -m cnnclaims run --all") -> tup
     (a cold cache proves nothing and disproves nothing, so it is said, not failed)."""
     damaged = [r["entry"] for r in rows if r.get("damaged")]
     if damaged:
-        return 1, (f"error: these cache entries are damaged (a record edited or failing its checksum, a model file "
-                   f"missing or not matching its SHA-256): {', '.join(damaged)}; they are not used (a run retrains "
-                   "them): see python -m cnnclaims cache verify, and remove them with python -m cnnclaims cache "
-                   "prune --damaged")
+        return 1, (
+            f"error: these cache entries are damaged (a record edited or failing its checksum, a model file "
+            f"missing or not matching its SHA-256): {', '.join(damaged)}; they are not used (a run retrains "
+            "them): see python -m cnnclaims cache verify, and remove them with python -m cnnclaims cache "
+            "prune --damaged"
+        )
     bad = [r["entry"] for r in rows if r["identical"] is False]
     if bad:
-        return 1, (f"error: retrained from scratch, these differ from the cache: {', '.join(bad)}; the cache does "
-                   "not hold what this code trains (another machine's numerics, or training code changed without "
-                   "TRAINING_VERSION): remove them (python -m cnnclaims cache prune --match NAME) and train again")
+        return 1, (
+            f"error: retrained from scratch, these differ from the cache: {', '.join(bad)}; the cache does "
+            "not hold what this code trains (another machine's numerics, or training code changed without "
+            "TRAINING_VERSION): remove them (python -m cnnclaims cache prune --match NAME) and train again"
+        )
     absent = sum(r["identical"] is None for r in rows)
     if absent == len(rows):
-        return 0, (f"nothing compared: none of the {len(rows)} groups of the plan has a cached model in "
-                   f"{cache_dir} (a cold cache proves nothing and disproves nothing; to check it, train the plan "
-                   f"first: {hint})")
-    unchecked = (f"; {absent} of the {len(rows)} groups have no cached model and were not checked (train the "
-                 f"plan first: {hint})" if absent else "")
+        return 0, (
+            f"nothing compared: none of the {len(rows)} groups of the plan has a cached model in "
+            f"{cache_dir} (a cold cache proves nothing and disproves nothing; to check it, train the plan "
+            f"first: {hint})"
+        )
+    unchecked = (
+        f"; {absent} of the {len(rows)} groups have no cached model and were not checked (train the plan first: {hint})"
+        if absent
+        else ""
+    )
     return 0, f"{len(rows) - absent} models retrained from scratch, each bit for bit as cached{unchecked}"
 
 
@@ -244,8 +310,11 @@ def table(rows) -> str:
     """The rows as text: entry, check, result, seconds."""
     lines = [f"{'entry':48s} {'check':18s} {'result':10s} seconds"]
     for r in rows:
-        result = "DAMAGED" if r.get("damaged") else {True: "identical", False: "DIFFERS", None: "not cached"}[
-            r["identical"]]
-        lines.append(f"{r['entry']:48s} {r['check']:18s} {result:10s} {r['seconds']:7.0f}"
-                     + (f"  ({r['why']})" if r["why"] else ""))
+        result = (
+            "DAMAGED" if r.get("damaged") else {True: "identical", False: "DIFFERS", None: "not cached"}[r["identical"]]
+        )
+        lines.append(
+            f"{r['entry']:48s} {r['check']:18s} {result:10s} {r['seconds']:7.0f}"
+            + (f"  ({r['why']})" if r["why"] else "")
+        )
     return "\n".join(lines)

@@ -6,6 +6,7 @@ verdict means the same everywhere. Everything is computed lazily and memoised. T
 training plan's checks and forecast are in ``run_plan``, the stored results in
 ``cache.ResultStore``, the calibration of a run in ``calibration``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -81,11 +82,22 @@ class Run:
         """A Run of the harness's options (``options.OPTIONS``): ``get(flag)`` gives the
         option's value (pytest's ``config.getoption``; the command line's arguments by
         ``options.BY_FLAG[flag].dest``). ``given`` fields win over the options."""
-        return cls(**{"experiment": get("--experiment"), "profile_name": get("--profile"), "data_path": get("--data"),
-                      "cache_dir": get("--cache-dir"), "n_seeds": get("--seeds"), "probe": get("--probe-index"),
-                      "retrain": get("--retrain"), "workers": get("--workers"), "executor": get("--executor"),
-                      "ray_address": get("--ray-address"), "time_budget": time_budget_choice(get("--time-budget")),
-                      **given})
+        return cls(
+            **{
+                "experiment": get("--experiment"),
+                "profile_name": get("--profile"),
+                "data_path": get("--data"),
+                "cache_dir": get("--cache-dir"),
+                "n_seeds": get("--seeds"),
+                "probe": get("--probe-index"),
+                "retrain": get("--retrain"),
+                "workers": get("--workers"),
+                "executor": get("--executor"),
+                "ray_address": get("--ray-address"),
+                "time_budget": time_budget_choice(get("--time-budget")),
+                **given,
+            }
+        )
 
     @property
     def pin_key(self) -> str:
@@ -117,8 +129,12 @@ class Run:
 
     @functools.cached_property
     def probe_index(self) -> int:
-        return probe_index(self.data.y_test, self.probe if self.probe is not None else self.experiment.probe.index,
-                           self.experiment.probe_class, self.experiment.classes)
+        return probe_index(
+            self.data.y_test,
+            self.probe if self.probe is not None else self.experiment.probe.index,
+            self.experiment.probe_class,
+            self.experiment.classes,
+        )
 
     @functools.cached_property
     def probe_indices(self) -> np.ndarray:
@@ -169,8 +185,9 @@ class Run:
         """``{layer: activations}`` of the probe image through the role's first model
         (every layer; memoised, since figures, diagnostics and fixtures all ask)."""
         if role not in self._probe_acts:
-            self._probe_acts[role] = layer_activations(self.models(role)[0].model, self.probe_image,
-                                                       feed=self.experiment.feed)
+            self._probe_acts[role] = layer_activations(
+                self.models(role)[0].model, self.probe_image, feed=self.experiment.feed
+            )
         return self._probe_acts[role]
 
     def first_model(self, role: str):

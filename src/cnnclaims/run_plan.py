@@ -4,6 +4,7 @@ training itself (``training.train_missing``), and the session's summary of it.
 
 Functions of a ``cnnclaims.run.Run``. The plan's counts live in ``run.plan_status``.
 """
+
 from __future__ import annotations
 
 from .declaration import SWEEP
@@ -17,8 +18,12 @@ def plan_specs(run, roles=None, first_only: bool = False) -> list:
     included; ``first_only``: each group's first seed), without repeats (the sweep
     reuses the conditions' models)."""
     roles = run.plan_roles if roles is None else roles
-    specs = [s for role in roles if role != SWEEP
-             for s in specs_for(run.profile, role, run.experiment)[: 1 if first_only else None]]
+    specs = [
+        s
+        for role in roles
+        if role != SWEEP
+        for s in specs_for(run.profile, role, run.experiment)[: 1 if first_only else None]
+    ]
     if SWEEP in roles:
         specs += [s for group in run.sweep["specs"].values() for s in group[: 1 if first_only else None]]
     return list(dict.fromkeys(specs))
@@ -35,10 +40,20 @@ def train(run, roles, first_only: bool = False) -> int:
     can_store(run, specs)
     check_sizes(run)  # before any training: a size the data cannot give names the profile
     forecast(run, specs)
-    done = train_missing(specs, run.data, run.data_path, run.cache_dir, run.retrain, run.workers,
-                         run.progress, run.experiment, recipes=run.sweep["recipes"],
-                         executor=executor_choice(run.executor), ray_address=ray_address_choice(run.ray_address),
-                         estimates=run.plan_status.get("predicted"))
+    done = train_missing(
+        specs,
+        run.data,
+        run.data_path,
+        run.cache_dir,
+        run.retrain,
+        run.workers,
+        run.progress,
+        run.experiment,
+        recipes=run.sweep["recipes"],
+        executor=executor_choice(run.executor),
+        ray_address=ray_address_choice(run.ray_address),
+        estimates=run.plan_status.get("predicted"),
+    )
     run.retrained.update(done)
     # One worker (or one model, or functions that cannot reach a worker process):
     # nothing was started, so the plan trains here, now, as predicted once; left to
@@ -76,12 +91,16 @@ def check_sizes(run) -> None:
     profile, n_data = run.profile, len(run.data.y_train)
     for cond, n in profile.n_train.items():
         if n > n_data:
-            raise DataError(f"profile {profile.name!r}: condition {cond!r} asks for {n} training images, "
-                            f"but the data has {n_data}; lower n_train or load more data")
+            raise DataError(
+                f"profile {profile.name!r}: condition {cond!r} asks for {n} training images, "
+                f"but the data has {n_data}; lower n_train or load more data"
+            )
     too_big = [n for n in profile.sizes if n > n_data]
     if too_big:
-        raise DataError(f"profile {profile.name!r}: the sizes sweep asks for {too_big} training images, but "
-                        f"the data has {n_data}; lower the profile's sizes or load more data")
+        raise DataError(
+            f"profile {profile.name!r}: the sizes sweep asks for {too_big} training images, but "
+            f"the data has {n_data}; lower the profile's sizes or load more data"
+        )
 
 
 def missing(run, specs) -> list:
@@ -89,8 +108,9 @@ def missing(run, specs) -> list:
     cached, or to be retrained (``--retrain``, once per session)."""
     from .training.entries import is_cached
 
-    return [s for s in dict.fromkeys(specs)
-            if retraining(run, s) or not is_cached(s, run.data.fingerprint, run.cache_dir)]
+    return [
+        s for s in dict.fromkeys(specs) if retraining(run, s) or not is_cached(s, run.data.fingerprint, run.cache_dir)
+    ]
 
 
 def can_store(run, specs) -> None:
@@ -126,22 +146,31 @@ def forecast(run, specs) -> None:
     if not todo:
         return
     if executor_choice(run.executor) != "local":
-        run.progress(f"cnnclaims: {len(todo)} models to train on Ray: no prediction for a cluster's "
-                     "machines from here")
+        run.progress(f"cnnclaims: {len(todo)} models to train on Ray: no prediction for a cluster's machines from here")
         return
     workers = min(default_workers(run.workers), len(todo))
     exp = run.experiment
     pred = fc.predict_plan(
-        todo, lambda s: (run.sweep["recipes"].get(s.role) or recipe_functions(exp, s.role))[0],
-        exp.input_shape, len(exp.classes), len(run.data.y_test), recorded(run.cache_dir), workers, io=model_io(exp))
-    what = (f"{len(todo)} models of profile {run.profile.name!r} ({len(specs) - len(todo)} of its "
-            f"{len(specs)} are cached)")
+        todo,
+        lambda s: (run.sweep["recipes"].get(s.role) or recipe_functions(exp, s.role))[0],
+        exp.input_shape,
+        len(exp.classes),
+        len(run.data.y_test),
+        recorded(run.cache_dir),
+        workers,
+        io=model_io(exp),
+    )
+    what = (
+        f"{len(todo)} models of profile {run.profile.name!r} ({len(specs) - len(todo)} of its {len(specs)} are cached)"
+    )
     run.progress(pred.line(what))
     status["predicted"] = pred.per_spec
     if run.time_budget is not None and pred.expected > run.time_budget * 60:
-        msg = (f"not training: {what} are predicted to take {rough(pred.expected)} here, more than the time "
-               f"budget of {rough(run.time_budget * 60)} (--time-budget or $CNNCLAIMS_TIME_BUDGET); its claims "
-               "are not checked against their pins")
+        msg = (
+            f"not training: {what} are predicted to take {rough(pred.expected)} here, more than the time "
+            f"budget of {rough(run.time_budget * 60)} (--time-budget or $CNNCLAIMS_TIME_BUDGET); its claims "
+            "are not checked against their pins"
+        )
         status["budget"] = msg
         run.progress(f"cnnclaims: {msg}")
         raise TrainingBudgetError(msg)
@@ -154,10 +183,16 @@ def plan_summary(run) -> dict:
 
     groups = run.plan_status.get("groups", {})
     todo = [s for s, state in groups.items() if state == "missing"]
-    trained = sum(is_cached(s, run.data.fingerprint, run.cache_dir) for s in todo) \
-        if todo and "data" in run.__dict__ else 0
-    return {"planned": len(groups), "cached": len(groups) - len(todo), "trained": trained,
-            "not_trained": len(todo) - trained, "reason": run.plan_status.get("budget")}
+    trained = (
+        sum(is_cached(s, run.data.fingerprint, run.cache_dir) for s in todo) if todo and "data" in run.__dict__ else 0
+    )
+    return {
+        "planned": len(groups),
+        "cached": len(groups) - len(todo),
+        "trained": trained,
+        "not_trained": len(todo) - trained,
+        "reason": run.plan_status.get("budget"),
+    }
 
 
 def retraining(run, spec) -> bool:
@@ -169,8 +204,15 @@ def trained(run, spec):
     """The trained model of ``spec`` (``training.get_trained``: from the cache, or trained here)."""
     from .training.entries import get_trained
 
-    model = get_trained(spec, run.data, run.cache_dir, retraining(run, spec), run.progress, run.experiment,
-                        recipe=run.sweep["recipes"].get(spec.role) if spec.role == SWEEP else None)
+    model = get_trained(
+        spec,
+        run.data,
+        run.cache_dir,
+        retraining(run, spec),
+        run.progress,
+        run.experiment,
+        recipe=run.sweep["recipes"].get(spec.role) if spec.role == SWEEP else None,
+    )
     run.retrained.add(spec)
     return model
 

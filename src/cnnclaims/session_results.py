@@ -5,6 +5,7 @@ workers send it through ``workeroutput``); and the ``verdicts.json`` document ma
 from them. Plain dictionaries in, plain dictionaries out: the plugin's hooks only
 carry them.
 """
+
 from __future__ import annotations
 
 __all__ = ["new_results", "add_verdict", "merge_session", "case_of", "collected", "verdicts_document"]
@@ -63,8 +64,13 @@ def collected(res: dict, experiment) -> tuple[list, list]:
     scopes = {s: i for i, s in enumerate(experiment.scopes)}
 
     def ordered(section):
-        return [Verdict.from_dict(d) for d in sorted(
-            res[section].values(), key=lambda d: (scopes.get(d["scope"], len(scopes)), order.get(d["claim"], len(order))))]
+        return [
+            Verdict.from_dict(d)
+            for d in sorted(
+                res[section].values(),
+                key=lambda d: (scopes.get(d["scope"], len(scopes)), order.get(d["claim"], len(order))),
+            )
+        ]
 
     return ordered("verdicts"), ordered("null")
 

@@ -21,6 +21,7 @@ Every p-value here is a probability in [0, 1]; ``p_value`` is one-sided in the
 claimed direction, ``p_opposite`` one-sided in the other, and ``two_sided`` combines
 them. Confidence intervals are two-sided 95%.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -125,13 +126,26 @@ def wilcoxon_paired(a, b, alternative: str, sesoi: float = float("nan")) -> Test
     with a non-finite member left out. ``a``, ``b``: (n,) arrays of one statistic per
     image through two models; ``sesoi`` in the statistic's units."""
     a, b = _clean_pairs(a, b)
-    return wilcoxon_one_sample(a - b, 0.0, alternative, sesoi, _test="Wilcoxon signed-rank (paired images)",
-                               _scale=(a, b), _design=Design.PAIRED)
+    return wilcoxon_one_sample(
+        a - b,
+        0.0,
+        alternative,
+        sesoi,
+        _test="Wilcoxon signed-rank (paired images)",
+        _scale=(a, b),
+        _design=Design.PAIRED,
+    )
 
 
-def wilcoxon_one_sample(x, threshold: float, alternative: str, sesoi: float = float("nan"),
-                        _test="Wilcoxon signed-rank (one sample)", _scale=None,
-                        _design=Design.ONE_SAMPLE) -> TestResult:
+def wilcoxon_one_sample(
+    x,
+    threshold: float,
+    alternative: str,
+    sesoi: float = float("nan"),
+    _test="Wilcoxon signed-rank (one sample)",
+    _scale=None,
+    _design=Design.ONE_SAMPLE,
+) -> TestResult:
     """One-sided Wilcoxon signed-rank test of x - threshold; ``x``: (n,) float array,
     one number per image.
 
@@ -152,20 +166,44 @@ def wilcoxon_one_sample(x, threshold: float, alternative: str, sesoi: float = fl
         nan = float("nan")
         p_eq = 0.0 if n >= 2 and np.isfinite(sesoi) and sesoi > 0 else nan
         note = "fewer than 2 values" if n < 2 else "every difference is zero"
-        return TestResult(_test, nan, 1.0, 1.0, "rank-biserial r", 0.0, nan, nan, n,
-                          {"median_difference": 0.0, "note": note}, p_equivalence=p_eq,
-                          **{**base, "min_p": 1.0 if n < 2 else base["min_p"]})
+        return TestResult(
+            _test,
+            nan,
+            1.0,
+            1.0,
+            "rank-biserial r",
+            0.0,
+            nan,
+            nan,
+            n,
+            {"median_difference": 0.0, "note": note},
+            p_equivalence=p_eq,
+            **{**base, "min_p": 1.0 if n < 2 else base["min_p"]},
+        )
     res = stats.wilcoxon(d, alternative=alternative, zero_method="wilcox")
     opp = stats.wilcoxon(d, alternative=_flip(alternative), zero_method="wilcox")
     ci = stats.bootstrap(
-        (d,), rank_biserial, vectorized=True, n_resamples=N_BOOTSTRAP, confidence_level=CONFIDENCE,
-        method="percentile", random_state=np.random.default_rng(BOOTSTRAP_SEED),
+        (d,),
+        rank_biserial,
+        vectorized=True,
+        n_resamples=N_BOOTSTRAP,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        random_state=np.random.default_rng(BOOTSTRAP_SEED),
     ).confidence_interval
     return TestResult(
-        _test, float(res.statistic), float(res.pvalue), float(opp.pvalue), "rank-biserial r",
-        float(rank_biserial(d)), float(ci.low), float(ci.high), n,
+        _test,
+        float(res.statistic),
+        float(res.pvalue),
+        float(opp.pvalue),
+        "rank-biserial r",
+        float(rank_biserial(d)),
+        float(ci.low),
+        float(ci.high),
+        n,
         {"median_difference": float(np.median(d)), "mean_difference": float(np.mean(d)), "zeros_dropped": n - nz},
-        p_equivalence=mean_tost(d, sesoi), **base,
+        p_equivalence=mean_tost(d, sesoi),
+        **base,
     )
 
 
@@ -214,39 +252,83 @@ def welch(a, b, alternative: str, sesoi: float = float("nan")) -> TestResult:
         return _too_few(test, diff, len(a), len(b))
     tol = noise_tolerance(a, b)
     sa, sb = float(a.std(ddof=1)), float(b.std(ddof=1))
-    spread = float(np.sqrt((sa ** 2 + sb ** 2) / 2))
-    extra = {"hedges_g": hedges_g(a, b), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-             "sd_a": sa, "sd_b": sb, "n_a": len(a), "n_b": len(b)}
+    spread = float(np.sqrt((sa**2 + sb**2) / 2))
+    extra = {
+        "hedges_g": hedges_g(a, b),
+        "mean_a": float(a.mean()),
+        "mean_b": float(b.mean()),
+        "sd_a": sa,
+        "sd_b": sb,
+        "n_a": len(a),
+        "n_b": len(b),
+    }
     extra.update(prob_superiority(a, b))
-    common = dict(spread=spread, n_per_group=min(len(a), len(b)), min_p=0.0,
-                  design=Design.TWO_SAMPLE, unit="models")
+    common = dict(spread=spread, n_per_group=min(len(a), len(b)), min_p=0.0, design=Design.TWO_SAMPLE, unit="models")
     if abs(diff) <= tol and max(sa, sb) <= tol:
         # Equal up to rounding, without spread: no direction, and equal within any SESOI.
         p_eq = 0.0 if np.isfinite(sesoi) and sesoi > 0 else float("nan")
         extra["note"] = "groups equal up to floating-point noise"
-        return TestResult(test, 0.0, 1.0, 1.0, "difference of means", diff, diff, diff, len(a) + len(b), extra,
-                          p_equivalence=p_eq, **common)
+        return TestResult(
+            test,
+            0.0,
+            1.0,
+            1.0,
+            "difference of means",
+            diff,
+            diff,
+            diff,
+            len(a) + len(b),
+            extra,
+            p_equivalence=p_eq,
+            **common,
+        )
     if max(sa, sb) <= tol:
         # Constant groups that differ: a t statistic is undefined; no p-value claims certainty.
         extra["note"] = "no variance within either group: no test"
         nan = float("nan")
-        return TestResult(test, nan, 1.0, 1.0, "difference of means", diff, nan, nan, len(a) + len(b), extra,
-                          p_equivalence=1.0 if np.isfinite(sesoi) else nan, **common)
+        return TestResult(
+            test,
+            nan,
+            1.0,
+            1.0,
+            "difference of means",
+            diff,
+            nan,
+            nan,
+            len(a) + len(b),
+            extra,
+            p_equivalence=1.0 if np.isfinite(sesoi) else nan,
+            **common,
+        )
     res = stats.ttest_ind(a, b, equal_var=False, alternative=alternative)
     p = float(res.pvalue)
     # Same t and df in the other direction: p_opposite = 1 - p for a continuous t.
-    p_opp = float(stats.t.sf(-res.statistic, res.df) if alternative == "greater" else stats.t.cdf(-res.statistic, res.df))
+    p_opp = float(
+        stats.t.sf(-res.statistic, res.df) if alternative == "greater" else stats.t.cdf(-res.statistic, res.df)
+    )
     if abs(diff) <= tol:
         p, p_opp = 1.0, 1.0
     # The two-sided Welch CI from the same t and df (what scipy's two-sided
     # confidence_interval computes; one scipy call instead of two, tested equal).
-    se = np.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+    se = np.sqrt(sa**2 / len(a) + sb**2 / len(b))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, res.df) * se)
     p_eq = float("nan")
     if np.isfinite(sesoi) and sesoi > 0:
         p_eq = float(ttost_ind(a, b, -sesoi, sesoi, usevar="unequal")[0])
-    return TestResult(test, float(res.statistic), p, p_opp, "difference of means", diff, diff - half,
-                      diff + half, len(a) + len(b), extra, p_equivalence=p_eq, **common)
+    return TestResult(
+        test,
+        float(res.statistic),
+        p,
+        p_opp,
+        "difference of means",
+        diff,
+        diff - half,
+        diff + half,
+        len(a) + len(b),
+        extra,
+        p_equivalence=p_eq,
+        **common,
+    )
 
 
 def t_one_sample(x, threshold: float, alternative: str, sesoi: float = float("nan")) -> TestResult:
@@ -272,27 +354,43 @@ def t_one_sample(x, threshold: float, alternative: str, sesoi: float = float("na
         # A constant sample is equivalent exactly when it lies inside the margin: the
         # convention of mean_tost (a constant inside +/- SESOI gave 1 here and 0 there).
         p_eq = (0.0 if abs(diff) < sesoi else 1.0) if np.isfinite(sesoi) and sesoi > 0 else nan
-        return TestResult(test, nan, 1.0, 1.0, "mean - threshold", diff, nan, nan, len(x), extra,
-                          p_equivalence=p_eq, **common)
+        return TestResult(
+            test, nan, 1.0, 1.0, "mean - threshold", diff, nan, nan, len(x), extra, p_equivalence=p_eq, **common
+        )
     res = stats.ttest_1samp(x, threshold, alternative=alternative)
     p = float(res.pvalue)
-    p_opp = float(stats.t.sf(-res.statistic, res.df) if alternative == "greater" else stats.t.cdf(-res.statistic, res.df))
+    p_opp = float(
+        stats.t.sf(-res.statistic, res.df) if alternative == "greater" else stats.t.cdf(-res.statistic, res.df)
+    )
     if abs(diff) <= tol:
         p, p_opp = 1.0, 1.0
     ci = stats.ttest_1samp(x, threshold).confidence_interval(CONFIDENCE)
     p_eq = float("nan")
     if np.isfinite(sesoi) and sesoi > 0:
         p_eq = float(DescrStatsW(x).ttost_mean(threshold - sesoi, threshold + sesoi)[0])
-    return TestResult(test, float(res.statistic), p, p_opp, "mean - threshold", diff, float(ci.low) - threshold,
-                      float(ci.high) - threshold, len(x), extra, p_equivalence=p_eq, **common)
+    return TestResult(
+        test,
+        float(res.statistic),
+        p,
+        p_opp,
+        "mean - threshold",
+        diff,
+        float(ci.low) - threshold,
+        float(ci.high) - threshold,
+        len(x),
+        extra,
+        p_equivalence=p_eq,
+        **common,
+    )
 
 
 def descriptive(value: float, reference: float) -> TestResult:
     """One image: the difference, no p-value (pixels are not replicates)."""
     diff = float(value - reference)
     nan = float("nan")
-    return TestResult("descriptive (one image)", diff, nan, nan, "difference", diff, nan, nan, 1, {},
-                      n_per_group=1, min_p=1.0)
+    return TestResult(
+        "descriptive (one image)", diff, nan, nan, "difference", diff, nan, nan, 1, {}, n_per_group=1, min_p=1.0
+    )
 
 
 def prob_superiority(a, b) -> dict:
@@ -380,13 +478,15 @@ def _standardised_mde(n, alpha, paired, power) -> float:
     key = (n, alpha, paired, power)
     if key not in _MDE_CACHE:
         with np.errstate(all="ignore"):
-            _MDE_CACHE[key] = float(np.atleast_1d(_power_solver(paired).solve_power(
-                None, n, alpha / 2, power, alternative="larger"))[0])
+            _MDE_CACHE[key] = float(
+                np.atleast_1d(_power_solver(paired).solve_power(None, n, alpha / 2, power, alternative="larger"))[0]
+            )
     return _MDE_CACHE[key]
 
 
-def n_needed(sesoi: float, spread: float, alpha_two_sided: float, paired: bool = False, power: float = POWER,
-             cap: int = 100_000) -> float:
+def n_needed(
+    sesoi: float, spread: float, alpha_two_sided: float, paired: bool = False, power: float = POWER, cap: int = 100_000
+) -> float:
     """Units per condition that give ``power`` to detect a true difference of
     ``sesoi`` (SD ``spread``) at a two-sided ``alpha_two_sided``: the smallest integer
     n >= 2 whose power (statsmodels ``TTestIndPower.power``, or ``TTestPower`` for
@@ -427,8 +527,15 @@ def spread_df(n_per_group: int, paired: bool) -> int:
     return max(0, n_per_group - 1) if paired else max(0, 2 * (n_per_group - 1))
 
 
-def n_needed_range(sesoi: float, spread: float, df: int, alpha_two_sided: float, paired: bool = False,
-                   power: float = POWER, confidence: float = CONFIDENCE) -> tuple[float, float]:
+def n_needed_range(
+    sesoi: float,
+    spread: float,
+    df: int,
+    alpha_two_sided: float,
+    paired: bool = False,
+    power: float = POWER,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float]:
     """The range of ``n_needed`` that the SD's own uncertainty allows: N needed at the
     ends of the chi-square confidence interval of an SD estimated with ``df`` degrees
     of freedom, s * sqrt(df / chi2_{1-a/2, df}) .. s * sqrt(df / chi2_{a/2, df})
@@ -441,8 +548,10 @@ def n_needed_range(sesoi: float, spread: float, df: int, alpha_two_sided: float,
     q = (1 - confidence) / 2
     lo_sd = spread * np.sqrt(df / stats.chi2.ppf(1 - q, df))
     hi_sd = spread * np.sqrt(df / stats.chi2.ppf(q, df))
-    return (n_needed(sesoi, float(lo_sd), alpha_two_sided, paired, power),
-            n_needed(sesoi, float(hi_sd), alpha_two_sided, paired, power))
+    return (
+        n_needed(sesoi, float(lo_sd), alpha_two_sided, paired, power),
+        n_needed(sesoi, float(hi_sd), alpha_two_sided, paired, power),
+    )
 
 
 def welch_power(effect_size: float, n: int, alpha: float, n_sims: int = 20000, seed: int = 0) -> float:
@@ -467,10 +576,22 @@ def _too_few(test, diff, n_a, n_b):
     nan = float("nan")
     n = n_a + (n_b or 0)
     groups = f"{n_a}" if n_b is None else f"{n_a} and {n_b}"
-    return TestResult(test, nan, 1.0, 1.0, "difference of means" if n_b is not None else "mean - threshold", diff,
-                      nan, nan, n, {"note": f"fewer than 2 models per group ({groups})"},
-                      n_per_group=min(n_a, n_b if n_b is not None else n_a), min_p=1.0,
-                      design=Design.ONE_SAMPLE if n_b is None else Design.TWO_SAMPLE, unit="models")
+    return TestResult(
+        test,
+        nan,
+        1.0,
+        1.0,
+        "difference of means" if n_b is not None else "mean - threshold",
+        diff,
+        nan,
+        nan,
+        n,
+        {"note": f"fewer than 2 models per group ({groups})"},
+        n_per_group=min(n_a, n_b if n_b is not None else n_a),
+        min_p=1.0,
+        design=Design.ONE_SAMPLE if n_b is None else Design.TWO_SAMPLE,
+        unit="models",
+    )
 
 
 def _flip(alternative: str) -> str:
@@ -511,8 +632,9 @@ def trend(sizes, numbers, alternative: str, sesoi: float = float("nan")) -> Test
     sizes = np.asarray(sizes, dtype=np.float64)
     y = np.asarray(numbers, dtype=np.float64)
     if sizes.ndim != 1 or len(sizes) < 3 or y.ndim != 2 or y.shape[0] != len(sizes):
-        raise ValueError(f"trend: sizes must be (k,) with k >= 3 and numbers (k, seeds); got {sizes.shape} and "
-                         f"{y.shape}")
+        raise ValueError(
+            f"trend: sizes must be (k,) with k >= 3 and numbers (k, seeds); got {sizes.shape} and {y.shape}"
+        )
     x = np.log10(sizes)
     slopes, intercepts = [], []
     for col in y.T:
@@ -527,10 +649,29 @@ def trend(sizes, numbers, alternative: str, sesoi: float = float("nan")) -> Test
     if all(len(s) for s in samples):
         r = jonckheere_terpstra(samples, alternative="larger" if alternative == "greater" else "smaller")
         jt = {"jonckheere_terpstra": float(r.statistic), "jonckheere_terpstra_p": float(r.pvalue)}
-    extra = {**res.extra, "slopes_per_seed": slopes, "intercept": float(np.mean(intercepts)) if intercepts else np.nan,
-             "sizes": sizes.tolist(), "means_per_size": [float(np.nanmean(r)) if np.isfinite(r).any() else np.nan
-                                                        for r in y], **jt}
-    return TestResult("trend t (per-seed slopes)", res.statistic, res.p_value,
-                      res.p_opposite, "slope per decade", res.effect, res.ci_low, res.ci_high, res.n, extra,
-                      p_equivalence=res.p_equivalence, spread=res.spread, n_per_group=res.n_per_group,
-                      min_p=res.min_p, design=Design.SLOPE, unit="seeds")
+    extra = {
+        **res.extra,
+        "slopes_per_seed": slopes,
+        "intercept": float(np.mean(intercepts)) if intercepts else np.nan,
+        "sizes": sizes.tolist(),
+        "means_per_size": [float(np.nanmean(r)) if np.isfinite(r).any() else np.nan for r in y],
+        **jt,
+    }
+    return TestResult(
+        "trend t (per-seed slopes)",
+        res.statistic,
+        res.p_value,
+        res.p_opposite,
+        "slope per decade",
+        res.effect,
+        res.ci_low,
+        res.ci_high,
+        res.n,
+        extra,
+        p_equivalence=res.p_equivalence,
+        spread=res.spread,
+        n_per_group=res.n_per_group,
+        min_p=res.min_p,
+        design=Design.SLOPE,
+        unit="seeds",
+    )

@@ -2,6 +2,7 @@
 the plan, a labels-only pin, this run's recorded entry, claims fragile across version
 families. Plain values in, text out.
 """
+
 from __future__ import annotations
 
 __all__ = ["plan_line", "labels_only_line", "recorded_line", "fragile_line"]
@@ -10,9 +11,12 @@ __all__ = ["plan_line", "labels_only_line", "recorded_line", "fragile_line"]
 def plan_line(plan: dict | None, profile: str, checked: int, checked_null: int, not_checked: int) -> str:
     """The session's one line on its plan: models planned, cached, trained here and not
     trained, and claim cases checked against pins or not."""
-    models = ("no models asked for" if not plan else
-              f"{plan['planned']} models: {plan['cached']} cached, {plan['trained']} trained here"
-              + (f", {plan['not_trained']} not trained" if plan["not_trained"] else ""))
+    models = (
+        "no models asked for"
+        if not plan
+        else f"{plan['planned']} models: {plan['cached']} cached, {plan['trained']} trained here"
+        + (f", {plan['not_trained']} not trained" if plan["not_trained"] else "")
+    )
 
     def n(k, what):
         return f"{k} {what}{'s' * (k != 1)}"
@@ -26,20 +30,25 @@ def plan_line(plan: dict | None, profile: str, checked: int, checked_null: int, 
 
 def labels_only_line(key: str, profile: str) -> str:
     """The pin key's entry has labels and no numbers (written before numbers were pinned)."""
-    return (f"pin key {key} pins labels only (written before numbers were pinned): its numbers are "
-            f"not compared; `pytest --regen-verdicts --profile {profile}` pins them (review that "
-            "only numbers are added)")
+    return (
+        f"pin key {key} pins labels only (written before numbers were pinned): its numbers are "
+        f"not compared; `pytest --regen-verdicts --profile {profile}` pins them (review that "
+        "only numbers are added)"
+    )
 
 
 def recorded_line(pins, recorded: tuple) -> str:
     """This run's entry, written to ``recorded`` = (obtained path, note) for review."""
     obtained, note = recorded
-    return (f"this run's pins differ from {pins} (unchanged): this run's entry is in "
-            f"{obtained}{f' ({note})' if note else ''}")
+    return (
+        f"this run's pins differ from {pins} (unchanged): this run's entry is in "
+        f"{obtained}{f' ({note})' if note else ''}"
+    )
 
 
 def fragile_line(fragile: dict, profile: str) -> str:
     """Cases pinned differently in several version families (``pinned.fragile``)."""
     return f"fragile across version families ({profile} profile): " + "; ".join(
-        f"{case}{' (null)' if section == 'null_control' else ''}: "
-        + ", ".join(f"{fam} {v}" for fam, v in fams.items()) for (section, case), fams in fragile.items())
+        f"{case}{' (null)' if section == 'null_control' else ''}: " + ", ".join(f"{fam} {v}" for fam, v in fams.items())
+        for (section, case), fams in fragile.items()
+    )

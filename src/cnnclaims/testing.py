@@ -2,6 +2,7 @@
 models are untrained (seconds to build) but which runs the real evidence, claims,
 plot and report code.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -32,8 +33,9 @@ def random_cifar(n_per_class_train: int, n_per_class_test: int, seed: int = 0):
     return random_images(n_per_class_train, n_per_class_test, seed)
 
 
-def random_images(n_per_class_train: int, n_per_class_test: int, seed: int = 0, shape: tuple = (32, 32, 3),
-                  n_classes: int = 10):
+def random_images(
+    n_per_class_train: int, n_per_class_test: int, seed: int = 0, shape: tuple = (32, 32, 3), n_classes: int = 10
+):
     """(x_train, y_train), (x_test, y_test) of random uint8 images of ``shape`` and
     ``n_classes`` classes, in label order (labels uint8 up to 256 classes, else int64)."""
     rng = np.random.default_rng(seed)
@@ -73,7 +75,7 @@ def write_image_folder(folder, train, test, fmt: str = "png") -> Path:
     folder = Path(folder)
     for split, (x, y) in (("train", train), ("test", test)):
         counters = {}
-        for img, label in zip(x, y):
+        for img, label in zip(x, y, strict=False):
             d = folder / split / CLASSES[label]
             d.mkdir(parents=True, exist_ok=True)
             k = counters.get(label, 0)
@@ -94,9 +96,9 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     """
     from .compat import set_determinism
     from .data import Cifar10
-    from .run import Run
     from .declaration import SWEEP, load_experiment
     from .modelio import fed, model_io, output_index, probabilities
+    from .run import Run
     from .training.entries import TrainedModel
     from .training.spec import recipe_functions, specs_for
 
@@ -106,30 +108,45 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     (xtr, ytr), (xte, yte) = random_images(2, max(1, frogs), 0, io.input_shape, io.n_classes)
     exp = Run(profile, cache_dir=tmp / "cache", n_seeds=n_seeds, progress=lambda *_: None, experiment=experiment)
     exp.__dict__["data"] = Cifar10(xtr, ytr, xte, yte, source="synthetic random images", fingerprint="synthetic")
+
     def untrained(role, spec, init_seed):
         build, _subset = recipe_functions(exp.experiment, exp.a if role == SWEEP else role)
         set_determinism(init_seed)
         model = build()
         path = tmp / "models" / f"{role}-n{spec.n_train}-{spec.seed}"
         path.mkdir(parents=True, exist_ok=True)
-        probs = probabilities(model.predict(fed(model, io, xte.astype(np.float32) / 255.0), verbose=0),
-                              output_index(model, io, "synthetic"))
+        probs = probabilities(
+            model.predict(fed(model, io, xte.astype(np.float32) / 255.0), verbose=0),
+            output_index(model, io, "synthetic"),
+        )
         acc = float(np.mean(probs.argmax(1) == yte))
-        record = {"key": f"synthetic-{role}-n{spec.n_train}-{spec.seed}", "spec": spec.__dict__, "epochs": 0,
-                  "best_epoch": 0, "test_accuracy": acc, "train_seconds": 0.0, "history": {}}
+        record = {
+            "key": f"synthetic-{role}-n{spec.n_train}-{spec.seed}",
+            "spec": spec.__dict__,
+            "epochs": 0,
+            "best_epoch": 0,
+            "test_accuracy": acc,
+            "train_seconds": 0.0,
+            "history": {},
+        }
         return TrainedModel(spec, model, record, path)
 
     for role in exp.roles:
-        exp.loaded[role] = [untrained(role, spec, spec.seed + (0 if role == exp.a else 500))
-                            for spec in specs_for(exp.profile, role, exp.experiment)]
+        exp.loaded[role] = [
+            untrained(role, spec, spec.seed + (0 if role == exp.a else 500))
+            for spec in specs_for(exp.profile, role, exp.experiment)
+        ]
     if exp.profile.sizes:
         # The sweep: its points at a condition's size are that condition's models (as
         # in a real run), the others untrained networks of their own.
         sweep = {}
         for n, specs in exp.sweep["specs"].items():
-            sweep[n] = [exp.loaded[spec.role][spec.seed]
-                        if spec.role in exp.roles and spec.seed < len(exp.loaded[spec.role])
-                        else untrained(spec.role, spec, spec.seed + 700 + n % 89) for spec in specs]
+            sweep[n] = [
+                exp.loaded[spec.role][spec.seed]
+                if spec.role in exp.roles and spec.seed < len(exp.loaded[spec.role])
+                else untrained(spec.role, spec, spec.seed + 700 + n % 89)
+                for spec in specs
+            ]
         exp.loaded[SWEEP] = sweep
     assert (exp.data.y_test == exp.experiment.probe_class).sum() == frogs
     return exp

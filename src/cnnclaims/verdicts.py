@@ -38,6 +38,7 @@ The ``probe`` scope is one image: descriptive *supported* / *refuted* by the sig
 the difference, *negligible* when it is smaller than the SESOI, and *inconclusive*
 when the statistic is undefined on the probe (the note says why).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -54,7 +55,6 @@ SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED = "supported", "refuted", "negligib
 INCONCLUSIVE = "inconclusive"  # probe scope only: the statistic is undefined on the probe
 VERDICTS = (SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
 FALSE_POSITIVES = (SUPPORTED, REFUTED)  # in a null comparison, any significant direction is an error
-
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Verdict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Verdict":
+    def from_dict(cls, d: dict) -> Verdict:
         d = dict(d)
         for name in ("prob_superiority_ci", "n_needed_range"):
             d[name] = tuple(d.get(name, (float("nan"), float("nan"))))
@@ -127,8 +127,11 @@ class Verdict:
         ps = ""
         if np.isfinite(self.prob_superiority):
             lo, hi = self.prob_superiority_ci
-            ci = (f"95% CI {f(lo)}..{f(hi)}" if np.isfinite(lo)
-                  else "no CI: the groups separate completely, the Brunner-Munzel variance is 0")
+            ci = (
+                f"95% CI {f(lo)}..{f(hi)}"
+                if np.isfinite(lo)
+                else "no CI: the groups separate completely, the Brunner-Munzel variance is 0"
+            )
             ps = f", P({self.a} model > {self.b} model)={f(self.prob_superiority)} ({ci})"
         return (
             f"{self.name} [{self.scope}, {self.tier}] {self.verdict.upper()}: {self.claimed}; {self.test}: "
@@ -156,10 +159,15 @@ class Measured:
 
 # --- the checks: one per (scope kind, claim kind) ------------------------------------
 
+
 def _undefined_note(claim: Claim, evidence, role: str, seed: int, count: int | None = None) -> str:
     exp = evidence.experiment
     why = exp.undefined_why(claim.stat) if exp is not None else "the statistic has no value for this input"
-    where = f"{count} images of the {role} (seed {seed})" if count is not None else f"the probe for the {role} (seed {seed})"
+    where = (
+        f"{count} images of the {role} (seed {seed})"
+        if count is not None
+        else f"the probe for the {role} (seed {seed})"
+    )
     return f"{claim.stat} undefined (NaN) on {where}: {why}"
 
 
@@ -196,8 +204,11 @@ def check_probe(claim: Claim, evidence) -> Measured:
         extras[f"{an}_{x.name}"] = float(values(a, x.name)[pos])
         if claim.kind == "compare":
             extras[f"{bn}_{x.name}"] = float(values(b, x.name)[pos])
-    undefined = [(role, m.seed) for role, m, v in ((an, a, av), (bn, b, bv))
-                 if not np.isfinite(v) and not (role == bn and claim.kind == "threshold")]
+    undefined = [
+        (role, m.seed)
+        for role, m, v in ((an, a, av), (bn, b, bv))
+        if not np.isfinite(v) and not (role == bn and claim.kind == "threshold")
+    ]
     if undefined:
         note = "; ".join(_undefined_note(claim, evidence, role, seed) for role, seed in undefined)
         return Measured(res, av, bv, data_scope, extras, note + " (not evidence either way)", INCONCLUSIVE)
@@ -224,8 +235,14 @@ def check_images_compare(claim: Claim, evidence) -> Measured:
     for x in claim.extras:
         extras[f"{an}_median_{x.name}"] = float(np.nanmedian(values(a, x.name)))
         extras[f"{bn}_median_{x.name}"] = float(np.nanmedian(values(b, x.name)))
-    return Measured(res, _nanmedian(va), _nanmedian(vb), _images_scope(evidence), extras,
-                    _nan_notes(claim, evidence, ((an, a), (bn, b))))
+    return Measured(
+        res,
+        _nanmedian(va),
+        _nanmedian(vb),
+        _images_scope(evidence),
+        extras,
+        _nan_notes(claim, evidence, ((an, a), (bn, b))),
+    )
 
 
 def check_images_threshold(claim: Claim, evidence) -> Measured:
@@ -234,8 +251,9 @@ def check_images_threshold(claim: Claim, evidence) -> Measured:
     v = subject_values(claim, a, b)
     res = st.wilcoxon_one_sample(v, claim.threshold, claim.alternative, claim.sesoi)
     extras = {f"{an}_median_{x.name}": float(np.nanmedian(values(a, x.name))) for x in claim.extras}
-    return Measured(res, _nanmedian(v), float("nan"), _images_scope(evidence), extras,
-                    _nan_notes(claim, evidence, ((an, a),)))
+    return Measured(
+        res, _nanmedian(v), float("nan"), _images_scope(evidence), extras, _nan_notes(claim, evidence, ((an, a),))
+    )
 
 
 def _nanmedian(v) -> float:
@@ -247,8 +265,10 @@ def _images_scope(evidence) -> str:
     a, b = evidence.first(evidence.a), evidence.first(evidence.b)
     exp = evidence.experiment
     name = exp.probe.scope_name if exp is not None else "images"
-    return (f"{name}: {evidence.n_images} test-set probe-class images, paired per image, "
-            f"{evidence.a} seed {a.seed} vs {evidence.b} seed {b.seed}")
+    return (
+        f"{name}: {evidence.n_images} test-set probe-class images, paired per image, "
+        f"{evidence.a} seed {a.seed} vs {evidence.b} seed {b.seed}"
+    )
 
 
 def claim_numbers(claim: Claim, per_a, per_b) -> tuple:
@@ -266,12 +286,16 @@ def claim_numbers(claim: Claim, per_a, per_b) -> tuple:
 
 def seed_numbers(claim: Claim, evidence) -> tuple:
     """``claim_numbers`` of the evidence's models (see ``claims.model_number``)."""
-    return claim_numbers(claim, [model_number(m, claim) for m in evidence.groups[evidence.a]],
-                         [model_number(m, claim) for m in evidence.groups[evidence.b]])
+    return claim_numbers(
+        claim,
+        [model_number(m, claim) for m in evidence.groups[evidence.a]],
+        [model_number(m, claim) for m in evidence.groups[evidence.b]],
+    )
 
 
-def measure_seeds(claim: Claim, numbers: tuple, data_scope: str = "seeds", notes: str = "",
-                  names: tuple = ("a", "b")) -> Measured:
+def measure_seeds(
+    claim: Claim, numbers: tuple, data_scope: str = "seeds", notes: str = "", names: tuple = ("a", "b")
+) -> Measured:
     """The seeds scope's test on per-model numbers (see ``seed_numbers``): Welch for a
     comparison, a one-sample t-test against the threshold otherwise; both with TOST."""
     a, b = numbers
@@ -292,9 +316,11 @@ def check_seeds(claim: Claim, evidence) -> Measured:
         f"(seeds {_seeds(gb)}), one number per model ({what})"
     )
     numbers = seed_numbers(claim, evidence)
-    notes = "; ".join(f"{k} {role} model(s) have no defined mean of {claim.stat}: left out"
-                      for role, arr in zip((an, bn), numbers)
-                      if arr is not None and (k := int(np.sum(~np.isfinite(arr)))))
+    notes = "; ".join(
+        f"{k} {role} model(s) have no defined mean of {claim.stat}: left out"
+        for role, arr in zip((an, bn), numbers, strict=False)
+        if arr is not None and (k := int(np.sum(~np.isfinite(arr))))
+    )
     return measure_seeds(claim, numbers, data_scope, notes, (an, bn))
 
 
@@ -339,9 +365,11 @@ def check_sizes(claim: Claim, evidence) -> Measured:
     alternative = trend_alternative(claim, evidence.size_sign)
     res = st.trend(sizes, y, alternative, claim.sesoi)
     what = "test accuracy" if claim.model_metric == "test_accuracy" else f"mean over {evidence.n_images} images"
-    data_scope = (f"sizes: {len(sizes)} training-set sizes ({', '.join(f'{n:,}' for n in sizes)}) x "
-                  f"{len(seeds)} seeds ({','.join(map(str, seeds))}), one number per model ({what}); claimed: "
-                  f"{'grows' if alternative == 'greater' else 'falls'} with log10(size)")
+    data_scope = (
+        f"sizes: {len(sizes)} training-set sizes ({', '.join(f'{n:,}' for n in sizes)}) x "
+        f"{len(seeds)} seeds ({','.join(map(str, seeds))}), one number per model ({what}); claimed: "
+        f"{'grows' if alternative == 'greater' else 'falls'} with log10(size)"
+    )
     missing = int(np.sum(~np.isfinite(y)))
     notes = f"{missing} model(s) have no defined number: left out of their seed's fit" if missing else ""
     extras = {"per_seed": y.tolist(), "seeds": seeds}
@@ -366,6 +394,7 @@ CHECKS = {
 
 # --- the decision ---------------------------------------------------------------
 
+
 def _label(claim: Claim, m: Measured, p_holm: float, eq_holm: float) -> str:
     if eq_holm < claim.alpha:
         return NEGLIGIBLE
@@ -377,26 +406,44 @@ def _label(claim: Claim, m: Measured, p_holm: float, eq_holm: float) -> str:
 
 # What more of would decide an underpowered verdict, by what the test's N counts
 # (``stats.TestResult.unit``).
-UNIT_WORDS = {"images": "images", "models": "models per condition", "seeds": "seeds (models per size)",
-              "image": "images"}
+UNIT_WORDS = {
+    "images": "images",
+    "models": "models per condition",
+    "seeds": "seeds (models per size)",
+    "image": "images",
+}
 
 
-def _decides(claim: Claim, res: st.TestResult, m_family: int, mde: float, n_needed: float,
-             n_range: tuple = (float("nan"), float("nan"))) -> str:
+def _decides(
+    claim: Claim,
+    res: st.TestResult,
+    m_family: int,
+    mde: float,
+    n_needed: float,
+    n_range: tuple = (float("nan"), float("nan")),
+) -> str:
     alpha_first = claim.alpha / m_family
     unit = UNIT_WORDS[res.unit]
     if res.min_p * m_family >= claim.alpha:
-        return (f"unreachable with N = {res.n_per_group}: the smallest attainable p ({res.min_p:.3g}) cannot pass "
-                f"the corrected threshold alpha/m = {alpha_first:.3g}; more {unit} are needed")
+        return (
+            f"unreachable with N = {res.n_per_group}: the smallest attainable p ({res.min_p:.3g}) cannot pass "
+            f"the corrected threshold alpha/m = {alpha_first:.3g}; more {unit} are needed"
+        )
     parts = []
     if np.isfinite(mde):
         parts.append(f"MDE at 80% power with N = {res.n_per_group}: {mde:.3g} (SESOI {claim.sesoi:g})")
     if np.isfinite(n_needed):
         lo, hi = n_range
-        spread_ci = (f"; the SD is itself estimated from {res.n_per_group} per condition, so N needed is "
-                     f"{_count(lo)}-{_count(hi)} over the SD's 95% CI" if np.isfinite(lo) or hi == np.inf else "")
-        parts.append(f"N = {int(n_needed)} {unit} would give 80% power at the SESOI "
-                     f"(observed SD {res.spread:.3g}, alpha/m = {alpha_first:.3g}{spread_ci})")
+        spread_ci = (
+            f"; the SD is itself estimated from {res.n_per_group} per condition, so N needed is "
+            f"{_count(lo)}-{_count(hi)} over the SD's 95% CI"
+            if np.isfinite(lo) or hi == np.inf
+            else ""
+        )
+        parts.append(
+            f"N = {int(n_needed)} {unit} would give 80% power at the SESOI "
+            f"(observed SD {res.spread:.3g}, alpha/m = {alpha_first:.3g}{spread_ci})"
+        )
     elif n_needed == np.inf:
         parts.append(f"over 100,000 {unit} would be needed for 80% power at the SESOI (observed SD {res.spread:.3g})")
     return "; ".join(parts) or "no spread to plan with"
@@ -421,8 +468,16 @@ def _count(n: float) -> str:
     return "over 100,000" if n == np.inf else "-" if not np.isfinite(n) else f"{int(n)}"
 
 
-def decide_family(claims, scope: str, measured, label: str = "article", adjust=st.holm,
-                  plan: bool = True, names: tuple = ("a", "b"), kind: str | None = None) -> list[Verdict]:
+def decide_family(
+    claims,
+    scope: str,
+    measured,
+    label: str = "article",
+    adjust=st.holm,
+    plan: bool = True,
+    names: tuple = ("a", "b"),
+    kind: str | None = None,
+) -> list[Verdict]:
     """Verdicts of one multiplicity family (claims of one tier in one scope).
 
     ``measured``: one ``Measured`` per claim, in order. ``adjust`` maps a vector of
@@ -439,7 +494,7 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
     p2_adj = adjust(p2) if inferential else np.full(len(claims), np.nan)
     peq_adj = adjust(peq) if inferential else np.full(len(claims), np.nan)
     out = []
-    for c, m, p2c, pa, qa in zip(claims, measured, p2, p2_adj, peq_adj):
+    for c, m, p2c, pa, qa in zip(claims, measured, p2, p2_adj, peq_adj, strict=False):
         res = m.res
         mde = n_need = float("nan")
         n_range = (float("nan"), float("nan"))
@@ -456,23 +511,56 @@ def decide_family(claims, scope: str, measured, label: str = "article", adjust=s
             if verdict == UNDERPOWERED and plan:
                 mde = st.mde(res.n_per_group, res.spread, c.alpha / m_family, res.paired)
                 n_need = st.n_needed(c.sesoi, res.spread, c.alpha / m_family, res.paired)
-                n_range = st.n_needed_range(c.sesoi, res.spread, st.spread_df(res.n_per_group, res.paired),
-                                            c.alpha / m_family, res.paired)
+                n_range = st.n_needed_range(
+                    c.sesoi, res.spread, st.spread_df(res.n_per_group, res.paired), c.alpha / m_family, res.paired
+                )
                 decides = _decides(c, res, m_family, mde, n_need, n_range)
         extra = dict(res.extra)
         ps = extra.pop("prob_superiority", float("nan"))
         ps_ci = tuple(extra.pop("prob_superiority_ci", (float("nan"), float("nan"))))
-        out.append(Verdict(
-            claim=c.id, name=c.name, scope=scope, verdict=verdict, test=res.test, statistic=res.statistic,
-            p_value=res.p_value, p_opposite=res.p_opposite, p_two_sided=float(p2c),
-            p_holm=float(pa), p_equivalence=float(res.p_equivalence), p_equivalence_holm=float(qa),
-            effect_name=res.effect_name, effect=res.effect, ci_low=res.ci_low, ci_high=res.ci_high, n=res.n,
-            a_value=m.a_value, b_value=m.b_value, data_scope=m.data_scope,
-            claimed=c.describe(*names), a=_subject(c, names), b=names[1], family=label, tier=c.tier, family_size=m_family, alpha=c.alpha, sesoi=c.sesoi,
-            mde=mde, n_needed=n_need, n_needed_range=n_range, min_p=res.min_p, n_per_group=res.n_per_group, decides=decides,
-            prob_superiority=ps, prob_superiority_ci=ps_ci,
-            inferential=inferential, extras={**extra, **m.extras}, notes=m.notes,
-        ))
+        out.append(
+            Verdict(
+                claim=c.id,
+                name=c.name,
+                scope=scope,
+                verdict=verdict,
+                test=res.test,
+                statistic=res.statistic,
+                p_value=res.p_value,
+                p_opposite=res.p_opposite,
+                p_two_sided=float(p2c),
+                p_holm=float(pa),
+                p_equivalence=float(res.p_equivalence),
+                p_equivalence_holm=float(qa),
+                effect_name=res.effect_name,
+                effect=res.effect,
+                ci_low=res.ci_low,
+                ci_high=res.ci_high,
+                n=res.n,
+                a_value=m.a_value,
+                b_value=m.b_value,
+                data_scope=m.data_scope,
+                claimed=c.describe(*names),
+                a=_subject(c, names),
+                b=names[1],
+                family=label,
+                tier=c.tier,
+                family_size=m_family,
+                alpha=c.alpha,
+                sesoi=c.sesoi,
+                mde=mde,
+                n_needed=n_need,
+                n_needed_range=n_range,
+                min_p=res.min_p,
+                n_per_group=res.n_per_group,
+                decides=decides,
+                prob_superiority=ps,
+                prob_superiority_ci=ps_ci,
+                inferential=inferential,
+                extras={**extra, **m.extras},
+                notes=m.notes,
+            )
+        )
     return out
 
 
@@ -539,14 +627,25 @@ def stored_catalog(store, evidence, scopes, images) -> list[Verdict]:
     from .declaration import claims_key
     from .evidence import metrics_key
 
-    key = {"models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
-           "sizes": [[n, [e.key for e in ms]] for n, ms in evidence.sizes.items()], "size_sign": evidence.size_sign,
-           "label": evidence.label, "probe": evidence.probe_position, "n_images": evidence.n_images,
-           "images": list(map(int, images)), "scopes": list(scopes),
-           "claims": claims_key(evidence.experiment), "decision_code": decision_code(),
-           "statistics": metrics_key(evidence.experiment)}
-    doc = store.get("verdicts", evidence.label.replace(" ", "-"), key,
-                    lambda: {"verdicts": [v.to_dict() for v in evaluate_catalog(evidence, scopes=scopes)]})
+    key = {
+        "models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
+        "sizes": [[n, [e.key for e in ms]] for n, ms in evidence.sizes.items()],
+        "size_sign": evidence.size_sign,
+        "label": evidence.label,
+        "probe": evidence.probe_position,
+        "n_images": evidence.n_images,
+        "images": list(map(int, images)),
+        "scopes": list(scopes),
+        "claims": claims_key(evidence.experiment),
+        "decision_code": decision_code(),
+        "statistics": metrics_key(evidence.experiment),
+    }
+    doc = store.get(
+        "verdicts",
+        evidence.label.replace(" ", "-"),
+        key,
+        lambda: {"verdicts": [v.to_dict() for v in evaluate_catalog(evidence, scopes=scopes)]},
+    )
     return [Verdict.from_dict(d) for d in doc["verdicts"]]
 
 
@@ -570,8 +669,9 @@ def evaluate(claim: Claim, scope: str, evidence) -> Verdict:
     return next(v for v in evaluate_catalog(evidence, claims, (scope,)) if v.claim == claim.id)
 
 
-def evaluate_numbers(claims, numbers: dict, label: str = "simulated", adjust=st.holm,
-                     plan: bool = True) -> list[Verdict]:
+def evaluate_numbers(
+    claims, numbers: dict, label: str = "simulated", adjust=st.holm, plan: bool = True
+) -> list[Verdict]:
     """Seeds-scope verdicts from per-model numbers, ``{claim id: claim_numbers(...)}``:
     the same checks and decisions as ``evaluate_catalog`` (the calibration and the
     null splits run through here)."""
@@ -606,11 +706,17 @@ def unreachable_by_design(scope: str, n_per_group: int, claims) -> list[str]:
         alpha = members[0].alpha
         if min_p * m >= alpha:
             negligible = scope == "images" and n_per_group >= 2 and any(np.isfinite(c.sesoi) for c in members)
-            tail = ("no verdict can be supported or refuted (negligible, from the mean TOST, can still be reached); "
-                    "otherwise they will be underpowered" if negligible else "every verdict will be underpowered")
-            lines.append(f"unreachable with N = {n_per_group}: {scope} scope, {tier} claims "
-                         f"({', '.join(c.id for c in members)}): the smallest attainable p ({min_p:.3g}) cannot "
-                         f"pass the corrected threshold alpha/m = {alpha / m:.3g}; {tail}")
+            tail = (
+                "no verdict can be supported or refuted (negligible, from the mean TOST, can still be reached); "
+                "otherwise they will be underpowered"
+                if negligible
+                else "every verdict will be underpowered"
+            )
+            lines.append(
+                f"unreachable with N = {n_per_group}: {scope} scope, {tier} claims "
+                f"({', '.join(c.id for c in members)}): the smallest attainable p ({min_p:.3g}) cannot "
+                f"pass the corrected threshold alpha/m = {alpha / m:.3g}; {tail}"
+            )
     return lines
 
 

@@ -2,13 +2,15 @@
 one case against its pin (``pinned.judge`` decides; this raises what it says), the
 ``.obtained`` file and the verdicts collected at the session's end. Pytest plumbing
 for ``cnnclaims.pytest_plugin``; the science is in ``verdicts`` and ``pinned``."""
+
 from __future__ import annotations
 
 import pytest
 
 from .. import session_results
 from ..cache import to_jsonable
-from .session import (LOCAL, RESULTS, VERDICT, artifacts_dir, declared, get_experiment, pins_cached)
+from .session import LOCAL, RESULTS, VERDICT, artifacts_dir, declared, get_experiment, pins_cached
+
 
 def parametrize_claims(experiment, null: bool = False):
     """A mark: the test function runs once per (claim, scope) of ``experiment``
@@ -40,13 +42,22 @@ def check_claim(request, case, null: bool | None = None):
     local["ran"] = True
     local["ran_null"] |= null
     # For this test's report (pytest_runtest_makereport), whichever process reports it.
-    request.node.stash[VERDICT] = {"verdict": to_jsonable(v.to_dict(), keep_nan=True), "null": null,
-                                    "pin_key": exp.pin_key, "profile": exp.profile.as_dict(),
-                                    "data_source": exp.data.source}
+    request.node.stash[VERDICT] = {
+        "verdict": to_jsonable(v.to_dict(), keep_nan=True),
+        "null": null,
+        "pin_key": exp.pin_key,
+        "profile": exp.profile.as_dict(),
+        "data_source": exp.data.source,
+    }
     if config.getoption("--regen-verdicts"):
         return
-    numbers = None if pin is None else pinned.case_numbers(
-        pinned.entry(pins_cached(config), key), "null_control" if null else "verdicts", f"{claim.id}/{scope}")
+    numbers = (
+        None
+        if pin is None
+        else pinned.case_numbers(
+            pinned.entry(pins_cached(config), key), "null_control" if null else "verdicts", f"{claim.id}/{scope}"
+        )
+    )
     outcome = pinned.judge(pin, numbers, v, null, key)
     plots_mode = config.getoption("--plots")
     plots = []
@@ -77,12 +88,21 @@ def write_obtained(config, exp, path, key):
     local = config.stash[LOCAL]
     if not local["recorded"]:
         try:
-            local["recorded"] = pinned.write_obtained(path, key, exp.verdicts, exp.null_verdicts, exp.profile,
-                                                      exp.data.source, fallback_dir=artifacts_dir(config))
+            local["recorded"] = pinned.write_obtained(
+                path,
+                key,
+                exp.verdicts,
+                exp.null_verdicts,
+                exp.profile,
+                exp.data.source,
+                fallback_dir=artifacts_dir(config),
+            )
         except OSError as exc:  # read-only folders, full disk: say it once, in one line per case
-            local["recorded"] = (f"could not write this run's pins beside {path} nor in "
-                                 f"{artifacts_dir(config)} ({exc.strerror or exc}): make a folder writable "
-                                 "or pass --pinned-verdicts PATH")
+            local["recorded"] = (
+                f"could not write this run's pins beside {path} nor in "
+                f"{artifacts_dir(config)} ({exc.strerror or exc}): make a folder writable "
+                "or pass --pinned-verdicts PATH"
+            )
     return None if isinstance(local["recorded"], str) else local["recorded"][0]
 
 
@@ -95,8 +115,14 @@ def accept_hint_for(config, path, key) -> str:
     for option in ("--experiment", "--seeds"):
         if config.getoption(option):
             opts += f" {option} {config.getoption(option)}"
-    return accept_hint(path, key, config.stash[LOCAL]["recorded"], opts,
-                       explicit=bool(config.getoption("--pinned-verdicts")), offer_cli=is_default_experiment(config))
+    return accept_hint(
+        path,
+        key,
+        config.stash[LOCAL]["recorded"],
+        opts,
+        explicit=bool(config.getoption("--pinned-verdicts")),
+        offer_cli=is_default_experiment(config),
+    )
 
 
 def is_default_experiment(config) -> bool:

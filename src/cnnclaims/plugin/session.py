@@ -3,6 +3,7 @@ declared experiment and its Run, the folders of its options, the checks that sto
 session once with one usage error, and the printers that reach the terminal through
 pytest's capture. Read by the plugin's hooks and fixtures (``cnnclaims.pytest_plugin``)
 and by ``plugin.cases``; pytest plumbing only, no science."""
+
 from __future__ import annotations
 
 import os
@@ -98,9 +99,12 @@ def pins_path(config) -> Path:
     parametrizes its claims, else in tests/ under the rootdir
     (``locations.resolve_pins_path``, which the report and the command line share)."""
     chosen = EXPERIMENT in config.stash or DECLARED in config.stash
-    return resolve_pins_path(declared(config).pins_name if chosen else DEFAULT_PINS_NAME,
-                             explicit=config.getoption("--pinned-verdicts"), rootdir=config.rootpath,
-                             beside=config.stash.get(BESIDE, None))
+    return resolve_pins_path(
+        declared(config).pins_name if chosen else DEFAULT_PINS_NAME,
+        explicit=config.getoption("--pinned-verdicts"),
+        rootdir=config.rootpath,
+        beside=config.stash.get(BESIDE, None),
+    )
 
 
 def progress_printer(config):
@@ -154,17 +158,21 @@ def choose(config, experiment, where) -> bool:
     msg = None
     if current is not None and current is not experiment:
         same = " (another object with the same name)" if current.name == experiment.name else ""
-        msg = (f"cnnclaims: {where} parametrizes experiment {experiment.name!r}, but this session already runs "
-               f"{current.name!r}{same}; run one experiment per pytest session (e.g. pytest path/to/its/test_file.py)")
+        msg = (
+            f"cnnclaims: {where} parametrizes experiment {experiment.name!r}, but this session already runs "
+            f"{current.name!r}{same}; run one experiment per pytest session (e.g. pytest path/to/its/test_file.py)"
+        )
     elif config.getoption("--experiment"):
         try:
             given = load_experiment(config.getoption("--experiment"))
         except (KeyError, TypeError) as exc:
             given, msg = None, f"cnnclaims: --experiment: {exc}"
         if given is not None and given is not experiment:
-            msg = (f"cnnclaims: --experiment {config.getoption('--experiment')} names {given.name!r}, but {where} "
-                   f"parametrizes {experiment.name!r}; drop --experiment (a test file's own experiment wins) or "
-                   "run another test file")
+            msg = (
+                f"cnnclaims: --experiment {config.getoption('--experiment')} names {given.name!r}, but {where} "
+                f"parametrizes {experiment.name!r}; drop --experiment (a test file's own experiment wins) or "
+                "run another test file"
+            )
     if msg:
         config.stash.setdefault(USAGE, msg)
         return False
@@ -177,9 +185,15 @@ def get_experiment(config):
     if EXPERIMENT not in config.stash:
         from ..run import Run
 
-        config.stash[EXPERIMENT] = start_checks(config, Run.from_options(
-            config.getoption, experiment=declared(config), cache_dir=cache_dir(config),
-            progress=progress_printer(config)))
+        config.stash[EXPERIMENT] = start_checks(
+            config,
+            Run.from_options(
+                config.getoption,
+                experiment=declared(config),
+                cache_dir=cache_dir(config),
+                progress=progress_printer(config),
+            ),
+        )
     return config.stash[EXPERIMENT]
 
 
@@ -209,11 +223,16 @@ def start_checks(config, run):
         stop(config, f"cnnclaims: {exc}")
     if config.getoption("--probe-index") or os.environ.get(ENV_PROBE) or run.experiment.probe.index is not None:
         try:
-            run.probe_index
+            run.probe_index  # noqa: B018 - reading it checks the index against the data's labels
         except CnnClaimsError as exc:
             err = write_error(config, exc, run)
-            stop(config, f"cnnclaims: {err}" if err else f"cnnclaims: --probe-index / ${ENV_PROBE}: {exc}; pass the "
-                  f"test-set index of an image of the probe class, or unset both for the first one")
+            stop(
+                config,
+                f"cnnclaims: {err}"
+                if err
+                else f"cnnclaims: --probe-index / ${ENV_PROBE}: {exc}; pass the "
+                f"test-set index of an image of the probe class, or unset both for the first one",
+            )
     # The declaration's own mistakes (a builder, a training size, a declared probe
     # index) stop the session once, before training, not in every test.
     try:

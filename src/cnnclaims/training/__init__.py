@@ -17,19 +17,49 @@ module this package replaces. This module imports none of them: each is imported
 first use (PEP 562), so that ``training.executors``, which ``options`` reads, imports
 no TensorFlow, and nothing here takes part in an import cycle.
 """
+
 from __future__ import annotations
 
 import importlib
 
 # Where each public name lives, imported on first use.
 _EXPORTS = {
-    "spec": ("TRAINING_VERSION", "TRAINING_CODE", "TrainSpec", "spec_dict", "recipe_functions", "recipe_id",
-             "checked_config", "checked_subset", "specs_for", "stratified_subset", "nested_subset", "NestedSubset",
-             "sweep_plan", "cache_key", "set_module"),
+    "spec": (
+        "TRAINING_VERSION",
+        "TRAINING_CODE",
+        "TrainSpec",
+        "spec_dict",
+        "recipe_functions",
+        "recipe_id",
+        "checked_config",
+        "checked_subset",
+        "specs_for",
+        "stratified_subset",
+        "nested_subset",
+        "NestedSubset",
+        "sweep_plan",
+        "cache_key",
+        "set_module",
+    ),
     "fitting": ("prepare", "fit", "ProgressCallback", "WeightDigests", "weights_sha256"),
-    "entries": ("TrainedModel", "entry_dir", "entry_lock", "get_trained", "expected_params", "RECORD_FIELDS",
-                "LATER_FIELDS", "record_checksum", "check_record", "checked_record", "load_entry", "building",
-                "abandon_builds", "train_entry", "entry_problem", "is_cached"),
+    "entries": (
+        "TrainedModel",
+        "entry_dir",
+        "entry_lock",
+        "get_trained",
+        "expected_params",
+        "RECORD_FIELDS",
+        "LATER_FIELDS",
+        "record_checksum",
+        "check_record",
+        "checked_record",
+        "load_entry",
+        "building",
+        "abandon_builds",
+        "train_entry",
+        "entry_problem",
+        "is_cached",
+    ),
     "executors.local": ("default_workers", "WORKER_GIB"),
     "missing": ("train_missing",),
     "digest": ("code_digest", "training_functions", "training_code_digest", "source_of"),

@@ -2,6 +2,7 @@
 and its digest: ``TRAINING_CODE`` (``spec``) records ``training_code_digest()`` as of
 the last review of ``TRAINING_VERSION``, and tests/test_training.py fails when that
 code changes without such a review."""
+
 from __future__ import annotations
 
 import ast
@@ -24,9 +25,13 @@ def code_digest(sources) -> str:
         tree = ast.parse(textwrap.dedent(source))
         for node in ast.walk(tree):
             body = getattr(node, "body", None)
-            if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and body
-                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
-                    and isinstance(body[0].value.value, str)):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module))
+                and body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
         dumps.append(ast.unparse(tree))  # canonical source: steadier across Python versions than ast.dump
     return cache.stable_hash(dumps)[:16]
@@ -35,10 +40,28 @@ def code_digest(sources) -> str:
 def training_functions() -> list:
     """What decides a trained model's weights beyond its spec, data and versions: the
     fit, its inputs, the subsets, the architecture and compilation, the seeding."""
-    return [TrainSpec, spec_dict, fit, WeightDigests, prepare, train_entry, checked_subset, stratified_subset,
-            nested_subset, NestedSubset, model.build_model, model.compile_model, compat.set_determinism,
-            compat.steps_per_execution, inputs.model_input, inputs.class_labels, inputs._from_one_hot, modelio.fed,
-            modelio.trainable, modelio.output_index]
+    return [
+        TrainSpec,
+        spec_dict,
+        fit,
+        WeightDigests,
+        prepare,
+        train_entry,
+        checked_subset,
+        stratified_subset,
+        nested_subset,
+        NestedSubset,
+        model.build_model,
+        model.compile_model,
+        compat.set_determinism,
+        compat.steps_per_execution,
+        inputs.model_input,
+        inputs.class_labels,
+        inputs._from_one_hot,
+        modelio.fed,
+        modelio.trainable,
+        modelio.output_index,
+    ]
 
 
 def training_code_digest() -> str:
@@ -57,5 +80,5 @@ def source_of(obj) -> str:
     for node in ast.parse(source).body:
         if isinstance(node, ast.ClassDef) and node.name == obj.__qualname__:
             first = min([node.lineno] + [d.lineno for d in node.decorator_list])  # as inspect: decorators too
-            return "".join(source.splitlines(keepends=True)[first - 1:node.end_lineno])
+            return "".join(source.splitlines(keepends=True)[first - 1 : node.end_lineno])
     raise OSError(f"class {obj.__qualname__} not found in {home}")

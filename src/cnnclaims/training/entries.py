@@ -9,6 +9,7 @@ atomically, trained under a file lock (so two pytest-xdist workers never train t
 same model twice), and validated on load: a corrupt entry is reported, discarded
 and retrained.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -66,8 +67,16 @@ def entry_lock(folder: Path, wait: bool = True):
     return cache.file_lock(folder.with_suffix(".lock"), wait=wait)
 
 
-def get_trained(spec: TrainSpec, data, cache_dir=None, retrain: bool = False, progress=print,
-                experiment=None, recipe: tuple | None = None, io: ModelIO | None = None) -> TrainedModel:
+def get_trained(
+    spec: TrainSpec,
+    data,
+    cache_dir=None,
+    retrain: bool = False,
+    progress=print,
+    experiment=None,
+    recipe: tuple | None = None,
+    io: ModelIO | None = None,
+) -> TrainedModel:
     """The trained model for ``spec``: from the cache when valid, else trained now.
 
     ``recipe``: (build_model, subset) functions; default the experiment's recipe for
@@ -113,15 +122,31 @@ def expected_params(build) -> int:
 # one that is not JSON at all: discarded and retrained, never half-used.
 _NUMBER = (int, float)
 RECORD_FIELDS = {
-    "key": str, "spec": dict, "history": dict, "epochs": int, "best_epoch": int, "test_accuracy": _NUMBER,
-    "train_seconds": _NUMBER, "versions": dict, "data_source": str, "data_fingerprint": str,
-    "train_indices_sha256": str, "trained_at": str,
+    "key": str,
+    "spec": dict,
+    "history": dict,
+    "epochs": int,
+    "best_epoch": int,
+    "test_accuracy": _NUMBER,
+    "train_seconds": _NUMBER,
+    "versions": dict,
+    "data_source": str,
+    "data_fingerprint": str,
+    "train_indices_sha256": str,
+    "trained_at": str,
 }
 # Added later: a record without them is migrated on load (see load_entry), or (the
 # weight digests, added with portable numerics) simply lacks them.
 LATER_FIELDS = {"model_sha256": str, "checksum": str, "weights_sha256": str, "epoch_weights_sha256": list}
-_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
-               type(None): "null"}
+_JSON_TYPES = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def _json_type(value) -> str:
@@ -150,7 +175,8 @@ def check_record(record, path) -> dict:
             raise CacheError(f"cache record {path}: field {name!r} is a JSON {_json_type(value)}, not a {want}")
     for name, values in record["history"].items():
         if not isinstance(values, list) or not all(
-                v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) for v in values):
+            v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) for v in values
+        ):
             raise CacheError(f"cache record {path}: history {name!r} is not a list of numbers")
     if not 0 <= record["test_accuracy"] <= 1:  # NaN fails too
         raise CacheError(f"cache record {path}: test_accuracy {record['test_accuracy']} is not in [0, 1]")
@@ -209,13 +235,11 @@ def _load_model_file(path: Path, n_params: int | None = None):
         model = load_model(path)
     except Exception as exc:
         raise CacheError(
-            f"cached model {path} does not load ({type(exc).__name__}: {exc}); delete its folder "
-            "or run with --retrain"
+            f"cached model {path} does not load ({type(exc).__name__}: {exc}); delete its folder or run with --retrain"
         ) from exc
     if n_params is not None and model.count_params() != n_params:
         raise CacheError(f"cached model {path} has {model.count_params()} parameters, not the recipe's {n_params}")
     return model
-
 
 
 # The .partial folders this process is building; a training worker's SIGTERM handler
@@ -248,8 +272,16 @@ def abandon_builds() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=build_model,
-                subset=stratified_subset, io: ModelIO | None = None) -> TrainedModel:
+def train_entry(
+    spec: TrainSpec,
+    data,
+    folder: Path,
+    key: str,
+    progress,
+    build=build_model,
+    subset=stratified_subset,
+    io: ModelIO | None = None,
+) -> TrainedModel:
     """Train ``spec``'s model on ``data`` (``build`` on ``subset``'s images, fed as
     ``io`` says) and store it as the entry ``folder`` under ``key``, built in
     ``<folder>.partial`` (``building``); returns it. The caller holds the entry's lock
@@ -262,10 +294,12 @@ def train_entry(spec: TrainSpec, data, folder: Path, key: str, progress, build=b
     progress(f"cnnclaims: training {spec.label} (up to {spec.max_epochs} epochs, patience {spec.patience}) ...")
     work = folder.with_name(folder.name + ".partial")
     with building(work):
-        model, history, epochs, seconds, digests = fit(spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5",
-                                                       progress, build, io=io)
-        probs = probabilities(model.predict(fed(model, io, x_te), batch_size=1000, verbose=0),
-                              output_index(model, io, "training"))
+        model, history, epochs, seconds, digests = fit(
+            spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5", progress, build, io=io
+        )
+        probs = probabilities(
+            model.predict(fed(model, io, x_te), batch_size=1000, verbose=0), output_index(model, io, "training")
+        )
         test_acc = float(np.mean(np.argmax(probs, axis=1) == data.y_test))
         best = int(np.argmin(history["val_loss"]))
         record = {

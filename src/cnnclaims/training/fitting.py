@@ -1,6 +1,7 @@
 """Fitting one model as the article does: the training arrays (``prepare``), the fit
 with early stopping on the best epoch's checkpoint (``fit``), its progress lines and
 the digests of its weights (``weights_sha256``), epoch by epoch."""
+
 from __future__ import annotations
 
 import time
@@ -87,8 +88,18 @@ def prepare(x: np.ndarray, y: np.ndarray, shape: tuple = IMAGE_SHAPE, n_classes:
     return x, np.eye(n_classes, dtype=np.float32)[y]
 
 
-def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progress=print, build=build_model,
-        max_epochs: int | None = None, io: ModelIO | None = None):
+def fit(
+    spec: TrainSpec,
+    x_train,
+    y_train,
+    x_val,
+    y_val,
+    checkpoint: Path,
+    progress=print,
+    build=build_model,
+    max_epochs: int | None = None,
+    io: ModelIO | None = None,
+):
     """Train one model as the article does; returns (model, history dict, epochs, seconds,
     per-epoch weight digests).
 
@@ -111,16 +122,20 @@ def fit(spec: TrainSpec, x_train, y_train, x_val, y_val, checkpoint: Path, progr
     check_numerics()
     set_determinism(spec.seed)
     model = build()
-    trainee = compile_model(trainable(model, io, output_index(model, io, "fit")), spec.learning_rate,
-                            spec.steps_per_execution)
+    trainee = compile_model(
+        trainable(model, io, output_index(model, io, "fit")), spec.learning_rate, spec.steps_per_execution
+    )
     es = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience, restore_best_weights=True)
     # Weights-only checkpoint of the best epoch: restores the best weights in every
     # Keras version (2.15's EarlyStopping does not when the epoch limit is reached).
-    ckpt = keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True)
+    ckpt = keras.callbacks.ModelCheckpoint(
+        str(checkpoint), monitor="val_loss", save_best_only=True, save_weights_only=True
+    )
     digests = WeightDigests()
     t0 = time.perf_counter()
     hist = trainee.fit(
-        fed(model, io, x_train), y_train,
+        fed(model, io, x_train),
+        y_train,
         batch_size=spec.batch_size,
         epochs=spec.max_epochs if max_epochs is None else min(max_epochs, spec.max_epochs),
         validation_data=(fed(model, io, x_val), y_val),

@@ -1,6 +1,7 @@
 """Training the models of a plan that the cache lacks: ``train_missing`` finds them,
 checks that their recipes can be sent to other processes, and hands them to the
 executor chosen (``executors.REGISTRY``) as one ``executors.TrainJob``."""
+
 from __future__ import annotations
 
 import pickle
@@ -15,9 +16,20 @@ from .executors.local import default_workers
 from .spec import recipe_functions
 
 
-def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False, workers: int | None = None,
-                  progress=print, experiment=None, recipes: dict | None = None, executor: str = "local",
-                  ray_address: str | None = None, estimates: dict | None = None) -> list:
+def train_missing(
+    specs,
+    data,
+    data_path,
+    cache_dir=None,
+    retrain: bool = False,
+    workers: int | None = None,
+    progress=print,
+    experiment=None,
+    recipes: dict | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    estimates: dict | None = None,
+) -> list:
     """Train the models of ``specs`` that are not cached, several at once, with the
     executor named ``executor`` (``executors.REGISTRY``; another name is a ValueError
     naming it and the choices).
@@ -55,18 +67,36 @@ def train_missing(specs, data, data_path, cache_dir=None, retrain: bool = False,
         return []
     missing.sort(key=lambda s: (-s.n_train * s.max_epochs, s.role, s.seed))
     experiment = load_experiment(experiment)
-    sent = {"load_data": experiment.load_data, "io": model_io(experiment),
-            "recipes": {s.role: (recipes or {}).get(s.role) or recipe_functions(experiment, s.role) for s in missing}}
+    sent = {
+        "load_data": experiment.load_data,
+        "io": model_io(experiment),
+        "recipes": {s.role: (recipes or {}).get(s.role) or recipe_functions(experiment, s.role) for s in missing},
+    }
     try:
         pickle.dumps(sent)
     except Exception as exc:  # noqa: BLE001 - any pickling failure means "not by reference"
-        progress(f"cnnclaims: training {len(missing)} models one at a time in this process: the load_data, "
-                 f"build_model or subset function of experiment {experiment.name!r} cannot be sent to worker processes "
-                 f"({type(exc).__name__}: {exc}); define them at module level to train in parallel")
+        progress(
+            f"cnnclaims: training {len(missing)} models one at a time in this process: the load_data, "
+            f"build_model or subset function of experiment {experiment.name!r} cannot be sent to worker processes "
+            f"({type(exc).__name__}: {exc}); define them at module level to train in parallel"
+        )
         return []
     k = len(experiment.classes)
     per_class = {"train": len(data.y_train) // k, "test": len(data.y_test) // k}
-    return backend.train(executors.TrainJob(
-        missing=missing, data=data, data_path=data_path, cache_dir=cache_dir, retrain=retrain, workers=workers,
-        progress=progress, recipes=sent["recipes"], io=sent["io"], load_data=sent["load_data"], per_class=per_class,
-        estimates=estimates, address=ray_address))
+    return backend.train(
+        executors.TrainJob(
+            missing=missing,
+            data=data,
+            data_path=data_path,
+            cache_dir=cache_dir,
+            retrain=retrain,
+            workers=workers,
+            progress=progress,
+            recipes=sent["recipes"],
+            io=sent["io"],
+            load_data=sent["load_data"],
+            per_class=per_class,
+            estimates=estimates,
+            address=ray_address,
+        )
+    )

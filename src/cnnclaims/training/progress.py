@@ -20,6 +20,7 @@ the two lower bounds ``max(longest job, total / W)``; once W exceeds the number 
 jobs, or the longest job dominates, adding workers cannot help: the longest single
 model bounds the makespan.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 # --- the makespan of a plan -----------------------------------------------------------
+
 
 def lpt_makespan(seconds, workers: int, busy=()) -> float:
     """Makespan in seconds of jobs ``seconds`` ((n,) non-negative floats) on
@@ -78,13 +80,20 @@ def makespan_table(seconds, workers=(1, 2, 4, 8, 16, 64, 256)) -> list[dict]:
     rows = []
     for w in workers:
         ms = lpt_makespan(t, w)
-        rows.append({"workers": int(w), "makespan_s": ms, "lower_bound_s": lower_bound(t, w),
-                     "speedup": one / ms if ms > 0 else float("nan"),
-                     "bound_by_longest": bool(np.isclose(ms, longest))})
+        rows.append(
+            {
+                "workers": int(w),
+                "makespan_s": ms,
+                "lower_bound_s": lower_bound(t, w),
+                "speedup": one / ms if ms > 0 else float("nan"),
+                "bound_by_longest": bool(np.isclose(ms, longest)),
+            }
+        )
     return rows
 
 
 # --- recorded times -----------------------------------------------------------------
+
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -134,8 +143,10 @@ def _size(spec, what: str = "spec") -> tuple[int, int, int]:
     get = spec.get if isinstance(spec, dict) else (lambda k: getattr(spec, k, None))
     values = tuple(get(k) for k in ("n_train", "max_epochs", "patience"))
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or values[0] < 1:
-        raise ValueError(f"{what} {spec!r}: needs integer n_train (>= 1), max_epochs and patience; pass a "
-                         "training.TrainSpec or a dict with those keys")
+        raise ValueError(
+            f"{what} {spec!r}: needs integer n_train (>= 1), max_epochs and patience; pass a "
+            "training.TrainSpec or a dict with those keys"
+        )
     return values
 
 
@@ -171,9 +182,11 @@ def estimate(specs, records) -> list[Estimate]:
     by_setting: dict[tuple, dict[int, list[float]]] = {}
     for i, r in enumerate(records):
         if not usable_record(r):
-            raise ValueError(f"record {i} of {len(records)}: needs spec.n_train, spec.max_epochs, spec.patience "
-                             "and a finite train_seconds >= 0; read records with progress.recorded(cache_dir), "
-                             "which skips unusable ones")
+            raise ValueError(
+                f"record {i} of {len(records)}: needs spec.n_train, spec.max_epochs, spec.patience "
+                "and a finite train_seconds >= 0; read records with progress.recorded(cache_dir), "
+                "which skips unusable ones"
+            )
         n, epochs, patience = _size(r["spec"], "record spec")
         by_setting.setdefault((epochs, patience), {}).setdefault(n, []).append(float(r["train_seconds"]))
     out = []
@@ -203,6 +216,7 @@ def estimate_seconds(specs, records) -> list[float]:
 
 
 # --- the progress of a plan ---------------------------------------------------------
+
 
 def duration(seconds: float) -> str:
     """``12m04s``, ``1h02m04s``, ``45s``; ``?`` for NaN."""
@@ -247,14 +261,22 @@ class PlanProgress:
     Raises ValueError for fewer than one worker or specs without n_train, max_epochs
     and patience."""
 
-    def __init__(self, specs, workers: int, cache_dir=None, progress=print, clock=time.monotonic, records=None,
-                 priors: dict | None = None):
+    def __init__(
+        self,
+        specs,
+        workers: int,
+        cache_dir=None,
+        progress=print,
+        clock=time.monotonic,
+        records=None,
+        priors: dict | None = None,
+    ):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer of at least 1, got {workers!r}")
         self.workers, self.progress, self.clock = workers, progress, clock
         self.records = list(records) if records is not None else recorded(cache_dir) if cache_dir else []
         self.specs = list(dict.fromkeys(specs))
-        self._prior = dict(zip(self.specs, estimate(self.specs, self.records)))
+        self._prior = dict(zip(self.specs, estimate(self.specs, self.records), strict=False))
         for spec, seconds in (priors or {}).items():  # measured here: preferred to records
             if spec in self._prior and math.isfinite(seconds):
                 self._prior[spec] = Estimate(float(seconds), "from throughput measured here")
@@ -309,8 +331,11 @@ class PlanProgress:
         """Observed over estimated seconds of the models finished in this run that had
         an estimate (1.0 before any): how much slower (> 1) this run trains than the
         records predicted."""
-        pairs = [(secs, self._prior[s].seconds) for s, secs in self._done.items()
-                 if math.isfinite(self._prior[s].seconds) and self._prior[s].seconds > 0]
+        pairs = [
+            (secs, self._prior[s].seconds)
+            for s, secs in self._done.items()
+            if math.isfinite(self._prior[s].seconds) and self._prior[s].seconds > 0
+        ]
         est = sum(p for _, p in pairs)
         return sum(o for o, _ in pairs) / est if pairs and est > 0 else 1.0
 
@@ -318,8 +343,11 @@ class PlanProgress:
         """Current estimate per spec not done: the prior times the observed ratio;
         for a size with no prior, what this run's finished models predict."""
         ratio = self.ratio()
-        observed = [{"spec": {"n_train": n, "max_epochs": e, "patience": p}, "train_seconds": secs}
-                    for s, secs in self._done.items() for n, e, p in [_size(s)]]
+        observed = [
+            {"spec": {"n_train": n, "max_epochs": e, "patience": p}, "train_seconds": secs}
+            for s, secs in self._done.items()
+            for n, e, p in [_size(s)]
+        ]
         out = {}
         for s in self.specs:
             if s in self._done:
@@ -346,23 +374,30 @@ class PlanProgress:
         # running model holds a worker of its own.
         workers = max(self.workers, len(busy))
         seconds = lpt_makespan(queued, workers, busy=busy)
-        basis = ["from throughput measured here" if any(self._prior[s].basis.endswith("measured here") for s in est)
-                 else "from recorded times" if any(self._prior[s].basis.startswith("recorded") for s in est)
-                 or any(self._prior[s].scaled for s in est) else "from this run's times"]
+        basis = [
+            "from throughput measured here"
+            if any(self._prior[s].basis.endswith("measured here") for s in est)
+            else "from recorded times"
+            if any(self._prior[s].basis.startswith("recorded") for s in est) or any(self._prior[s].scaled for s in est)
+            else "from this run's times"
+        ]
         scaled = sorted({_size(s)[0] for s in est if self._prior[s].scaled})
         if scaled:
             basis.append(f"n={', '.join(map(str, scaled))} scaled from other sizes")
         ratio = self.ratio()
         if self._done and abs(ratio - 1) > 0.005:
-            basis.append(f"x{ratio:.2f} as observed on {len(self._done)} model{'s' * (len(self._done) != 1)} "
-                         "of this run")
+            basis.append(
+                f"x{ratio:.2f} as observed on {len(self._done)} model{'s' * (len(self._done) != 1)} of this run"
+            )
         return seconds, f"LPT over {len(est)} left on {workers} worker{'s' * (workers != 1)}, {', '.join(basis)}"
 
     def status(self, prefix: bool = True) -> str:
         """``cnnclaims: plan 5/24 done, running: benchmark s3 n=50000 epoch 4/30, ...;
         elapsed 12m04s, ETA 31m (LPT over 19 left on 2 workers, from recorded times)``."""
-        running = [f"{short_name(s)} epoch {e}/{m}" if e else f"{short_name(s)} starting"
-                   for s, (_, e, m) in self._running.items()]
+        running = [
+            f"{short_name(s)} epoch {e}/{m}" if e else f"{short_name(s)} starting"
+            for s, (_, e, m) in self._running.items()
+        ]
         seconds, basis = self.eta()
         if basis == "nothing left":
             eta = "all done"
@@ -370,12 +405,15 @@ class PlanProgress:
             eta = f"ETA {rough(seconds)} ({basis})"
         else:
             eta = f"ETA unknown ({basis})"
-        line = (f"plan {len(self._done)}/{len(self.specs)} done, running: {', '.join(running) or 'none'}; "
-                f"elapsed {duration(self.clock() - self.t0)}, {eta}")
+        line = (
+            f"plan {len(self._done)}/{len(self.specs)} done, running: {', '.join(running) or 'none'}; "
+            f"elapsed {duration(self.clock() - self.t0)}, {eta}"
+        )
         return f"cnnclaims: {line}" if prefix else line
 
 
 # --- what workers say, and passing it on ------------------------------------------------
+
 
 class ProgressChannel:
     """A training worker's ``progress``: text lines, and with ``event`` the events of the

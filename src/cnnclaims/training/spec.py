@@ -4,6 +4,7 @@ the sweep's plan, and the cache key that names it.
 The key (``cache_key``) hashes everything that changes the trained weights: the spec,
 the data's fingerprint, the library versions and numerics, and ``TRAINING_VERSION``.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -33,11 +34,13 @@ def set_module(module: str):
     ``set_module``): an object keyed by its qualified name keeps its key, and pickles
     by that name, when its code moves. A class also gets ``_module_source``, the module
     that defines it, where its source is read (``digest.source_of``)."""
+
     def decorator(obj):
         if isinstance(obj, type):
             obj._module_source = obj.__module__
         obj.__module__ = module
         return obj
+
     return decorator
 
 
@@ -82,7 +85,7 @@ def recipe_functions(experiment, role: str) -> tuple:
 
 
 def recipe_id(experiment, role: str) -> str:
-    """"" for the default recipe (``model.build_model`` on a stratified subset), else a
+    """ "" for the default recipe (``model.build_model`` on a stratified subset), else a
     hash of the built model's configuration and the subset function's qualified name,
     and, where the experiment feeds several inputs or trains one of several outputs,
     of that contract (``ModelIO.key``), so another architecture, subset, feed or trained
@@ -140,23 +143,31 @@ def checked_config(build, experiment, role: str) -> dict:
             raise
         raise err from exc
     if not isinstance(model, keras.Model):
-        raise ModelError(f"{who} returned {type(model).__name__}, not a Keras model; return an uncompiled "
-                         "keras.Model with named layers")
+        raise ModelError(
+            f"{who} returned {type(model).__name__}, not a Keras model; return an uncompiled "
+            "keras.Model with named layers"
+        )
     config = model.get_config()
     if cache.stable_hash(build().get_config()) != cache.stable_hash(config):
-        raise ModelError(f"{who} builds a different configuration each time (Keras's automatic model or layer "
-                         "names, e.g. 'functional_3', 'dense_7'): name the model and every layer, as "
-                         "cnnclaims.model.build_model does, so its trained models can be cached")
+        raise ModelError(
+            f"{who} builds a different configuration each time (Keras's automatic model or layer "
+            "names, e.g. 'functional_3', 'dense_7'): name the model and every layer, as "
+            "cnnclaims.model.build_model does, so its trained models can be cached"
+        )
     index = checked_io(model, io, who)
     out = probabilities(model(fed(model, io, np.zeros((1, *io.input_shape), np.float32)), training=False), index)
     out = np.asarray(out, dtype=np.float64)
     if out.shape != (1, io.n_classes):
         named = f" (output {io.output!r})" if len(model.outputs) > 1 else ""
-        raise ModelError(f"{who} outputs shape {out.shape[1:]}{named}, but the experiment has {io.n_classes} "
-                         "classes; give the last layer one unit per class")
+        raise ModelError(
+            f"{who} outputs shape {out.shape[1:]}{named}, but the experiment has {io.n_classes} "
+            "classes; give the last layer one unit per class"
+        )
     if (out < 0).any() or abs(out.sum() - 1) > 1e-3:
-        raise ModelError(f"{who}: the output is not a softmax (values {np.round(out[0, :3], 3).tolist()}..., sum "
-                         f"{out.sum():.3g}); end the model with activation='softmax' (the claims read probabilities)")
+        raise ModelError(
+            f"{who}: the output is not a softmax (values {np.round(out[0, :3], 3).tolist()}..., sum "
+            f"{out.sum():.3g}); end the model with activation='softmax' (the claims read probabilities)"
+        )
     _CONFIGS[key] = config
     _N_OUTPUTS[key] = len(model.outputs)
     return config
@@ -171,11 +182,15 @@ def checked_subset(subset, y_train, n: int, seed: int, role: str) -> np.ndarray:
     idx = np.asarray(subset(y_train, n, seed))
     where = f"group {role!r}: subset function {name!r}"
     if idx.ndim != 1 or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
-        raise ValueError(f"{where} returned {idx.dtype} of shape {idx.shape}; return a 1-d array of integer "
-                         "indices into the training images")
+        raise ValueError(
+            f"{where} returned {idx.dtype} of shape {idx.shape}; return a 1-d array of integer "
+            "indices into the training images"
+        )
     if len(idx) != n or len(np.unique(idx)) != n:
-        raise ValueError(f"{where} returned {len(idx)} indices ({len(np.unique(idx))} distinct) for a training "
-                         f"set of {n}; return exactly n distinct indices")
+        raise ValueError(
+            f"{where} returned {len(idx)} indices ({len(np.unique(idx))} distinct) for a training "
+            f"set of {n}; return exactly n distinct indices"
+        )
     if idx.size and (idx.min() < 0 or idx.max() >= len(y_train)):
         raise ValueError(f"{where} returned indices outside 0..{len(y_train) - 1}")
     return np.sort(idx.astype(np.int64))
@@ -193,8 +208,9 @@ def specs_for(profile, role: str, experiment=None, seeds=None) -> list[TrainSpec
         seeds = profile.null_seeds() if role == NULL else profile.seeds()
     recipe = recipe_id(experiment, role)
     return [
-        TrainSpec(role, n, s, profile.max_epochs, profile.patience, profile.batch_size, profile.learning_rate,
-                  recipe=recipe)
+        TrainSpec(
+            role, n, s, profile.max_epochs, profile.patience, profile.batch_size, profile.learning_rate, recipe=recipe
+        )
         for s in seeds
     ]
 
@@ -289,8 +305,13 @@ def sweep_plan(profile, experiment, n_data: int) -> dict:
     anchor = profile.n_train[small]
     seeds = list(range(profile.size_seeds))
     build, _ = recipe_functions(experiment, a)
-    recipe = cache.stable_hash({"model": checked_config(build, experiment, a),
-                                "subset": f"{NestedSubset.__module__}.NestedSubset", "anchor": anchor})[:12]
+    recipe = cache.stable_hash(
+        {
+            "model": checked_config(build, experiment, a),
+            "subset": f"{NestedSubset.__module__}.NestedSubset",
+            "anchor": anchor,
+        }
+    )[:12]
     specs = {}
     for n in profile.sizes:
         if n == anchor:
@@ -298,8 +319,19 @@ def sweep_plan(profile, experiment, n_data: int) -> dict:
         elif n == profile.n_train[large] and n >= n_data:
             specs[n] = specs_for(profile, large, experiment, seeds)
         else:
-            specs[n] = [TrainSpec(SWEEP, n, s, profile.max_epochs, profile.patience, profile.batch_size,
-                                  profile.learning_rate, recipe=recipe) for s in seeds]
+            specs[n] = [
+                TrainSpec(
+                    SWEEP,
+                    n,
+                    s,
+                    profile.max_epochs,
+                    profile.patience,
+                    profile.batch_size,
+                    profile.learning_rate,
+                    recipe=recipe,
+                )
+                for s in seeds
+            ]
     return {"specs": specs, "recipes": {SWEEP: (build, NestedSubset(anchor))}}
 
 
@@ -307,4 +339,3 @@ def cache_key(spec: TrainSpec, data_fingerprint: str) -> str:
     return cache.stable_hash(
         {"spec": spec_dict(spec), "data": data_fingerprint, "versions": versions(), "training": TRAINING_VERSION}
     )[:16]
-

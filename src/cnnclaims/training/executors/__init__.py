@@ -13,6 +13,7 @@ reads for the choices) imports nothing of the package, of TensorFlow or of Ray.
 A new executor is a module here implementing ``Executor`` and one line in
 ``REGISTRY``; README, "Running on a cluster (Ray)", says what it must do.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -113,8 +114,10 @@ def missing_text(name: str, detail: str = "") -> str:
     installed (``detail``: why, e.g. the ImportError), saying how to install it."""
     entry = REGISTRY[name]
     why = f" ({detail})" if detail else ""
-    return (f"--executor={name} needs {entry.label}, which is not installed here{why}; install it with "
-            f"{entry.install}, or train with --executor=local")
+    return (
+        f"--executor={name} needs {entry.label}, which is not installed here{why}; install it with "
+        f"{entry.install}, or train with --executor=local"
+    )
 
 
 def stopped(signum: int) -> str:

@@ -6,6 +6,7 @@ models it is given through ``get_trained`` (the entry's lock, ``.partial`` folde
 record, as in this process). Workers never outlive this process (``_worker_init``),
 and Ctrl-C or SIGTERM stops them within seconds (``_stop_workers``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,9 +56,11 @@ def default_workers(requested: int | None = None, progress=None) -> int:
     if requested is None:
         return min(limit, 8)
     if requested > limit and progress is not None:
-        line = (f"cnnclaims: {name}={requested} capped at {limit} training processes: {cores} cores, and "
-                f"{mem_gib:.1f} GiB of memory holds {by_memory} at {WORKER_GIB} GiB each "
-                "(2 GiB kept for this process)")
+        line = (
+            f"cnnclaims: {name}={requested} capped at {limit} training processes: {cores} cores, and "
+            f"{mem_gib:.1f} GiB of memory holds {by_memory} at {WORKER_GIB} GiB each "
+            "(2 GiB kept for this process)"
+        )
         if line not in _SAID:
             _SAID.add(line)
             progress(line)
@@ -84,14 +87,24 @@ class LocalExecutor:
         # Says which models run, done out of planned and the ETA from the cache's recorded times.
         plan = PlanProgress(missing, n, job.cache_dir, progress, priors=job.estimates)
         with sigterm_interrupts():
-            pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
-                                       initargs=(messages, os.getpid()))
+            pool = ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(messages, os.getpid()))
             finished = False
             try:
-                pending = {pool.submit(_worker_train, s, job.data_path, str(job.cache_dir), job.per_class,
-                                       job.data.fingerprint, job.retrain, job.load_data, job.recipes[s.role],
-                                       job.io)
-                           for s in missing}
+                pending = {
+                    pool.submit(
+                        _worker_train,
+                        s,
+                        job.data_path,
+                        str(job.cache_dir),
+                        job.per_class,
+                        job.data.fingerprint,
+                        job.retrain,
+                        job.load_data,
+                        job.recipes[s.role],
+                        job.io,
+                    )
+                    for s in missing
+                }
                 while pending:
                     done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                     relay(_drain(messages), progress, plan)
@@ -179,16 +192,31 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _worker_train(spec, data_path, cache_dir: str, per_class: dict, fingerprint: str, retrain: bool,
-                  load_data=None, recipe=None, io=None) -> str:
+def _worker_train(
+    spec,
+    data_path,
+    cache_dir: str,
+    per_class: dict,
+    fingerprint: str,
+    retrain: bool,
+    load_data=None,
+    recipe=None,
+    io=None,
+) -> str:
     from ...data import call_loader, load_cifar10
 
     progress = worker_progress()
     data = _WORKER.get("data")
     if data is None:
-        data = _WORKER["data"] = call_loader(load_data or load_cifar10, "training worker",
-                                             n_classes=io.n_classes if io is not None else 10, path=data_path,
-                                             cache_dir=cache_dir, progress=progress, per_class=per_class)
+        data = _WORKER["data"] = call_loader(
+            load_data or load_cifar10,
+            "training worker",
+            n_classes=io.n_classes if io is not None else 10,
+            path=data_path,
+            cache_dir=cache_dir,
+            progress=progress,
+            per_class=per_class,
+        )
     if data.fingerprint != fingerprint:
         raise RuntimeError(
             f"a training worker read data with fingerprint {data.fingerprint} from {data.source}, "

@@ -24,6 +24,7 @@ Ray is an optional dependency (``pip install -e ".[ray]"``, see ``REGISTRY``): n
 here imports it before it is needed, and its absence is one ``RayMissingError`` naming
 that command.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -55,8 +56,13 @@ TASK_RETRIES = 3
 # family, oneDNN kernels) or prints: a cluster's worker gets the environment of its
 # node's `ray start`, not the driver's, so the driver's values travel with every task
 # (a Ray the driver starts inherits them).
-PASSED_ENV = ("CNNCLAIMS_TF_THREADS", "TF_USE_LEGACY_KERAS", "TF_CPP_MIN_LOG_LEVEL", "CNNCLAIMS_NUMERICS",
-              *KERNEL_VARIABLES)
+PASSED_ENV = (
+    "CNNCLAIMS_TF_THREADS",
+    "TF_USE_LEGACY_KERAS",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "CNNCLAIMS_NUMERICS",
+    *KERNEL_VARIABLES,
+)
 # Worker-local folders in which tasks train: <tmp>/cnnclaims-ray/<pid>-<random>/.
 WORK_ROOT = "cnnclaims-ray"
 
@@ -92,12 +98,22 @@ class RayExecutor:
         return True
 
     def train(self, job: TrainJob) -> list:
-        return train_with_ray(job.missing, job.data, job.cache_dir, job.retrain, job.workers, job.progress,
-                              job.recipes, job.address, io=job.io)
+        return train_with_ray(
+            job.missing,
+            job.data,
+            job.cache_dir,
+            job.retrain,
+            job.workers,
+            job.progress,
+            job.recipes,
+            job.address,
+            io=job.io,
+        )
 
 
-def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progress, recipes: dict,
-                   address: str | None = None, io=None) -> list:
+def train_with_ray(
+    missing, data, cache_dir, retrain: bool, workers: int, progress, recipes: dict, address: str | None = None, io=None
+) -> list:
     """Train every spec of ``missing`` (TrainSpecs, in the order to start them) as a Ray
     task and store each model in ``cache_dir``'s entry for it; returns the specs
     trained here.
@@ -136,12 +152,15 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
             with contextlib.ExitStack() as lock:
                 # (a model stored by another process since the caller looked is not mine either)
                 if lock.enter_context(entry_lock(entry_dir(cache_dir, spec, keys[spec]), wait=False)) and (
-                        retrain or not is_cached(spec, data.fingerprint, cache_dir)):
+                    retrain or not is_cached(spec, data.fingerprint, cache_dir)
+                ):
                     mine.append(spec)
                     held.push(lock.pop_all())  # kept until the model is stored
         if len(mine) < len(missing):
-            progress(f"cnnclaims: {len(missing) - len(mine)} of the {len(missing)} models are trained (or were just "
-                     "stored) by another process; they are loaded when needed")
+            progress(
+                f"cnnclaims: {len(missing) - len(mine)} of the {len(missing)} models are trained (or were just "
+                "stored) by another process; they are loaded when needed"
+            )
         if mine:
             _train(ray, mine, keys, data, cache_dir, retrain, workers, progress, recipes, address, io)
     return mine
@@ -150,8 +169,10 @@ def train_with_ray(missing, data, cache_dir, retrain: bool, workers: int, progre
 def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, recipes, address, io=None) -> None:
     t0 = time.perf_counter()
     with _connected(ray, address, workers) as (where, cpus, started_here):
-        progress(f"cnnclaims: training {len(missing)} models through Ray ({where}; one CPU and "
-                 f"{compat.TF_THREADS} TensorFlow thread each) ...")
+        progress(
+            f"cnnclaims: training {len(missing)} models through Ray ({where}; one CPU and "
+            f"{compat.TF_THREADS} TensorFlow thread each) ..."
+        )
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         env[compat.ENV_THREADS] = str(compat.TF_THREADS)
         # runtime_env (a cluster's nodes have the environment of their `ray start`):
@@ -163,8 +184,7 @@ def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, reci
         # workers Ray prestarts at init instead of starting more (0.3-0.5 s sooner on
         # 2 cores, measured, and no idle processes). The task checks the count either way.
         options = {} if started_here else {"runtime_env": {"env_vars": env}}
-        task = ray.remote(_train_task).options(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False,
-                                               **options)
+        task = ray.remote(_train_task).options(num_cpus=1, max_retries=TASK_RETRIES, retry_exceptions=False, **options)
         lines = ray.remote(_Lines).options(num_cpus=0).remote()  # 0 CPUs: never holds back a training task
         data_ref = ray.put(data)  # once: every task on a node reads the same copy
         blobs = {role: pickle.dumps((recipe, io)) for role, recipe in recipes.items()}
@@ -222,11 +242,14 @@ def _connected(ray, address, workers: int):
     if ray.is_initialized():
         yield f"the Ray this process is connected to, {_cpus(ray)} CPUs", _cpus(ray), False
         return
-    quiet = {"include_dashboard": False, "logging_level": logging.ERROR,
-             # Progress comes through cnnclaims' own channel (_Lines), and a task's
-             # errors come back as exceptions; the workers' raw output would only
-             # repeat TensorFlow's start-up chatter outside pytest's capture.
-             "log_to_driver": False}
+    quiet = {
+        "include_dashboard": False,
+        "logging_level": logging.ERROR,
+        # Progress comes through cnnclaims' own channel (_Lines), and a task's
+        # errors come back as exceptions; the workers' raw output would only
+        # repeat TensorFlow's start-up chatter outside pytest's capture.
+        "log_to_driver": False,
+    }
     # ray.init installs a SIGTERM handler that calls sys.exit, and leaves it after
     # shutdown; the caller's handler is put back (main thread only: the others cannot
     # set one, and ray.init does not there).
@@ -246,7 +269,8 @@ def _connected(ray, address, workers: int):
                     f"cannot reach the Ray cluster at --ray-address {address} ({type(exc).__name__}: {exc}); start "
                     "it with `ray start --head` there, fix --ray-address / $CNNCLAIMS_RAY_ADDRESS, or, when the "
                     "cluster uses token authentication, set RAY_AUTH_MODE=token here with its token in "
-                    "~/.ray/auth_token or $RAY_AUTH_TOKEN") from exc
+                    "~/.ray/auth_token or $RAY_AUTH_TOKEN"
+                ) from exc
             where, cpus = f"the cluster at {address}, {_cpus(ray)} CPUs", _cpus(ray)
         else:
             # "local": a new Ray for this run even when $RAY_ADDRESS names another (the
@@ -259,7 +283,8 @@ def _connected(ray, address, workers: int):
                 raise RayClusterError(
                     f"could not start a local Ray with {workers} CPUs ({type(exc).__name__}: {exc}); try again when "
                     "the machine is less loaded, train with --executor=local, or start one yourself with "
-                    "`ray start --head` and pass --ray-address") from exc
+                    "`ray start --head` and pass --ray-address"
+                ) from exc
             where, cpus = f"a local Ray with {workers} CPUs", workers
         yield where, cpus, not address
     finally:
@@ -285,9 +310,11 @@ def check_reachable(address: str, timeout: float = 10.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
             pass
     except OSError as exc:
-        raise RayClusterError(f"nothing answers at --ray-address {address} ({exc.strerror or exc}); start the "
-                              "cluster's head there with `ray start --head --port=PORT`, or fix --ray-address / "
-                              "$CNNCLAIMS_RAY_ADDRESS") from None
+        raise RayClusterError(
+            f"nothing answers at --ray-address {address} ({exc.strerror or exc}); start the "
+            "cluster's head there with `ray start --head --port=PORT`, or fix --ray-address / "
+            "$CNNCLAIMS_RAY_ADDRESS"
+        ) from None
 
 
 def _cpus(ray) -> int:
@@ -323,8 +350,10 @@ class _Plan:
     def started(self, spec) -> None:
         self.starts[spec] = self.starts.get(spec, 0) + 1
         if self.starts[spec] > 1:
-            self.progress(f"cnnclaims: {spec.label} starts again (attempt {self.starts[spec]}): Ray retried it "
-                          "after its worker process died")
+            self.progress(
+                f"cnnclaims: {spec.label} starts again (attempt {self.starts[spec]}): Ray retried it "
+                "after its worker process died"
+            )
         self.plan.started(spec)
 
     def epoch(self, spec, *args) -> None:
@@ -334,8 +363,17 @@ class _Plan:
         self.plan.finished(spec, seconds)
 
 
-def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Path, retrain: bool,
-           versions: dict, lock: bool = True) -> Path:
+def _store(
+    spec,
+    key: str,
+    model_bytes: bytes,
+    record,
+    info: dict,
+    cache_dir: Path,
+    retrain: bool,
+    versions: dict,
+    lock: bool = True,
+) -> Path:
     """Write a task's result as ``spec``'s cache entry once it passes every check; the
     entry's folder. Raises RayResultError naming the model and the node otherwise.
     ``lock``: take the entry's lock (False: this process holds it already; a second
@@ -349,8 +387,10 @@ def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Pa
         raise RayResultError(f"{exc}; the task's model was not stored") from None
     problems = []
     if record["versions"] != versions:
-        problems.append(f"it trained with {record['versions']}, this process with {versions}: install the same "
-                        "versions on every node (pip install -c .ci/constraints.txt ...)")
+        problems.append(
+            f"it trained with {record['versions']}, this process with {versions}: install the same "
+            "versions on every node (pip install -c .ci/constraints.txt ...)"
+        )
     if record["key"] != key:
         problems.append(f"its key is {record['key']}, expected {key}")
     if record["spec"] != spec_dict(spec):
@@ -358,8 +398,10 @@ def _store(spec, key: str, model_bytes: bytes, record, info: dict, cache_dir: Pa
     threads = info.get("threads") if isinstance(info, dict) else None
     if threads != record["versions"].get("tf_intra_op_threads"):
         # What TensorFlow ran with, not what was asked: the key records the latter.
-        problems.append(f"TensorFlow ran with {threads} intra-op threads, its record says "
-                        f"{record['versions'].get('tf_intra_op_threads')}")
+        problems.append(
+            f"TensorFlow ran with {threads} intra-op threads, its record says "
+            f"{record['versions'].get('tf_intra_op_threads')}"
+        )
     if record.get("checksum") != record_checksum(record):
         problems.append("its record does not match its checksum")
     if not isinstance(model_bytes, bytes) or hashlib.sha256(model_bytes).hexdigest() != record.get("model_sha256"):
@@ -396,17 +438,21 @@ def _train_task(spec, key: str, data, recipe_blob: bytes, driver_path: list, lin
     # The same check as check_threads, with the reason: this worker's TensorFlow was
     # set up with another thread count than the driver's (which keys every model).
     if compat.TF_THREADS != threads:
-        raise RuntimeError(f"the Ray worker on {node} (pid {os.getpid()}) trains with {compat.TF_THREADS} TensorFlow "
-                           f"threads, the driver with {threads}; its ${compat.ENV_THREADS} did not reach it")
+        raise RuntimeError(
+            f"the Ray worker on {node} (pid {os.getpid()}) trains with {compat.TF_THREADS} TensorFlow "
+            f"threads, the driver with {threads}; its ${compat.ENV_THREADS} did not reach it"
+        )
     compat.check_threads()
     compat.check_numerics()
     mine = cache_key(spec, data.fingerprint)
     if mine != key:
         # Checked before training, not after: another TensorFlow, Keras or numpy here
         # would give other weights, and the driver would refuse them hours later.
-        raise RuntimeError(f"the Ray worker on {node} would train {spec.label} under key {mine}, the driver expects "
-                           f"{key}: this node has {compat.versions()}, the driver {versions}; install the same "
-                           "versions on every node")
+        raise RuntimeError(
+            f"the Ray worker on {node} would train {spec.label} under key {mine}, the driver expects "
+            f"{key}: this node has {compat.versions()}, the driver {versions}; install the same "
+            "versions on every node"
+        )
     for entry in driver_path:  # as multiprocessing's spawn gives its children the parent's path
         if entry not in sys.path and os.path.isdir(entry):
             sys.path.append(entry)
@@ -430,8 +476,12 @@ def _train_task(spec, key: str, data, recipe_blob: bytes, driver_path: list, lin
         if progress.last is not None:
             ray.get(progress.last)
     # "seconds": the task's wall time, as a local worker reports it (training and saving).
-    info = {"node": node, "pid": os.getpid(), "seconds": time.perf_counter() - t0,
-            "threads": compat.tf.config.threading.get_intra_op_parallelism_threads()}
+    info = {
+        "node": node,
+        "pid": os.getpid(),
+        "seconds": time.perf_counter() - t0,
+        "threads": compat.tf.config.threading.get_intra_op_parallelism_threads(),
+    }
     return model_bytes, trained.record, info
 
 
