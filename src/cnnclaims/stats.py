@@ -24,13 +24,27 @@ them. Confidence intervals are two-sided 95%.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from enum import StrEnum
 from math import comb
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
+import numpy.typing as npt
+from numpy.typing import ArrayLike
 from scipy import stats
+
+if sys.version_info >= (3, 11) or not TYPE_CHECKING:
+    from enum import StrEnum
+else:
+    # For the type checker only (at run time the branch above is always taken):
+    # enum.StrEnum is new in Python 3.11 and mypy checks at python_version 3.10, where
+    # the import would fail, as it does on Python 3.10 itself. Typeshed's StrEnum is
+    # this str-valued Enum.
+    from enum import Enum
+
+    class StrEnum(str, Enum): ...
+
 
 CONFIDENCE = 0.95
 POWER = 0.80
@@ -64,7 +78,7 @@ class TestResult:
     ci_low: float  # two-sided 95% CI of the effect
     ci_high: float
     n: int  # independent units (images, or models in both groups together)
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     p_equivalence: float = float("nan")  # TOST p: the difference lies within +/- SESOI
     spread: float = float("nan")  # SD of the unit-level numbers the power analysis uses
     n_per_group: int = 0  # units per condition (images for paired tests)
@@ -86,13 +100,13 @@ def two_sided(p: float, p_opposite: float) -> float:
     return float(min(1.0, 2.0 * min(p, p_opposite)))
 
 
-def noise_tolerance(*arrays) -> float:
+def noise_tolerance(*arrays: ArrayLike) -> float:
     """Largest difference that is floating-point noise for values of these magnitudes."""
     scale = max((float(np.max(np.abs(a))) for a in arrays if np.size(a)), default=0.0)
     return NOISE_RTOL * scale
 
 
-def _clean_pairs(a, b):
+def _clean_pairs(a: ArrayLike, b: ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired samples need equal 1-d shapes, got {a.shape} and {b.shape}")
@@ -100,7 +114,7 @@ def _clean_pairs(a, b):
     return a[keep], b[keep]
 
 
-def rank_biserial(d, axis=-1):
+def rank_biserial(d: ArrayLike, axis: int = -1) -> npt.NDArray[np.float64]:
     """Matched-pairs rank-biserial correlation of differences ``d``, in [-1, 1].
 
     r = (R+ - R-) / (R+ + R-), with R+ and R- the rank sums of the positive and the
@@ -121,7 +135,7 @@ def rank_biserial(d, axis=-1):
         return np.where(tot > 0, (pos - neg) / tot, 0.0)
 
 
-def wilcoxon_paired(a, b, alternative: str, sesoi: float = float("nan")) -> TestResult:
+def wilcoxon_paired(a: ArrayLike, b: ArrayLike, alternative: str, sesoi: float = float("nan")) -> TestResult:
     """One-sided Wilcoxon signed-rank test of a - b ('greater' or 'less'), pairs
     with a non-finite member left out. ``a``, ``b``: (n,) arrays of one statistic per
     image through two models; ``sesoi`` in the statistic's units."""
@@ -138,13 +152,13 @@ def wilcoxon_paired(a, b, alternative: str, sesoi: float = float("nan")) -> Test
 
 
 def wilcoxon_one_sample(
-    x,
+    x: ArrayLike,
     threshold: float,
     alternative: str,
     sesoi: float = float("nan"),
-    _test="Wilcoxon signed-rank (one sample)",
-    _scale=None,
-    _design=Design.ONE_SAMPLE,
+    _test: str = "Wilcoxon signed-rank (one sample)",
+    _scale: tuple[ArrayLike, ...] | None = None,
+    _design: Design = Design.ONE_SAMPLE,
 ) -> TestResult:
     """One-sided Wilcoxon signed-rank test of x - threshold; ``x``: (n,) float array,
     one number per image.
@@ -154,14 +168,15 @@ def wilcoxon_one_sample(
     ``p_equivalence``: ``mean_tost`` of x - threshold against +/- sesoi."""
     _check_alternative(alternative)
     x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
+    # numpy's stubs type a boolean-mask index as Any, which would widen x back to ArrayLike.
+    x = cast("npt.NDArray[np.float64]", x[np.isfinite(x)])
     d = x - threshold
     tol = noise_tolerance(*(_scale or (x, np.array([threshold]))))
     d = np.where(np.abs(d) <= tol, 0.0, d)
     n = len(d)
     nz = int(np.count_nonzero(d))
     spread = float(np.std(d, ddof=1)) if n > 1 else float("nan")
-    base = dict(n_per_group=n, spread=spread, min_p=_wilcoxon_min_p(nz), design=_design, unit="images")
+    base: dict[str, Any] = dict(n_per_group=n, spread=spread, min_p=_wilcoxon_min_p(nz), design=_design, unit="images")
     if n < 2 or nz == 0:
         nan = float("nan")
         p_eq = 0.0 if n >= 2 and np.isfinite(sesoi) and sesoi > 0 else nan
@@ -207,7 +222,7 @@ def wilcoxon_one_sample(
     )
 
 
-def mean_tost(d, sesoi: float) -> float:
+def mean_tost(d: ArrayLike, sesoi: float) -> float:
     """TOST p that the mean of ``d`` ((n,) float differences, in the statistic's
     units) lies inside +/- ``sesoi``: the larger p of two one-sided one-sample t-tests
     (Schuirmann 1987; statsmodels ``DescrStatsW.ttost_mean``). The SESOI is a
@@ -231,7 +246,7 @@ def _wilcoxon_min_p(n_nonzero: int) -> float:
     return 1.0 if n_nonzero < 1 else min(1.0, 2.0 ** (1 - n_nonzero))
 
 
-def welch(a, b, alternative: str, sesoi: float = float("nan")) -> TestResult:
+def welch(a: ArrayLike, b: ArrayLike, alternative: str, sesoi: float = float("nan")) -> TestResult:
     """One-sided Welch t-test of mean(a) - mean(b) across independent models.
 
     ``a``, ``b``: (n_a,), (n_b,) float arrays, one number per model (non-finite
@@ -253,7 +268,7 @@ def welch(a, b, alternative: str, sesoi: float = float("nan")) -> TestResult:
     tol = noise_tolerance(a, b)
     sa, sb = float(a.std(ddof=1)), float(b.std(ddof=1))
     spread = float(np.sqrt((sa**2 + sb**2) / 2))
-    extra = {
+    extra: dict[str, Any] = {
         "hedges_g": hedges_g(a, b),
         "mean_a": float(a.mean()),
         "mean_b": float(b.mean()),
@@ -263,7 +278,9 @@ def welch(a, b, alternative: str, sesoi: float = float("nan")) -> TestResult:
         "n_b": len(b),
     }
     extra.update(prob_superiority(a, b))
-    common = dict(spread=spread, n_per_group=min(len(a), len(b)), min_p=0.0, design=Design.TWO_SAMPLE, unit="models")
+    common: dict[str, Any] = dict(
+        spread=spread, n_per_group=min(len(a), len(b)), min_p=0.0, design=Design.TWO_SAMPLE, unit="models"
+    )
     if abs(diff) <= tol and max(sa, sb) <= tol:
         # Equal up to rounding, without spread: no direction, and equal within any SESOI.
         p_eq = 0.0 if np.isfinite(sesoi) and sesoi > 0 else float("nan")
@@ -331,7 +348,7 @@ def welch(a, b, alternative: str, sesoi: float = float("nan")) -> TestResult:
     )
 
 
-def t_one_sample(x, threshold: float, alternative: str, sesoi: float = float("nan")) -> TestResult:
+def t_one_sample(x: ArrayLike, threshold: float, alternative: str, sesoi: float = float("nan")) -> TestResult:
     """One-sided one-sample t-test of mean(x) against ``threshold`` (scipy
     ``ttest_1samp``); ``x``: (n,) floats, one per model. Effect: mean - threshold with
     its 95% CI. ``p_equivalence``: one-sample TOST against threshold +/- sesoi
@@ -346,8 +363,8 @@ def t_one_sample(x, threshold: float, alternative: str, sesoi: float = float("na
         return _too_few(test, diff, len(x), None)
     tol = noise_tolerance(x, np.array([threshold]))
     sd = float(x.std(ddof=1))
-    common = dict(spread=sd, n_per_group=len(x), min_p=0.0, design=Design.ONE_SAMPLE, unit="models")
-    extra = {"mean": float(x.mean()), "sd": sd}
+    common: dict[str, Any] = dict(spread=sd, n_per_group=len(x), min_p=0.0, design=Design.ONE_SAMPLE, unit="models")
+    extra: dict[str, Any] = {"mean": float(x.mean()), "sd": sd}
     if sd <= tol:
         nan = float("nan")
         extra["note"] = "no variance over seeds: no test"
@@ -393,7 +410,7 @@ def descriptive(value: float, reference: float) -> TestResult:
     )
 
 
-def prob_superiority(a, b) -> dict:
+def prob_superiority(a: ArrayLike, b: ArrayLike) -> dict[str, Any]:
     """P(a > b) + P(a = b)/2 for a random model of each group, with its 95% CI.
 
     Brunner-Munzel inference with Welch-Satterthwaite degrees of freedom
@@ -418,7 +435,7 @@ def prob_superiority(a, b) -> dict:
     return {"prob_superiority": p, "prob_superiority_ci": [max(0.0, lo), min(1.0, hi)]}
 
 
-def hedges_g(a, b) -> float:
+def hedges_g(a: ArrayLike, b: ArrayLike) -> float:
     """Hedges' g: difference of means over the pooled SD, small-sample corrected
     by 1 - 3 / (4 (n_a + n_b) - 9) (Hedges 1981)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -429,7 +446,7 @@ def hedges_g(a, b) -> float:
     return float((a.mean() - b.mean()) / sp * (1 - 3 / (4 * (na + nb) - 9)))
 
 
-def holm(p_values) -> np.ndarray:
+def holm(p_values: ArrayLike) -> npt.NDArray[np.float64]:
     """Holm (1979) step-down adjusted p-values: the i-th smallest of m p-values gets
     max over j <= i of min(1, (m - j + 1) p_(j)). NaN entries are left out and stay NaN.
 
@@ -454,7 +471,7 @@ def min_p_exact_permutation(n_a: int, n_b: int) -> float:
     return 1.0 / comb(n_a + n_b, n_a)
 
 
-def _power_solver(paired: bool):
+def _power_solver(paired: bool) -> Any:  # statsmodels TTestPower or TTestIndPower (untyped)
     from statsmodels.stats.power import TTestIndPower, TTestPower
 
     return TTestPower() if paired else TTestIndPower()
@@ -471,10 +488,10 @@ def mde(n: int, spread: float, alpha_two_sided: float, paired: bool = False, pow
     return float(_standardised_mde(int(n), float(alpha_two_sided), bool(paired), float(power)) * spread)
 
 
-_MDE_CACHE: dict = {}
+_MDE_CACHE: dict[tuple[int, float, bool, float], float] = {}
 
 
-def _standardised_mde(n, alpha, paired, power) -> float:
+def _standardised_mde(n: int, alpha: float, paired: bool, power: float) -> float:
     key = (n, alpha, paired, power)
     if key not in _MDE_CACHE:
         with np.errstate(all="ignore"):
@@ -572,7 +589,7 @@ def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     return float(lo), float(hi)
 
 
-def _too_few(test, diff, n_a, n_b):
+def _too_few(test: str, diff: float, n_a: int, n_b: int | None) -> TestResult:
     nan = float("nan")
     n = n_a + (n_b or 0)
     groups = f"{n_a}" if n_b is None else f"{n_a} and {n_b}"
@@ -603,7 +620,7 @@ def _check_alternative(alternative: str) -> None:
         raise ValueError(f"alternative must be 'greater' or 'less', got {alternative!r}")
 
 
-def trend(sizes, numbers, alternative: str, sesoi: float = float("nan")) -> TestResult:
+def trend(sizes: ArrayLike, numbers: ArrayLike, alternative: str, sesoi: float = float("nan")) -> TestResult:
     """Dose-response of one number per model on log10(training-set size).
 
     ``sizes``: (k,) training-set sizes, ascending (images); ``numbers``: (k, s) float
@@ -645,7 +662,7 @@ def trend(sizes, numbers, alternative: str, sesoi: float = float("nan")) -> Test
             intercepts.append(float(b0))
     res = t_one_sample(np.array(slopes), 0.0, alternative, sesoi)
     samples = [row[np.isfinite(row)] for row in y]
-    jt = {}
+    jt: dict[str, float] = {}
     if all(len(s) for s in samples):
         r = jonckheere_terpstra(samples, alternative="larger" if alternative == "greater" else "smaller")
         jt = {"jonckheere_terpstra": float(r.statistic), "jonckheere_terpstra_p": float(r.pvalue)}

@@ -41,14 +41,18 @@ when the statistic is undefined on the probe (the note says why).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import groupby
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
+from numpy.typing import ArrayLike
 
 from . import stats as st
 from .claims import model_number, subject_values, values
-from .declaration import PRIMARY, SCOPE_KINDS, Claim
+from .declaration import PRIMARY, SCOPE_KINDS, Claim, Experiment
 from .errors import unknown
 
 SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED = "supported", "refuted", "negligible", "underpowered"
@@ -90,14 +94,15 @@ class Verdict:
     sesoi: float = float("nan")
     mde: float = float("nan")  # minimal detectable effect at 80% power, statistic's units
     n_needed: float = float("nan")  # units per condition for 80% power at the SESOI
-    n_needed_range: tuple = (float("nan"), float("nan"))  # at the ends of the SD's 95% CI (stats.n_needed_range)
+    # N needed at the ends of the SD's 95% CI (stats.n_needed_range)
+    n_needed_range: tuple[float, float] = (float("nan"), float("nan"))
     min_p: float = 0.0  # smallest two-sided p the test can attain with this n
     n_per_group: int = 0  # units per condition (models per group, or images)
     decides: str = ""  # what would decide an underpowered verdict
     prob_superiority: float = float("nan")  # seeds: P(a model of a > a model of b)
-    prob_superiority_ci: tuple = (float("nan"), float("nan"))
+    prob_superiority_ci: tuple[float, float] = (float("nan"), float("nan"))
     inferential: bool = True
-    extras: dict = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     a: str = "a"  # the compared groups' names (the experiment's conditions, or "null")
     b: str = "b"
@@ -110,18 +115,18 @@ class Verdict:
     def unreachable(self) -> bool:
         return self.inferential and self.min_p * self.family_size >= self.alpha
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> Verdict:
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
         d = dict(d)
         for name in ("prob_superiority_ci", "n_needed_range"):
             d[name] = tuple(d.get(name, (float("nan"), float("nan"))))
         return cls(**d)
 
     def summary(self) -> str:
-        def f(v):
+        def f(v: float | None) -> str:
             return "n/a" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.4g}"
 
         ps = ""
@@ -152,16 +157,19 @@ class Measured:
     a_value: float
     b_value: float
     data_scope: str
-    extras: dict = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
     forced: str | None = None  # a probe verdict fixed by the check (refuted by a probe check, inconclusive)
 
 
 # --- the checks: one per (scope kind, claim kind) ------------------------------------
+# ``evidence`` is an ``evidence.Evidence`` (and a model of it, ``evidence.ModelEvidence``),
+# typed Any here: this module does not import ``evidence``, and ``Evidence.experiment`` is
+# typed ``object``, so each check names what it reads from it (``Experiment | None``).
 
 
-def _undefined_note(claim: Claim, evidence, role: str, seed: int, count: int | None = None) -> str:
-    exp = evidence.experiment
+def _undefined_note(claim: Claim, evidence: Any, role: str, seed: int, count: int | None = None) -> str:
+    exp: Experiment | None = evidence.experiment
     why = exp.undefined_why(claim.stat) if exp is not None else "the statistic has no value for this input"
     where = (
         f"{count} images of the {role} (seed {seed})"
@@ -171,12 +179,12 @@ def _undefined_note(claim: Claim, evidence, role: str, seed: int, count: int | N
     return f"{claim.stat} undefined (NaN) on {where}: {why}"
 
 
-def _class_name(evidence, k: int) -> str:
-    exp = evidence.experiment
+def _class_name(evidence: Any, k: int) -> str:
+    exp: Experiment | None = evidence.experiment
     return exp.classes[k] if exp is not None and 0 <= k < len(exp.classes) else str(k)
 
 
-def check_probe(claim: Claim, evidence) -> Measured:
+def check_probe(claim: Claim, evidence: Any) -> Measured:
     """The single probe image through the first pair: the difference, no p-value."""
     an, bn = evidence.a, evidence.b
     a, b = evidence.first(an), evidence.first(bn)
@@ -191,7 +199,8 @@ def check_probe(claim: Claim, evidence) -> Measured:
             f"probe: one test-set image (position {pos} among {evidence.n_images} probe-class images), "
             f"{an} seed {a.seed} vs {bn} seed {b.seed}; descriptive, no p-value (pixels are not replicates)"
         )
-    ref = bv if claim.kind == "compare" else claim.threshold
+    # A threshold claim's threshold is a finite float (Claim.__post_init__ checks it).
+    ref = bv if claim.kind == "compare" else cast(float, claim.threshold)
     res = st.descriptive(av, ref)
     extras, failed = {}, []
     for desc, who, stat, op, val in claim.probe_checks:
@@ -217,7 +226,7 @@ def check_probe(claim: Claim, evidence) -> Measured:
     return Measured(res, av, bv, data_scope, extras)
 
 
-def _nan_notes(claim: Claim, evidence, models) -> str:
+def _nan_notes(claim: Claim, evidence: Any, models: Iterable[tuple[str, Any]]) -> str:
     notes = []
     for role, m in models:
         k = int(np.sum(~np.isfinite(values(m, claim.stat))))
@@ -226,7 +235,7 @@ def _nan_notes(claim: Claim, evidence, models) -> str:
     return "; ".join(notes) + " (left out)" if notes else ""
 
 
-def check_images_compare(claim: Claim, evidence) -> Measured:
+def check_images_compare(claim: Claim, evidence: Any) -> Measured:
     an, bn = evidence.a, evidence.b
     a, b = evidence.first(an), evidence.first(bn)
     va, vb = values(a, claim.stat), values(b, claim.stat)
@@ -245,25 +254,26 @@ def check_images_compare(claim: Claim, evidence) -> Measured:
     )
 
 
-def check_images_threshold(claim: Claim, evidence) -> Measured:
+def check_images_threshold(claim: Claim, evidence: Any) -> Measured:
     an, bn = evidence.a, evidence.b
     a, b = evidence.first(an), evidence.first(bn)
     v = subject_values(claim, a, b)
-    res = st.wilcoxon_one_sample(v, claim.threshold, claim.alternative, claim.sesoi)
+    # Threshold claims only (CHECKS): their threshold is a finite float (Claim.__post_init__).
+    res = st.wilcoxon_one_sample(v, cast(float, claim.threshold), claim.alternative, claim.sesoi)
     extras = {f"{an}_median_{x.name}": float(np.nanmedian(values(a, x.name))) for x in claim.extras}
     return Measured(
         res, _nanmedian(v), float("nan"), _images_scope(evidence), extras, _nan_notes(claim, evidence, ((an, a),))
     )
 
 
-def _nanmedian(v) -> float:
+def _nanmedian(v: ArrayLike) -> float:
     v = np.asarray(v, dtype=np.float64)
     return float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
 
 
-def _images_scope(evidence) -> str:
+def _images_scope(evidence: Any) -> str:
     a, b = evidence.first(evidence.a), evidence.first(evidence.b)
-    exp = evidence.experiment
+    exp: Experiment | None = evidence.experiment
     name = exp.probe.scope_name if exp is not None else "images"
     return (
         f"{name}: {evidence.n_images} test-set probe-class images, paired per image, "
@@ -271,7 +281,9 @@ def _images_scope(evidence) -> str:
     )
 
 
-def claim_numbers(claim: Claim, per_a, per_b) -> tuple:
+def claim_numbers(
+    claim: Claim, per_a: ArrayLike, per_b: ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
     """The seeds scope's input from one number per model of each group (in seed
     order): ``(a (n_a,), b (n_b,))`` for a comparison, ``(subject (n,), None)`` for a
     threshold claim (subject "both": the smaller number of each seed's pair)."""
@@ -284,7 +296,7 @@ def claim_numbers(claim: Claim, per_a, per_b) -> tuple:
     return (b if claim.subject == "b" else a), None
 
 
-def seed_numbers(claim: Claim, evidence) -> tuple:
+def seed_numbers(claim: Claim, evidence: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
     """``claim_numbers`` of the evidence's models (see ``claims.model_number``)."""
     return claim_numbers(
         claim,
@@ -294,7 +306,11 @@ def seed_numbers(claim: Claim, evidence) -> tuple:
 
 
 def measure_seeds(
-    claim: Claim, numbers: tuple, data_scope: str = "seeds", notes: str = "", names: tuple = ("a", "b")
+    claim: Claim,
+    numbers: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None],
+    data_scope: str = "seeds",
+    notes: str = "",
+    names: tuple[str, str] = ("a", "b"),
 ) -> Measured:
     """The seeds scope's test on per-model numbers (see ``seed_numbers``): Welch for a
     comparison, a one-sample t-test against the threshold otherwise; both with TOST."""
@@ -303,11 +319,12 @@ def measure_seeds(
         res = st.welch(a, b, claim.alternative, claim.sesoi)
         extras = {f"{names[0]}_per_seed": np.asarray(a).tolist(), f"{names[1]}_per_seed": np.asarray(b).tolist()}
         return Measured(res, float(np.nanmean(a)), float(np.nanmean(b)), data_scope, extras, notes)
-    res = st.t_one_sample(a, claim.threshold, claim.alternative, claim.sesoi)
+    # No b: a threshold claim (claim_numbers), whose threshold is a finite float.
+    res = st.t_one_sample(a, cast(float, claim.threshold), claim.alternative, claim.sesoi)
     return Measured(res, float(np.nanmean(a)), float("nan"), data_scope, {"per_seed": np.asarray(a).tolist()}, notes)
 
 
-def check_seeds(claim: Claim, evidence) -> Measured:
+def check_seeds(claim: Claim, evidence: Any) -> Measured:
     an, bn = evidence.a, evidence.b
     ga, gb = evidence.groups[an], evidence.groups[bn]
     what = "test accuracy" if claim.model_metric == "test_accuracy" else f"mean over {evidence.n_images} images"
@@ -324,11 +341,11 @@ def check_seeds(claim: Claim, evidence) -> Measured:
     return measure_seeds(claim, numbers, data_scope, notes, (an, bn))
 
 
-def _seeds(group) -> str:
+def _seeds(group: Iterable[Any]) -> str:
     return ",".join(str(m.seed) for m in group)
 
 
-def size_numbers(claim: Claim, evidence) -> tuple:
+def size_numbers(claim: Claim, evidence: Any) -> tuple[npt.NDArray[Any], npt.NDArray[np.float64], list[int]]:
     """(sizes (k,), numbers (k, seeds)) of the sweep: one number per model
     (``claims.model_number``), rows by ascending size, columns by seed (NaN where a
     size lacks that seed's model)."""
@@ -348,7 +365,7 @@ def trend_alternative(claim: Claim, size_sign: int) -> str:
     return "greater" if up else "less"
 
 
-def sweep_ends(evidence) -> tuple:
+def sweep_ends(evidence: Any) -> tuple[str, str]:
     """Names of the sweep's two ends in a sizes verdict, condition a's side first
     (e.g. ("n=50000", "n=1000")): its ``a_value``/``b_value`` are the means there, and
     "a > b" then reads along the sweep, whichever condition is the larger."""
@@ -356,7 +373,7 @@ def sweep_ends(evidence) -> tuple:
     return (hi, lo) if evidence.size_sign > 0 else (lo, hi)
 
 
-def check_sizes(claim: Claim, evidence) -> Measured:
+def check_sizes(claim: Claim, evidence: Any) -> Measured:
     """The sizes scope: ``stats.trend`` of the claim's number per model (mean over the
     probe-class images, or test accuracy) across the sweep's training-set sizes."""
     if not evidence.sizes:
@@ -420,7 +437,7 @@ def _decides(
     m_family: int,
     mde: float,
     n_needed: float,
-    n_range: tuple = (float("nan"), float("nan")),
+    n_range: tuple[float, float] = (float("nan"), float("nan")),
 ) -> str:
     alpha_first = claim.alpha / m_family
     unit = UNIT_WORDS[res.unit]
@@ -469,13 +486,13 @@ def _count(n: float) -> str:
 
 
 def decide_family(
-    claims,
+    claims: Iterable[Claim],
     scope: str,
-    measured,
+    measured: Iterable[Measured],
     label: str = "article",
-    adjust=st.holm,
+    adjust: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = st.holm,
     plan: bool = True,
-    names: tuple = ("a", "b"),
+    names: tuple[str, str] = ("a", "b"),
     kind: str | None = None,
 ) -> list[Verdict]:
     """Verdicts of one multiplicity family (claims of one tier in one scope).
@@ -564,7 +581,7 @@ def decide_family(
     return out
 
 
-def _subject(claim: Claim, names: tuple) -> str:
+def _subject(claim: Claim, names: tuple[str, str]) -> str:
     """Whose value ``a_value`` is: condition a for a comparison; a threshold claim's
     subject (condition a or b, the input, or the smaller of both models')."""
     if claim.kind == "compare":
@@ -572,15 +589,18 @@ def _subject(claim: Claim, names: tuple) -> str:
     return {"a": names[0], "b": names[1], "input": "input", "both": f"min({names[0]}, {names[1]})"}[claim.subject]
 
 
-def families(claims, scope: str) -> list[tuple[str, list[Claim]]]:
+def families(claims: Iterable[Claim], scope: str) -> list[tuple[str, list[Claim]]]:
     """The scope's multiplicity families: [(tier, claims)], primary first (``scope``:
     a scope kind, see ``cnnclaims.declaration.SCOPE_KINDS``)."""
-    in_scope = sorted((c for c in claims if scope in c.scopes), key=lambda c: c.tier != PRIMARY)
+    # c.scopes is never None after Claim.__post_init__
+    in_scope = sorted(
+        (c for c in claims if scope in cast("tuple[str, ...]", c.scopes)), key=lambda c: c.tier != PRIMARY
+    )
     return [(tier, list(cs)) for tier, cs in groupby(in_scope, key=lambda c: c.tier)]
 
 
-def _kind(evidence, scope: str) -> str:
-    exp = evidence.experiment
+def _kind(evidence: Any, scope: str) -> str:
+    exp: Experiment | None = evidence.experiment
     if exp is not None:
         return exp.scope_kind(scope)
     if scope not in SCOPE_KINDS:
@@ -588,14 +608,19 @@ def _kind(evidence, scope: str) -> str:
     return scope
 
 
-def evaluate_catalog(evidence, claims=None, scopes=None, adjust=st.holm) -> list[Verdict]:
+def evaluate_catalog(
+    evidence: Any,
+    claims: Iterable[Claim] | None = None,
+    scopes: Iterable[str] | None = None,
+    adjust: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = st.holm,
+) -> list[Verdict]:
     """Every (claim, scope) verdict of ``evidence``, in declaration order within each scope.
 
     ``claims``: default the experiment's (``evidence.experiment.claims``); ``scopes``:
     scope names (default every scope of the experiment). A null control
     (``evidence.null``) evaluates the directional claims only. Raises
     ``UnknownNameError`` for an unknown scope."""
-    exp = evidence.experiment
+    exp: Experiment | None = evidence.experiment
     if claims is None:
         if exp is None:
             raise ValueError("evaluate_catalog: give the claims, or evidence with its experiment")
@@ -605,10 +630,10 @@ def evaluate_catalog(evidence, claims=None, scopes=None, adjust=st.holm) -> list
         scopes = exp.scopes if exp is not None else SCOPE_KINDS
     if evidence.null:
         claims = [c for c in claims if c.directional]
-    out = []
+    out: list[Verdict] = []
     for scope in scopes:
         kind = _kind(evidence, scope)
-        decided = {}
+        decided: dict[str, Verdict] = {}
         names = sweep_ends(evidence) if kind == "sizes" else (evidence.a, evidence.b)
         for _tier, members in families(claims, kind):
             measured = [CHECKS[(kind, c.kind)](c, evidence) for c in members]
@@ -618,7 +643,7 @@ def evaluate_catalog(evidence, claims=None, scopes=None, adjust=st.holm) -> list
     return out
 
 
-def stored_catalog(store, evidence, scopes, images) -> list[Verdict]:
+def stored_catalog(store: Any, evidence: Any, scopes: Iterable[str], images: Iterable[int]) -> list[Verdict]:
     """``evaluate_catalog(evidence, scopes=scopes)``, kept in ``store`` (a
     ``cache.ResultStore``): the bootstrap CIs cost seconds and a warm run should
     recompute nothing heavy. The key holds the models, the probe-class images
@@ -649,28 +674,33 @@ def stored_catalog(store, evidence, scopes, images) -> list[Verdict]:
     return [Verdict.from_dict(d) for d in doc["verdicts"]]
 
 
-def run_verdicts(run) -> list[Verdict]:
+def run_verdicts(run: Any) -> list[Verdict]:
     """Every verdict of ``run`` (a ``cnnclaims.run.Run``) in its scopes, kept in its result store."""
     return stored_catalog(run.results, run.evidence, run.scopes, run.probe_indices.tolist())
 
 
-def null_control_verdicts(run) -> list[Verdict]:
+def null_control_verdicts(run: Any) -> list[Verdict]:
     """The verdicts of ``run``'s null control (every scope but the probe and the sweep), stored."""
     return stored_catalog(run.results, run.null_evidence, run.experiment.scopes[1:], run.probe_indices.tolist())
 
 
-def evaluate(claim: Claim, scope: str, evidence) -> Verdict:
+def evaluate(claim: Claim, scope: str, evidence: Any) -> Verdict:
     """One claim's verdict, corrected within its family of the experiment's claims."""
     kind = _kind(evidence, scope)
+    assert claim.scopes is not None  # Claim.__post_init__ always sets a tuple
     if kind not in claim.scopes:
         raise ValueError(f"claim {claim.id} is not tested in scope {scope!r}; its scopes: {', '.join(claim.scopes)}")
-    exp = evidence.experiment
+    exp: Experiment | None = evidence.experiment
     claims = list(exp.claims) if exp is not None and claim in exp.claims else [claim]
     return next(v for v in evaluate_catalog(evidence, claims, (scope,)) if v.claim == claim.id)
 
 
 def evaluate_numbers(
-    claims, numbers: dict, label: str = "simulated", adjust=st.holm, plan: bool = True
+    claims: Iterable[Claim],
+    numbers: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]],
+    label: str = "simulated",
+    adjust: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = st.holm,
+    plan: bool = True,
 ) -> list[Verdict]:
     """Seeds-scope verdicts from per-model numbers, ``{claim id: claim_numbers(...)}``:
     the same checks and decisions as ``evaluate_catalog`` (the calibration and the
@@ -694,7 +724,7 @@ def design_min_p(scope: str, n_per_group: int) -> float:
     return 1.0
 
 
-def unreachable_by_design(scope: str, n_per_group: int, claims) -> list[str]:
+def unreachable_by_design(scope: str, n_per_group: int, claims: Iterable[Claim]) -> list[str]:
     """One line per family of ``scope`` (a kind) whose verdicts no result could make
     supported or refuted with ``n_per_group`` units: ``min_p * m >= alpha``. The line
     says whether *negligible* stays reachable: in the images scope the equivalence test
@@ -720,14 +750,14 @@ def unreachable_by_design(scope: str, n_per_group: int, claims) -> list[str]:
     return lines
 
 
-def false_positive_rate(null_verdicts) -> float | None:
+def false_positive_rate(null_verdicts: Sequence[Verdict]) -> float | None:
     """Share of null-control verdicts that find a direction (supported or refuted)."""
     if not null_verdicts:
         return None
     return sum(v.verdict in FALSE_POSITIVES for v in null_verdicts) / len(null_verdicts)
 
 
-def false_positive_rates(null_verdicts) -> dict:
+def false_positive_rates(null_verdicts: Sequence[Verdict]) -> dict[str, float | None]:
     """``{scope: false_positive_rate}``: per scope, since the images scope compares one
     fixed pair of models (expected to differ) and the seeds scope groups of models."""
     scopes = list(dict.fromkeys(v.scope for v in null_verdicts))
