@@ -36,16 +36,32 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from enum import StrEnum
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from .errors import unknown
 from .options import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
+
+if sys.version_info >= (3, 11) or not TYPE_CHECKING:  # always, at runtime
+    from enum import StrEnum
+else:
+    # For mypy checking as python_version 3.10 ([tool.mypy]), whose enum has no StrEnum;
+    # at runtime this module imports enum.StrEnum above, so it needs Python 3.11.
+    class StrEnum(str, Enum):
+        _value_: str
+
+
+# The built-in metrics' functions (_argmax, _correct, _p_true, below) stay unannotated:
+# their source is hashed into the statistics' cache key (evidence.metrics_key), so an
+# annotation would change that key. mypy's inline config can only allow that for the
+# whole file; every other function here is annotated.
+# mypy: disable-error-code="no-untyped-def"
 
 ALPHA = 0.05
 SCOPE_KINDS = ("probe", "images", "seeds", "sizes")
@@ -57,7 +73,7 @@ NULL_CONTROL = "null control"  # the null control's evidence label and its verdi
 # $CNNCLAIMS_EXPERIMENT choose another), "module:attribute": options.DEFAULT_EXPERIMENT.
 
 
-def load_experiment(ref=None) -> Experiment:
+def load_experiment(ref: Experiment | str | None = None) -> Experiment:
     """The Experiment named by ``ref`` ("package.module:NAME", default
     $CNNCLAIMS_EXPERIMENT or ``DEFAULT_EXPERIMENT``), or ``ref`` itself if it is one.
 
@@ -107,12 +123,12 @@ class Metric:
     """
 
     name: str  # key in tables, pins and plots: letters, digits, '_'
-    layers: tuple
-    fn: Callable
+    layers: tuple[str, ...]
+    fn: Callable[..., Any]
     label: str = ""  # what it is, for people (axis labels, tables)
     undefined_why: str = ""  # why it can be NaN for an image
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").isalnum():
             raise ValueError(f"metric name {self.name!r}: use letters, digits and '_' (it names files and columns)")
         if isinstance(self.layers, str):
@@ -162,7 +178,7 @@ class ModelMetric(StrEnum):
     TEST_ACCURACY = "test_accuracy"
 
 
-def _choice(where: str, name: str, value, choices: type[StrEnum], optional: bool = False) -> StrEnum | None:
+def _choice(where: str, name: str, value: Any, choices: type[StrEnum], optional: bool = False) -> StrEnum | None:
     """``choices(value)`` (None stays None when ``optional``), or ValueError naming the
     field, the bad value, the allowed ones and the nearest of them."""
     if optional and value is None:
@@ -211,15 +227,15 @@ class Claim:
     threshold: float | None = None
     # Default: every scope the claim's kind allows (a comparison: probe, images, seeds
     # and sizes; a threshold claim: probe, images, seeds).
-    scopes: tuple | None = None
-    extras: tuple = ()  # Metrics reported beside the tested one
+    scopes: tuple[str, ...] | None = None
+    extras: tuple[Metric, ...] = ()  # Metrics reported beside the tested one
     model_metric: ModelMetric | None = None  # "test_accuracy": the seeds scope's number per model
-    probe_checks: tuple = ()
+    probe_checks: tuple[tuple[str, str, str, str, Any], ...] = ()
     figure: str = ""  # where the paper shows it
     plot: Plot = Plot.HISTOGRAM  # diagnostic plot kind (diagnostics.claim_plots)
     alpha: float = ALPHA  # family-wise error rate of the claim's family
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         where = f"claim {self.id!r}"
         if not self.id or any(ch in self.id + self.slug for ch in " /[]"):
             raise ValueError(
@@ -247,6 +263,7 @@ class Claim:
                 f"{where}: scopes must be a tuple of scope kinds, got the string {self.scopes!r}; write "
                 f"({self.scopes!r},)"
             )
+        assert self.scopes is not None  # set above when it was None
         object.__setattr__(self, "scopes", tuple(self.scopes))
         bad = [s for s in self.scopes if s not in SCOPE_KINDS]
         if bad or not self.scopes:
@@ -304,11 +321,11 @@ class Condition:
     (n,) int, n, seed) -> sorted indices`` replaces the class-stratified subset."""
 
     name: str
-    build_model: Callable | None = None
-    subset: Callable | None = None
+    build_model: Callable[..., Any] | None = None
+    subset: Callable[..., Any] | None = None
     label: str = ""
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum() or self.name == NULL:
             raise ValueError(
                 f"condition name {self.name!r}: letters, digits, '-', '_' and not {NULL!r} "
@@ -321,7 +338,7 @@ class Profile:
     """How big a run is: training images per condition, epochs, early stopping, seeds."""
 
     name: str
-    n_train: dict  # condition name -> training images (class-stratified subset)
+    n_train: dict[str, int]  # condition name -> training images (class-stratified subset)
     max_epochs: int
     patience: int  # EarlyStopping on val_loss, best weights restored
     n_seeds: int  # models per condition (the seeds scope's N)
@@ -332,10 +349,10 @@ class Profile:
     # models per size (seeds 0..size_seeds-1; 0: none). Sizes equal to a condition's
     # n_train reuse that condition's models when their subsets nest (see
     # training.sweep_specs).
-    sizes: tuple = ()
+    sizes: tuple[int, ...] = ()
     size_seeds: int = 0
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         where = f"profile {self.name!r}"
         for field_name, low in (("max_epochs", 1), ("patience", 0), ("n_seeds", 1), ("batch_size", 1)):
             value = getattr(self, field_name)
@@ -379,8 +396,8 @@ class Profile:
     def null_seeds(self) -> list[int]:
         return [self.null_seed_offset + s for s in range(self.n_seeds)]
 
-    def as_dict(self) -> dict:
-        d = {
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
             "name": self.name,
             "n_train": dict(self.n_train),
             "max_epochs": self.max_epochs,
@@ -423,30 +440,30 @@ class Experiment:
 
     name: str
     title: str
-    classes: tuple
-    load_data: Callable  # (data_path, cache_dir, progress) -> cnnclaims.data.Dataset or ((x, y), (x, y))
-    build_model: Callable
+    classes: tuple[str, ...]
+    load_data: Callable[..., Any]  # (data_path, cache_dir, progress) -> cnnclaims.data.Dataset or ((x, y), (x, y))
+    build_model: Callable[..., Any]
     a: Condition
     b: Condition
     probe: Probe
-    claims: tuple
-    profiles: dict
+    claims: tuple[Claim, ...]
+    profiles: dict[str, Profile]
     default_profile: str = ""
-    input_shape: tuple = (32, 32, 3)  # (height, width, channels) of every image, channels last
+    input_shape: tuple[int, ...] = (32, 32, 3)  # (height, width, channels) of every image, channels last
     # The softmax layer's path (default: the model's last layer); for a model with several
     # outputs, the one that gives the class probabilities (that output alone is trained).
     output_layer: str = ""
     # For a model with several inputs: feed(images (n, H, W, C) float32 in [0, 1]) ->
     # {input name: array (n, ...)}, a pure module-level function (see cnnclaims.modelio).
-    feed: Callable | None = None
+    feed: Callable[..., Any] | None = None
     version: int = 1  # bump when a metric's code changes, so cached statistics are recomputed
     pins_name: str = "pinned_verdicts.json"
-    extra: dict = field(default_factory=dict, compare=False)  # free-form, for the declaring module
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # free-form, for the declaring module
     # The experiment's own figures (``figures.make_figures``): (run, folder, progress) ->
     # {name: (PNG path, claim ids it supports)}, a function of a ``cnnclaims.run.Run``.
-    figures: Callable[[Any, Path, Callable], dict] | None = field(default=None, compare=False)
+    figures: Callable[[Any, Path, Callable[..., Any]], dict[str, Any]] | None = field(default=None, compare=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
         if "figures" in self.extra:
             import warnings
@@ -478,7 +495,7 @@ class Experiment:
             )
         if not self.claims:
             raise ValueError(f"{where}: declare at least one claim")
-        names = {}
+        names: dict[str, Metric] = {}
         for c in self.claims:
             for m in (c.metric, *c.extras):
                 if names.setdefault(m.name, m) is not m:
@@ -563,11 +580,11 @@ class Experiment:
         return self.classes.index(self.probe.class_name)
 
     @property
-    def conditions(self) -> dict:
+    def conditions(self) -> dict[str, Condition]:
         return {self.a.name: self.a, self.b.name: self.b}
 
     @property
-    def roles(self) -> tuple:
+    def roles(self) -> tuple[str, str, str]:
         """Every group of trained models: a, b and the null control's group."""
         return (self.a.name, self.b.name, NULL)
 
@@ -580,11 +597,11 @@ class Experiment:
         return self.conditions[role]
 
     @property
-    def scopes(self) -> tuple:
+    def scopes(self) -> tuple[str, str, str]:
         """Scope names in order: probe, the images scope, seeds."""
         return ("probe", self.probe.scope_name, "seeds")
 
-    def scopes_for(self, profile: Profile) -> tuple:
+    def scopes_for(self, profile: Profile) -> tuple[str, ...]:
         """The scopes a run under ``profile`` has: ``scopes``, then ``"sizes"`` when the
         profile declares a sweep."""
         return self.scopes + ((SWEEP,) if profile.sizes else ())
@@ -612,16 +629,17 @@ class Experiment:
                 return c
         raise unknown("claim", claim_id, [c.id for c in self.claims])
 
-    def claims_for(self, scope: str | None = None, directional_only: bool = False) -> list:
+    def claims_for(self, scope: str | None = None, directional_only: bool = False) -> list[Claim]:
         """Claims tested in ``scope`` (a name or a kind; None: all), in declaration order."""
         kind = None if scope is None else (scope if scope in SCOPE_KINDS else self.scope_kind(scope))
-        out = [c for c in self.claims if kind is None or kind in c.scopes]
+        # c.scopes is never None after Claim.__post_init__
+        out = [c for c in self.claims if kind is None or kind in cast("tuple[str, ...]", c.scopes)]
         return [c for c in out if c.directional] if directional_only else out
 
     @property
-    def metrics(self) -> dict:
+    def metrics(self) -> dict[str, Metric]:
         """``{name: Metric}`` of every claim's metric and extras, in declaration order."""
-        out = {}
+        out: dict[str, Metric] = {}
         for c in self.claims:
             for m in (c.metric, *c.extras):
                 out.setdefault(m.name, m)
@@ -639,7 +657,7 @@ class Experiment:
         return (m.undefined_why if m else "") or "the statistic has no value for this input"
 
 
-def claims_key(experiment: Experiment) -> list:
+def claims_key(experiment: Experiment) -> list[Any]:
     """What of a declaration decides its verdicts, for cache keys: the experiment's
     names and every field of every claim, read from ``dataclasses.fields(Claim)`` so
     that a new field is keyed without an edit here. Metrics are keyed by name and
@@ -655,7 +673,7 @@ def claims_key(experiment: Experiment) -> list:
     ]
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     """A claim field as JSON: a Metric by name and title, tuples as lists."""
     if isinstance(value, Metric):
         return [value.name, value.title]
@@ -686,6 +704,6 @@ BUILTIN_METRICS = {
 OUTPUT = "__output__"  # stands for the experiment's softmax layer in Metric.layers
 
 
-def softmax_metric(name: str, fn: Callable, label: str = "", undefined_why: str = "") -> Metric:
+def softmax_metric(name: str, fn: Callable[..., Any], label: str = "", undefined_why: str = "") -> Metric:
     """A Metric of the softmax output alone: ``fn(probs (n, classes), labels (n,))``."""
     return Metric(name, (OUTPUT,), lambda acts, labels: fn(acts[OUTPUT], labels), label, undefined_why)

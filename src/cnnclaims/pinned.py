@@ -23,14 +23,19 @@ import json
 import math
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from . import failures
 from .cache import atomic_path, to_jsonable
 from .compat import version_family, versions
 from .errors import CnnClaimsError
 from .verdicts import FALSE_POSITIVES, INCONCLUSIVE, SUPPORTED, VERDICTS
+
+if TYPE_CHECKING:
+    from .declaration import Claim, Experiment, Profile
+    from .verdicts import Verdict
 
 VALID = VERDICTS
 INFERENTIAL = tuple(v for v in VERDICTS if v != INCONCLUSIVE)  # frogs, seeds
@@ -47,7 +52,7 @@ REL_TOL, ABS_TOL = 1e-6, 1e-9
 OBTAINED_SUFFIX = ".obtained"
 
 
-def pin_key(profile, experiment=None, probe=None) -> str:
+def pin_key(profile: Profile, experiment: Experiment | None = None, probe: int | str | None = None) -> str:
     """``<version family>/<profile>[/seeds<N>][/probe<I>]``: the seeds suffix when N
     differs from the experiment's profile, the probe suffix when the probe image is
     another than the declared one (``--probe-index`` / $CNNCLAIMS_PROBE): its probe
@@ -65,7 +70,7 @@ def pin_key(profile, experiment=None, probe=None) -> str:
     return key
 
 
-def path_for(experiment) -> Path:
+def path_for(experiment: Experiment) -> Path:
     """Deprecated: ``locations.pins_path_for(experiment)``, the one resolver the plugin,
     the report and the command line share."""
     import warnings
@@ -80,7 +85,7 @@ def path_for(experiment) -> Path:
     return pins_path_for(experiment)
 
 
-def load(path: Path) -> dict:
+def load(path: Path) -> dict[str, Any]:
     """The pins file at ``path`` (``locations`` says where it is), checked; a missing
     file is an empty one. Raises CnnClaimsError naming the file and the fix."""
     path = Path(path)
@@ -139,11 +144,11 @@ def load(path: Path) -> dict:
     return doc
 
 
-def _is_number(x) -> bool:
+def _is_number(x: object) -> bool:
     return (isinstance(x, (int, float)) and not isinstance(x, bool)) or x in ("inf", "-inf")
 
 
-def _stored(x):
+def _stored(x: float | None) -> float | str | None:
     """A number as pinned: SIGNIFICANT_DIGITS digits; infinities as "inf"/"-inf" (JSON
     has none); None for a number the verdict lacks (None or NaN)."""
     if x is None or x != x:
@@ -154,17 +159,17 @@ def _stored(x):
     return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
 
 
-def _value(x) -> float:
+def _value(x: float | str | None) -> float:
     return float("nan") if x is None else float(x)
 
 
-def numbers_of(v) -> dict:
+def numbers_of(v: Verdict) -> dict[str, float | str]:
     """The pinned numbers of one verdict: ``{field: value}``, lacking ones left out."""
     out = {f: _stored(getattr(v, f)) for f in NUMBER_FIELDS}
     return {f: x for f, x in out.items() if x is not None}
 
 
-def same_number(a, b) -> bool:
+def same_number(a: float | str | None, b: float | str | None) -> bool:
     """Pinned and obtained agree within the tolerance; NaN (or absent) equals NaN."""
     a, b = _value(a), _value(b)
     if a != a or b != b:
@@ -172,22 +177,23 @@ def same_number(a, b) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
 
-def has_numbers(e: dict | None) -> bool:
+def has_numbers(e: dict[str, Any] | None) -> bool:
     """False for an entry written before numbers were pinned (labels only)."""
-    return bool(e) and "numbers" in e
+    return bool(e) and "numbers" in cast("dict[str, Any]", e)  # not None where bool(e)
 
 
-def case_numbers(e: dict | None, section: str, case: str) -> dict | None:
+def case_numbers(e: dict[str, Any] | None, section: str, case: str) -> dict[str, Any] | None:
     """A case's pinned numbers; None where the entry pins labels only."""
     if not has_numbers(e):
         return None
-    return e["numbers"].get(section, {}).get(case, {})
+    assert e is not None  # has_numbers(None) is False
+    return cast("dict[str, Any]", e["numbers"].get(section, {}).get(case, {}))
 
 
-def case_diff(pin_label, pin_numbers: dict | None, v) -> list:
+def case_diff(pin_label: str, pin_numbers: dict[str, Any] | None, v: Verdict) -> list[tuple[str, Any, Any]]:
     """``[(field, pinned, obtained)]`` for what differs: the label, then each number
     beyond the tolerance (none compared where ``pin_numbers`` is None)."""
-    diffs = [("verdict", pin_label, v.verdict)] if pin_label != v.verdict else []
+    diffs: list[tuple[str, Any, Any]] = [("verdict", pin_label, v.verdict)] if pin_label != v.verdict else []
     if pin_numbers is not None:
         new = numbers_of(v)
         diffs += [
@@ -203,11 +209,13 @@ def obtained_path(path: Path) -> Path:
     return path.with_name(path.name + OBTAINED_SUFFIX)
 
 
-def entry(doc: dict, key: str) -> dict | None:
-    return doc.get("entries", {}).get(key)
+def entry(doc: dict[str, Any], key: str) -> dict[str, Any] | None:
+    return cast("dict[str, Any] | None", doc.get("entries", {}).get(key))
 
 
-def make_entry(verdicts, null_verdicts, profile, data_source: str) -> dict:
+def make_entry(
+    verdicts: Collection[Verdict], null_verdicts: Collection[Verdict], profile: Profile, data_source: str
+) -> dict[str, Any]:
     """The entry this run's verdicts make: labels, then their numbers."""
     return {
         "profile": profile.name,
@@ -224,11 +232,11 @@ def make_entry(verdicts, null_verdicts, profile, data_source: str) -> dict:
     }
 
 
-def dumps(doc: dict) -> str:
+def dumps(doc: dict[str, Any]) -> str:
     """The pins file's text: indented JSON, each case's numbers on one line (small diffs)."""
-    lines: dict = {}
+    lines: dict[str, str] = {}
 
-    def mark(nums):
+    def mark(nums: Any) -> str:
         lines[f"@@numbers-{len(lines)}@@"] = json.dumps(nums)
         return f"@@numbers-{len(lines) - 1}@@"
 
@@ -242,7 +250,7 @@ def dumps(doc: dict) -> str:
     return re.sub(r'"(@@numbers-\d+@@)"', lambda m: lines[m.group(1)], text)
 
 
-def _with_entry(path: Path, key: str, new: dict) -> dict:
+def _with_entry(path: Path, key: str, new: dict[str, Any]) -> dict[str, Any]:
     doc = load(path)
     doc.setdefault("entries", {})[key] = new
     doc["_about"] = (
@@ -255,7 +263,14 @@ def _with_entry(path: Path, key: str, new: dict) -> dict:
     return doc
 
 
-def write_entry(path: Path, key: str, verdicts, null_verdicts, profile, data_source: str) -> dict:
+def write_entry(
+    path: Path,
+    key: str,
+    verdicts: Collection[Verdict],
+    null_verdicts: Collection[Verdict],
+    profile: Profile,
+    data_source: str,
+) -> dict[str, Any]:
     """Rewrite the whole entry for ``key`` from this run's verdicts."""
     path = Path(path)
     new = make_entry(verdicts, null_verdicts, profile, data_source)
@@ -266,8 +281,14 @@ def write_entry(path: Path, key: str, verdicts, null_verdicts, profile, data_sou
 
 
 def write_obtained(
-    path: Path, key: str, verdicts, null_verdicts, profile, data_source: str, fallback_dir: Path | None = None
-) -> tuple:
+    path: Path,
+    key: str,
+    verdicts: Collection[Verdict],
+    null_verdicts: Collection[Verdict],
+    profile: Profile,
+    data_source: str,
+    fallback_dir: Path | None = None,
+) -> tuple[Path, str]:
     """Write the pins file as it would be with this run's entry for ``key`` to
     ``<pins>.obtained`` (beside it; in ``fallback_dir`` where that folder is not
     writable), never touching the pins file. Returns (obtained path, note: why it is in
@@ -289,9 +310,9 @@ def write_obtained(
         return target, note
 
 
-def fragile(doc: dict, profile_name: str) -> dict:
+def fragile(doc: dict[str, Any], profile_name: str) -> dict[tuple[str, str], dict[str, str]]:
     """(section, case) -> {family: verdict} for cases whose verdict differs across families."""
-    by_case: dict = {}
+    by_case: dict[tuple[str, str], dict[str, str]] = {}
     for key, e in doc.get("entries", {}).items():
         family, prof = key.split("/")[:2]
         if prof != profile_name or "/seeds" in key:
@@ -310,7 +331,7 @@ class ClaimCase(NamedTuple):
     pinned label (None where the pins lack it), the pin key and pins file it was read
     from, and whether it is a null-control case (``claim_checker(case)`` reads it)."""
 
-    claim: object
+    claim: Claim
     scope: str
     pin: str | None
     key: str
@@ -328,7 +349,7 @@ class ClaimCase(NamedTuple):
         return "null_control" if self.null else "verdicts"
 
 
-def null_of(case, null: bool | None = None) -> bool:
+def null_of(case: ClaimCase | tuple[Any, ...], null: bool | None = None) -> bool:
     """Whether ``case`` is a null-control case: the ``ClaimCase`` says so; a ``null``
     given too (``claim_checker(case, null=True)``, as before cases knew) must agree;
     a plain 5-tuple: ``null`` alone. Raises ValueError naming the fix."""
@@ -338,11 +359,19 @@ def null_of(case, null: bool | None = None) -> bool:
     if known is not None and bool(null) != known:
         raise ValueError(
             f"claim_checker(case, null={null!r}) for a {'null-control' if known else 'claim'} case "
-            f"{case.case}: drop null=..., the case knows which it is"
+            f"{cast(ClaimCase, case).case}: drop null=..., the case knows which it is"
         )
     return bool(null)
 
 
+OutcomeKind = Literal[
+    "passed", "no pin", "pinned verdict changed", "claim not supported", "null-control false positive"
+]
+PASSED: OutcomeKind
+NO_PIN: OutcomeKind
+CHANGED: OutcomeKind
+NOT_SUPPORTED: OutcomeKind
+FALSE_POSITIVE: OutcomeKind
 PASSED, NO_PIN, CHANGED, NOT_SUPPORTED, FALSE_POSITIVE = (
     "passed",
     "no pin",
@@ -350,9 +379,6 @@ PASSED, NO_PIN, CHANGED, NOT_SUPPORTED, FALSE_POSITIVE = (
     "claim not supported",
     "null-control false positive",
 )
-OutcomeKind = Literal[
-    "passed", "no pin", "pinned verdict changed", "claim not supported", "null-control false positive"
-]
 
 
 class Outcome(NamedTuple):
@@ -369,7 +395,7 @@ class Outcome(NamedTuple):
 
     kind: OutcomeKind
     message: str
-    diffs: tuple = ()
+    diffs: tuple[tuple[str, Any, Any], ...] = ()
     supported: bool = True
 
     @property
@@ -411,7 +437,7 @@ def expects_failure(pin: str | None, null: bool) -> bool:
     return pin is not None and not passes(pin, null)
 
 
-def judge(pin: str | None, numbers: dict | None, verdict, null: bool, key: str = "") -> Outcome:
+def judge(pin: str | None, numbers: dict[str, Any] | None, verdict: Verdict, null: bool, key: str = "") -> Outcome:
     """Decide one claim case against its pin; pure (no pytest, no files).
 
     ``pin``: the pinned label, None where the pins lack the case; ``numbers``: its
