@@ -161,7 +161,8 @@ def is_no_space(exc: BaseException) -> bool:
 
 
 def _chain(exc: BaseException) -> list:
-    seen, todo = [], [exc]
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
     while todo:
         e = todo.pop()
         if e is not None and all(e is not s for s in seen):
@@ -403,7 +404,7 @@ def space_error(
         path,
         no_space=True,
     )
-    err.sized = True  # says what the run needs: write_failure passes it on as it is
+    err.sized = True  # type: ignore[attr-defined]  # says what the run needs: write_failure passes it on as it is
     return err
 
 

@@ -48,11 +48,11 @@ def pooled_covariance(*groups) -> np.ndarray:
     """Within-group covariance pooled over groups: sum of each group's centred cross
     products over sum(n_g - 1). ``groups``: (n_g, k) arrays. Raises ValueError when
     no group has two models."""
-    groups = [np.asarray(g, dtype=np.float64) for g in groups]
-    dof = sum(len(g) - 1 for g in groups if len(g) > 1)
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups]
+    dof = sum(len(g) - 1 for g in arrays if len(g) > 1)
     if dof < 1:
         raise ValueError("the seed-to-seed covariance needs at least two models in one group")
-    resid = np.concatenate([g - g.mean(axis=0) for g in groups if len(g) > 1])
+    resid = np.concatenate([g - g.mean(axis=0) for g in arrays if len(g) > 1])
     return resid.T @ resid / dof
 
 
@@ -123,7 +123,7 @@ def summarise(claims, runs: dict) -> dict:
     """Figures of ``calibrate`` from its runs: per-family FWER under the null, the
     rate of negligible at the SESOI, each claim's power and rates per condition."""
     fams = families(claims, "seeds")
-    out = {"fwer": {}, "negligible_at_sesoi": {}, "power": {}, "rates": {}}
+    out: dict[str, dict] = {"fwer": {}, "negligible_at_sesoi": {}, "power": {}, "rates": {}}
     null = runs.get("null", [])
     for tier, members in fams if null else ():
         ids = [c.id for c in members]
@@ -216,7 +216,7 @@ def null_splits(models, claims, max_splits: int = 1000, seed: int = DEFAULT_SEED
         b = [i for i in range(m) if i not in a]
         numbers = {c.id: claim_numbers(c, x[list(a), j], x[b, j]) for j, c in enumerate(claims)}
         runs.append({v.claim: v.verdict for v in evaluate_numbers(claims, numbers, "null split", plan=False)})
-    out = {
+    out: dict = {
         "models": m,
         "group_size": half,
         "splits": len(splits),

@@ -36,26 +36,16 @@ from __future__ import annotations
 
 import difflib
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 
 from .errors import unknown
 from .options import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
-
-if sys.version_info >= (3, 11) or not TYPE_CHECKING:  # always, at runtime
-    from enum import StrEnum
-else:
-    # For mypy checking as python_version 3.10 ([tool.mypy]), whose enum has no StrEnum;
-    # at runtime this module imports enum.StrEnum above, so it needs Python 3.11.
-    class StrEnum(str, Enum):
-        _value_: str
-
+from .strenum import StrEnum
 
 # The built-in metrics' functions (_argmax, _correct, _p_true, below) stay unannotated:
 # their source is hashed into the statistics' cache key (evidence.metrics_key), so an
@@ -218,21 +208,23 @@ class Claim:
     slug: str
     text: str  # the claim in the paper's words
     metric: Metric
-    kind: ClaimKind = ClaimKind.COMPARE
+    # The four vocabularies accept their plain strings (``kind="threshold"``), which
+    # __post_init__ turns into the members; after that each field holds a member.
+    kind: ClaimKind | str = ClaimKind.COMPARE
     alternative: str = "greater"
     sesoi: float = float("nan")
     sesoi_reason: str = ""
     primary: bool = False
-    subject: Subject = Subject.A
+    subject: Subject | str = Subject.A
     threshold: float | None = None
     # Default: every scope the claim's kind allows (a comparison: probe, images, seeds
     # and sizes; a threshold claim: probe, images, seeds).
     scopes: tuple[str, ...] | None = None
     extras: tuple[Metric, ...] = ()  # Metrics reported beside the tested one
-    model_metric: ModelMetric | None = None  # "test_accuracy": the seeds scope's number per model
+    model_metric: ModelMetric | str | None = None  # "test_accuracy": the seeds scope's number per model
     probe_checks: tuple[tuple[str, str, str, str, Any], ...] = ()
     figure: str = ""  # where the paper shows it
-    plot: Plot = Plot.HISTOGRAM  # diagnostic plot kind (diagnostics.claim_plots)
+    plot: Plot | str = Plot.HISTOGRAM  # diagnostic plot kind (diagnostics.claim_plots)
     alpha: float = ALPHA  # family-wise error rate of the claim's family
 
     def __post_init__(self) -> None:

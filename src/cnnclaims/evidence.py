@@ -131,7 +131,7 @@ def cached_image_stats(trained, images, labels, experiment) -> dict:
     class_labels(labels, len(images), "cached_image_stats", n_classes=len(experiment.classes))
     path = Path(trained.path) / f"stats-{images_digest(images)}-{metrics_key(experiment)}.npz"
     metrics = table_metrics(experiment)
-    expected = {k: (np.float64, (len(images),)) for k in metrics}
+    expected: dict[str, tuple[type, tuple]] = {k: (np.float64, (len(images),)) for k in metrics}
     # The table names the model it was computed from: a statistics file copied into
     # another model's folder (same file name in every folder) is refused, not used.
     expected[_MODEL_KEY] = (np.str_, ())

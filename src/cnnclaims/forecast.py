@@ -67,7 +67,7 @@ def _measure_one(
     y = np.eye(n_classes, dtype=np.float32)[rng.integers(0, n_classes, MEASURE_IMAGES)]
     times = []
 
-    class Clock(keras.callbacks.Callback):
+    class Clock(keras.callbacks.Callback):  # type: ignore[name-defined]  # keras: chosen at run time (compat)
         def on_epoch_begin(self, epoch, logs=None):
             self.t = time.perf_counter()
 

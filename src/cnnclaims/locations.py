@@ -105,7 +105,7 @@ def declared_folder(experiment) -> Path | None:
             holds = source and any(value is experiment for value in list(vars(module).values()))
         except TypeError:  # a module-like object without a __dict__
             continue
-        if holds:
+        if holds and source:
             return Path(source).resolve().parent
     return None
 

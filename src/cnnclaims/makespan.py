@@ -137,17 +137,17 @@ def markdown(plans: dict) -> str:
                 f"| {label} | {r['workers']} | {_minutes(r['makespan_s'])} | {_minutes(r['lower_bound_s'])} "
                 f"| {r['speedup']:.2f} | {'yes' if r['bound_by_longest'] else 'no'} | {times} |"
             )
-        bases = {}
+        bases: dict = {}
         for j in sim["jobs"]:
             bases.setdefault(j.n_train, j.basis)
-        sizes = "; ".join(
+        sizes_text = "; ".join(
             f"n={n}: {_minutes(next(j.seconds for j in sim['jobs'] if j.n_train == n))} min, {b}"
             for n, b in sorted(bases.items())
         )
         notes.append(
             f"- **{label}**: {len(sim['jobs'])} models, {_minutes(sim['total_s'])} min in all, the longest "
             f"{_minutes(sim['longest_s'])} min; from {sim['knee']} workers on the longest model is the "
-            f"makespan. Per model: {sizes}."
+            f"makespan. Per model: {sizes_text}."
         )
     scaled = any(sim["scaled"] for sim in plans.values())
     notes.append(

@@ -59,7 +59,7 @@ class Option:
     def kwargs(self) -> dict:
         if self.type is None:
             return {"action": "store_true", "help": self.full_help()}
-        default = (os.environ.get(self.env) or self.default) if self.env_at_parse else self.default
+        default = (os.environ.get(self.env) or self.default) if self.env_at_parse and self.env else self.default
         kw = {"default": default, "help": self.full_help()}
         if self.type is not str:
             kw["type"] = self.type

@@ -419,7 +419,8 @@ def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:
 
 def _markdown_to_html(text: str) -> str:
     """The makespan section's Markdown (a pipe table, then "- " lines) as HTML."""
-    out, table = [], []
+    out: list[str] = []
+    table: list[str] = []
     for line in text.splitlines():
         if line.startswith("|"):
             if not set(line) <= set("|- "):  # the header's separator row

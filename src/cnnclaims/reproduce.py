@@ -176,7 +176,8 @@ def choose(run, specs, budget_s: float | None, workers: int, progress) -> list[t
         io=model_io(run.experiment),
     )
     progress(pred.line(f"the {len(specs)} models of the sample"))
-    chosen, times = [], []
+    chosen: list = []
+    times: list = []
     for s in specs:
         whole = pred.per_spec[s]
         if lpt_makespan(times + [whole], workers) <= budget_s:
@@ -213,8 +214,8 @@ def reproduce(run, plan, workers: int | None = None, progress=print) -> list[dic
         if epochs is not None and epochs >= record["epochs"]:
             epochs = None  # the whole model is no longer than the prefix
         todo.append((spec, epochs, record, folder))
-    with tempfile.TemporaryDirectory(prefix="cnnclaims-reproduce-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="cnnclaims-reproduce-") as tmp_name:
+        tmp = Path(tmp_name)
         if (run.cache_dir / "data").is_dir():  # decoded data: read, not decoded again
             os.symlink(run.cache_dir / "data", tmp / "data")
         specs = [dataclasses.replace(s, max_epochs=e) if e else s for s, e, _, _ in todo]

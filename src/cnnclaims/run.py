@@ -45,6 +45,21 @@ def _source_digest(modules) -> str:
 CODE_DIGEST = _source_digest((claims, stats, metrics, evidence_module, verdicts_module, calibration, declaration))
 
 
+# Run's fields that come from an option as it is (``Run.from_options``).
+OPTION_FIELDS = {
+    "experiment": "--experiment",
+    "profile_name": "--profile",
+    "data_path": "--data",
+    "cache_dir": "--cache-dir",
+    "n_seeds": "--seeds",
+    "probe": "--probe-index",
+    "retrain": "--retrain",
+    "workers": "--workers",
+    "executor": "--executor",
+    "ray_address": "--ray-address",
+}
+
+
 @dataclass
 class Run:
     """``experiment`` (a declaration, or a "module:NAME" reference; default
@@ -59,7 +74,8 @@ class Run:
     retrain: bool = False
     progress: object = print
     workers: int | None = None  # training processes at once (default: one per core, at most 8)
-    experiment: Experiment | str | None = None
+    # Given as an Experiment, a "module:NAME" reference or None; loaded in __post_init__.
+    experiment: Experiment = None  # type: ignore[assignment]
     executor: str | None = None  # "local" or "ray" (default: $CNNCLAIMS_EXECUTOR, else "local")
     ray_address: str | None = None  # --executor=ray's cluster (default: $CNNCLAIMS_RAY_ADDRESS, else a local Ray)
     time_budget: float | None = None  # minutes training may be predicted to take (None: no limit)
@@ -82,22 +98,8 @@ class Run:
         """A Run of the harness's options (``options.OPTIONS``): ``get(flag)`` gives the
         option's value (pytest's ``config.getoption``; the command line's arguments by
         ``options.BY_FLAG[flag].dest``). ``given`` fields win over the options."""
-        return cls(
-            **{
-                "experiment": get("--experiment"),
-                "profile_name": get("--profile"),
-                "data_path": get("--data"),
-                "cache_dir": get("--cache-dir"),
-                "n_seeds": get("--seeds"),
-                "probe": get("--probe-index"),
-                "retrain": get("--retrain"),
-                "workers": get("--workers"),
-                "executor": get("--executor"),
-                "ray_address": get("--ray-address"),
-                "time_budget": time_budget_choice(get("--time-budget")),
-                **given,
-            }
-        )
+        fields = {name: get(flag) for name, flag in OPTION_FIELDS.items()}
+        return cls(**{**fields, "time_budget": time_budget_choice(get("--time-budget")), **given})
 
     @property
     def pin_key(self) -> str:
@@ -129,12 +131,8 @@ class Run:
 
     @functools.cached_property
     def probe_index(self) -> int:
-        return probe_index(
-            self.data.y_test,
-            self.probe if self.probe is not None else self.experiment.probe.index,
-            self.experiment.probe_class,
-            self.experiment.classes,
-        )
+        given = self.probe if self.probe is not None else self.experiment.probe.index
+        return probe_index(self.data.y_test, given, self.experiment.probe_class, self.experiment.classes)
 
     @functools.cached_property
     def probe_indices(self) -> np.ndarray:
@@ -151,10 +149,10 @@ class Run:
         roles = self.plan_roles if roles is None else roles
         return run_plan.train(self, [r for r in roles if r not in self.loaded], first_only)
 
-    @property
-    def plan_roles(self) -> tuple:
-        """Every group this run trains: a, b, null, and the sweep when the profile has one."""
-        return self.roles + ((SWEEP,) if self.profile.sizes else ())
+    plan_roles = property(
+        lambda self: self.roles + ((SWEEP,) if self.profile.sizes else ()),
+        doc="every group this run trains: a, b, null, and the sweep when the profile has one",
+    )
 
     # The plan's functions (run_plan), as methods: run.check(), run.plan_specs(roles), ...
     check, plan_specs, plan_summary = run_plan.check, run_plan.plan_specs, run_plan.plan_summary

@@ -220,7 +220,7 @@ def trained(run, spec):
 def records(run) -> dict:
     """Training records of the models ``run`` has loaded so far, by role."""
     loaded = run.loaded
-    out = {role: [t.record for t in models] for role, models in loaded.items() if role != SWEEP}
+    out: dict = {role: [t.record for t in models] for role, models in loaded.items() if role != SWEEP}
     if SWEEP in loaded:
         out[SWEEP] = {n: [t.record for t in models] for n, models in loaded[SWEEP].items()}
     return out

@@ -24,27 +24,16 @@ them. Confidence intervals are two-sided 95%.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from math import comb
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 from scipy import stats
 
-if sys.version_info >= (3, 11) or not TYPE_CHECKING:
-    from enum import StrEnum
-else:
-    # For the type checker only (at run time the branch above is always taken):
-    # enum.StrEnum is new in Python 3.11 and mypy checks at python_version 3.10, where
-    # the import would fail, as it does on Python 3.10 itself. Typeshed's StrEnum is
-    # this str-valued Enum.
-    from enum import Enum
-
-    class StrEnum(str, Enum): ...
-
+from .strenum import StrEnum
 
 CONFIDENCE = 0.95
 POWER = 0.80

@@ -74,7 +74,7 @@ def write_image_folder(folder, train, test, fmt: str = "png") -> Path:
 
     folder = Path(folder)
     for split, (x, y) in (("train", train), ("test", test)):
-        counters = {}
+        counters: dict = {}
         for img, label in zip(x, y, strict=False):
             d = folder / split / CLASSES[label]
             d.mkdir(parents=True, exist_ok=True)

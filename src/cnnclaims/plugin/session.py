@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,10 +17,10 @@ from ..locations import DEFAULT_PINS_NAME, misread_path_option, resolve_pins_pat
 from ..options import ENV_ARTIFACTS
 
 REPORT_KEY = "cnnclaims"  # report attribute (and workeroutput key): JSON text
-EXPERIMENT = pytest.StashKey()  # the session's Run
-RESULTS = pytest.StashKey()  # what the reporting process collected from reports
-LOCAL = pytest.StashKey()  # what this process ran
-VERDICT = pytest.StashKey()  # on an item: its verdict payload, for its report
+EXPERIMENT: pytest.StashKey[Any] = pytest.StashKey()  # the session's Run
+RESULTS: pytest.StashKey[Any] = pytest.StashKey()  # what the reporting process collected from reports
+LOCAL: pytest.StashKey[Any] = pytest.StashKey()  # what this process ran
+VERDICT: pytest.StashKey[Any] = pytest.StashKey()  # on an item: its verdict payload, for its report
 
 
 def is_worker(config) -> bool:
@@ -70,7 +71,7 @@ def check_usage(config) -> None:
         raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
 
-USAGE = pytest.StashKey()
+USAGE: pytest.StashKey[Any] = pytest.StashKey()
 
 
 def cache_dir(config) -> Path:
@@ -88,10 +89,10 @@ def artifacts_dir(config) -> Path:
     return under_root(raw, config.rootpath, Path("build") / "artifacts")
 
 
-DECLARED = pytest.StashKey()  # the experiment a parametrize_claims mark chose
+DECLARED: pytest.StashKey[Any] = pytest.StashKey()  # the experiment a parametrize_claims mark chose
 
 
-BESIDE = pytest.StashKey()  # the folder of the test file that parametrizes it
+BESIDE: pytest.StashKey[Any] = pytest.StashKey()  # the folder of the test file that parametrizes it
 
 
 def pins_path(config) -> Path:

@@ -121,7 +121,7 @@ def expected_params(build) -> int:
 # that is not a JSON object, lacks a field or holds one of another type is damaged, like
 # one that is not JSON at all: discarded and retrained, never half-used.
 _NUMBER = (int, float)
-RECORD_FIELDS = {
+RECORD_FIELDS: dict[str, type | tuple[type, ...]] = {
     "key": str,
     "spec": dict,
     "history": dict,
@@ -137,7 +137,12 @@ RECORD_FIELDS = {
 }
 # Added later: a record without them is migrated on load (see load_entry), or (the
 # weight digests, added with portable numerics) simply lacks them.
-LATER_FIELDS = {"model_sha256": str, "checksum": str, "weights_sha256": str, "epoch_weights_sha256": list}
+LATER_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model_sha256": str,
+    "checksum": str,
+    "weights_sha256": str,
+    "epoch_weights_sha256": list,
+}
 _JSON_TYPES = {
     dict: "object",
     list: "array",
@@ -171,7 +176,7 @@ def check_record(record, path) -> dict:
             continue
         value = record[name]
         if isinstance(value, bool) or not isinstance(value, kind):
-            want = "number" if kind is _NUMBER else _JSON_TYPES[kind]
+            want = "number" if isinstance(kind, tuple) else _JSON_TYPES[kind]
             raise CacheError(f"cache record {path}: field {name!r} is a JSON {_json_type(value)}, not a {want}")
     for name, values in record["history"].items():
         if not isinstance(values, list) or not all(

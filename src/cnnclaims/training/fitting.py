@@ -16,7 +16,7 @@ from ..modelio import ModelIO, fed, output_index, trainable
 from .spec import TrainSpec
 
 
-class ProgressCallback(keras.callbacks.Callback):
+class ProgressCallback(keras.callbacks.Callback):  # type: ignore[name-defined]  # keras: chosen at run time (compat)
     """One line per epoch: which model, epoch, metrics, epoch and elapsed time.
 
     In a training worker ``progress`` also has an ``event`` method (a
@@ -61,7 +61,7 @@ def weights_sha256(model) -> str:
     return h.hexdigest()
 
 
-class WeightDigests(keras.callbacks.Callback):
+class WeightDigests(keras.callbacks.Callback):  # type: ignore[name-defined]  # keras: chosen at run time (compat)
     """``weights_sha256`` of the model at the end of every epoch (before early stopping
     restores the best one): a record can then prove a retraining bit-identical epoch by
     epoch (``python -m cnnclaims cache reproduce --epochs K``) without training to the end."""

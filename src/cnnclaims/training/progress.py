@@ -29,6 +29,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def makespan_table(seconds, workers=(1, 2, 4, 8, 16, 64, 256)) -> list[dict]:
 # --- recorded times -----------------------------------------------------------------
 
 
-def _is_number(v) -> bool:
+def _is_number(v: object) -> TypeGuard[float]:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -106,10 +107,12 @@ def usable_record(record) -> bool:
     if not isinstance(record, dict) or not isinstance(record.get("spec"), dict):
         return False
     spec, secs = record["spec"], record.get("train_seconds")
-    ints = [spec.get(k) for k in ("n_train", "max_epochs", "patience")]
+    ints: list = [spec.get(k) for k in ("n_train", "max_epochs", "patience")]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
         return False
-    return ints[0] >= 1 and ints[1] >= 1 and ints[2] >= 0 and _is_number(secs) and math.isfinite(secs) and secs >= 0
+    if not _is_number(secs):
+        return False
+    return ints[0] >= 1 and ints[1] >= 1 and ints[2] >= 0 and math.isfinite(secs) and secs >= 0
 
 
 def recorded(cache_dir) -> list[dict]:
@@ -141,7 +144,7 @@ def _size(spec, what: str = "spec") -> tuple[int, int, int]:
     """(n_train, max_epochs, patience) of a TrainSpec, of anything with those
     attributes, or of a dict with those keys (a record's ``spec``)."""
     get = spec.get if isinstance(spec, dict) else (lambda k: getattr(spec, k, None))
-    values = tuple(get(k) for k in ("n_train", "max_epochs", "patience"))
+    values: tuple = tuple(get(k) for k in ("n_train", "max_epochs", "patience"))
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in values) or values[0] < 1:
         raise ValueError(
             f"{what} {spec!r}: needs integer n_train (>= 1), max_epochs and patience; pass a "

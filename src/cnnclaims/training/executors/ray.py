@@ -207,7 +207,8 @@ def _train(ray, missing, keys, data, cache_dir, retrain, workers, progress, reci
                         try:
                             model_bytes, record, info = ray.get(ref)
                         except Exception as exc:
-                            exc.add_note(f"cnnclaims: raised by the Ray task training {spec.label}")
+                            if hasattr(exc, "add_note"):  # Python 3.11+
+                                exc.add_note(f"cnnclaims: raised by the Ray task training {spec.label}")
                             raise
                         _relay(ray, lines, plan, progress)  # its last lines came before its result
                         _store(spec, key, model_bytes, record, info, cache_dir, retrain, versions, lock=False)
