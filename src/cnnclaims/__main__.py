@@ -50,6 +50,7 @@ def cmd_run(args):
     import numpy as np
 
     from .activations import layer_activations
+    from .evidence import output_layer
 
     exp = _experiment(args)
     classes = exp.experiment.classes
@@ -61,7 +62,7 @@ def cmd_run(args):
     for role in roles:
         models = exp.models(role) if args.all else [exp.first_model(role)]
         for t in models:
-            out = exp.experiment.output_layer or t.model.layers[-1].name
+            out = output_layer(exp.experiment, t.model)
             p = layer_activations(t.model, exp.probe_image, [out], feed=exp.experiment.feed)[out][0]
             top = np.argsort(p)[::-1][:3]
             print(

@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TypeGuard
 
 import numpy as np
 
@@ -35,6 +36,12 @@ _NO_SPACE_TEXT = ("No space left on device", "Disk quota exceeded", "errno = 28"
 DATA_BYTES = 184_400_000
 MODEL_ENTRY_BYTES = 1_600_000
 RESULTS_BYTES = 1_000_000
+
+
+def is_json_number(x: object) -> TypeGuard[float]:
+    """A number as JSON records hold it: an int or a float, and not a bool (which
+    Python counts as an int)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def default_cache_dir() -> Path:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from . import metrics as m
 from . import plots
 from .cache import file_sha256, read_json, stable_hash, to_jsonable, write_json
 from .claims import values
 from .declaration import NULL_CONTROL, OUTPUT, Plot
 from .errors import CacheError
+from .evidence import output_layer
+from .formatting import number
 
 
 def _fmt(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3g}"
+    return number(v, missing="n/a")
 
 
 def title_for(v) -> str:
@@ -33,7 +33,7 @@ def probe_activations(exp, evidence) -> dict:
 
 
 def _output_layer(exp) -> str:
-    return exp.experiment.output_layer or exp.first_model(exp.a).model.layers[-1].name
+    return output_layer(exp.experiment, exp.first_model(exp.a).model)
 
 
 def _layer(claim, exp) -> str:

@@ -28,6 +28,8 @@ def table_metrics(experiment) -> dict:
 
 
 def output_layer(experiment, model) -> str:
+    """The layer whose output is the class probabilities: the experiment's
+    ``output_layer``, else the model's last layer (the one default)."""
     return experiment.output_layer or model.layers[-1].name
 
 

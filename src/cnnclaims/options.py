@@ -103,8 +103,10 @@ OPTIONS = (
     ),
     Option(
         "--executor",
-        "where models train: local (worker processes here, the default) or ray (one Ray task "
-        'per model, on a local Ray or the cluster of --ray-address; needs pip install -e ".[ray]")',
+        "where models train: "
+        + "; ".join(
+            f"{name} ({r.summary}{'; needs ' + r.install if r.install else ''})" for name, r in REGISTRY.items()
+        ),
         ENV_EXECUTOR,
         choices=EXECUTORS,
     ),

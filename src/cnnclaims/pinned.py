@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from . import failures
-from .cache import atomic_path, to_jsonable
+from .cache import atomic_path, is_json_number, to_jsonable
 from .compat import version_family, versions
 from .errors import CnnClaimsError
 from .verdicts import FALSE_POSITIVES, INCONCLUSIVE, SUPPORTED, VERDICTS
@@ -145,7 +145,8 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def _is_number(x: object) -> bool:
-    return (isinstance(x, (int, float)) and not isinstance(x, bool)) or x in ("inf", "-inf")
+    """A pinned number: a JSON number, or an infinity as ``to_jsonable`` writes it."""
+    return is_json_number(x) or x in ("inf", "-inf")
 
 
 def _stored(x: float | None) -> float | str | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .formatting import number
+
 COLUMNS = (
     "claim",
     "scope",
@@ -47,9 +49,7 @@ SHORT_EFFECTS = {
 
 
 def _f(v) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "inf" if isinstance(v, float) and v == np.inf else "-"
-    return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+    return number(v)
 
 
 def _short_test(test: str) -> str:

@@ -25,7 +25,6 @@ them. Confidence intervals are two-sided 95%.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import comb
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -455,11 +454,6 @@ def holm(p_values: ArrayLike) -> npt.NDArray[np.float64]:
     return out
 
 
-def min_p_exact_permutation(n_a: int, n_b: int) -> float:
-    """Smallest one-sided p an exact two-sample permutation test can give: 1 / C(n_a + n_b, n_a)."""
-    return 1.0 / comb(n_a + n_b, n_a)
-
-
 def _power_solver(paired: bool) -> Any:  # statsmodels TTestPower or TTestIndPower (untyped)
     from statsmodels.stats.power import TTestIndPower, TTestPower
 
@@ -558,15 +552,6 @@ def n_needed_range(
         n_needed(sesoi, float(lo_sd), alpha_two_sided, paired, power),
         n_needed(sesoi, float(hi_sd), alpha_two_sided, paired, power),
     )
-
-
-def welch_power(effect_size: float, n: int, alpha: float, n_sims: int = 20000, seed: int = 0) -> float:
-    """Monte-Carlo power of the one-sided Welch test, n vs n normal samples, at ``alpha``."""
-    rng = np.random.default_rng(seed)
-    a = rng.normal(effect_size, 1.0, (n_sims, n))
-    b = rng.normal(0.0, 1.0, (n_sims, n))
-    p = stats.ttest_ind(a, b, axis=1, equal_var=False, alternative="greater").pvalue
-    return float(np.mean(p < alpha))
 
 
 def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:

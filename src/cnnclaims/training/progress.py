@@ -29,9 +29,10 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
 
 import numpy as np
+
+from ..cache import is_json_number
 
 # --- the makespan of a plan -----------------------------------------------------------
 
@@ -96,10 +97,6 @@ def makespan_table(seconds, workers=(1, 2, 4, 8, 16, 64, 256)) -> list[dict]:
 # --- recorded times -----------------------------------------------------------------
 
 
-def _is_number(v: object) -> TypeGuard[float]:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def usable_record(record) -> bool:
     """Whether a record carries what an estimate reads: spec.n_train, spec.max_epochs,
     spec.patience (positive / non-negative integers) and a finite, non-negative
@@ -110,7 +107,7 @@ def usable_record(record) -> bool:
     ints: list = [spec.get(k) for k in ("n_train", "max_epochs", "patience")]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
         return False
-    if not _is_number(secs):
+    if not is_json_number(secs):
         return False
     return ints[0] >= 1 and ints[1] >= 1 and ints[2] >= 0 and math.isfinite(secs) and secs >= 0
 

@@ -85,17 +85,27 @@ class Registered(NamedTuple):
     """An executor in ``REGISTRY``: ``target``, ``"module:attribute"`` of its class
     (made with no arguments), imported when chosen; ``requires``, a module it needs
     that may not be installed, found (not imported) when the options are checked;
-    ``label`` and ``install``, that module's name in messages and how to install it."""
+    ``label`` and ``install``, that module's name in messages and how to install it;
+    ``summary``, what it does in a few words, for ``--executor``'s help."""
 
     target: str
     requires: str = ""
     label: str = ""
     install: str = ""
+    summary: str = ""
 
 
 REGISTRY = {
-    "local": Registered("cnnclaims.training.executors.local:LocalExecutor"),
-    "ray": Registered("cnnclaims.training.executors.ray:RayExecutor", "ray", "Ray", 'pip install -e ".[ray]"'),
+    "local": Registered(
+        "cnnclaims.training.executors.local:LocalExecutor", summary="worker processes here, the default"
+    ),
+    "ray": Registered(
+        "cnnclaims.training.executors.ray:RayExecutor",
+        "ray",
+        "Ray",
+        'pip install -e ".[ray]"',
+        "one Ray task per model, on a local Ray or the cluster of --ray-address",
+    ),
 }
 NAMES = tuple(REGISTRY)
 
