@@ -56,3 +56,44 @@ def test_interrupt_is_one_line_with_the_signals_status(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_main", stop)
     assert cli.main(["verdicts"]) == 143
     assert capsys.readouterr().err.startswith("cnnclaims: SIGTERM: training stopped; models being trained")
+
+
+@pytest.mark.unit
+def test_version(capsys):
+    import cnnclaims
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"cnnclaims {cnnclaims.__version__}"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command", ["run", "verdicts", "figures", "report", "calibrate", "makespan", "pin", "cache"])
+def test_each_command_says_what_it_does(command, capsys):
+    """A command's --help opens with a description (argparse prints none without one),
+    and the top-level help shows no reStructuredText markup."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert out.split("\n\n")[1].strip()[0].isupper(), out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out
+
+
+@pytest.mark.unit
+def test_makespan_offers_only_the_options_that_apply(capsys):
+    with pytest.raises(SystemExit):
+        main(["makespan", "--help"])
+    out = capsys.readouterr().out
+    assert "--profile" in out and "--numerics" in out and "--figure" in out
+    for training_only in ("--workers", "--executor", "--retrain", "--time-budget", "--ray-address"):
+        assert training_only not in out, training_only
+
+
+@pytest.mark.unit
+def test_the_public_api_lists_what_it_exports():
+    import cnnclaims
+
+    assert all(hasattr(cnnclaims, name) for name in cnnclaims.__all__)
+    assert {"Claim", "Experiment", "parametrize_claims", "ClaimKind"} <= set(cnnclaims.__all__)

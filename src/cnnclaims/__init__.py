@@ -3,7 +3,9 @@
 The public API (see README "Test a claim of your own"):
 
 - ``Experiment``, ``Condition``, ``Claim``, ``Metric``, ``Probe``, ``Profile``:
-  declare an experiment (``cnnclaims.declaration``);
+  declare an experiment (``cnnclaims.declaration``); ``ClaimKind``, ``Subject``,
+  ``Plot``, ``ModelMetric``: the closed vocabularies of a Claim's fields (their plain
+  strings work too);
 - ``parametrize_claims(experiment)``: its claims as tests in your own test file;
 - ``cnnclaims.article.ARTICLE``: the article "Exploring Feature Extraction with CNNs",
   declared with the same API.
@@ -11,7 +13,35 @@ The public API (see README "Test a claim of your own"):
 
 __version__ = "0.2.0"
 
-from .declaration import Claim, Condition, Experiment, Metric, Probe, Profile, softmax_metric  # noqa: E402,F401
+from .declaration import (  # noqa: E402
+    Claim,
+    ClaimKind,
+    Condition,
+    Experiment,
+    Metric,
+    ModelMetric,
+    Plot,
+    Probe,
+    Profile,
+    Subject,
+    softmax_metric,
+)
+
+__all__ = [
+    "Claim",
+    "ClaimKind",
+    "Condition",
+    "Experiment",
+    "Metric",
+    "ModelMetric",
+    "Plot",
+    "Probe",
+    "Profile",
+    "Subject",
+    "__version__",
+    "parametrize_claims",
+    "softmax_metric",
+]
 
 
 def parametrize_claims(experiment, null: bool = False):

@@ -12,11 +12,15 @@ from pathlib import Path
 
 from .errors import CnnClaimsError
 
+# Options that do not apply to a command that trains nothing (makespan reads the
+# cache's records; the numerics stay: they are part of every model's key).
+TRAINING_ONLY = ("--retrain", "--workers", "--executor", "--ray-address", "--time-budget", "--probe-index")
 
-def _common(p):
+
+def _common(p, skip=()):
     from .options import add_to_argparse
 
-    add_to_argparse(p)  # the same table as pytest's (cnnclaims.options)
+    add_to_argparse(p, skip)  # the same table as pytest's (cnnclaims.options)
 
 
 def _at_least(lowest: int):
@@ -39,7 +43,7 @@ def _experiment(args, progress=None):
     from .run import Run
 
     run = Run.from_options(
-        lambda flag: getattr(args, BY_FLAG[flag].dest), progress=progress or functools.partial(print, flush=True)
+        lambda flag: getattr(args, BY_FLAG[flag].dest, None), progress=progress or functools.partial(print, flush=True)
     )
     run.check(data=False)  # the declaration's mistakes (a builder, a layer path) before any training
     return run
@@ -265,27 +269,42 @@ def cmd_numerics(args):
     return status
 
 
+def _add(sub, name: str, helptext: str, **kw) -> argparse.ArgumentParser:
+    """A subcommand whose --help starts with what it does (its help line, as a sentence)."""
+    kw.setdefault("description", helptext[0].upper() + helptext[1:] + ".")
+    return sub.add_parser(name, help=helptext, **kw)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cnnclaims", description=__doc__)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnclaims",
+        description="The claims of a declared Keras experiment (default: the article) as statistical tests: "
+        "train or load its models, print verdicts, figures and a report, pin verdicts, and manage the model cache. "
+        "Each command's --help lists its options.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnclaims {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="train/load the models of both conditions; print accuracies and probe top-3")
+    p = _add(sub, "run", "train/load the models of both conditions; print accuracies and probe top-3")
     _common(p)
     p.add_argument("--all", action="store_true", help="every seed, the null control's and the sizes sweep's models too")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("verdicts", help="print the verdict table")
+    p = _add(sub, "verdicts", "print the verdict table")
     _common(p)
     p.set_defaults(func=cmd_verdicts)
     for name, func, default, helptext in (
         ("figures", cmd_figures, "build/figures", "regenerate the article's Figures 1-8 and the claim figures"),
         ("report", cmd_report, "build/report", "write the HTML and Markdown report"),
     ):
-        p = sub.add_parser(name, help=helptext)
+        p = _add(sub, name, helptext)
         _common(p)
         p.add_argument("--out", default=default, help=f"output folder (default: {default})")
         p.set_defaults(func=func)
-    p = sub.add_parser(
+    p = _add(
+        sub,
         "calibrate",
-        help="the seeds design's family-wise false-positive rate, power and "
+        "the seeds design's family-wise false-positive rate, power and "
         "negligible rate by simulation, and the null splits of real models",
     )
     _common(p)
@@ -298,14 +317,15 @@ def main(argv=None):
     p.add_argument("--seed", type=_at_least(0), default=None, help="random seed of the simulation (default fixed)")
     p.add_argument("--out", default="build/artifacts/calibration.json", help="JSON output")
     p.set_defaults(func=cmd_calibrate)
-    p = sub.add_parser(
+    p = _add(
+        sub,
         "makespan",
-        help="simulated makespan of the profile's models on 1-256 workers, from the cache's recorded training times",
+        "simulated makespan of the profile's models on 1-256 workers, from the cache's recorded training times",
     )
-    _common(p)
+    _common(p, skip=TRAINING_ONLY)
     p.add_argument("--figure", default=None, help="also write the plot as a PNG to this path")
     p.set_defaults(func=cmd_makespan)
-    p = sub.add_parser("pin", help="record this run's verdicts as the pinned verdicts for this version family")
+    p = _add(sub, "pin", "record this run's verdicts as the pinned verdicts for this version family")
     _common(p)
     p.add_argument(
         "--file",
@@ -315,9 +335,10 @@ def main(argv=None):
         "tests/pinned_verdicts.json under the project's root, the folder of pytest's ini file)",
     )
     p.set_defaults(func=cmd_pin)
-    p = sub.add_parser(
+    p = _add(
+        sub,
         "cache",
-        help="the cache folder: list, verify, prune, a key for CI caches, and reproduce "
+        "the cache folder: list, verify, prune, a key for CI caches, and reproduce "
         "(retrain a sample from scratch and compare bit for bit)",
         description="The model and result cache (default: the user's cache folder).",
     )
@@ -361,9 +382,10 @@ def main(argv=None):
     _common(q)
     q.add_argument("--groups", nargs="*", default=None, help="groups to sample (default: every group of the plan)")
     q.set_defaults(func=cmd_cache)
-    p = sub.add_parser(
+    p = _add(
+        sub,
         "numerics",
-        help="the numerics fingerprint, and the portability probe against the recorded digests (exit 1 if it differs)",
+        "the numerics fingerprint, and the portability probe against the recorded digests (exit 1 if it differs)",
         description="Print the numerics fingerprint and run the portability probe (training and forward digests).",
     )
     p.add_argument(

@@ -47,6 +47,29 @@ from .errors import unknown
 from .options import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
 from .strenum import StrEnum
 
+__all__ = [
+    "ALPHA",
+    "BUILTIN_METRICS",
+    "Claim",
+    "ClaimKind",
+    "claims_key",
+    "Condition",
+    "Experiment",
+    "load_experiment",
+    "Metric",
+    "ModelMetric",
+    "NULL",
+    "NULL_CONTROL",
+    "OUTPUT",
+    "Plot",
+    "Probe",
+    "Profile",
+    "SCOPE_KINDS",
+    "softmax_metric",
+    "Subject",
+    "SWEEP",
+]
+
 # The built-in metrics' functions (_argmax, _correct, _p_true, below) stay unannotated:
 # their source is hashed into the statistics' cache key (evidence.metrics_key), so an
 # annotation would change that key. mypy's inline config can only allow that for the

@@ -43,6 +43,25 @@ from scipy import stats
 
 from .errors import InputError
 
+__all__ = [
+    "BINS",
+    "centre",
+    "counts_entropy",
+    "grey",
+    "histogram_entropy",
+    "histograms",
+    "hoyer_sparsity",
+    "kl_divergence",
+    "map_input_correlation",
+    "map_redundancy",
+    "scale_unit",
+    "scaled_mean",
+    "scaled_quantile",
+    "skewness",
+    "softmax_entropy",
+    "zero_fraction",
+]
+
 BINS = 32
 # A map counts as constant when its standard deviation is below this fraction of
 # its mean's magnitude (relative, so the test is scale-invariant; rounding leaves

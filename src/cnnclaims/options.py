@@ -173,9 +173,11 @@ def add_to_pytest(group) -> None:
             group.addoption(o.flag, dest=o.dest, **o.kwargs())
 
 
-def add_to_argparse(parser) -> None:
+def add_to_argparse(parser, skip=()) -> None:
+    """Every command-line option of the table on ``parser``, but those in ``skip`` (flags
+    that do not apply to its command; the command then reads them as None)."""
     for o in OPTIONS:
-        if "cli" in o.fronts:
+        if "cli" in o.fronts and o.flag not in skip:
             parser.add_argument(o.flag, dest=o.dest, **o.kwargs())
 
 

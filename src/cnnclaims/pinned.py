@@ -33,6 +33,41 @@ from .compat import version_family, versions
 from .errors import CnnClaimsError
 from .verdicts import FALSE_POSITIVES, INCONCLUSIVE, SUPPORTED, VERDICTS
 
+__all__ = [
+    "case_diff",
+    "case_numbers",
+    "CHANGED",
+    "ClaimCase",
+    "dumps",
+    "entry",
+    "expects_failure",
+    "FALSE_POSITIVE",
+    "fragile",
+    "has_numbers",
+    "INFERENTIAL",
+    "judge",
+    "load",
+    "make_entry",
+    "NO_PIN",
+    "NOT_SUPPORTED",
+    "null_of",
+    "NUMBER_FIELDS",
+    "numbers_of",
+    "obtained_path",
+    "OBTAINED_SUFFIX",
+    "Outcome",
+    "OutcomeKind",
+    "PASSED",
+    "passes",
+    "path_for",
+    "pin_key",
+    "same_number",
+    "SIGNIFICANT_DIGITS",
+    "VALID",
+    "write_entry",
+    "write_obtained",
+]
+
 if TYPE_CHECKING:
     from .declaration import Claim, Experiment, Profile
     from .verdicts import Verdict

@@ -14,6 +14,26 @@ import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402  (makespan_plot's axis labels)
 import numpy as np  # noqa: E402
 
+__all__ = [
+    "COLOURS",
+    "DPI",
+    "entropy_bars",
+    "feature_map_grid",
+    "feature_maps_side_by_side",
+    "forest_plot",
+    "makespan_plot",
+    "paired_distributions",
+    "PALETTE",
+    "save",
+    "seed_points",
+    "show_image",
+    "size_trend",
+    "softmax_bars",
+    "text_figure",
+    "value_histograms",
+    "VERDICT_COLOURS",
+]
+
 # Panel colours by position (condition a, condition b, the null group), so any
 # experiment's names get the same scheme.
 PALETTE = ("tab:blue", "tab:orange", "tab:green", "tab:purple")

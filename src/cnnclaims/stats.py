@@ -34,6 +34,34 @@ from scipy import stats
 
 from .strenum import StrEnum
 
+__all__ = [
+    "BOOTSTRAP_SEED",
+    "clopper_pearson",
+    "CONFIDENCE",
+    "descriptive",
+    "Design",
+    "hedges_g",
+    "holm",
+    "mde",
+    "mean_tost",
+    "N_BOOTSTRAP",
+    "n_needed",
+    "n_needed_range",
+    "NOISE_RTOL",
+    "noise_tolerance",
+    "POWER",
+    "prob_superiority",
+    "rank_biserial",
+    "spread_df",
+    "t_one_sample",
+    "TestResult",
+    "trend",
+    "two_sided",
+    "welch",
+    "wilcoxon_one_sample",
+    "wilcoxon_paired",
+]
+
 CONFIDENCE = 0.95
 POWER = 0.80
 N_BOOTSTRAP = 2000

@@ -55,6 +55,40 @@ from .claims import model_number, subject_values, values
 from .declaration import PRIMARY, SCOPE_KINDS, Claim, Experiment
 from .errors import unknown
 
+__all__ = [
+    "check_images_compare",
+    "check_images_threshold",
+    "check_probe",
+    "check_seeds",
+    "check_sizes",
+    "CHECKS",
+    "claim_numbers",
+    "decide_family",
+    "decision_code",
+    "design_min_p",
+    "evaluate",
+    "evaluate_catalog",
+    "evaluate_numbers",
+    "false_positive_rate",
+    "false_positive_rates",
+    "FALSE_POSITIVES",
+    "families",
+    "INCONCLUSIVE",
+    "measure_seeds",
+    "Measured",
+    "null_control_verdicts",
+    "run_verdicts",
+    "seed_numbers",
+    "size_numbers",
+    "stored_catalog",
+    "sweep_ends",
+    "trend_alternative",
+    "UNIT_WORDS",
+    "unreachable_by_design",
+    "Verdict",
+    "VERDICTS",
+]
+
 SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED = "supported", "refuted", "negligible", "underpowered"
 INCONCLUSIVE = "inconclusive"  # probe scope only: the statistic is undefined on the probe
 VERDICTS = (SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
