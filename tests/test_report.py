@@ -153,3 +153,94 @@ def test_a_report_of_examples_widths_reads_its_own_pins(monkeypatch, tmp_path):
     with pytest.raises(Read):
         write_report(SimpleNamespace(experiment=load_experiment()), tmp_path)
     assert read == [repo / "examples" / "widths" / "pinned_widths.json"]
+
+
+class Cells(HTMLParser):
+    """The text of every th/td cell of an HTML page, row by row, and each td's class."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.classes, self._cell = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = ""
+            if tag == "td":
+                self.classes.append(dict(attrs).get("class"))
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td"):
+            self.rows[-1].append(self._cell)
+            self._cell = None
+
+
+def _markdown_cells(text):
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in text.splitlines()
+        if line.startswith("|") and not set(line) <= set("|-")
+    ]
+
+
+@pytest.mark.unit
+def test_markdown_and_html_render_the_same_blocks(tmp_path):
+    """The report is one block list rendered twice: both renderings carry the same
+    table cells (HTML-escaped there), the same lists and the same images, and HTML
+    colours the verdict cells by their verdict."""
+    from cnnclaims.report import Bullets, Heading, Paragraph, Pre, Quote, table, to_html, to_markdown
+    from cnnclaims.report import Image as Figure
+
+    png = tmp_path / "fig.png"
+    Image.new("RGB", (4, 4), "red").save(png)
+    blocks = [
+        Heading(2, "Verdicts <b>"),
+        Paragraph("a & b"),
+        table(
+            ["claim", "tier", "seeds"],
+            [("C1", "primary", "supported"), ("C2 <x>", "secondary", "underpowered (unreachable with N = 2)")],
+            verdict_columns=(2,),
+        ),
+        table(["claim", "tier", "seeds"], [("C3", "-", "n/a")], verdict_columns=(2,)),
+        Bullets((("key", "value"), "plain")),
+        Bullets(()),
+        Quote("quoted"),
+        Pre("x < y\nz"),
+        Figure(png, "a figure"),
+        Figure(png, "again"),
+    ]
+    md, page = to_markdown(blocks), to_html(blocks)
+    cells = Cells()
+    cells.feed(page)
+    cells.close()
+    assert cells.rows == _markdown_cells(md)
+    assert cells.classes == [None, None, "supported", None, None, "underpowered", None, None, None]
+    assert "td.supported{background:" in page
+    assert "- **key**: value\n- plain" in md and "<li><b>key</b>: value</li><li>plain</li>" in page
+    assert "![a figure](figures/fig.png)\n![again](figures/fig.png)" in md
+    assert page.count("<img") == 2 and "&lt;b&gt;" in page and "<pre>x &lt; y\nz</pre>" in page
+    assert to_markdown(blocks, image_dir_rel="img").count("](img/fig.png)") == 2
+
+
+@pytest.mark.unit
+def test_the_makespan_section_is_the_makespan_commands_markdown():
+    """The report's makespan blocks render back to the text ``python -m cnnclaims
+    makespan`` prints."""
+    from cnnclaims.makespan import markdown, simulate
+    from cnnclaims.report import Bullets, Table, table_and_bullets, to_markdown
+
+    records = [
+        {"spec": {"role": "x", "n_train": n, "seed": 0, "max_epochs": 30, "patience": 3}, "train_seconds": s}
+        for n, s in ((1000, 90.0), (4000, 400.0))
+    ]
+    items = [("big", 4000)] * 2 + [("small", 1000)] * 3 + [("mid", 2000)]
+    text = markdown({"toy": simulate(items, records, workers=(1, 2, 4), max_epochs=30, patience=3)})
+    blocks = table_and_bullets(text)
+    assert [type(b) for b in blocks] == [Table, Bullets] and len(blocks[0].rows) == 3
+    assert blocks[1].items[0][0] == "toy"  # the plan's label, bold
+    assert to_markdown(blocks) == text

@@ -1,10 +1,16 @@
-"""The verdict table (terminal, Markdown) and the self-contained HTML/Markdown report."""
+"""The verdict table (terminal, Markdown) and the self-contained HTML/Markdown report.
+
+The report's content is built once, as a list of blocks (Heading, Paragraph, Bullets,
+Quote, Table, Pre, Image), and rendered twice: ``to_markdown`` (report.md, images
+beside it) and ``to_html`` (report.html, images embedded, verdict cells coloured)."""
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +160,142 @@ COLOURS = {
 }
 
 
+# --- the report's content, built once as blocks, rendered as Markdown and as HTML ---------
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    """List items: a plain string, or a (key, value) pair whose key is set in bold."""
+
+    items: tuple[str | tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Quote:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """``verdict_columns``: the columns whose cells are verdict labels, coloured in
+    HTML by their first word (``COLOURS``)."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    verdict_columns: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pre:
+    text: str
+
+
+@dataclass(frozen=True)
+class Image:
+    path: Path
+    caption: str
+
+
+Block = Heading | Paragraph | Bullets | Quote | Table | Pre | Image
+
+
+def table(header, body, verdict_columns=()) -> Table:
+    """A Table of any iterables, every cell as its string."""
+    return Table(tuple(map(str, header)), tuple(tuple(map(str, r)) for r in body), tuple(verdict_columns))
+
+
+def to_markdown(blocks, image_dir_rel: str = "figures") -> str:
+    """Markdown of ``blocks``: one blank line between blocks, consecutive images on
+    consecutive lines, images linked as ``image_dir_rel``/their file name."""
+    out: list[str] = []
+    prev = None
+    for b in blocks:
+        if isinstance(b, Bullets) and not b.items:
+            continue
+        if out and not (isinstance(b, Image) and isinstance(prev, Image)):
+            out.append("")
+        prev = b
+        if isinstance(b, Heading):
+            out.append(f"{'#' * b.level} {b.text}")
+        elif isinstance(b, Paragraph):
+            out.append(b.text)
+        elif isinstance(b, Bullets):
+            out += [f"- **{it[0]}**: {it[1]}" if isinstance(it, tuple) else f"- {it}" for it in b.items]
+        elif isinstance(b, Quote):
+            out.append(f"> {b.text}")
+        elif isinstance(b, Table):
+            out += ["| " + " | ".join(b.header) + " |", "|" + "---|" * len(b.header)]
+            out += ["| " + " | ".join(r) + " |" for r in b.rows]
+        elif isinstance(b, Pre):
+            out += ["```", b.text, "```"]
+        elif isinstance(b, Image):
+            out.append(f"![{b.caption}]({image_dir_rel}/{b.path.name})")
+        else:
+            raise TypeError(f"not a report block: {b!r}")
+    return "\n".join(out)
+
+
+def _cell(tag: str, text: str, coloured: bool) -> str:
+    word = text.split()[0] if text.split() else ""
+    cls = f" class='{word}'" if coloured and word in COLOURS else ""
+    return f"<{tag}{cls}>{html.escape(text)}</{tag}>"
+
+
+def _html_block(b) -> str:
+    e = html.escape
+    if isinstance(b, Heading):
+        return f"<h{b.level}>{e(b.text)}</h{b.level}>"
+    if isinstance(b, Paragraph):
+        return f"<p>{e(b.text)}</p>"
+    if isinstance(b, Bullets):
+        items = [f"<b>{e(it[0])}</b>: {e(it[1])}" if isinstance(it, tuple) else e(it) for it in b.items]
+        return "<ul>" + "".join(f"<li>{it}</li>" for it in items) + "</ul>" if items else ""
+    if isinstance(b, Quote):
+        return f"<blockquote>{e(b.text)}</blockquote>"
+    if isinstance(b, Table):
+        head = "".join(_cell("th", c, False) for c in b.header)
+        body = "".join(
+            "<tr>" + "".join(_cell("td", c, j in b.verdict_columns) for j, c in enumerate(r)) + "</tr>" for r in b.rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    if isinstance(b, Pre):
+        return f"<pre>{e(b.text)}</pre>"
+    if isinstance(b, Image):
+        return _img(b.path, b.caption)
+    raise TypeError(f"not a report block: {b!r}")
+
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:12px}"
+    "td,th{border:1px solid #ccc;padding:2px 6px}"
+    + "".join(f"td.{k}{{background:{c}}}" for k, c in COLOURS.items())
+    + "img{max-width:100%}blockquote{color:#555}"
+)
+
+
+def to_html(blocks, title: str | None = "cnnclaims report") -> str:
+    """A self-contained HTML page of ``blocks`` (images embedded), or with ``title``
+    None the blocks' HTML alone."""
+    body = "\n".join(filter(None, map(_html_block, blocks)))
+    if title is None:
+        return body
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>\n{STYLE}\n</style></head><body>\n{body}\n</body></html>"
+    )
+
+
 def verdict_matrix(verdicts) -> tuple[list[str], list[tuple]]:
     """(scopes, [(claim name, tier, {scope: verdict label})]), claims and scopes in the
     order the verdicts first name them (declaration order)."""
@@ -165,41 +307,31 @@ def verdict_matrix(verdicts) -> tuple[list[str], list[tuple]]:
     ]
 
 
-def markdown_matrix(verdicts) -> str:
+def matrix_table(verdicts) -> Table:
+    """The claims x scopes verdict matrix (``verdict_matrix``) as a Table."""
     scopes, body = verdict_matrix(verdicts)
-    out = ["| claim | tier | " + " | ".join(scopes) + " |", "|---|---|" + "---|" * len(scopes)]
-    out += [f"| {name} | {tier} | " + " | ".join(cells[sc] for sc in scopes) + " |" for name, tier, cells in body]
-    return "\n".join(out)
+    return table(
+        ["claim", "tier", *scopes],
+        [(name, tier, *(cells[sc] for sc in scopes)) for name, tier, cells in body],
+        range(2, 2 + len(scopes)),
+    )
+
+
+def verdicts_table(verdicts, pins=None) -> Table:
+    """The verdict table (``COLUMNS``, ``rows``) as a Table."""
+    return table(COLUMNS, rows(verdicts, pins), (VERDICT_COLUMN,))
+
+
+def markdown_matrix(verdicts) -> str:
+    return to_markdown([matrix_table(verdicts)])
 
 
 def html_matrix(verdicts) -> str:
-    scopes, body = verdict_matrix(verdicts)
-    head = "<tr><th>claim</th><th>tier</th>" + "".join(f"<th>{html.escape(sc)}</th>" for sc in scopes) + "</tr>"
-    trs = []
-    for name, tier, cells in body:
-        tds = "".join(
-            f"<td style='background:{COLOURS.get(cells[sc].split()[0], '#fff')}'>{html.escape(cells[sc])}</td>"
-            for sc in scopes
-        )
-        trs.append(f"<tr><td>{html.escape(name)}</td><td>{tier}</td>{tds}</tr>")
-    return f"<table class='matrix'>{head}{''.join(trs)}</table>"
+    return to_html([matrix_table(verdicts)], title=None)
 
 
 def markdown_table(verdicts, pins=None) -> str:
-    body = rows(verdicts, pins)
-    out = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in body]
-    return "\n".join(out)
-
-
-def _html_table(verdicts, pins=None) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = []
-    for r in rows(verdicts, pins):
-        cls = r[VERDICT_COLUMN].split()[0]
-        cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in r)
-        body.append(f"<tr class='{cls}'>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return to_markdown([verdicts_table(verdicts, pins)])
 
 
 def write_report(
@@ -246,9 +378,8 @@ def write_report(
     # The sweep's own models (its 10,000/50,000-image points are listed above already).
     records += [t.record for ms in exp.sweep_models().values() for t in ms if t.spec.role == "sizes"]
     ex = exp.experiment
-    makespan_md, makespan_png = write_makespan(exp, folder / "figures" / "makespan.png", records)
+    makespan_blocks, makespan_png = write_makespan(exp, folder / "figures" / "makespan.png", records)
 
-    md = [f"# cnnclaims report: {ex.name}, {exp.profile.name} profile", "", ex.title, ""]
     meta = [
         ("data source", exp.data.source),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions().items())),
@@ -267,134 +398,70 @@ def write_report(
         ("null control", _null_summary(null)),
         ("written", time.strftime("%Y-%m-%d %H:%M")),
     ]
-    md += [f"- **{k}**: {v}" for k, v in meta]
-    md += [
-        "",
-        "## Verdicts at a glance",
-        "",
-        markdown_matrix(verdicts),
-        "",
-        f"![seeds-scope effects](figures/{forest.name})",
-        "",
-        "## Design calibration",
-        "",
-        "```",
-        *design,
-        "```",
-        "",
-        "## Trained models",
-        "",
-    ]
-    md += ["| role | seed | images | epochs (best) | test accuracy | train time (s) |", "|---|---|---|---|---|---|"]
-    for r in records:
-        md.append(
-            f"| {r['spec']['role']} | {r['spec']['seed']} | {r['spec']['n_train']} | {r['epochs']} ({r['best_epoch']}) "
-            f"| {r['test_accuracy']:.4f} | {r['train_seconds']:.0f} |"
-        )
-    md += ["", "## Makespan, simulated", "", makespan_md, ""]
-    if makespan_png:
-        md += [f"![simulated makespan](figures/{makespan_png.name})", ""]
-    md += [
-        "## Verdicts",
-        "",
-        markdown_table(verdicts, pins),
-        "",
-        LEGEND,
-        "",
-        "## Null control (same training size, seeds only)",
-        "",
-        markdown_table(null, null_pins),
-        "",
+    blocks: list[Block] = [
+        Heading(1, f"cnnclaims report: {ex.name}, {exp.profile.name} profile"),
+        Paragraph(ex.title),
+        Bullets(tuple((k, str(v)) for k, v in meta)),
+        Heading(2, "Verdicts at a glance"),
+        matrix_table(verdicts),
+        Image(forest, "seeds-scope effects"),
+        Heading(2, "Design calibration"),
+        Pre("\n".join(design)),
+        Heading(2, "Trained models"),
+        table(
+            ["role", "seed", "images", "epochs (best)", "test accuracy", "train time (s)"],
+            [
+                (
+                    r["spec"]["role"],
+                    r["spec"]["seed"],
+                    r["spec"]["n_train"],
+                    f"{r['epochs']} ({r['best_epoch']})",
+                    f"{r['test_accuracy']:.4f}",
+                    f"{r['train_seconds']:.0f}",
+                )
+                for r in records
+            ],
+        ),
+        Heading(2, "Makespan, simulated"),
+        *makespan_blocks,
+        *([Image(makespan_png, "simulated makespan")] if makespan_png else []),
+        Heading(2, "Verdicts"),
+        verdicts_table(verdicts, pins),
+        Paragraph(LEGEND),
+        Heading(2, "Null control (same training size, seeds only)"),
+        verdicts_table(null, null_pins),
     ]
     if fragile:
-        md += ["## Fragile across versions", "", "| section | case | verdicts |", "|---|---|---|"]
-        md += [f"| {s} | {c} | {', '.join(f'{f}: {v}' for f, v in fam.items())} |" for (s, c), fam in fragile.items()]
-        md.append("")
-    md += ["## Claims and figures", ""]
-    for claim in ex.claims:
-        md += [
-            f"### {claim.name}" + (f" ({claim.figure})" if claim.figure else ""),
-            "",
-            f"> {claim.text}",
-            "",
-            f"Tested: {claim.describe(ex.a.name, ex.b.name)}.",
-            "",
+        blocks += [
+            Heading(2, "Fragile across versions"),
+            table(
+                ["section", "case", "verdicts"],
+                [(s, c, ", ".join(f"{f}: {v}" for f, v in fam.items())) for (s, c), fam in fragile.items()],
+            ),
         ]
-        for v in verdicts:
-            if v.claim == claim.id:
-                md.append(f"- {v.summary()}")
-        md.append("")
-        for name in figs.get(claim.id, []):
-            md.append(f"![{name.stem}](figures/{name.name})")
-        md.append("")
-    md += ["## Other figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs.get("other", [])]
-    md_path = folder / "report.md"
-    md_path.write_text("\n".join(md) + "\n")
-
-    progress("cnnclaims report: writing HTML ...")
-    h = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>cnnclaims report</title><style>",
-        "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:12px}"
-        "td,th{border:1px solid #ccc;padding:2px 6px}"
-        + "".join(f"tr.{k} td:nth-child({VERDICT_COLUMN + 1}){{background:{c}}}" for k, c in COLOURS.items())
-        + "img{max-width:100%}blockquote{color:#555}",
-        "</style></head><body>",
-        f"<h1>cnnclaims report: {html.escape(exp.profile.name)} profile</h1><ul>",
-    ]
-    h += [f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in meta]
-    h += [
-        "</ul><h2>Verdicts at a glance</h2>",
-        html_matrix(verdicts),
-        _img(forest),
-        "<h2>Design calibration</h2><pre>" + html.escape("\n".join(design)) + "</pre>",
-        "<h2>Trained models</h2><table>",
-    ]
-    h.append(
-        "<tr><th>role</th><th>seed</th><th>images</th><th>epochs (best)</th><th>test accuracy</th>"
-        "<th>train time (s)</th></tr>"
-    )
-    for r in records:
-        h.append(
-            f"<tr><td>{r['spec']['role']}</td><td>{r['spec']['seed']}</td><td>{r['spec']['n_train']}</td>"
-            f"<td>{r['epochs']} ({r['best_epoch']})</td><td>{r['test_accuracy']:.4f}</td>"
-            f"<td>{r['train_seconds']:.0f}</td></tr>"
-        )
-    h += ["</table><h2>Makespan, simulated</h2>", _markdown_to_html(makespan_md)]
-    if makespan_png:
-        h.append(_img(makespan_png))
-    h += [
-        "<h2>Verdicts</h2>",
-        _html_table(verdicts, pins),
-        f"<p>{html.escape(LEGEND)}</p>",
-        "<h2>Null control</h2>",
-        _html_table(null, null_pins),
-    ]
-    if fragile:
-        h.append("<h2>Fragile across versions</h2><ul>")
-        h += [f"<li>{html.escape(s)} {html.escape(c)}: {html.escape(str(fam))}</li>" for (s, c), fam in fragile.items()]
-        h.append("</ul>")
-    h.append("<h2>Claims and figures</h2>")
+    blocks.append(Heading(2, "Claims and figures"))
     for claim in ex.claims:
-        h.append(
-            f"<h3>{html.escape(claim.name)}"
-            + (f" ({html.escape(claim.figure)})" if claim.figure else "")
-            + f"</h3><blockquote>{html.escape(claim.text)}</blockquote><ul>"
-        )
-        h += [f"<li>{html.escape(v.summary())}</li>" for v in verdicts if v.claim == claim.id]
-        h.append("</ul>")
-        h += [_img(p) for p in figs.get(claim.id, [])]
-    h.append("<h2>Other figures</h2>")
-    h += [_img(p) for p in figs.get("other", [])]
-    h.append("</body></html>")
+        blocks += [
+            Heading(3, claim.name + (f" ({claim.figure})" if claim.figure else "")),
+            Quote(claim.text),
+            Paragraph(f"Tested: {claim.describe(ex.a.name, ex.b.name)}."),
+            Bullets(tuple(v.summary() for v in verdicts if v.claim == claim.id)),
+            *(Image(p, p.stem) for p in figs.get(claim.id, [])),
+        ]
+    blocks += [Heading(2, "Other figures"), *(Image(p, p.stem) for p in figs.get("other", []))]
+
+    md_path = folder / "report.md"
+    md_path.write_text(to_markdown(blocks) + "\n")
+    progress("cnnclaims report: writing HTML ...")
     html_path = folder / "report.html"
-    html_path.write_text("\n".join(h))
+    html_path.write_text(to_html(blocks))
     progress(f"cnnclaims report: wrote {html_path} and {md_path} in {time.perf_counter() - t0:.0f}s")
     return html_path, md_path
 
 
-def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:
-    """(Markdown, figure path or None) of the simulated makespan of ``exp``'s plans on
-    1-256 workers (``makespan.run_plans``) from the records in its cache and
+def write_makespan(exp, path, records=()) -> tuple[list[Block], Path | None]:
+    """(report blocks, figure path or None) of the simulated makespan of ``exp``'s
+    plans on 1-256 workers (``makespan.run_plans``) from the records in its cache and
     ``records`` (the run's own models' record dicts, which may live elsewhere). Records
     that predict nothing give a sentence saying why, and no figure: the report is
     still written."""
@@ -409,35 +476,27 @@ def write_makespan(exp, path, records=()) -> tuple[str, Path | None]:
     try:
         plans = run_plans(exp, cached + own)
     except ValueError as exc:
-        return f"Not simulated: {exc}", None
-    text = (
+        return [Paragraph(f"Not simulated: {exc}")], None
+    intro = Paragraph(
         "From the recorded per-model training times in the cache, how long this run's models take on W "
-        "workers (training processes), scheduled longest first.\n\n" + markdown(plans)
+        "workers (training processes), scheduled longest first."
     )
-    return text, plots.save(makespan_figure(plans), path)
+    return [intro, *table_and_bullets(markdown(plans))], plots.save(makespan_figure(plans), path)
 
 
-def _markdown_to_html(text: str) -> str:
-    """The makespan section's Markdown (a pipe table, then "- " lines) as HTML."""
-    out: list[str] = []
-    table: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("|"):
-            if not set(line) <= set("|- "):  # the header's separator row
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                tag = "th" if not table else "td"
-                table.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        if table:
-            out.append("<table>" + "".join(table) + "</table>")
-            table = []
-        if line.startswith("- "):
-            out.append(f"<p>{html.escape(line[2:].replace('**', ''))}</p>")
-        elif line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    if table:
-        out.append("<table>" + "".join(table) + "</table>")
-    return "".join(out)
+def table_and_bullets(text: str) -> list[Block]:
+    """``makespan.markdown``'s text (a pipe table, a blank line, "- " lines, bold keys
+    as ``- **key**: value``) as a Table and a Bullets block (``to_markdown`` gives the
+    text back), so that ``python -m cnnclaims makespan`` prints what the report shows."""
+    lines = text.splitlines()
+    cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines if ln.startswith("|")]
+    items: list[str | tuple[str, str]] = []
+    for ln in lines:
+        if ln.startswith("- "):
+            m = re.fullmatch(r"- \*\*(.+?)\*\*: (.*)", ln)
+            items.append((m[1], m[2]) if m else ln[2:])
+    body = [r for r in cells[1:] if not set("".join(r)) <= set("-")]  # the header's separator row
+    return [table(cells[0], body), Bullets(tuple(items))] if cells else [Bullets(tuple(items))]
 
 
 def write_forest_plot(verdicts, path, claims=()) -> Path:
@@ -454,7 +513,7 @@ def write_forest_plot(verdicts, path, claims=()) -> Path:
     return plots.save(plots.forest_plot(rows, "seeds scope: effect and 95% CI in SESOI units"), path)
 
 
-def _img(path: Path) -> str:
+def _img(path: Path, caption: str | None = None) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    name = html.escape(path.stem)
+    name = html.escape(Path(path).stem if caption is None else caption)
     return f"<figure><img alt='{name}' src='data:image/png;base64,{data}'><figcaption>{name}</figcaption></figure>"
