@@ -2,19 +2,23 @@
 is loaded.
 
 Installed (`pip install -e .`), cnnclaims declares the plugin as its pytest11 entry
-point ``cnnclaims``, which pytest has loaded before this file; loading it again here
-would register the module twice, which pytest refuses. In a plain checkout (not
-installed, or with plugin autoloading disabled) this file loads it, from src/; there
-its options need the ``--opt=PATH`` spelling. The plugin module itself holds all the
-plumbing (see src/cnnclaims/pytest_plugin.py).
+point ``cnnclaims``, which pytest loads before this file, and which ``-p no:cnnclaims``
+blocks: this file then leaves it out too, so the option disables the plugin here as
+anywhere. In a plain checkout (not installed), or with plugin autoloading disabled,
+this file loads it, from src/; there its options need the ``--opt=PATH`` spelling.
+The plugin module itself holds all the plumbing (see src/cnnclaims/pytest_plugin.py).
 """
 
+import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "src"))
 
-if "cnnclaims.pytest_plugin" not in sys.modules:  # not loaded through the entry point
+_ENTRY_POINT = any(ep.value == "cnnclaims.pytest_plugin" for ep in entry_points(group="pytest11", name="cnnclaims"))
+_AUTOLOAD = not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+if "cnnclaims.pytest_plugin" not in sys.modules and not (_ENTRY_POINT and _AUTOLOAD):
     pytest_plugins = ["cnnclaims.pytest_plugin"]
 
 

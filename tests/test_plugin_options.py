@@ -4,6 +4,7 @@ the rootdir rather than the working directory, and the header that says them.
 """
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -95,11 +96,9 @@ def test_options_with_equals_and_an_existing_path(pytester, repo_like):
 WHERE = """
 import json
 
-from cnnclaims.pytest_plugin import get_experiment
 
-
-def test_where(request):
-    exp = get_experiment(request.config)  # constructed only: nothing is loaded or trained
+def test_where(run):
+    exp = run  # constructed only: nothing is loaded or trained
     with open({out!r}, "w") as fh:
         json.dump({{"cache": str(exp.cache_dir)}}, fh)
 """
@@ -253,6 +252,43 @@ def test_the_plugin_does_not_start_tensorflow_in_a_project_that_does_not_use_it(
         f"import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', *{cnnclaims_plugin_args!r}, "
         "'test_x.py']); print('PLUGIN', 'cnnclaims.pytest_plugin' in sys.modules, 'TF', 'tensorflow' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CNNCLAIMS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
+    )
     assert "1 passed" in out.stdout, out.stdout + out.stderr
     assert "PLUGIN True TF False" in out.stdout, out.stdout  # the plugin ran, and TensorFlow stayed out
+    # ... and said nothing there (issue 22, 1: its cache and data lines were printed into
+    # any project that had it installed)
+    assert "cnnclaims" not in out.stdout.replace("cnnclaims.pytest_plugin", ""), out.stdout
+
+
+def test_a_session_that_uses_cnnclaims_hears_where_its_files_are(pytester, monkeypatch, cnnclaims_plugin_args):
+    """The where-lines come back once a test asks for a cnnclaims fixture (or an option
+    or a $CNNCLAIMS_ variable is given): the check above cannot pass by printing nothing."""
+    for name in [k for k in os.environ if k.startswith("CNNCLAIMS_")]:
+        monkeypatch.delenv(name)
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--collect-only")
+    assert "cnnclaims: cache" not in r.stdout.str()
+    pytester.makepyfile(test_y="def test_y(run):\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "--collect-only")
+    r.stdout.fnmatch_lines(["cnnclaims: cache *", "cnnclaims: data: *"])
+
+
+def test_no_cnnclaims_disables_it_in_this_checkout_too():
+    """``-p no:cnnclaims`` in this repository: the root conftest no longer loads the plugin
+    from src/ behind the option's back (issue 22, 1)."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cnnclaims", "-p", "no:cacheprovider", "--help"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "cnnclaims" not in out.stdout.lower(), out.stdout

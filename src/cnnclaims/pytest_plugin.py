@@ -55,6 +55,8 @@ from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, ca
     pins_path,
     progress_printer,
     set_experiment,
+    used,
+    where_lines,
     write_error,
 )
 from .summary import fragile_line, labels_only_line, plan_line, recorded_line  # noqa: F401 - plan_line: public here
@@ -96,28 +98,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if not any(item.get_closest_marker(m) for m in ("integration", "claim", "portability")):
             item.add_marker(pytest.mark.unit)
-
-
-def pytest_report_header(config):
-    """Where this run's cache, artifacts, pins and data are (the data source is
-    resolved, not loaded)."""
-    from .data import resolve_source
-    from .errors import CnnClaimsError
-
-    try:
-        data = resolve_source(config.getoption("--data")).describe()
-    except CnnClaimsError as exc:
-        data = f"unusable: {exc}"
-    return [
-        f"cnnclaims: cache {cache_dir(config)}, artifacts {artifacts_dir(config)}, "
-        f"pinned verdicts {pins_path(config)}"
-        + (
-            ""
-            if config.getoption("--pinned-verdicts")
-            else " (a test file using parametrize_claims keeps its own beside it)"
-        ),
-        f"cnnclaims: data: {data}",
-    ]
 
 
 # --- fixtures -------------------------------------------------------------------
@@ -233,22 +213,25 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_report_collectionfinish(config, start_path, items):
-    """Say at collection time which inferential verdicts no data could ever decide:
-    the test's smallest attainable p cannot pass the corrected threshold."""
+    """Once the tests are collected, and only in a session that uses cnnclaims
+    (``plugin.session.used``): where its cache, artifacts, pins and data are, and which
+    inferential verdicts no data could ever decide (the test's smallest attainable p
+    cannot pass the corrected threshold)."""
+    if USAGE in config.stash or not used(config, items):  # (a usage error is being reported)
+        return None
+    lines = where_lines(config)
     if not any(
         "claim_case" in getattr(i, "fixturenames", ()) or "null_case" in getattr(i, "fixturenames", ()) for i in items
     ):
-        return None
+        return lines
     from .verdicts import unreachable_by_design
 
-    if USAGE in config.stash:  # the usage error is being reported
-        return None
     exp = declared(config)
     profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
-    lines = [f"cnnclaims: {text}" for text in unreachable_by_design("seeds", profile.n_seeds, exp.claims)]
+    lines += [f"cnnclaims: {text}" for text in unreachable_by_design("seeds", profile.n_seeds, exp.claims)]
     if profile.sizes:
         lines += [f"cnnclaims: {text}" for text in unreachable_by_design("sizes", profile.size_seeds, exp.claims)]
-    return lines or None
+    return lines
 
 
 @pytest.fixture

@@ -313,3 +313,55 @@ def pins_cached(config) -> dict:
     if "pins" not in local:
         local["pins"] = pins(config)[1]
     return local["pins"]
+
+
+# The $CNNCLAIMS_ variables the user set: read when pytest loads the plugin, before its
+# configure hook sets $CNNCLAIMS_NUMERICS itself (numerics.apply).
+USER_VARIABLES = sorted(name for name in os.environ if name.startswith("CNNCLAIMS_"))
+
+# The plugin's fixtures and parameters: a test that asks for one uses cnnclaims.
+FIXTURES = frozenset(
+    {"run", "experiment", "cifar10", "probe_image", "probe_images", "models_a", "models_b", "activations"}
+    | {"claim_checker", "claim_case", "null_case"}
+)
+
+
+def used(config, items) -> bool:
+    """Whether this session uses cnnclaims, so that its lines belong in the output: a
+    cnnclaims option on the command line (or in $PYTEST_ADDOPTS), a $CNNCLAIMS_
+    variable set, or a collected test that asks for one of its fixtures or is one of
+    an experiment's claims. A project that merely has the plugin installed hears
+    nothing from it."""
+    from ..options import OPTIONS
+
+    if USER_VARIABLES:
+        return True
+    given = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    flags = {o.flag for o in OPTIONS if "pytest" in o.fronts}
+    if any(str(a).split("=")[0] in flags for a in given):
+        return True
+    return any(
+        FIXTURES & set(getattr(i, "fixturenames", ())) or i.get_closest_marker("cnnclaims_experiment") for i in items
+    )
+
+
+def where_lines(config) -> list[str]:
+    """Where this run's cache, artifacts, pins and data are (the data source is
+    resolved, not loaded)."""
+    from ..data import resolve_source
+    from ..errors import CnnClaimsError
+
+    try:
+        data = resolve_source(config.getoption("--data")).describe()
+    except CnnClaimsError as exc:
+        data = f"unusable: {exc}"
+    return [
+        f"cnnclaims: cache {cache_dir(config)}, artifacts {artifacts_dir(config)}, "
+        f"pinned verdicts {pins_path(config)}"
+        + (
+            ""
+            if config.getoption("--pinned-verdicts")
+            else " (a test file using parametrize_claims keeps its own beside it)"
+        ),
+        f"cnnclaims: data: {data}",
+    ]
