@@ -414,12 +414,16 @@ def test_a_failures_whole_text_and_its_accept_hint(tmp_path):
     assert hint == (
         f"\n  pinned:   {pins} (unchanged)"
         f"\n  obtained: {tmp_path / 'o.json'} (this run's entry for [k/smoke])"
-        "\n  to accept this run's entry, if the change is deliberate: `pytest sub --regen-verdicts "
-        f"--profile smoke` or `python -m cnnclaims pin --profile smoke --file {pins}`, or "
+        "\n  to accept this run's entry, if the change is deliberate: `pytest sub --cnnclaims-regen-verdicts "
+        f"--cnnclaims-profile smoke` or `python -m cnnclaims pin --profile smoke --file {pins}`, or "
         f"`cp {tmp_path / 'o.json'} {pins}`; then review `git diff {pins}` and commit it"
     )
     hint = failures.accept_hint(pins, "k/smoke", "could not write", " --profile smoke", explicit=True, offer_cli=False)
-    assert "obtained: none, could not write" in hint and f"--pinned-verdicts {pins}`;" in hint and "cp " not in hint
+    assert (
+        "obtained: none, could not write" in hint
+        and f"--cnnclaims-pinned-verdicts {pins}`;" in hint
+        and "cp " not in hint
+    )
     assert (
         failures.with_details("m", "s", "\n  h", ["a.png", "b.png"]) == "m\n  h\n  s\n  diagnostic plots: a.png, b.png"
     )

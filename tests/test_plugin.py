@@ -70,7 +70,8 @@ def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
             "*no pinned verdict for C3/frogs under*review it",
             f"*pinned:   {pins} (unchanged)",
             f"*obtained: {pins}.obtained (this run's entry for*",
-            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}` or "
+            "*to accept*`pytest --cnnclaims-regen-verdicts --cnnclaims-profile smoke "
+            f"--cnnclaims-pinned-verdicts {pins}` or "
             f"`python -m cnnclaims pin --profile smoke --file {pins}`, or `cp {pins}.obtained {pins}`*",
         ]
     )
@@ -304,7 +305,8 @@ def test_pinned_number_changed_by_hand_fails_with_a_diff(inner, pytester, suppor
             f"*p_holm*{edited} -> {obtained_p}",
             f"*pinned:   {pins} (unchanged)",
             f"*obtained: {pins}.obtained (this run's entry for [[]{key}])",
-            f"*to accept*`pytest --regen-verdicts --profile smoke --pinned-verdicts {pins}`*"
+            "*to accept*`pytest --cnnclaims-regen-verdicts --cnnclaims-profile smoke "
+            f"--cnnclaims-pinned-verdicts {pins}`*"
             f"`cp {pins}.obtained {pins}`*",
         ]
     )
@@ -344,7 +346,7 @@ def test_labels_only_entry_compares_labels_and_says_so(inner, pytester):
     r.stdout.fnmatch_lines(
         [
             f"pin key {key} pins labels only (written before numbers were pinned): its numbers "
-            "are not compared; `pytest --regen-verdicts --profile smoke` pins them*"
+            "are not compared; `pytest --cnnclaims-regen-verdicts --cnnclaims-profile smoke` pins them*"
         ]
     )
     case, actual = next(

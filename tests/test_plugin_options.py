@@ -292,3 +292,44 @@ def test_no_cnnclaims_disables_it_in_this_checkout_too():
     )
     assert out.returncode == 0, out.stderr
     assert "cnnclaims" not in out.stdout.lower(), out.stdout
+
+
+def test_options_are_prefixed_and_the_old_names_are_deprecated_aliases(pytester, monkeypatch, cnnclaims_plugin_args):
+    """``--cnnclaims-NAME`` is the option (no clash with another plugin's ``--profile``);
+    the old short name still sets it, with one deprecation warning naming the new
+    spelling (issue 22, item 2)."""
+    for name in [k for k in os.environ if k.startswith("CNNCLAIMS_")]:
+        monkeypatch.delenv(name)
+    pytester.makepyfile(
+        test_x="def test_x(request):\n    print('PROFILE', request.config.getoption('cnnclaims_profile'))\n"
+    )
+    new = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", *cnnclaims_plugin_args, "-s", "--cnnclaims-profile", "smoke"
+    )
+    new.stdout.fnmatch_lines(["*PROFILE smoke*"])
+    assert "is deprecated" not in new.stdout.str()
+    old = pytester.runpytest_subprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "-s", "--profile=smoke")
+    old.stdout.fnmatch_lines(["*PROFILE smoke*", "*--profile is deprecated*write --cnnclaims-profile*"])
+    help_text = pytester.runpytest_subprocess(*cnnclaims_plugin_args, "--help").stdout.str()
+    assert "--cnnclaims-profile" in help_text and "--cnnclaims-cache-dir" in help_text
+
+
+def test_an_alias_another_plugin_took_is_left_to_it(pytester, cnnclaims_plugin_args):
+    """A conftest that registers ``--workers`` (as pytest-parallel does) keeps it: no
+    clash at start-up, and cnnclaims's option is still there under its own name."""
+    pytester.makeconftest(
+        "def pytest_addoption(parser):\n    parser.addoption('--workers', dest='other_workers', default='theirs')\n"
+    )
+    pytester.makepyfile(
+        test_x="def test_x(request):\n"
+        "    print('WORKERS', request.config.getoption('other_workers'), "
+        "request.config.getoption('cnnclaims_workers'))\n"
+    )
+    r = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", *cnnclaims_plugin_args, "-s", "--cnnclaims-workers", "2"
+    )
+    assert r.ret == 0, r.stdout.str() + r.stderr.str()
+    r.stdout.fnmatch_lines(["*WORKERS theirs 2*"])
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "-s", "--workers", "5")
+    r.stdout.fnmatch_lines(["*WORKERS 5 None*"])  # theirs: not taken for cnnclaims's old spelling
+    assert "is deprecated" not in r.stdout.str()

@@ -35,7 +35,7 @@ def pytest_sessionfinish(session):
     # After the plugin's own session end on a worker: has it written verdicts.json?
     config = session.config
     if hasattr(config, "workerinput"):
-        art = Path(config.getoption("--artifacts"))
+        art = Path(config.getoption("--cnnclaims-artifacts"))
         (config.rootpath / f"{config.workerinput['workerid']}.seen").write_text(
             str((art / "verdicts.json").exists()))
 """

@@ -199,7 +199,10 @@ def test_a_nested_backbone_on_grayscale_images_runs_with_a_claim_on_an_inner_lay
     )
     r = pytester.runpytest_subprocess(*args)
     out = r.stdout.str()
-    assert "no pinned verdict for M1/probe" in out and "`pytest exp --regen-verdicts --profile tiny`" in out, out
+    assert (
+        "no pinned verdict for M1/probe" in out
+        and "`pytest exp --cnnclaims-regen-verdicts --cnnclaims-profile tiny`" in out
+    ), out
     assert "cnnclaims pin" not in out
     r = pytester.runpytest_subprocess(*args, "--regen-verdicts")
     out = r.stdout.str()

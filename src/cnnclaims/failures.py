@@ -114,10 +114,12 @@ def accept_hint(
     folder = "" if explicit else os.path.relpath(Path(path).parent, start)
     folder = "" if folder in ("", ".") else f" {folder}"
     cli = f" or `python -m cnnclaims pin{opts} --file {path}`" if offer_cli else ""
+    # pytest spells the same options with the plugin's prefix (options.Option.pytest_flag).
+    under_pytest = opts.replace(" --", " --cnnclaims-")
     return (
         f"\n  pinned:   {path} (unchanged){where}"
-        f"\n  to accept this run's entry, if the change is deliberate: `pytest{folder} --regen-verdicts{opts}"
-        f"{f' --pinned-verdicts {path}' if explicit else ''}`{cli}"
+        f"\n  to accept this run's entry, if the change is deliberate: `pytest{folder} --cnnclaims-regen-verdicts"
+        f"{under_pytest}{f' --cnnclaims-pinned-verdicts {path}' if explicit else ''}`{cli}"
         f"{copy}; then review `git diff {path}` and commit it"
     )
 

@@ -31,7 +31,11 @@ __all__ = [
 PACKAGE = Path(__file__).resolve().parent
 DEFAULT_PINS_NAME = "pinned_verdicts.json"  # declaration.Experiment.pins_name's default
 # Path options that pytest may take for a test path when written with a space.
-PATH_OPTIONS = ("--data", "--cache-dir", "--artifacts", "--pinned-verdicts")
+PATH_OPTIONS = tuple(
+    f"--{prefix}{name}"
+    for name in ("data", "cache-dir", "artifacts", "pinned-verdicts")
+    for prefix in ("cnnclaims-", "")
+)
 
 
 def find_ini(folder: Path) -> Path | None:
@@ -123,7 +127,7 @@ def pins_path_for(experiment, explicit: str | Path | None = None, start: Path | 
 
 def misread_path_option(args: Sequence[str], rootdir: Path, start: Path) -> str | None:
     """Why pytest's rootdir is wrong, or None: pytest picks its rootdir from the
-    command line before it loads any plugin, so in ``pytest --data PATH`` (a space, no
+    command line before it loads any plugin, so in ``pytest --cnnclaims-data PATH`` (a space, no
     test path given) PATH looks like a test path and becomes the rootdir: no ini file,
     no testpaths, defaults under PATH. Call it only where pytest found no ini file and
     no test path was named; ``start``: the folder pytest was started in."""

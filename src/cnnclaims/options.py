@@ -53,6 +53,17 @@ class Option:
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
 
+    # pytest's spelling: prefixed, as plugins users know prefix theirs (--benchmark-*,
+    # --hypothesis-*), so that no other plugin's --profile or --workers clashes. The
+    # command line, whose subcommands are all cnnclaims's, keeps the short names.
+    @property
+    def pytest_flag(self) -> str:
+        return "--cnnclaims-" + self.flag.removeprefix("--")
+
+    @property
+    def pytest_dest(self) -> str:
+        return "cnnclaims_" + self.dest
+
     def full_help(self) -> str:
         return self.help + (f" (also ${self.env})" if self.env else "")
 
@@ -168,9 +179,36 @@ BY_FLAG = {o.flag: o for o in OPTIONS}
 
 
 def add_to_pytest(group) -> None:
+    """The table's pytest options on ``group``, each as ``--cnnclaims-NAME``. The old
+    short names are not registered (another plugin's ``--profile`` or ``--workers``
+    would clash with them, whichever loads later): ``rewrite_deprecated`` maps them."""
     for o in OPTIONS:
         if "pytest" in o.fronts:
-            group.addoption(o.flag, dest=o.dest, **o.kwargs())
+            group.addoption(o.pytest_flag, dest=o.pytest_dest, **o.kwargs())
+
+
+def rewrite_deprecated(args: list, taken=frozenset()) -> list[str]:
+    """Rewrite, in place, each old short pytest flag in ``args`` (``--profile smoke``,
+    ``--profile=smoke``) to its ``--cnnclaims-`` spelling, unless another plugin or
+    conftest registered that short name itself (``taken``); returns the flags
+    rewritten, for one deprecation warning each. A deprecated alias for one release."""
+    old = {o.flag: o.pytest_flag for o in OPTIONS if "pytest" in o.fronts and o.flag not in taken}
+    done = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        flag, eq, value = str(arg).partition("=")
+        if flag in old:
+            args[i] = old[flag] + eq + value
+            done.append(flag)
+    return list(dict.fromkeys(done))
+
+
+def pytest_getter(config):
+    """``get(flag)`` over pytest's options by the table's flag (``--profile`` reads
+    ``--cnnclaims-profile`` or its alias): what ``check``, ``numerics.check_options``
+    and ``Run.from_options`` take."""
+    return lambda flag: config.getoption(BY_FLAG[flag].pytest_dest)
 
 
 def add_to_argparse(parser, skip=()) -> None:

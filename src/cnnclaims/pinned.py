@@ -291,7 +291,7 @@ def _with_entry(path: Path, key: str, new: dict[str, Any]) -> dict[str, Any]:
     doc.setdefault("entries", {})[key] = new
     doc["_about"] = (
         "Reviewed verdicts per TF/Keras version family and profile; regenerate with "
-        "`python -m cnnclaims pin --profile <profile>` or `pytest --regen-verdicts`, then review the diff. "
+        "`python -m cnnclaims pin --profile <profile>` or `pytest --cnnclaims-regen-verdicts`, then review the diff. "
         f"numbers: {', '.join(NUMBER_FIELDS)} of each case to {SIGNIFICANT_DIGITS} significant digits, "
         f"compared within relative {REL_TOL:g} / absolute {ABS_TOL:g} (absent: the verdict has none)."
     )

@@ -35,6 +35,7 @@ from .failures import ClaimNotSupported, NullControlFalsePositive, PinnedVerdict
 from .plugin.cases import check_claim, collected, parametrize_claims  # noqa: F401 - parametrize_claims: public here
 from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, cache_dir, progress_printer: public here
     BESIDE,
+    DEPRECATED,
     EXPERIMENT,
     LOCAL,
     REPORT_KEY,
@@ -51,11 +52,14 @@ from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, ca
     declared,
     get_experiment,
     is_worker,
+    option,
     pins,
     pins_path,
     progress_printer,
+    registered_flags,
     set_experiment,
     used,
+    warn_deprecated_flags,
     where_lines,
     write_error,
 )
@@ -69,6 +73,17 @@ def pytest_addoption(parser):
     add_to_pytest(parser.getgroup("cnnclaims", "cnnclaims: claims of a declared Keras experiment"))
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    # After the initial conftests registered their options, before pytest parses the
+    # command line: the old short spellings become --cnnclaims-NAME (in place).
+    result = yield
+    from .options import rewrite_deprecated
+
+    early_config.stash[DEPRECATED] = rewrite_deprecated(args, taken=registered_flags(parser))
+    return result
+
+
 def pytest_configure(config):
     for line in (
         "unit: fast tests on synthetic data (no CIFAR-10, no trained models); `pytest -m unit`",
@@ -79,6 +94,7 @@ def pytest_configure(config):
         config.addinivalue_line("markers", line)
     config.stash[RESULTS] = session_results.new_results()
     config.stash[LOCAL] = {"ran": False, "ran_null": False, "recorded": False}
+    warn_deprecated_flags(config)
     if not is_worker(config):
         config.pluginmanager.register(_ReportCollector(config), "cnnclaims-reports")
     check_named_folders(config)
@@ -87,10 +103,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if USAGE not in config.stash and config.getoption("--profile"):
+    if USAGE not in config.stash and option(config, "--profile"):
         # Without claim tests (whose experiment checked it), check against the session's.
         try:
-            declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
+            declared(config).profile(option(config, "--profile"), option(config, "--seeds"))
         except (KeyError, ValueError) as exc:
             config.stash[USAGE] = f"cnnclaims: {exc}"
     if USAGE in config.stash:
@@ -174,7 +190,7 @@ def pytest_generate_tests(metafunc):
         config.stash[BESIDE] = Path(metafunc.definition.path).parent
     exp = declared(config)
     try:
-        profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
+        profile = exp.profile(option(config, "--profile"), option(config, "--seeds"))
     except (KeyError, ValueError) as exc:
         # A usage error from here would become one collection error per test file;
         # raised from pytest_collection_modifyitems it stops the run as one.
@@ -183,10 +199,10 @@ def pytest_generate_tests(metafunc):
         return
     from .probe import ENV_PROBE
 
-    key = pinned.pin_key(profile, exp, config.getoption("--probe-index") or os.environ.get(ENV_PROBE))
+    key = pinned.pin_key(profile, exp, option(config, "--probe-index") or os.environ.get(ENV_PROBE))
     path, doc = pins(config)
     entry = pinned.entry(doc, key) or {}
-    regen = config.getoption("--regen-verdicts")
+    regen = option(config, "--regen-verdicts")
     null = "null_case" in metafunc.fixturenames
     section = "null_control" if null else "verdicts"
     scopes = exp.scopes[1:] if null else exp.scopes_for(profile)
@@ -227,7 +243,7 @@ def pytest_report_collectionfinish(config, start_path, items):
     from .verdicts import unreachable_by_design
 
     exp = declared(config)
-    profile = exp.profile(config.getoption("--profile"), config.getoption("--seeds"))
+    profile = exp.profile(option(config, "--profile"), option(config, "--seeds"))
     lines += [f"cnnclaims: {text}" for text in unreachable_by_design("seeds", profile.n_seeds, exp.claims)]
     if profile.sizes:
         lines += [f"cnnclaims: {text}" for text in unreachable_by_design("sizes", profile.size_seeds, exp.claims)]
@@ -311,7 +327,7 @@ def pytest_sessionfinish(session, exitstatus):
         from . import pinned
 
         exp = get_experiment(config)
-        if config.getoption("--regen-verdicts"):
+        if option(config, "--regen-verdicts"):
             path, _ = pins(config)
             pinned.write_entry(path, exp.pin_key, exp.verdicts, exp.null_verdicts, exp.profile, exp.data.source)
             # An earlier failing run's .obtained is now accepted or superseded: stale.

@@ -32,7 +32,7 @@ def labels_only_line(key: str, profile: str) -> str:
     """The pin key's entry has labels and no numbers (written before numbers were pinned)."""
     return (
         f"pin key {key} pins labels only (written before numbers were pinned): its numbers are "
-        f"not compared; `pytest --regen-verdicts --profile {profile}` pins them (review that "
+        f"not compared; `pytest --cnnclaims-regen-verdicts --cnnclaims-profile {profile}` pins them (review that "
         "only numbers are added)"
     )
 

@@ -9,7 +9,7 @@ import pytest
 
 from .. import session_results
 from ..cache import to_jsonable
-from .session import LOCAL, RESULTS, VERDICT, artifacts_dir, declared, get_experiment, pins_cached
+from .session import LOCAL, RESULTS, VERDICT, artifacts_dir, declared, get_experiment, option, pins_cached
 
 
 def parametrize_claims(experiment, null: bool = False):
@@ -49,7 +49,7 @@ def check_claim(request, case, null: bool | None = None):
         "profile": exp.profile.as_dict(),
         "data_source": exp.data.source,
     }
-    if config.getoption("--regen-verdicts"):
+    if option(config, "--regen-verdicts"):
         return
     numbers = (
         None
@@ -59,7 +59,7 @@ def check_claim(request, case, null: bool | None = None):
         )
     )
     outcome = pinned.judge(pin, numbers, v, null, key)
-    plots_mode = config.getoption("--plots")
+    plots_mode = option(config, "--plots")
     plots = []
     if plots_mode == "always" or (plots_mode == "failed" and outcome.flagged):
         from ..diagnostics import cached_claim_plots
@@ -112,15 +112,15 @@ def accept_hint_for(config, path, key) -> str:
     from ..failures import accept_hint
 
     opts = f" --profile {get_experiment(config).profile.name}"  # the option may be unset: the default's name
-    for option in ("--experiment", "--seeds"):
-        if config.getoption(option):
-            opts += f" {option} {config.getoption(option)}"
+    for flag in ("--experiment", "--seeds"):
+        if option(config, flag):
+            opts += f" {flag} {option(config, flag)}"
     return accept_hint(
         path,
         key,
         config.stash[LOCAL]["recorded"],
         opts,
-        explicit=bool(config.getoption("--pinned-verdicts")),
+        explicit=bool(option(config, "--pinned-verdicts")),
         offer_cli=is_default_experiment(config),
     )
 
@@ -131,7 +131,7 @@ def is_default_experiment(config) -> bool:
     from ..declaration import load_experiment
 
     try:
-        return load_experiment(config.getoption("--experiment") or None) is get_experiment(config).experiment
+        return load_experiment(option(config, "--experiment") or None) is get_experiment(config).experiment
     except Exception:  # noqa: BLE001 - an experiment the command line cannot load: not offered
         return False
 

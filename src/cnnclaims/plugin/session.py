@@ -14,7 +14,14 @@ import pytest
 
 from ..cache import ENV_CACHE
 from ..locations import DEFAULT_PINS_NAME, misread_path_option, resolve_pins_path, under_root
-from ..options import ENV_ARTIFACTS
+from ..options import BY_FLAG, ENV_ARTIFACTS, pytest_getter
+
+
+def option(config, flag: str):
+    """The value of the table's option ``flag`` (``--profile``) in this session, given as
+    ``--cnnclaims-profile`` or its deprecated alias (``options.Option.pytest_flag``)."""
+    return config.getoption(BY_FLAG[flag].pytest_dest)
+
 
 REPORT_KEY = "cnnclaims"  # report attribute (and workeroutput key): JSON text
 EXPERIMENT: pytest.StashKey[Any] = pytest.StashKey()  # the session's Run
@@ -35,9 +42,9 @@ def check_named_folders(config) -> None:
     from ..errors import CacheWriteError
 
     try:
-        for option, env, what in FOLDERS:
-            if config.getoption(option) or os.environ.get(env):
-                check_folder(config, option, env, what)
+        for flag, env, what in FOLDERS:
+            if option(config, flag) or os.environ.get(env):
+                check_folder(config, flag, env, what)
     except CacheWriteError as exc:
         raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
@@ -62,11 +69,11 @@ def check_usage(config) -> None:
 
     check_rootdir(config)
     try:
-        if config.getoption("--experiment") or os.environ.get("CNNCLAIMS_EXPERIMENT"):
+        if option(config, "--experiment") or os.environ.get("CNNCLAIMS_EXPERIMENT"):
             # A test file's parametrize_claims may name another experiment, whose
             # profiles are checked when its tests are generated.
-            declared(config).profile(config.getoption("--profile"), config.getoption("--seeds"))
-        check(config.getoption)
+            declared(config).profile(option(config, "--profile"), option(config, "--seeds"))
+        check(pytest_getter(config))
     except (ValueError, TypeError, KeyError, CnnClaimsError) as exc:
         raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
@@ -79,13 +86,13 @@ def cache_dir(config) -> Path:
     (``cache.default_cache_dir``: ``$XDG_CACHE_HOME/cnnclaims`` or ``~/.cache/cnnclaims``)."""
     from ..cache import default_cache_dir
 
-    raw = config.getoption("--cache-dir")
+    raw = option(config, "--cache-dir")
     return Path(raw).absolute() if raw else default_cache_dir()
 
 
 def artifacts_dir(config) -> Path:
     """--artifacts, else $CNNCLAIMS_ARTIFACTS, else build/artifacts under the rootdir."""
-    raw = config.getoption("--artifacts") or os.environ.get(ENV_ARTIFACTS)
+    raw = option(config, "--artifacts") or os.environ.get(ENV_ARTIFACTS)
     return under_root(raw, config.rootpath, Path("build") / "artifacts")
 
 
@@ -102,7 +109,7 @@ def pins_path(config) -> Path:
     chosen = EXPERIMENT in config.stash or DECLARED in config.stash
     return resolve_pins_path(
         declared(config).pins_name if chosen else DEFAULT_PINS_NAME,
-        explicit=config.getoption("--pinned-verdicts"),
+        explicit=option(config, "--pinned-verdicts"),
         rootdir=config.rootpath,
         beside=config.stash.get(BESIDE, None),
     )
@@ -143,7 +150,7 @@ def declared(config):
         return config.stash[EXPERIMENT].experiment
     if DECLARED in config.stash:
         return config.stash[DECLARED]
-    return load_experiment(config.getoption("--experiment"))
+    return load_experiment(option(config, "--experiment"))
 
 
 def choose(config, experiment, where) -> bool:
@@ -163,14 +170,14 @@ def choose(config, experiment, where) -> bool:
             f"cnnclaims: {where} parametrizes experiment {experiment.name!r}, but this session already runs "
             f"{current.name!r}{same}; run one experiment per pytest session (e.g. pytest path/to/its/test_file.py)"
         )
-    elif config.getoption("--experiment"):
+    elif option(config, "--experiment"):
         try:
-            given = load_experiment(config.getoption("--experiment"))
+            given = load_experiment(option(config, "--experiment"))
         except (KeyError, TypeError) as exc:
             given, msg = None, f"cnnclaims: --experiment: {exc}"
         if given is not None and given is not experiment:
             msg = (
-                f"cnnclaims: --experiment {config.getoption('--experiment')} names {given.name!r}, but {where} "
+                f"cnnclaims: --experiment {option(config, '--experiment')} names {given.name!r}, but {where} "
                 f"parametrizes {experiment.name!r}; drop --experiment (a test file's own experiment wins) or "
                 "run another test file"
             )
@@ -189,7 +196,7 @@ def get_experiment(config):
         config.stash[EXPERIMENT] = start_checks(
             config,
             Run.from_options(
-                config.getoption,
+                pytest_getter(config),
                 experiment=declared(config),
                 cache_dir=cache_dir(config),
                 progress=progress_printer(config),
@@ -201,13 +208,13 @@ def get_experiment(config):
 FOLDERS = (("--cache-dir", ENV_CACHE, "cache folder"), ("--artifacts", ENV_ARTIFACTS, "artifacts folder"))
 
 
-def check_folder(config, option, env, what) -> None:
+def check_folder(config, flag, env, what) -> None:
     """CacheWriteError unless the folder can be created (a read-only cache that exists
     passes: it serves what it holds; the artifacts folder must be writable)."""
     from ..cache import check_folder
 
-    path = cache_dir(config) if option == "--cache-dir" else artifacts_dir(config)
-    check_folder(path, option, env, what, must_write=option == "--artifacts")
+    path = cache_dir(config) if flag == "--cache-dir" else artifacts_dir(config)
+    check_folder(path, flag, env, what, must_write=flag == "--artifacts")
 
 
 def start_checks(config, run):
@@ -218,11 +225,11 @@ def start_checks(config, run):
     from ..probe import ENV_PROBE
 
     try:
-        for option, env, what in FOLDERS:
-            check_folder(config, option, env, what)
+        for flag, env, what in FOLDERS:
+            check_folder(config, flag, env, what)
     except CnnClaimsError as exc:
         stop(config, f"cnnclaims: {exc}")
-    if config.getoption("--probe-index") or os.environ.get(ENV_PROBE) or run.experiment.probe.index is not None:
+    if option(config, "--probe-index") or os.environ.get(ENV_PROBE) or run.experiment.probe.index is not None:
         try:
             run.probe_index  # noqa: B018 - reading it checks the index against the data's labels
         except CnnClaimsError as exc:
@@ -336,8 +343,8 @@ def used(config, items) -> bool:
 
     if USER_VARIABLES:
         return True
-    given = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
-    flags = {o.flag for o in OPTIONS if "pytest" in o.fronts}
+    given = given_args(config)
+    flags = {f for o in OPTIONS if "pytest" in o.fronts for f in (o.flag, o.pytest_flag)}
     if any(str(a).split("=")[0] in flags for a in given):
         return True
     return any(
@@ -352,7 +359,7 @@ def where_lines(config) -> list[str]:
     from ..errors import CnnClaimsError
 
     try:
-        data = resolve_source(config.getoption("--data")).describe()
+        data = resolve_source(option(config, "--data")).describe()
     except CnnClaimsError as exc:
         data = f"unusable: {exc}"
     return [
@@ -360,8 +367,36 @@ def where_lines(config) -> list[str]:
         f"pinned verdicts {pins_path(config)}"
         + (
             ""
-            if config.getoption("--pinned-verdicts")
+            if option(config, "--pinned-verdicts")
             else " (a test file using parametrize_claims keeps its own beside it)"
         ),
         f"cnnclaims: data: {data}",
     ]
+
+
+def given_args(config) -> list[str]:
+    """The session's command line and $PYTEST_ADDOPTS, as pytest was given them."""
+    return [*map(str, config.invocation_params.args), *os.environ.get("PYTEST_ADDOPTS", "").split()]
+
+
+DEPRECATED: pytest.StashKey[list[str]] = pytest.StashKey()  # old short flags this session rewrote
+
+
+def registered_flags(parser) -> set[str]:
+    """Every option string registered with pytest's ``parser`` so far (pytest's own,
+    other plugins', conftests')."""
+    groups = [*getattr(parser, "_groups", ()), getattr(parser, "_anonymous", None)]
+    return {name for g in groups if g is not None for o in g.options for name in o.names()}
+
+
+def warn_deprecated_flags(config) -> None:
+    """One deprecation warning per old short flag this session was given (``--profile``),
+    naming the new spelling (``--cnnclaims-profile``); it still works for this release."""
+    for flag in config.stash.get(DEPRECATED, []):
+        config.issue_config_time_warning(
+            pytest.PytestDeprecationWarning(
+                f"cnnclaims: {flag} is deprecated and will be removed in the next release: "
+                f"write {BY_FLAG[flag].pytest_flag} (the same option)"
+            ),
+            stacklevel=2,
+        )
