@@ -226,3 +226,21 @@ def test_checks_can_fail(tmp_path):
     assert leaf_violations(fake, "pkg.options") == ["pkg.a"]
     assert not_hooks_or_fixtures(fake["pkg.plugin"][0]) == ["helper", "Run"]
     assert class_lines(fake["pkg.plugin"][0], "Run") == 3
+
+
+def unnamed_in_layout(readme: str, root: Path) -> list[str]:
+    """Modules and packages under ``root`` that README's "Layout" section does not name
+    (as `name` or `name/`)."""
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.find("\n## ", 1)] if "\n## " in layout[1:] else layout
+    names = {p.stem for p in root.rglob("*.py") if p.name != "__init__.py"}
+    names |= {p.name for p in root.rglob("*") if p.is_dir() and p.name != "__pycache__"}
+    return sorted(n for n in names if f"`{n}`" not in layout and f"`{n}/`" not in layout)
+
+
+def test_readme_layout_names_every_module(tmp_path):
+    readme = (PACKAGE.parents[1] / "README.md").read_text()
+    assert unnamed_in_layout(readme, PACKAGE) == [], "add a line for it to README's Layout"
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "new_module.py").write_text("")
+    assert unnamed_in_layout("## Layout\n- `old`\n", tmp_path / "pkg") == ["new_module"]  # the check can fail
