@@ -73,15 +73,14 @@ def pytest_addoption(parser):
     add_to_pytest(parser.getgroup("cnnclaims", "cnnclaims: claims of a declared Keras experiment"))
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)  # (old-style: pytest 7.4's pluggy lacks wrapper=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     # After the initial conftests registered their options, before pytest parses the
     # command line: the old short spellings become --cnnclaims-NAME (in place).
-    result = yield
+    yield
     from .options import rewrite_deprecated
 
     early_config.stash[DEPRECATED] = rewrite_deprecated(args, taken=registered_flags(parser))
-    return result
 
 
 def pytest_configure(config):
