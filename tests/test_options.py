@@ -17,7 +17,7 @@ def test_pytest_and_cli_offer_the_same_shared_options(pytestconfig):
     assert set(cli) == {o.flag for o in shared}
     for o in shared:
         # pytest parsed this very session with the same table: the option exists there
-        pytestconfig.getoption(o.flag)
+        pytestconfig.getoption(o.pytest_flag)  # (pytest spells it with the prefix)
         assert cli[o.flag].help == o.full_help() and (o.env is None or f"${o.env}" in o.full_help())
 
 
