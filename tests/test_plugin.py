@@ -110,14 +110,19 @@ def test_regen_then_pass_then_flip_fails_with_plots(inner, pytester):
     }
     for png in (pytester.path / "art" / "plots").glob("*.png"):
         assert any(png.name.startswith(f) for f in failing), png.name
-    # The four-valued table: SESOI, MDE and N-needed columns, a legend, the null splits.
+    # The compact table (every statistic is in the JSON), a line per scope, the legend,
+    # the null splits; no row wider than about 110 columns.
     r.stdout.fnmatch_lines(
         [
-            "*claim*scope*tier*TOST p_holm*SESOI*MDE*N needed*verdict*pinned*",
-            "*p: two-sided*",
+            "claim*scope*verdict*effect*p_holm*pin*",
+            "seeds: *",
+            "pin: = as pinned*",
             "*null splits: 10 of 10 balanced splits of 6 same-size models*",
         ]
     )
+    section = r.stdout.str().split("cnnclaims verdicts")[-1].splitlines()
+    table_rows = [line for line in section if line.startswith("C")]
+    assert table_rows and max(len(line) for line in table_rows) <= 110, max(table_rows, key=len)
     assert table["null_splits"]["splits"] == 10 and table["null_splits"]["dependent"] is True
     assert {v["tier"] for v in table["verdicts"]} == {"primary", "secondary"}
 

@@ -93,8 +93,9 @@ def test_one_seed_per_condition_has_no_null_splits_and_says_unreachable(tmp_path
     assert exp.null_splits is None
     seeds = [v for v in exp.verdicts if v.scope == "seeds"]
     assert seeds and all(v.verdict == "underpowered" and v.unreachable and v.n_per_group == 1 for v in seeds)
-    text = verdict_table_text(exp.verdicts, exp.null_verdicts)
+    text = verdict_table_text(exp.verdicts, exp.null_verdicts, full=True)
     assert "underpowered (unreachable with N = 1)" in text and "unreachable with N = 1:" in text
+    assert "underpowered (unreachable)" in verdict_table_text(exp.verdicts, exp.null_verdicts)
 
 
 def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch):

@@ -90,7 +90,7 @@ def cmd_verdicts(args):
     from .report import verdict_table_text
 
     exp = _experiment(args)
-    print(verdict_table_text(exp.verdicts, exp.null_verdicts))
+    print(verdict_table_text(exp.verdicts, exp.null_verdicts, full=args.table == "full"))
 
 
 def cmd_figures(args):
@@ -292,6 +292,12 @@ def main(argv=None):
     p.set_defaults(func=cmd_run)
     p = _add(sub, "verdicts", "print the verdict table")
     _common(p)
+    p.add_argument(
+        "--table",
+        choices=("compact", "full"),
+        default="compact",
+        help="compact (about 110 columns, the default) or full (every statistic)",
+    )
     p.set_defaults(func=cmd_verdicts)
     for name, func, default, helptext in (
         ("figures", cmd_figures, "build/figures", "regenerate the article's Figures 1-8 and the claim figures"),

@@ -163,6 +163,14 @@ OPTIONS = (
         fronts=PYTEST,
     ),
     Option(
+        "--table",
+        "the verdict table at the session's end: compact (about 110 columns: claim, scope, verdict, effect, "
+        "p_holm, pin; the default) or full (every statistic; verdicts.json always has them all)",
+        choices=("compact", "full"),
+        default="compact",
+        fronts=PYTEST,
+    ),
+    Option(
         "--regen-verdicts",
         "rewrite the pinned verdicts for this version family and profile from this run",
         type=None,

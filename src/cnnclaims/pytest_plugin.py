@@ -63,7 +63,7 @@ from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, ca
     where_lines,
     write_error,
 )
-from .summary import fragile_line, labels_only_line, plan_line, recorded_line  # noqa: F401 - plan_line: public here
+from .summary import fragile_line, labels_only_line, plan_line, plumbing_line, recorded_line  # noqa: F401 - plan_line: public here
 
 
 def pytest_addoption(parser):
@@ -376,12 +376,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("cnnclaims verdicts")
     tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}")
+    plumbing = plumbing_line(profile_name, res.get("models"))
+    if plumbing:
+        tr.write_line(plumbing)
     if entry and not pinned.has_numbers(entry):
         tr.write_line(labels_only_line(key, profile_name))
     recorded = config.stash[LOCAL]["recorded"] if LOCAL in config.stash else None
     if recorded and not isinstance(recorded, str):
         tr.write_line(recorded_line(pins_path(config), recorded))
-    text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"))
+    full = option(config, "--table") == "full"
+    text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"), full=full)
     for line in text.splitlines():
         tr.write_line(line)
     if null and res["null_splits"] is not None:  # None: no worker that ran them finished

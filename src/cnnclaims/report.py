@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import re
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,16 +125,66 @@ def _text_table(header, body) -> str:
     return "\n".join(out)
 
 
-def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None) -> str:
-    parts = []
+# The terminal's default table (about 110 columns): what a reader needs to see which
+# claims hold; the full one (``full=True``, ``--cnnclaims-table=full``) and the JSON
+# carry every statistic.
+COMPACT_COLUMNS = ("claim", "scope", "verdict", "effect [95% CI]", "p_holm", "pin")
+WIDTH = 110
+COMPACT_LEGEND = (
+    "pin: = as pinned, 'was X' where the pinned label differs, new where there is no pin; "
+    "effect: r rank-biserial, diff difference of means, mean-thr mean minus threshold, slope/dec slope per decade "
+    "of training-set size; --cnnclaims-table=full (or verdicts --table full) shows every statistic"
+)
+
+
+def _pin_mark(v, pins: dict) -> str:
+    pinned = pins.get(v.key)
+    return "new" if pinned is None else "=" if pinned == v.verdict else f"was {pinned}"
+
+
+def compact_rows(verdicts, pins: dict | None = None) -> list[tuple]:
+    pins = pins or {}
+    return [
+        (
+            v.name,
+            v.scope,
+            "underpowered (unreachable)" if v.unreachable and v.verdict == "underpowered" else v.verdict,
+            _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, "")),
+            _f(v.p_holm),
+            _pin_mark(v, pins),
+        )
+        for v in verdicts
+    ]
+
+
+def scope_summary(verdicts) -> list[str]:
+    """One line per scope, e.g. ``seeds: 5 supported, 6 underpowered``, in table order."""
+    counts: dict[str, dict[str, int]] = {}
+    for v in verdicts:
+        scope = counts.setdefault(v.scope, {})
+        scope[v.verdict] = scope.get(v.verdict, 0) + 1
+    return [f"{s}: " + ", ".join(f"{n} {label}" for label, n in c.items()) for s, c in counts.items()]
+
+
+def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None, full: bool = False) -> str:
+    """The verdict table as text: compact by default (``COMPACT_COLUMNS``, about 110
+    columns, its prose wrapped there, with a line per scope saying what holds), every
+    statistic with ``full``."""
+    columns, make = (COLUMNS, rows) if full else (COMPACT_COLUMNS, compact_rows)
+
+    def prose(line: str) -> str:
+        return line if full or len(line) <= WIDTH else textwrap.fill(line, WIDTH, subsequent_indent="  ")
+
+    parts: list[str] = []
     if verdicts:
-        parts.append(_text_table(COLUMNS, rows(verdicts, pins)))
+        parts.append(_text_table(columns, make(verdicts, pins)))
+        parts.extend(scope_summary(verdicts))
     if null_verdicts:
-        parts.append(f"null control (same training size, other seeds): {_null_summary(null_verdicts)}")
-        parts.append(_text_table(COLUMNS, rows(null_verdicts, null_pins)))
+        parts.append(prose(f"null control (same training size, other seeds): {_null_summary(null_verdicts)}"))
+        parts.append(_text_table(columns, make(null_verdicts, null_pins)))
     if verdicts or null_verdicts:
-        parts.append(LEGEND)
-        decides = [f"  {v.key}: {v.decides}" for v in verdicts if v.decides]
+        parts.append(prose(LEGEND if full else COMPACT_LEGEND))
+        decides = [prose(f"  {v.key}: {v.decides}") for v in verdicts if v.decides]
         if decides:
             parts.append("what would decide the underpowered verdicts:")
             parts.extend(decides)

@@ -52,3 +52,25 @@ def fragile_line(fragile: dict, profile: str) -> str:
         f"{case}{' (null)' if section == 'null_control' else ''}: " + ", ".join(f"{fam} {v}" for fam, v in fams.items())
         for (section, case), fams in fragile.items()
     )
+
+
+# Profiles that check the harness's plumbing, not an experiment's claims.
+PLUMBING_PROFILES = ("smoke",)
+
+
+def plumbing_line(profile_name: str, models: dict | None) -> str | None:
+    """A plain warning for a plumbing profile (``smoke``: a few images, an epoch or
+    two), with its models' test accuracy where known; None for any other profile."""
+    if profile_name not in PLUMBING_PROFILES:
+        return None
+    accs = [
+        r["test_accuracy"]
+        for group in (models or {}).values()
+        for r in (group if isinstance(group, list) else [x for g in group.values() for x in g])
+        if isinstance(r, dict) and isinstance(r.get("test_accuracy"), (int, float))
+    ]
+    seen = f" (test accuracy {min(accs):.2f}-{max(accs):.2f} here)" if accs else ""
+    return (
+        f"cnnclaims: the {profile_name} profile checks the plumbing: its models train briefly on few images{seen}, "
+        "so these verdicts test the harness, not the experiment's claims; run its real profile for those"
+    )
