@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import time
 from pathlib import Path
 
@@ -391,7 +392,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if null and res["null_splits"] is not None:  # None: no worker that ran them finished
         from .calibration import format_null_splits
 
-        tr.write_line(format_null_splits(res["null_splits"]))
+        for line in textwrap.wrap(format_null_splits(res["null_splits"]), 110, subsequent_indent="  "):
+            tr.write_line(line)  # (the compact table's width)
     fragile = pinned.fragile(doc, profile_name)
     if fragile:
         tr.write_line(fragile_line(fragile, profile_name))
