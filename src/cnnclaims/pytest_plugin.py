@@ -378,8 +378,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("cnnclaims verdicts")
     tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}")
     plumbing = plumbing_line(profile_name, res.get("models"))
-    if plumbing:
-        tr.write_line(plumbing)
+    for line in textwrap.wrap(plumbing or "", 110, subsequent_indent="  "):
+        tr.write_line(line)
     if entry and not pinned.has_numbers(entry):
         tr.write_line(labels_only_line(key, profile_name))
     recorded = config.stash[LOCAL]["recorded"] if LOCAL in config.stash else None
