@@ -42,7 +42,4 @@ def cnnclaims_plugin_args():
     With cnnclaims installed, its pytest11 entry point ``cnnclaims`` names it (pytest
     also loads it unasked; naming it again under the module's name would register the
     module twice, which pytest refuses); in a plain checkout, the module."""
-    from importlib.metadata import entry_points
-
-    installed = any(ep.value == "cnnclaims.pytest_plugin" for ep in entry_points(group="pytest11", name="cnnclaims"))
-    return ["-p", "cnnclaims" if installed else "cnnclaims.pytest_plugin"]
+    return ["-p", "cnnclaims" if _ENTRY_POINT else "cnnclaims.pytest_plugin"]

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .options import BY_FLAG
+
 __all__ = [
     "find_ini",
     "project_root",
@@ -32,9 +34,9 @@ PACKAGE = Path(__file__).resolve().parent
 DEFAULT_PINS_NAME = "pinned_verdicts.json"  # declaration.Experiment.pins_name's default
 # Path options that pytest may take for a test path when written with a space.
 PATH_OPTIONS = tuple(
-    f"--{prefix}{name}"
-    for name in ("data", "cache-dir", "artifacts", "pinned-verdicts")
-    for prefix in ("cnnclaims-", "")
+    spelling
+    for flag in ("--data", "--cache-dir", "--artifacts", "--pinned-verdicts")
+    for spelling in (BY_FLAG[flag].pytest_flag, flag)  # and the deprecated short name
 )
 
 

@@ -212,13 +212,6 @@ def rewrite_deprecated(args: list, taken=frozenset()) -> list[str]:
     return list(dict.fromkeys(done))
 
 
-def pytest_getter(config):
-    """``get(flag)`` over pytest's options by the table's flag (``--profile`` reads
-    ``--cnnclaims-profile`` or its alias): what ``check``, ``numerics.check_options``
-    and ``Run.from_options`` take."""
-    return lambda flag: config.getoption(BY_FLAG[flag].pytest_dest)
-
-
 def add_to_argparse(parser, skip=()) -> None:
     """Every command-line option of the table on ``parser``, but those in ``skip`` (flags
     that do not apply to its command; the command then reads them as None)."""

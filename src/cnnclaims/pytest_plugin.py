@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import time
 from pathlib import Path
 
@@ -368,7 +367,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(plan_text)
         return
     from . import pinned
-    from .report import verdict_table_text
+    from .report import verdict_table_text, wrapped
 
     found, null = collected(config)
     key, profile_name = res["pin_key"], res["profile"]["name"]
@@ -378,7 +377,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr.section("cnnclaims verdicts")
     tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}")
     plumbing = plumbing_line(profile_name, res.get("models"))
-    for line in textwrap.wrap(plumbing or "", 110, subsequent_indent="  "):
+    for line in wrapped(plumbing) if plumbing else []:
         tr.write_line(line)
     if entry and not pinned.has_numbers(entry):
         tr.write_line(labels_only_line(key, profile_name))
@@ -392,8 +391,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if null and res["null_splits"] is not None:  # None: no worker that ran them finished
         from .calibration import format_null_splits
 
-        for line in textwrap.wrap(format_null_splits(res["null_splits"]), 110, subsequent_indent="  "):
-            tr.write_line(line)  # (the compact table's width)
+        for line in wrapped(format_null_splits(res["null_splits"])):
+            tr.write_line(line)
     fragile = pinned.fragile(doc, profile_name)
     if fragile:
         tr.write_line(fragile_line(fragile, profile_name))

@@ -130,6 +130,14 @@ def _text_table(header, body) -> str:
 # carry every statistic.
 COMPACT_COLUMNS = ("claim", "scope", "verdict", "effect [95% CI]", "p_holm", "pin")
 WIDTH = 110
+
+
+def wrapped(line: str) -> list[str]:
+    """A line of prose beside the compact table, as lines of at most ``WIDTH`` columns
+    (continuations indented two spaces); a short line as it is."""
+    return [line] if len(line) <= WIDTH else textwrap.wrap(line, WIDTH, subsequent_indent="  ")
+
+
 COMPACT_LEGEND = (
     "pin: = as pinned, 'was X' where the pinned label differs, new where there is no pin; "
     "effect: r rank-biserial, diff difference of means, mean-thr mean minus threshold, slope/dec slope per decade "
@@ -173,7 +181,7 @@ def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None, fu
     columns, make = (COLUMNS, rows) if full else (COMPACT_COLUMNS, compact_rows)
 
     def prose(line: str) -> str:
-        return line if full or len(line) <= WIDTH else textwrap.fill(line, WIDTH, subsequent_indent="  ")
+        return line if full else "\n".join(wrapped(line))
 
     parts: list[str] = []
     if verdicts:

@@ -6,6 +6,7 @@ and by ``plugin.cases``; pytest plumbing only, no science."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,14 @@ import pytest
 
 from ..cache import ENV_CACHE
 from ..locations import DEFAULT_PINS_NAME, misread_path_option, resolve_pins_path, under_root
-from ..options import BY_FLAG, ENV_ARTIFACTS, pytest_getter
+from ..options import BY_FLAG, ENV_ARTIFACTS
 
 
 def option(config, flag: str):
     """The value of the table's option ``flag`` (``--profile``) in this session, given as
-    ``--cnnclaims-profile`` or its deprecated alias (``options.Option.pytest_flag``)."""
+    ``--cnnclaims-profile`` or its deprecated alias (``options.Option.pytest_flag``).
+    ``functools.partial(option, config)`` is the ``get(flag)`` that ``options.check``,
+    ``numerics.check_options`` and ``Run.from_options`` take."""
     return config.getoption(BY_FLAG[flag].pytest_dest)
 
 
@@ -73,7 +76,7 @@ def check_usage(config) -> None:
             # A test file's parametrize_claims may name another experiment, whose
             # profiles are checked when its tests are generated.
             declared(config).profile(option(config, "--profile"), option(config, "--seeds"))
-        check(pytest_getter(config))
+        check(functools.partial(option, config))
     except (ValueError, TypeError, KeyError, CnnClaimsError) as exc:
         raise pytest.UsageError(f"cnnclaims: {exc}") from None
 
@@ -196,7 +199,7 @@ def get_experiment(config):
         config.stash[EXPERIMENT] = start_checks(
             config,
             Run.from_options(
-                pytest_getter(config),
+                functools.partial(option, config),
                 experiment=declared(config),
                 cache_dir=cache_dir(config),
                 progress=progress_printer(config),
