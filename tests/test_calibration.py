@@ -47,7 +47,7 @@ def test_the_check_fails_for_an_uncorrected_pipeline():
         BASE,
         n_experiments=300,
         conditions=("null",),
-        adjust=lambda p: np.asarray(p, dtype=float),
+        correction="none",
     )
     assert set(cal.fwer_exceeds_alpha(res)) == {"primary", "secondary"}
 

@@ -23,9 +23,9 @@ def verdict(claim, scope, v):
         p_value=nan,
         p_opposite=nan,
         p_two_sided=nan,
-        p_holm=nan,
+        p_adjusted=nan,
         p_equivalence=nan,
-        p_equivalence_holm=nan,
+        p_equivalence_adjusted=nan,
         effect_name="e",
         effect=0.0,
         ci_low=nan,
@@ -141,7 +141,7 @@ def test_numbers_are_pinned_one_line_per_case(tmp_path):
         "supported",
         statistic=3.123456789012345,
         p_two_sided=0.000123456789012,
-        p_holm=0.0012,
+        p_adjusted=0.0012,
         effect=float("inf"),
         ci_low=-0.5,
     )
@@ -153,7 +153,7 @@ def test_numbers_are_pinned_one_line_per_case(tmp_path):
     assert e["numbers"]["verdicts"]["C8/seeds"] == {  # to SIGNIFICANT_DIGITS; what the verdict lacks is absent
         "statistic": 3.123456789,
         "p_two_sided": 0.0001234567890,
-        "p_holm": 0.0012,
+        "p_adjusted": 0.0012,
         "effect": "inf",
         "ci_low": -0.5,
     }
@@ -161,7 +161,7 @@ def test_numbers_are_pinned_one_line_per_case(tmp_path):
     line = next(x for x in path.read_text().splitlines() if '"C8/seeds": {' in x)
     assert line.strip() == (
         '"C8/seeds": {"statistic": 3.123456789, "p_two_sided": 0.000123456789, '
-        '"p_holm": 0.0012, "effect": "inf", "ci_low": -0.5},'
+        '"p_adjusted": 0.0012, "effect": "inf", "ci_low": -0.5},'
     )
 
 
@@ -177,10 +177,10 @@ def test_numbers_compare_within_the_tolerance():
 
 
 def test_case_diff_names_label_and_numbers():
-    v = numbered("C8", "seeds", "supported", statistic=2.0, p_holm=0.01, effect=0.3)
+    v = numbered("C8", "seeds", "supported", statistic=2.0, p_adjusted=0.01, effect=0.3)
     pins = pinned.numbers_of(v)
     assert pinned.case_diff("supported", pins, v) == []
-    assert pinned.case_diff("supported", {**pins, "p_holm": 0.02}, v) == [("p_holm", 0.02, 0.01)]
+    assert pinned.case_diff("supported", {**pins, "p_adjusted": 0.02}, v) == [("p_adjusted", 0.02, 0.01)]
     assert pinned.case_diff("refuted", {**pins, "ci_low": -1.0}, v) == [
         ("verdict", "refuted", "supported"),
         ("ci_low", -1.0, None),
@@ -200,7 +200,7 @@ def test_labels_only_entries_still_load(tmp_path):
 
 @pytest.mark.parametrize(
     "numbers",
-    [[], {"verdicts": []}, {"verdicts": {"C1/frogs": {"p": 0.1}}}, {"verdicts": {"C1/frogs": {"p_holm": "0.1"}}}],
+    [[], {"verdicts": []}, {"verdicts": {"C1/frogs": {"p": 0.1}}}, {"verdicts": {"C1/frogs": {"p_adjusted": "0.1"}}}],
 )
 def test_wrong_numbers_are_named(tmp_path, numbers):
     bad = tmp_path / "pins.json"
@@ -324,7 +324,7 @@ def test_one_resolver_for_pytest_and_the_command_line(tmp_path):
 def _judge(pin, label, null=False, numbers="same", **changes):
     """judge() of a verdict labelled ``label`` whose numbers are those pinned, or
     pinned ``numbers`` (None: a labels-only entry), with ``changes`` to the verdict's."""
-    base = {"statistic": 2.0, "p_holm": 0.01, "effect": 0.3}
+    base = {"statistic": 2.0, "p_adjusted": 0.01, "effect": 0.3}
     pins = pinned.numbers_of(numbered("C8", "seeds", label, **base)) if numbers == "same" else numbers
     return pinned.judge(pin, pins, numbered("C8", "seeds", label, **{**base, **changes}), null, key="tfX/smoke")
 
@@ -385,18 +385,18 @@ def test_judges_messages():
 
 @pytest.mark.unit
 def test_a_moved_number_fails_even_as_pinned_and_absent_ones_are_shown():
-    out = _judge("supported", "supported", p_holm=0.02)
-    assert out.kind == pinned.CHANGED and out.diffs == (("p_holm", 0.01, 0.02),) and not out.flagged
+    out = _judge("supported", "supported", p_adjusted=0.02)
+    assert out.kind == pinned.CHANGED and out.diffs == (("p_adjusted", 0.01, 0.02),) and not out.flagged
     assert "verdict supported as pinned, numbers changed [tfX/smoke]" in out.message
-    assert out.message.splitlines()[-1] == "    p_holm                0.01 -> 0.02"
+    assert out.message.splitlines()[-1] == "    p_adjusted                0.01 -> 0.02"
     out = _judge("refuted", "refuted", ci_low=-1.0)  # under an expected failure too: not an xfail
     assert out.kind == pinned.CHANGED and out.message.splitlines()[-1] == "    ci_low            (absent) -> -1.0"
-    assert _judge("refuted", "refuted", p_holm=0.01 * (1 + pinned.REL_TOL / 10)).kind == pinned.NOT_SUPPORTED
+    assert _judge("refuted", "refuted", p_adjusted=0.01 * (1 + pinned.REL_TOL / 10)).kind == pinned.NOT_SUPPORTED
 
 
 @pytest.mark.unit
 def test_a_labels_only_pin_compares_labels_and_says_so():
-    assert _judge("supported", "supported", numbers=None, p_holm=0.5).kind == pinned.PASSED
+    assert _judge("supported", "supported", numbers=None, p_adjusted=0.5).kind == pinned.PASSED
     out = _judge("refuted", "negligible", numbers=None)
     assert out.kind == pinned.CHANGED and out.message.endswith(
         "\n  [tfX/smoke] pins labels only (written before numbers were pinned): numbers not compared"
@@ -443,3 +443,13 @@ def test_a_claim_case_knows_whether_it_is_a_null_control():
     assert pinned.null_of(case[:5], null=True)  # a 5-tuple: the keyword decides
     with pytest.raises(ValueError, match="null=False.*null-control case .*/seeds: drop null="):
         pinned.null_of(case, null=False)
+
+
+def test_pins_from_before_the_step_down_say_why_they_are_refused(tmp_path):
+    """Pins written by the two-Holm-families pipeline hold p_holm: one error that says
+    it was renamed and that the numbers changed, so the fix is to regenerate."""
+    bad = tmp_path / "pins.json"
+    numbers = {"verdicts": {"C1/frogs": {"p_holm": 0.1}}}
+    bad.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "supported"}, "numbers": numbers}}}))
+    with pytest.raises(CnnClaimsError, match="it pins p_holm, which is p_adjusted"):
+        pinned.load(bad)

@@ -114,7 +114,7 @@ def test_regen_then_pass_then_flip_fails_with_plots(inner, pytester):
     # the null splits; no row wider than about 110 columns.
     r.stdout.fnmatch_lines(
         [
-            "claim*scope*verdict*effect*p_holm*pin*",
+            "claim*scope*verdict*effect*p_adj*pin*",
             "seeds: *",
             "pin: = as pinned*",
             "*null splits: 10 of 10 balanced splits of 6 same-size models*",
@@ -276,12 +276,12 @@ def test_obtained_pins_go_to_the_artifacts_where_the_pins_folder_is_not_writable
 
 
 def _number_case(doc, key, supported: bool):
-    """A (section, case) whose label is (or is not) supported and whose p_holm is a number."""
+    """A (section, case) whose label is (or is not) supported and whose p_adjusted is a number."""
     e = doc["entries"][key]
     return next(
         c
         for c, v in e["verdicts"].items()
-        if (v == "supported") == supported and "p_holm" in e["numbers"]["verdicts"][c]
+        if (v == "supported") == supported and "p_adjusted" in e["numbers"]["verdicts"][c]
     )
 
 
@@ -294,8 +294,8 @@ def test_pinned_number_changed_by_hand_fails_with_a_diff(inner, pytester, suppor
     doc, key = _regen(run, pins)
     case = _number_case(doc, key, supported)
     nums = doc["entries"][key]["numbers"]["verdicts"][case]
-    obtained_p = nums["p_holm"]
-    nums["p_holm"] = edited = round(obtained_p * 0.5 + 0.01, 6)
+    obtained_p = nums["p_adjusted"]
+    nums["p_adjusted"] = edited = round(obtained_p * 0.5 + 0.01, 6)
     pins.write_text(json.dumps(doc))
     before = pins.read_bytes()
     claim, scope = case.split("/")
@@ -307,7 +307,7 @@ def test_pinned_number_changed_by_hand_fails_with_a_diff(inner, pytester, suppor
     r.stdout.fnmatch_lines(
         [
             "*field*pinned -> obtained",
-            f"*p_holm*{edited} -> {obtained_p}",
+            f"*p_adjusted*{edited} -> {obtained_p}",
             f"*pinned:   {pins} (unchanged)",
             f"*obtained: {pins}.obtained (this run's entry for [[]{key}])",
             "*to accept*`pytest --cnnclaims-regen-verdicts --cnnclaims-profile smoke "
@@ -317,7 +317,7 @@ def test_pinned_number_changed_by_hand_fails_with_a_diff(inner, pytester, suppor
     )
     assert pins.read_bytes() == before, "the pins file is never rewritten from inside a test"
     obtained = json.loads((pins.parent / "pins.json.obtained").read_text())
-    assert obtained["entries"][key]["numbers"]["verdicts"][case]["p_holm"] == obtained_p
+    assert obtained["entries"][key]["numbers"]["verdicts"][case]["p_adjusted"] == obtained_p
     # Accepting it (copying the obtained file) makes the run pass.
     pins.write_text((pins.parent / "pins.json.obtained").read_text())
     r = run("-k", f"test_claim and {claim}- and {scope}")

@@ -358,3 +358,78 @@ def test_each_test_result_carries_its_design_and_unit():
     }
     for name, (res, design, unit, paired) in cases.items():
         assert (res.design, res.unit, res.paired) == (design, unit, paired), name
+
+
+# --- the family's step-down over 2m hypotheses (issue 19, 1) ----------------------
+
+
+def test_step_down_first_step_is_alpha_over_m_claims():
+    """Two hypotheses per claim but at most one true: the first step multiplies by m
+    (claims), not 2m; once a claim's hypothesis falls, its other one still counts."""
+    adj0, adj1 = stats.step_down_two_nulls([0.001, 0.5, 0.04], [0.9, 0.01, 0.02])
+    # sorted: 0.001 (t=3) 0.01 (t=3) 0.02 (t=3) 0.04 (t=3: claim 2 keeps its zero-null open) 0.5 (t=2) 0.9 (t=1)
+    np.testing.assert_allclose(adj0, [0.003, 1.0, 0.12])
+    np.testing.assert_allclose(adj1, [1.0, 0.03, 0.06])
+
+
+def test_step_down_matches_holm_on_one_hypothesis_per_claim():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    adj0, adj1 = stats.step_down_two_nulls(p, np.full(4, np.nan))
+    np.testing.assert_allclose(adj0, stats.holm(p))
+    assert np.isnan(adj1).all()
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=8))
+def test_step_down_is_between_holm_over_m_and_holm_over_2m(pairs):
+    """Shaffer's restriction only lowers Holm's multipliers over 2m hypotheses, and
+    never below those of Holm over one hypothesis per claim."""
+    p0, p1 = np.array(pairs).T
+    adj0, adj1 = stats.step_down_two_nulls(p0, p1)
+    both = np.concatenate([adj0, adj1])
+    assert np.all(both <= stats.holm(np.concatenate([p0, p1])) + 1e-15)
+    assert np.all(both >= np.concatenate([p0, p1]) - 1e-15)
+    assert np.all(both <= 1.0)
+
+
+def test_step_down_controls_any_wrong_rejection_where_two_holm_families_do_not():
+    """Claims at 0 and at the SESOI, independent: a wrong rejection is "differs" for a
+    claim at 0 or "equivalent" for one at the SESOI. Two Holm families let either
+    happen at alpha each (about 2 alpha together); the step-down keeps alpha."""
+    rng = np.random.default_rng(1)
+    runs = 4000
+    # Claims 0-2 have true difference 0 (their zero-null is true, p uniform; their
+    # margin null false, p small-ish), claims 3-5 sit at the SESOI (margin null true).
+    pz = np.concatenate([rng.uniform(size=(runs, 3)), rng.uniform(0, 0.02, size=(runs, 3))], axis=1)
+    pm = np.concatenate([rng.uniform(0, 0.02, size=(runs, 3)), rng.uniform(size=(runs, 3))], axis=1)
+
+    def wrong(correct):
+        bad = 0
+        for z, q in zip(pz, pm, strict=True):
+            az, aq = correct(z, q)
+            bad += bool((az[:3] < 0.05).any() or (aq[3:] < 0.05).any())
+        return bad / runs
+
+    assert wrong(stats.holm_per_family) > 0.07  # about 2 alpha: the old pipeline fails
+    assert wrong(stats.step_down_two_nulls) < 0.06
+
+
+def test_step_down_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"must be \(m,\)"):
+        stats.step_down_two_nulls([0.1, 0.2], [0.1])
+
+
+def test_minimal_effect_welch_equals_statsmodels():
+    from statsmodels.stats.weightstats import ttest_ind
+
+    a = np.array([1.0, 1.3, 0.9, 1.4, 1.2])
+    b = np.array([0.2, 0.5, 0.1, 0.4])
+    for alt, value, sm_alt in (("greater", 0.3, "larger"), ("less", -0.3, "smaller")):
+        res = stats.welch(a, b, alt, sesoi=0.3)
+        expected = ttest_ind(a, b, alternative=sm_alt, usevar="unequal", value=value)[1]
+        assert res.p_minimal_effect == pytest.approx(expected, rel=1e-12)
+
+
+def test_minimal_effect_one_sample_is_ttest_against_the_shifted_threshold():
+    x = np.array([0.5, 0.62, 0.58, 0.7, 0.66])
+    res = stats.t_one_sample(x, 0.4, "greater", sesoi=0.1)
+    assert res.p_minimal_effect == pytest.approx(sps.ttest_1samp(x, 0.5, alternative="greater").pvalue)

@@ -18,11 +18,16 @@ from cnnclaims.evidence import Evidence, ModelEvidence, table_metrics
 STATS = tuple(table_metrics(ARTICLE))
 from cnnclaims.verdicts import (
     CHECKS,
+    EQUIVALENT,
+    FALSE_POSITIVES,
     INCONCLUSIVE,
     NEGLIGIBLE,
     REFUTED,
+    REFUTED_NEGLIGIBLE,
     SUPPORTED,
+    SUPPORTED_NEGLIGIBLE,
     UNDERPOWERED,
+    Measured,
     claim_numbers,
     decide_family,
     evaluate,
@@ -73,9 +78,9 @@ def test_known_truth(shift, expected, scope):
     assert v.verdict == expected, v.summary()
     if expected != NEGLIGIBLE:
         assert np.sign(v.effect) == np.sign(shift) and v.ci_low <= v.effect <= v.ci_high
-        assert v.p_holm < 0.05
+        assert v.p_adjusted < 0.05
     else:
-        assert v.p_equivalence_holm < 0.05
+        assert v.p_equivalence_adjusted < 0.05
 
 
 def test_underpowered_says_what_would_decide_it():
@@ -90,11 +95,40 @@ def test_underpowered_says_what_would_decide_it():
     assert f"N = {int(expected_n)} models per condition" in v.decides and "MDE" in v.decides
 
 
-def test_significant_but_negligible_is_negligible():
-    # 1,000 images detect a tiny shift, far below the SESOI: negligible, not supported.
-    ev = evidence(0.002, noise=0.001)
+@pytest.mark.parametrize("shift,expected", [(0.002, SUPPORTED_NEGLIGIBLE), (-0.002, REFUTED_NEGLIGIBLE)])
+def test_significant_but_negligible_keeps_both_facts(shift, expected):
+    """1,000 images detect a tiny shift, far below the SESOI: both hypotheses fall, and
+    the verdict says so with its direction (Lakens et al. 2018's fourth case; issue 19,
+    1). It was plain *negligible* before, the direction lost."""
+    ev = evidence(shift, noise=0.001)
     v = c3(evaluate_catalog(ev, scopes=("frogs",)), "frogs")
-    assert v.p_holm < 0.05 and v.p_equivalence_holm < 0.05 and v.verdict == NEGLIGIBLE
+    assert v.p_adjusted < 0.05 and v.p_equivalence_adjusted < 0.05
+    assert v.verdict == expected, v.summary()
+    assert v.verdict in FALSE_POSITIVES and v.verdict in EQUIVALENT  # an error under a null, and under a SESOI
+
+
+@pytest.mark.parametrize(
+    "p_zero,p_margin,expected",
+    [
+        (0.001, 0.9, SUPPORTED),
+        (0.9, 0.001, NEGLIGIBLE),
+        (0.001, 0.001, SUPPORTED_NEGLIGIBLE),
+        (0.9, 0.9, UNDERPOWERED),
+    ],
+)
+def test_label_from_the_two_rejections(p_zero, p_margin, expected):
+    """The four outcomes of a claim's two hypotheses, one family of one claim."""
+    claim = next(c for c in CATALOG if c.id == "C3")
+    res = st.TestResult("t", 1.0, p_zero / 2, 1 - p_zero / 2, "d", 0.1, 0.0, 0.2, 10, p_equivalence=p_margin)
+    (v,) = decide_family([claim], "seeds", [Measured(res, 1.0, 0.9, "seeds")])
+    assert v.verdict == expected and v.correction == "step-down"
+
+
+def test_unknown_correction_is_named():
+    claim = next(c for c in CATALOG if c.id == "C3")
+    res = st.TestResult("t", 1.0, 0.01, 0.99, "d", 0.1, 0.0, 0.2, 10, p_equivalence=0.5)
+    with pytest.raises(UnknownNameError, match="holm-per-family"):
+        decide_family([claim], "seeds", [Measured(res, 1.0, 0.9, "seeds")], correction="holm")
 
 
 def test_unreachable_with_one_seed():
@@ -124,34 +158,36 @@ def test_n_needed_comes_with_its_range():
     assert type(v).from_dict(v.to_dict()).n_needed_range == (lo, hi)
 
 
-def test_holm_is_applied_within_each_family():
-    """p_holm is Holm over the two-sided p of the claim's own (scope, tier) family:
-    not uncorrected, not pooled over the whole catalog."""
+def test_step_down_is_applied_within_each_family():
+    """p_adjusted and p_equivalence_adjusted come from one step-down over the 2m
+    hypotheses of the claim's own (scope, tier) family: not uncorrected, not two
+    separate Holm families, not pooled over the whole catalog."""
     vs = [v for v in evaluate_catalog(evidence(0.01, n_seeds=4, seed_sd=0.01)) if v.scope == "seeds"]
     for tier, members in families(CATALOG, "seeds"):
         fam = [v for v in vs if v.claim in {c.id for c in members}]
         raw = np.array([v.p_two_sided for v in fam])
-        np.testing.assert_allclose([v.p_holm for v in fam], st.holm(raw))
-        np.testing.assert_allclose([v.p_equivalence_holm for v in fam], st.holm([v.p_equivalence for v in fam]))
+        adj, adj_eq = st.step_down_two_nulls(raw, [v.p_equivalence for v in fam])
+        np.testing.assert_allclose([v.p_adjusted for v in fam], adj)
+        np.testing.assert_allclose([v.p_equivalence_adjusted for v in fam], adj_eq)
         assert all(v.family_size == len(members) and v.tier == tier for v in fam)
-    pooled = st.holm([v.p_two_sided for v in vs])
-    assert not np.allclose(pooled, [v.p_holm for v in vs])
-    assert any(v.p_holm > v.p_two_sided for v in vs)
+    separate = np.concatenate([st.holm([v.p_two_sided for v in vs]), st.holm([v.p_equivalence for v in vs])])
+    assert not np.allclose(separate, [v.p_adjusted for v in vs] + [v.p_equivalence_adjusted for v in vs])
+    assert any(v.p_adjusted > v.p_two_sided for v in vs)
 
 
 def test_uncorrected_adjustment_changes_verdicts():
     ev = evidence(0.01, n_seeds=4, seed_sd=0.01)
     corrected = evaluate_catalog(ev, scopes=("seeds",))
-    raw = evaluate_catalog(ev, scopes=("seeds",), adjust=lambda p: np.asarray(p, dtype=float))
-    assert [v.p_holm for v in raw] == pytest.approx([v.p_two_sided for v in raw], nan_ok=True)
-    assert any(a.p_holm != b.p_holm for a, b in zip(corrected, raw, strict=False))
+    raw = evaluate_catalog(ev, scopes=("seeds",), correction="none")
+    assert [v.p_adjusted for v in raw] == pytest.approx([v.p_two_sided for v in raw], nan_ok=True)
+    assert any(a.p_adjusted != b.p_adjusted for a, b in zip(corrected, raw, strict=False))
 
 
 def test_verdicts_are_complete_and_immutable():
     v = c3(evaluate_catalog(evidence(0.3)), "seeds")
     with pytest.raises(dataclasses.FrozenInstanceError):
         v.verdict = REFUTED
-    assert 0 <= v.p_holm <= 1 and v.tier == "primary" and v.sesoi == get_claim("C3").sesoi
+    assert 0 <= v.p_adjusted <= 1 and v.tier == "primary" and v.sesoi == get_claim("C3").sesoi
     assert v.prob_superiority == 1.0 and np.isnan(v.prob_superiority_ci).all()  # separation: no CI
 
 
@@ -165,7 +201,7 @@ def test_every_verdict_carries_its_numbers():
             and v.verdict in (SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
         )
         if v.inferential:
-            assert 0 <= v.p_value <= 1 and 0 <= v.p_holm <= 1 and v.p_holm >= v.p_two_sided - 1e-15
+            assert 0 <= v.p_value <= 1 and 0 <= v.p_adjusted <= 1 and v.p_adjusted >= v.p_two_sided - 1e-15
             assert v.verdict != INCONCLUSIVE
 
 
@@ -231,8 +267,11 @@ def test_numbers_path_equals_the_evidence_path():
     from cnnclaims.verdicts import seed_numbers
 
     claims = claims_for("seeds")
-    a = {v.claim: (v.verdict, v.p_holm) for v in evaluate_catalog(ev, scopes=("seeds",))}
-    b = {v.claim: (v.verdict, v.p_holm) for v in evaluate_numbers(claims, {c.id: seed_numbers(c, ev) for c in claims})}
+    a = {v.claim: (v.verdict, v.p_adjusted) for v in evaluate_catalog(ev, scopes=("seeds",))}
+    b = {
+        v.claim: (v.verdict, v.p_adjusted)
+        for v in evaluate_numbers(claims, {c.id: seed_numbers(c, ev) for c in claims})
+    }
     assert a == b
 
 

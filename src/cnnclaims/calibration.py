@@ -91,7 +91,7 @@ def simulate(
     mu_d: np.ndarray,
     n_experiments: int,
     rng: np.random.Generator,
-    adjust=st.holm,
+    correction: str = "step-down",
     progress=None,
     label: str = "",
 ) -> list[dict]:
@@ -104,7 +104,7 @@ def simulate(
         xb = rng.multivariate_normal(mu_b, cov, size=n, method="eigh")
         xd = rng.multivariate_normal(mu_d, cov, size=n, method="eigh")
         numbers = {c.id: claim_numbers(c, xb[:, j], xd[:, j]) for j, c in enumerate(claims)}
-        out.append({v.claim: v.verdict for v in evaluate_numbers(claims, numbers, "simulated", adjust, plan=False)})
+        out.append({v.claim: v.verdict for v in evaluate_numbers(claims, numbers, "simulated", correction, plan=False)})
         if progress and (i + 1) % every == 0:
             el = time.perf_counter() - t0
             progress(
@@ -155,7 +155,7 @@ def calibrate(
     n_experiments: int = DEFAULT_EXPERIMENTS,
     conditions=CONDITIONS,
     seed: int = DEFAULT_SEED,
-    adjust=st.holm,
+    correction: str = "step-down",
     progress=None,
 ) -> dict:
     """Simulate the seeds design; see the module docstring. ``claims``: the seeds-scope
@@ -168,7 +168,7 @@ def calibrate(
     runs = {}
     for cond in conditions:
         mu_b, mu_d = condition_means(claims, np.asarray(base, dtype=np.float64), sd, cond)
-        runs[cond] = simulate(claims, n, cov, mu_b, mu_d, n_experiments, rng, adjust, progress, cond)
+        runs[cond] = simulate(claims, n, cov, mu_b, mu_d, n_experiments, rng, correction, progress, cond)
     return {
         "n_per_condition": n,
         "n_experiments": n_experiments,

@@ -238,6 +238,9 @@ class Claim:
     sesoi: float = float("nan")
     sesoi_reason: str = ""
     primary: bool = False
+    # Also run the minimal-effect test (the difference exceeds the SESOI in the claimed
+    # direction, one-sided) and report its p beside the verdict; it does not change it.
+    minimal_effect: bool = False
     subject: Subject | str = Subject.A
     threshold: float | None = None
     # Default: every scope the claim's kind allows (a comparison: probe, images, seeds
@@ -261,6 +264,8 @@ class Claim:
             object.__setattr__(self, name, _choice(where, name, getattr(self, name), choices, name == "model_metric"))
         if self.alternative not in ("greater", "less"):
             raise ValueError(f"{where}: alternative must be 'greater' or 'less', got {self.alternative!r}")
+        if not isinstance(self.minimal_effect, bool):
+            raise TypeError(f"{where}: minimal_effect must be True or False, got {self.minimal_effect!r}")
         if not isinstance(self.metric, Metric):
             raise TypeError(f"{where}: metric must be a cnnclaims.Metric, got {type(self.metric).__name__}")
         if self.kind == "threshold":

@@ -21,8 +21,8 @@ def _fmt(v) -> str:
 def title_for(v) -> str:
     return (
         f"{v.name} [{v.scope}{', null control' if v.family == NULL_CONTROL else ''}]: {v.verdict}\n"
-        f"{v.test}: stat={_fmt(v.statistic)}, p (2-sided)={_fmt(v.p_two_sided)}, p_holm={_fmt(v.p_holm)}, "
-        f"TOST p_holm={_fmt(v.p_equivalence_holm)}, {v.effect_name}={_fmt(v.effect)} "
+        f"{v.test}: stat={_fmt(v.statistic)}, p (2-sided)={_fmt(v.p_two_sided)}, p_adjusted={_fmt(v.p_adjusted)}, "
+        f"TOST p_adjusted={_fmt(v.p_equivalence_adjusted)}, {v.effect_name}={_fmt(v.effect)} "
         f"[{_fmt(v.ci_low)}, {_fmt(v.ci_high)}], SESOI {_fmt(v.sesoi)}"
     )
 

@@ -165,7 +165,7 @@ OPTIONS = (
     Option(
         "--table",
         "the verdict table at the session's end: compact (about 110 columns: claim, scope, verdict, effect, "
-        "p_holm, pin; the default) or full (every statistic; verdicts.json always has them all)",
+        "p_adj, pin; the default) or full (every statistic; verdicts.json always has them all)",
         choices=("compact", "full"),
         default="compact",
         fronts=PYTEST,

@@ -77,7 +77,7 @@ INFERENTIAL = tuple(v for v in VERDICTS if v != INCONCLUSIVE)  # frogs, seeds
 
 # The numbers pinned beside each label (Verdict field names). A number the verdict
 # lacks (NaN: the probe scope has no p or CI) is left out of the pin.
-NUMBER_FIELDS = ("statistic", "p_two_sided", "p_holm", "effect", "ci_low", "ci_high")
+NUMBER_FIELDS = ("statistic", "p_two_sided", "p_adjusted", "effect", "ci_low", "ci_high")
 SIGNIFICANT_DIGITS = 10
 # Within a version family training and statistics are bit-for-bit deterministic, so a
 # pinned number comes back to every stored digit: the tolerance only absorbs the
@@ -175,7 +175,19 @@ def load(path: Path) -> dict[str, Any]:
             )
             for cases in numbers.values()
         ):
-            raise CnnClaimsError(f"pinned verdicts file {path}: entry {key!r} has wrong numbers: {shape_n}")
+            renamed = isinstance(numbers, dict) and any(
+                isinstance(nums, dict) and "p_holm" in nums
+                for cases in numbers.values()
+                if isinstance(cases, dict)
+                for nums in cases.values()
+            )
+            why = (
+                " (it pins p_holm, which is p_adjusted since the family's one step-down over 2m hypotheses "
+                "replaced two Holm families; the numbers changed with it, so regenerate the entry and review it)"
+                if renamed
+                else ""
+            )
+            raise CnnClaimsError(f"pinned verdicts file {path}: entry {key!r} has wrong numbers{why}: {shape_n}")
     return doc
 
 

@@ -302,6 +302,8 @@ VERDICT_COLOURS = {
     "supported": "tab:green",
     "refuted": "tab:red",
     "negligible": "tab:blue",
+    "supported-but-negligible": "tab:olive",
+    "refuted-but-negligible": "tab:purple",
     "underpowered": "goldenrod",
     "inconclusive": "grey",
 }

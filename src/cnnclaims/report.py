@@ -25,8 +25,8 @@ COLUMNS = (
     "test",
     "stat",
     "p",
-    "p_holm",
-    "TOST p_holm",
+    "p_adj",
+    "TOST p_adj",
     "effect [95% CI]",
     "P(a>b) [95% CI]",
     "SESOI",
@@ -37,8 +37,9 @@ COLUMNS = (
 )
 VERDICT_COLUMN = COLUMNS.index("verdict")
 LEGEND = (
-    "p: two-sided (2 x the smaller one-sided p); p_holm: Holm within (scope, tier); TOST p_holm: equivalence "
-    "of the mean difference within +/- SESOI, Holm the same way; CIs: two-sided 95%; P(a>b): probability that a "
+    "p: two-sided (2 x the smaller one-sided p); p_adj and TOST p_adj: the difference is not 0, and it lies within "
+    "+/- SESOI (equivalence of the mean difference), adjusted by one Holm-Shaffer step-down over the 2m hypotheses "
+    "of the claim's (scope, tier) family; CIs: two-sided 95%; P(a>b): probability that a "
     "model of condition a beats a model of condition b; MDE (minimal detectable effect) and N needed (per condition) "
     "at 80% power and alpha/m, shown for "
     "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold; sizes scope: "
@@ -103,8 +104,8 @@ def rows(verdicts, pins: dict | None = None) -> list[tuple]:
             _short_test(v.test),
             _f(v.statistic),
             _f(v.p_two_sided),
-            _f(v.p_holm),
-            _f(v.p_equivalence_holm),
+            _f(v.p_adjusted),
+            _f(v.p_equivalence_adjusted),
             _effect(v),
             _superiority(v),
             _f(v.sesoi),
@@ -128,7 +129,7 @@ def _text_table(header, body) -> str:
 # The terminal's default table (about 110 columns): what a reader needs to see which
 # claims hold; the full one (``full=True``, ``--cnnclaims-table=full``) and the JSON
 # carry every statistic.
-COMPACT_COLUMNS = ("claim", "scope", "verdict", "effect [95% CI]", "p_holm", "pin")
+COMPACT_COLUMNS = ("claim", "scope", "verdict", "effect [95% CI]", "p_adj", "pin")
 WIDTH = 110
 
 
@@ -140,8 +141,10 @@ def wrapped(line: str) -> list[str]:
 
 COMPACT_LEGEND = (
     "pin: = as pinned, 'was X' where the pinned label differs, new where there is no pin; "
-    "effect: r rank-biserial, diff difference of means, mean-thr mean minus threshold, slope/dec slope per decade "
-    "of training-set size; --cnnclaims-table=full (or verdicts --table full) shows every statistic"
+    "effect: a - b (mean - threshold for a threshold claim; probe: the one image's difference; images: mean over "
+    "the images; seeds: over models; sizes: slope per decade of training-set size); p_adj: the difference is not "
+    "0, adjusted by the family's step-down; X-but-negligible: significant and yet inside +/- SESOI; "
+    "--cnnclaims-table=full (or verdicts --table full) shows every statistic and the full claim names"
 )
 
 
@@ -157,12 +160,25 @@ def compact_rows(verdicts, pins: dict | None = None) -> list[tuple]:
             v.name,
             v.scope,
             "underpowered (unreachable)" if v.unreachable and v.verdict == "underpowered" else v.verdict,
-            _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, "")),
-            _f(v.p_holm),
+            # The effect's name is in the legend: per scope it follows from the claim's kind.
+            _ci(v.effect, v.ci_low, v.ci_high),
+            _f(v.p_adjusted),
             _pin_mark(v, pins),
         )
         for v in verdicts
     ]
+
+
+def _fit_names(body: list[tuple], header: tuple) -> list[tuple]:
+    """The compact rows with the claim column cut (``...``) as far as needed for the
+    table to fit ``WIDTH`` columns (never below the claim id): the full names are in
+    the full table and the JSON."""
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    excess = sum(widths) + 2 * (len(widths) - 1) - WIDTH
+    if excess <= 0:
+        return body
+    keep = max(12, widths[0] - excess)
+    return [(r[0] if len(r[0]) <= keep else r[0][: keep - 3] + "...", *r[1:]) for r in body]
 
 
 def scope_summary(verdicts) -> list[str]:
@@ -185,11 +201,12 @@ def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None, fu
 
     parts: list[str] = []
     if verdicts:
-        parts.append(_text_table(columns, make(verdicts, pins)))
+        parts.append(_text_table(columns, make(verdicts, pins) if full else _fit_names(make(verdicts, pins), columns)))
         parts.extend(scope_summary(verdicts))
     if null_verdicts:
         parts.append(prose(f"null control (same training size, other seeds): {_null_summary(null_verdicts)}"))
-        parts.append(_text_table(columns, make(null_verdicts, null_pins)))
+        null_rows = make(null_verdicts, null_pins)
+        parts.append(_text_table(columns, null_rows if full else _fit_names(null_rows, columns)))
     if verdicts or null_verdicts:
         parts.append(prose(LEGEND if full else COMPACT_LEGEND))
         decides = [prose(f"  {v.key}: {v.decides}") for v in verdicts if v.decides]
@@ -214,6 +231,8 @@ COLOURS = {
     "supported": "#b7e4b7",
     "refuted": "#f4b6b6",
     "negligible": "#cfe0f4",
+    "supported-but-negligible": "#d9ecd0",
+    "refuted-but-negligible": "#ecd6e0",
     "underpowered": "#f7e3a6",
     "inconclusive": "#e6e6e6",
 }

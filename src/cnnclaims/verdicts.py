@@ -5,33 +5,44 @@ One small check per (scope, kind of claim), chosen from ``CHECKS``, measures a c
 ``decide_family`` corrects a scope's family of claims for multiplicity and labels each
 one. A ``Verdict`` is complete and immutable when it leaves ``evaluate_catalog``.
 
-The four verdicts of the inferential scopes (``images``, ``seeds``):
+Each claim of an inferential scope (``images``, ``seeds``, ``sizes``) carries two null
+hypotheses: "the difference is 0" (two-sided p, 2 x the smaller one-sided p) and
+"|difference| >= SESOI" (the TOST p). A family of m claims (one tier in one scope)
+has 2m of them, of which at most m can be true; one step-down over all 2m
+(``stats.step_down_two_nulls``: Holm with Shaffer's 1986 logical restriction) keeps
+the rate of *any* wrong verdict, a wrong *negligible* included, at alpha. The verdict
+follows from which of a claim's two hypotheses the step-down rejects (Lakens, Scheel
+& Isager 2018, "Equivalence testing for psychological research", their four cases):
 
-- *supported*: the difference is significant in the claimed direction: the two-sided
-  p (2 x the smaller one-sided p), Holm-corrected within the claim's family, is below
-  alpha and the estimate points the claimed way;
+- *supported*: the difference is not 0, in the claimed direction, and not shown to be
+  smaller than the SESOI;
 - *refuted*: the same, in the opposite direction;
-- *negligible*: two one-sided tests (TOST) put the difference inside +/- the claim's
-  SESOI, Holm-corrected the same way (this takes precedence: a difference that is
-  significant but provably smaller than the SESOI is negligible);
-- *underpowered*: none of these. The verdict says what would decide it: the minimal
+- *negligible*: the difference is shown to lie inside +/- SESOI, and not shown to differ
+  from 0;
+- *supported-but-negligible* / *refuted-but-negligible*: both at once: the difference is
+  not 0 (in the claimed / the opposite direction) and yet provably smaller than the
+  SESOI. Common with 1,000 images, where tiny differences are significant; the claim,
+  as a difference that matters, does not hold;
+- *underpowered*: neither. The verdict says what would decide it: the minimal
   detectable effect (MDE) at 80% power with the present N, the N per condition that
   would give 80% power at the SESOI given the observed spread, or that the test's
   smallest attainable p cannot pass the corrected threshold (*unreachable*).
 
 Why two-sided p for a one-sided claim: a *refuted* verdict is an error too when
-nothing differs, so both directions share one Holm family (directional decisions
-from two-sided tests keep the family-wise error rate at alpha; Shaffer 1980).
-The MDE and N needed are computed at the family's first Holm step, alpha / m
-(two-sided), the level the smallest p must pass.
+nothing differs, so both directions share one family (directional decisions from
+two-sided tests keep the family-wise error rate at alpha; Shaffer 1980). The MDE and N
+needed are computed at the step-down's first step, alpha / m (two-sided), the level the
+smallest p must pass. A claim declared with ``minimal_effect=True`` also reports the
+one-sided p that its difference exceeds the SESOI (``p_minimal_effect``, uncorrected,
+beside the verdict, never deciding it).
 
 Scopes are named by the experiment (``Experiment.scopes``) and checked by kind
 (``probe``, ``images``, ``seeds``, ``sizes``; see ``cnnclaims.declaration``).
 
 The ``sizes`` scope tests a comparison as a trend along the sweep's training-set sizes:
 the slope per decade of size (``stats.trend``), *negligible* when the TOST puts it
-inside +/- the claim's SESOI per decade, Holm-corrected within its family like the
-other scopes. Its ``a_value``/``b_value`` are the mean numbers at condition a's end of
+inside +/- the claim's SESOI per decade, decided by the same step-down within its
+family as the other scopes. Its ``a_value``/``b_value`` are the mean numbers at condition a's end of
 the sweep (its size side) and at b's.
 
 The ``probe`` scope is one image: descriptive *supported* / *refuted* by the sign of
@@ -90,9 +101,16 @@ __all__ = [
 ]
 
 SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED = "supported", "refuted", "negligible", "underpowered"
+# Significant and provably smaller than the SESOI at once (Lakens et al. 2018's fourth case).
+SUPPORTED_NEGLIGIBLE, REFUTED_NEGLIGIBLE = "supported-but-negligible", "refuted-but-negligible"
 INCONCLUSIVE = "inconclusive"  # probe scope only: the statistic is undefined on the probe
-VERDICTS = (SUPPORTED, REFUTED, NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
-FALSE_POSITIVES = (SUPPORTED, REFUTED)  # in a null comparison, any significant direction is an error
+VERDICTS = (SUPPORTED, REFUTED, NEGLIGIBLE, SUPPORTED_NEGLIGIBLE, REFUTED_NEGLIGIBLE, UNDERPOWERED, INCONCLUSIVE)
+# Verdicts that reject "the difference is 0": each is an error where nothing differs
+# (in a null comparison, any significant direction is an error).
+FALSE_POSITIVES = (SUPPORTED, REFUTED, SUPPORTED_NEGLIGIBLE, REFUTED_NEGLIGIBLE)
+# Verdicts that reject "|difference| >= SESOI": each is an error where the true
+# difference is at or beyond the SESOI.
+EQUIVALENT = (NEGLIGIBLE, SUPPORTED_NEGLIGIBLE, REFUTED_NEGLIGIBLE)
 
 
 @dataclass(frozen=True)
@@ -109,9 +127,9 @@ class Verdict:
     p_value: float  # one-sided in the claimed direction, uncorrected
     p_opposite: float  # one-sided in the opposite direction, uncorrected
     p_two_sided: float  # 2 x min(p_value, p_opposite)
-    p_holm: float  # p_two_sided, Holm-adjusted within (scope, tier)
+    p_adjusted: float  # p_two_sided, adjusted by the family's step-down (CORRECTIONS[correction])
     p_equivalence: float  # TOST p against +/- sesoi, uncorrected
-    p_equivalence_holm: float  # Holm-adjusted the same way
+    p_equivalence_adjusted: float  # adjusted by the same step-down, in the same family of 2m hypotheses
     effect_name: str
     effect: float
     ci_low: float
@@ -133,6 +151,10 @@ class Verdict:
     min_p: float = 0.0  # smallest two-sided p the test can attain with this n
     n_per_group: int = 0  # units per condition (models per group, or images)
     decides: str = ""  # what would decide an underpowered verdict
+    # The claim's minimal-effect test (difference beyond the SESOI, one-sided,
+    # uncorrected), when the claim asks for it (Claim.minimal_effect); NaN otherwise.
+    p_minimal_effect: float = float("nan")
+    correction: str = "step-down"  # the family's procedure, a key of CORRECTIONS
     prob_superiority: float = float("nan")  # seeds: P(a model of a > a model of b)
     prob_superiority_ci: tuple[float, float] = (float("nan"), float("nan"))
     inferential: bool = True
@@ -175,10 +197,16 @@ class Verdict:
         return (
             f"{self.name} [{self.scope}, {self.tier}] {self.verdict.upper()}: {self.claimed}; {self.test}: "
             f"statistic={f(self.statistic)}, p (one-sided)={f(self.p_value)}, p (two-sided)={f(self.p_two_sided)}, "
-            f"p_holm={f(self.p_holm)}, TOST p_holm={f(self.p_equivalence_holm)} (SESOI {f(self.sesoi)}), "
+            f"p_adjusted={f(self.p_adjusted)}, TOST p_adjusted={f(self.p_equivalence_adjusted)} "
+            f"(SESOI {f(self.sesoi)}; {CORRECTIONS_SHORT.get(self.correction, self.correction)}), "
             f"{self.effect_name}={f(self.effect)} (two-sided 95% CI {f(self.ci_low)}..{f(self.ci_high)}){ps}, "
             f"{self.a}={f(self.a_value)}, {self.b}={f(self.b_value)}, n={self.n}; {self.data_scope}"
             + (f"; to decide: {self.decides}" if self.decides else "")
+            + (
+                f"; minimal-effect test (beyond the SESOI, one-sided, uncorrected) p={f(self.p_minimal_effect)}"
+                if np.isfinite(self.p_minimal_effect)
+                else ""
+            )
             + (f"; {self.notes}" if self.notes else "")
         )
 
@@ -446,13 +474,35 @@ CHECKS = {
 # --- the decision ---------------------------------------------------------------
 
 
-def _label(claim: Claim, m: Measured, p_holm: float, eq_holm: float) -> str:
-    if eq_holm < claim.alpha:
+def _label(claim: Claim, m: Measured, p_adjusted: float, eq_adjusted: float) -> str:
+    """The verdict from which of the claim's two null hypotheses its family's
+    step-down rejects (see the module docstring)."""
+    differs = p_adjusted < claim.alpha
+    equivalent = eq_adjusted < claim.alpha
+    towards = m.res.p_value <= m.res.p_opposite
+    if differs and equivalent:
+        return SUPPORTED_NEGLIGIBLE if towards else REFUTED_NEGLIGIBLE
+    if equivalent:
         return NEGLIGIBLE
-    if p_holm < claim.alpha:
-        towards = m.res.p_value <= m.res.p_opposite
+    if differs:
         return SUPPORTED if towards else REFUTED
     return UNDERPOWERED
+
+
+# The family's multiplicity procedures, by name: (zero-difference p's, TOST p's) ->
+# adjusted (the same shapes). The step-down is the verdicts'; the others are kept for
+# the calibration, which shows that its check fails on them.
+Correction = Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], tuple[Any, Any]]
+CORRECTIONS: dict[str, Correction] = {
+    "step-down": st.step_down_two_nulls,
+    "holm-per-family": st.holm_per_family,
+    "none": st.uncorrected,
+}
+CORRECTIONS_SHORT = {
+    "step-down": "Holm-Shaffer step-down over the family's 2m hypotheses",
+    "holm-per-family": "two separate Holm families (significance, TOST)",
+    "none": "uncorrected",
+}
 
 
 # What more of would decide an underpowered verdict, by what the test's N counts
@@ -524,26 +574,31 @@ def decide_family(
     scope: str,
     measured: Iterable[Measured],
     label: str = "article",
-    adjust: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = st.holm,
+    correction: str = "step-down",
     plan: bool = True,
     names: tuple[str, str] = ("a", "b"),
     kind: str | None = None,
 ) -> list[Verdict]:
     """Verdicts of one multiplicity family (claims of one tier in one scope).
 
-    ``measured``: one ``Measured`` per claim, in order. ``adjust`` maps a vector of
-    p-values to adjusted ones (Holm by default; the calibration swaps in an
-    uncorrected one to show that its check can fail). ``plan=False`` skips the MDE
+    ``measured``: one ``Measured`` per claim, in order. ``correction``: a key of
+    ``CORRECTIONS``, the procedure over the family's 2m hypotheses (default the
+    Holm-Shaffer step-down; the calibration swaps in the others to show that its check
+    fails on them); raises ``UnknownNameError`` for another. ``plan=False`` skips the MDE
     and N-needed of underpowered verdicts (the labels are the same; the calibration's
     10,000 simulated experiments do not need them). ``scope`` is the scope's name,
     ``kind`` its kind (default: the name); ``names`` the compared groups' names."""
+    if correction not in CORRECTIONS:
+        raise unknown("correction", correction, CORRECTIONS)
     claims, measured = list(claims), list(measured)
     inferential = (kind or scope) != "probe"
     m_family = len(claims)
-    p2 = np.array([st.two_sided(m.res.p_value, m.res.p_opposite) for m in measured])
-    peq = np.array([m.res.p_equivalence for m in measured])
-    p2_adj = adjust(p2) if inferential else np.full(len(claims), np.nan)
-    peq_adj = adjust(peq) if inferential else np.full(len(claims), np.nan)
+    p2 = np.array([st.two_sided(m.res.p_value, m.res.p_opposite) for m in measured], dtype=np.float64)
+    peq = np.array([m.res.p_equivalence for m in measured], dtype=np.float64)
+    if inferential:
+        p2_adj, peq_adj = CORRECTIONS[correction](p2, peq)
+    else:
+        p2_adj = peq_adj = np.full(len(claims), np.nan)
     out = []
     for c, m, p2c, pa, qa in zip(claims, measured, p2, p2_adj, peq_adj, strict=False):
         res = m.res
@@ -580,9 +635,9 @@ def decide_family(
                 p_value=res.p_value,
                 p_opposite=res.p_opposite,
                 p_two_sided=float(p2c),
-                p_holm=float(pa),
+                p_adjusted=float(pa),
                 p_equivalence=float(res.p_equivalence),
-                p_equivalence_holm=float(qa),
+                p_equivalence_adjusted=float(qa),
                 effect_name=res.effect_name,
                 effect=res.effect,
                 ci_low=res.ci_low,
@@ -605,6 +660,8 @@ def decide_family(
                 min_p=res.min_p,
                 n_per_group=res.n_per_group,
                 decides=decides,
+                p_minimal_effect=float(res.p_minimal_effect) if c.minimal_effect else float("nan"),
+                correction=correction,
                 prob_superiority=ps,
                 prob_superiority_ci=ps_ci,
                 inferential=inferential,
@@ -646,7 +703,7 @@ def evaluate_catalog(
     evidence: Any,
     claims: Iterable[Claim] | None = None,
     scopes: Iterable[str] | None = None,
-    adjust: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = st.holm,
+    correction: str = "step-down",
 ) -> list[Verdict]:
     """Every (claim, scope) verdict of ``evidence``, in declaration order within each scope.
 
@@ -671,7 +728,7 @@ def evaluate_catalog(
         names = sweep_ends(evidence) if kind == "sizes" else (evidence.a, evidence.b)
         for _tier, members in families(claims, kind):
             measured = [CHECKS[(kind, c.kind)](c, evidence) for c in members]
-            for v in decide_family(members, scope, measured, evidence.label, adjust, names=names, kind=kind):
+            for v in decide_family(members, scope, measured, evidence.label, correction, names=names, kind=kind):
                 decided[v.claim] = v
         out.extend(decided[c.id] for c in claims if c.id in decided)
     return out
@@ -733,7 +790,7 @@ def evaluate_numbers(
     claims: Iterable[Claim],
     numbers: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]],
     label: str = "simulated",
-    adjust: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = st.holm,
+    correction: str = "step-down",
     plan: bool = True,
 ) -> list[Verdict]:
     """Seeds-scope verdicts from per-model numbers, ``{claim id: claim_numbers(...)}``:
@@ -742,7 +799,7 @@ def evaluate_numbers(
     out = []
     for _tier, members in families(claims, "seeds"):
         measured = [measure_seeds(c, numbers[c.id], f"seeds: {label}") for c in members]
-        out.extend(decide_family(members, "seeds", measured, label, adjust, plan))
+        out.extend(decide_family(members, "seeds", measured, label, correction, plan))
     return out
 
 
