@@ -188,7 +188,9 @@ def test_verdicts_are_complete_and_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         v.verdict = REFUTED
     assert 0 <= v.p_adjusted <= 1 and v.tier == "primary" and v.sesoi == get_claim("C3").sesoi
-    assert v.prob_superiority == 1.0 and np.isnan(v.prob_superiority_ci).all()  # separation: no CI
+    # complete separation still has a CI (Newcombe's score interval; issue 19, item 5)
+    assert v.prob_superiority == 1.0 and 0 < v.prob_superiority_ci[0] < v.prob_superiority_ci[1] == 1.0
+    assert f"(95% CI {v.prob_superiority_ci[0]:.4g}..1)" in v.summary() and "no CI" not in v.summary()
 
 
 def test_every_verdict_carries_its_numbers():
@@ -268,11 +270,13 @@ def test_numbers_path_equals_the_evidence_path():
 
     claims = claims_for("seeds")
     a = {v.claim: (v.verdict, v.p_adjusted) for v in evaluate_catalog(ev, scopes=("seeds",))}
-    b = {
-        v.claim: (v.verdict, v.p_adjusted)
-        for v in evaluate_numbers(claims, {c.id: seed_numbers(c, ev) for c in claims})
-    }
+    numbers = {c.id: seed_numbers(c, ev) for c in claims}
+    b = {v.claim: (v.verdict, v.p_adjusted) for v in evaluate_numbers(claims, numbers)}
     assert a == b
+    # the calibration's lean path (no P(superiority)) decides the same
+    lean = evaluate_numbers(claims, numbers, plan=False, superiority=False)
+    assert {v.claim: (v.verdict, v.p_adjusted) for v in lean} == b
+    assert all(np.isnan(v.prob_superiority) for v in lean)
 
 
 def test_both_subject_takes_the_smaller_of_each_pair():

@@ -104,7 +104,9 @@ def simulate(
         xb = rng.multivariate_normal(mu_b, cov, size=n, method="eigh")
         xd = rng.multivariate_normal(mu_d, cov, size=n, method="eigh")
         numbers = {c.id: claim_numbers(c, xb[:, j], xd[:, j]) for j, c in enumerate(claims)}
-        out.append({v.claim: v.verdict for v in evaluate_numbers(claims, numbers, "simulated", correction, plan=False)})
+        # Only the labels are read: no MDE or N needed (plan), no P(superiority) CI.
+        verdicts = evaluate_numbers(claims, numbers, "simulated", correction, plan=False, superiority=False)
+        out.append({v.claim: v.verdict for v in verdicts})
         if progress and (i + 1) % every == 0:
             el = time.perf_counter() - t0
             progress(
@@ -215,7 +217,8 @@ def null_splits(models, claims, max_splits: int = 1000, seed: int = DEFAULT_SEED
     for a in splits:
         b = [i for i in range(m) if i not in a]
         numbers = {c.id: claim_numbers(c, x[list(a), j], x[b, j]) for j, c in enumerate(claims)}
-        runs.append({v.claim: v.verdict for v in evaluate_numbers(claims, numbers, "null split", plan=False)})
+        verdicts = evaluate_numbers(claims, numbers, "null split", plan=False, superiority=False)
+        runs.append({v.claim: v.verdict for v in verdicts})
     out: dict = {
         "models": m,
         "group_size": half,

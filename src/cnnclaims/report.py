@@ -90,7 +90,8 @@ def _superiority(v) -> str:
     if not np.isfinite(v.prob_superiority):
         return "-"
     if not np.isfinite(v.prob_superiority_ci[0]):
-        return f"{_f(v.prob_superiority)} [no CI: groups separate]"
+        # only a verdict stored before issue 19 (Brunner-Munzel: no CI at separation)
+        return f"{_f(v.prob_superiority)} [no CI stored]"
     return _ci(v.prob_superiority, *v.prob_superiority_ci)
 
 

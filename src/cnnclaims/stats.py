@@ -12,8 +12,9 @@ The unit of replication decides the test:
   Welch t-test (``scipy.stats.ttest_ind(equal_var=False)``), effect = difference of
   means with its Welch 95% CI, Hedges' g beside it; equivalence by Welch TOST
   (Schuirmann 1987; ``statsmodels.stats.weightstats.ttost_ind``); the probability of
-  superiority P(A > B) + P(A = B)/2 with its Brunner-Munzel CI
-  (``statsmodels.stats.nonparametric.rank_compare_2indep``);
+  superiority P(A > B) + P(A = B)/2 with Newcombe's (2006, Method 5) score CI,
+  which keeps its coverage at 8 vs 8 models and under complete separation
+  (``prob_superiority``);
 - one image (the ``probe`` scope): no test at all, since pixels of one image are
   not independent samples of a model; the verdict is descriptive.
 
@@ -30,7 +31,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy import special, stats
 
 from .strenum import StrEnum
 
@@ -270,16 +271,19 @@ def _wilcoxon_min_p(n_nonzero: int) -> float:
     return 1.0 if n_nonzero < 1 else min(1.0, 2.0 ** (1 - n_nonzero))
 
 
-def welch(a: ArrayLike, b: ArrayLike, alternative: str, sesoi: float = float("nan")) -> TestResult:
+def welch(
+    a: ArrayLike, b: ArrayLike, alternative: str, sesoi: float = float("nan"), superiority: bool = True
+) -> TestResult:
     """One-sided Welch t-test of mean(a) - mean(b) across independent models.
 
     ``a``, ``b``: (n_a,), (n_b,) float arrays, one number per model (non-finite
     values left out). Effect: difference of means with its two-sided Welch 95% CI.
     ``p_equivalence``: Welch TOST against +/- ``sesoi`` (statsmodels ``ttost_ind``).
-    ``extra["prob_superiority"]``: P(a > b) + P(a = b)/2 with its 95% CI
-    (``rank_compare_2indep``, Brunner & Munzel 2000). A difference within
-    floating-point noise, or two groups without variance, is no evidence of a
-    direction (p = 1 both ways)."""
+    ``extra["prob_superiority"]`` and ``extra["prob_superiority_ci"]``: P(a > b) +
+    P(a = b)/2 with its 95% score CI (``prob_superiority``: Newcombe 2006, Method 5);
+    ``superiority=False`` leaves both out (the calibration's simulated experiments
+    read only the verdicts). A difference within floating-point noise, or two groups
+    without variance, is no evidence of a direction (p = 1 both ways)."""
     from statsmodels.stats.weightstats import ttost_ind
 
     _check_alternative(alternative)
@@ -301,7 +305,8 @@ def welch(a: ArrayLike, b: ArrayLike, alternative: str, sesoi: float = float("na
         "n_a": len(a),
         "n_b": len(b),
     }
-    extra.update(prob_superiority(a, b))
+    if superiority:
+        extra.update(prob_superiority(a, b))
     common: dict[str, Any] = dict(
         spread=spread, n_per_group=min(len(a), len(b)), min_p=0.0, design=Design.TWO_SAMPLE, unit="models"
     )
@@ -460,29 +465,91 @@ def descriptive(value: float, reference: float) -> TestResult:
     )
 
 
-def prob_superiority(a: ArrayLike, b: ArrayLike) -> dict[str, Any]:
-    """P(a > b) + P(a = b)/2 for a random model of each group, with its 95% CI.
+def prob_superiority(a: ArrayLike, b: ArrayLike, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """P(a > b) + P(a = b)/2 for a random model of each group, with its score CI.
 
-    Brunner-Munzel inference with Welch-Satterthwaite degrees of freedom
-    (``statsmodels.stats.nonparametric.rank_compare_2indep``); the statistic
-    Bouthillier et al. (2021) recommend for comparisons across seeds. 0.5: no
-    tendency. With complete separation the variance estimate is zero: the CI is then
-    not estimable and given as NaN."""
-    from statsmodels.stats.nonparametric import rank_compare_2indep
+    ``a``, ``b``: (n_a,), (n_b,) float arrays, one number per model (non-finite
+    values left out). Returns ``{"prob_superiority": p, "prob_superiority_ci": [low,
+    high]}``, probabilities with 0 <= low <= p <= high <= 1; 0.5 is no tendency.
 
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        res = rank_compare_2indep(a, b)
-        p = float(res.prob1)
-        try:
-            lo, hi = (float(v) for v in res.conf_int(alpha=1 - CONFIDENCE))
-        except (ValueError, ZeroDivisionError, FloatingPointError):
-            lo = hi = float("nan")
-    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo <= 0:
-        # Complete separation: the variance estimate is zero and the interval would
-        # collapse to the point, claiming a certainty 8 models cannot give.
-        return {"prob_superiority": p, "prob_superiority_ci": [float("nan"), float("nan")]}
-    return {"prob_superiority": p, "prob_superiority_ci": [max(0.0, lo), min(1.0, hi)]}
+    The estimate is U / (n_a n_b), U the Mann-Whitney count over all n_a n_b pairs
+    with ties counted 1/2: the statistic Bouthillier et al. (2021) recommend for
+    comparisons across seeds (the AUC, the Brunner-Munzel relative effect).
+
+    The CI is Newcombe's (2006) Method 5 ("Confidence intervals for an effect size
+    measure based on the Mann-Whitney statistic. Part 2", Stat Med 25:559-573), a
+    score interval: every theta with (p - theta)^2 <= z^2 V(theta), where
+
+        V(theta) = theta (1 - theta) / (n_a n_b)
+                   * [1 + h (1 - theta) / (2 - theta) + h theta / (1 + theta)],
+        h = (n_a + n_b) / 2 - 1,
+
+    is Hanley & McNeil's (1982) variance of the AUC with both group sizes replaced by
+    their mean, and z the standard normal quantile (1 + confidence) / 2. Its two ends
+    are the roots of that quartic on either side of p (``scipy.optimize.brentq``).
+    The variance is a function of theta, not of the samples' spread, so complete
+    separation (p = 0 or 1) still gets an interval (8 vs 8 models at p = 1: [0.756,
+    1]); with one model per group the interval is Wilson's score interval for one
+    Bernoulli trial.
+
+    Why not Brunner-Munzel (statsmodels ``rank_compare_2indep``, this function until
+    issue 19): it studentizes with the placements' variance, which is 0 at complete
+    separation. With 8 vs 8 normal models (``benchmarks/prob_superiority_coverage.py``,
+    2,000 runs per shift of 0, 0.5, 1, 2, 3 SDs) it gave no interval in 16% of runs at
+    2 SD and 59% at 3 SD and covered 0.91 of the others at 1 and 2 SD; Method 5
+    covers 0.950-0.964 there, always with an interval, and 0.93-0.95 with group SDs
+    3 times apart. The studentized permutation interval on the logit scale (Neubert &
+    Brunner 2007; Pauly, Asendorf & Konietschke 2016), also considered, covered 0.92
+    at 1 SD and 0.86 with SDs 3 times apart. Known weak spot: a smaller group with the
+    larger spread (5 vs 8, SD 3 times) covers 0.89-0.95.
+
+    Raises ValueError when a group has no finite value or ``confidence`` is not in
+    (0, 1).
+    """
+    a = _finite(a, "a")
+    b = _finite(b, "b")
+    if not 0 < confidence < 1:
+        raise ValueError(f"prob_superiority: confidence must be in (0, 1), got {confidence!r}")
+    p = float(np.mean(a[:, None] > b[None, :]) + 0.5 * np.mean(a[:, None] == b[None, :]))
+    # scipy.special.ndtri is stats.norm.ppf without the distribution machinery (~50 us).
+    z = float(special.ndtri(0.5 + confidence / 2))
+    n_a, n_b = len(a), len(b)
+    # V(theta) is symmetric under theta -> 1 - theta, so the upper end for p is one
+    # minus the lower end for 1 - p.
+    low = _newcombe_lower(p, n_a, n_b, z)
+    high = 1.0 - _newcombe_lower(1.0 - p, n_a, n_b, z)
+    return {"prob_superiority": p, "prob_superiority_ci": [low, high]}
+
+
+def _finite(x: ArrayLike, name: str) -> npt.NDArray[np.float64]:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if not len(x):
+        raise ValueError(f"prob_superiority: group {name} has no finite value; pass at least one number per group")
+    return x
+
+
+def _newcombe_lower(p: float, n_a: int, n_b: int, z: float) -> float:
+    """Lower end of Newcombe's (2006) Method 5 interval at estimate ``p``: the root
+    in [0, p] of (p - theta)^2 - z^2 V(theta) (see ``prob_superiority``)."""
+    from scipy.optimize import brentq
+
+    if p <= 0.0:
+        return 0.0
+    h = (n_a + n_b) / 2 - 1
+    mn = n_a * n_b
+
+    def bracket(t: float) -> float:
+        # z^2 V(theta) / (1 - theta): what is left of the variance after the factor
+        # (1 - theta) the quartic shares with (1 - theta)^2 at p = 1.
+        return z * z * t / mn * (1 + h * (1 - t) / (2 - t) + h * t / (1 + t))
+
+    if p >= 1.0:
+        # (1 - theta)^2 - (1 - theta) bracket(theta): divide out the common root
+        # theta = 1, leaving one sign change on [0, 1].
+        return float(brentq(lambda t: (1 - t) - bracket(t), 0.0, 1.0))
+    # At 0 the function is p^2 > 0, at p it is -z^2 V(p) < 0: one root between.
+    return float(brentq(lambda t: (p - t) ** 2 - (1 - t) * bracket(t), 0.0, p))
 
 
 def hedges_g(a: ArrayLike, b: ArrayLike) -> float:

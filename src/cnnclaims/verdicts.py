@@ -188,11 +188,9 @@ class Verdict:
         ps = ""
         if np.isfinite(self.prob_superiority):
             lo, hi = self.prob_superiority_ci
-            ci = (
-                f"95% CI {f(lo)}..{f(hi)}"
-                if np.isfinite(lo)
-                else "no CI: the groups separate completely, the Brunner-Munzel variance is 0"
-            )
+            # Newcombe's score interval exists at complete separation too; only a verdict
+            # stored before issue 19 (Brunner-Munzel, variance 0 there) lacks one.
+            ci = f"95% CI {f(lo)}..{f(hi)}" if np.isfinite(lo) else "no CI stored"
             ps = f", P({self.a} model > {self.b} model)={f(self.prob_superiority)} ({ci})"
         return (
             f"{self.name} [{self.scope}, {self.tier}] {self.verdict.upper()}: {self.claimed}; {self.test}: "
@@ -373,12 +371,15 @@ def measure_seeds(
     data_scope: str = "seeds",
     notes: str = "",
     names: tuple[str, str] = ("a", "b"),
+    superiority: bool = True,
 ) -> Measured:
     """The seeds scope's test on per-model numbers (see ``seed_numbers``): Welch for a
-    comparison, a one-sample t-test against the threshold otherwise; both with TOST."""
+    comparison, a one-sample t-test against the threshold otherwise; both with TOST.
+    ``superiority=False`` skips a comparison's P(superiority) and its CI (see
+    ``stats.welch``): no verdict depends on them."""
     a, b = numbers
     if b is not None:
-        res = st.welch(a, b, claim.alternative, claim.sesoi)
+        res = st.welch(a, b, claim.alternative, claim.sesoi, superiority=superiority)
         extras = {f"{names[0]}_per_seed": np.asarray(a).tolist(), f"{names[1]}_per_seed": np.asarray(b).tolist()}
         return Measured(res, float(np.nanmean(a)), float(np.nanmean(b)), data_scope, extras, notes)
     # No b: a threshold claim (claim_numbers), whose threshold is a finite float.
@@ -792,13 +793,16 @@ def evaluate_numbers(
     label: str = "simulated",
     correction: str = "step-down",
     plan: bool = True,
+    superiority: bool = True,
 ) -> list[Verdict]:
     """Seeds-scope verdicts from per-model numbers, ``{claim id: claim_numbers(...)}``:
     the same checks and decisions as ``evaluate_catalog`` (the calibration and the
-    null splits run through here)."""
+    null splits run through here). ``superiority=False`` leaves out P(superiority)
+    and its CI (NaN in the verdicts; the labels are the same), which the
+    calibration's simulated experiments do not read."""
     out = []
     for _tier, members in families(claims, "seeds"):
-        measured = [measure_seeds(c, numbers[c.id], f"seeds: {label}") for c in members]
+        measured = [measure_seeds(c, numbers[c.id], f"seeds: {label}", superiority=superiority) for c in members]
         out.extend(decide_family(members, "seeds", measured, label, correction, plan))
     return out
 
