@@ -280,6 +280,8 @@ def _mean_difference_test(
     p = float(res.pvalue)
     if abs(mean) <= tol:
         p, p_opp = 1.0, 1.0
+    # The two-sided t CI from the same t and df (res.confidence_interval would be
+    # one-sided, as the test is; equal to ttest_rel's two-sided interval, tested).
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, res.df) * sd / np.sqrt(n))
     return TestResult(
         test,
@@ -545,8 +547,8 @@ def mde(n: int, spread: float, alpha_two_sided: float, paired: bool = False, pow
     """Minimal detectable effect, in the statistic's units: the true difference the
     test detects with ``power`` at a two-sided level ``alpha_two_sided`` (one-sided
     alpha/2 in the claimed direction), with ``n`` units per condition and SD
-    ``spread`` (statsmodels ``TTestIndPower``, or ``TTestPower`` for paired/one-sample
-    designs; the t approximation for rank tests). NaN when it cannot be computed."""
+    ``spread`` (statsmodels ``TTestIndPower``, or ``TTestPower`` for paired, one-sample
+    and slope designs: every verdict's test is a t-test). NaN when it cannot be computed."""
     if n < 2 or not np.isfinite(spread) or spread <= 0:
         return float("nan")
     return float(_standardised_mde(int(n), float(alpha_two_sided), bool(paired), float(power)) * spread)
