@@ -18,6 +18,12 @@ WELCH_A2 = [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22
 # W+ = 27, W- = 18 over the 9 non-zero pairs; Kerby's (2014) rank-biserial r = 9/45 = 0.2.
 WILCOXON_X2 = [125, 115, 130, 140, 140, 115, 140, 125, 140, 135]
 WILCOXON_X1 = [110, 122, 125, 120, 140, 124, 123, 137, 135, 145]
+# Student's sleep data (Cushny & Peebles 1905; R's datasets::sleep): extra hours of
+# sleep under two drugs, the same 10 patients. R, t.test(group1, group2, paired = TRUE):
+# t = -4.0621, df = 9, p = 0.002833 (two-sided), mean difference -1.58, 95% CI
+# [-2.4598858, -0.7001142].
+SLEEP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+SLEEP_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
 # Brunner & Munzel (2000) pain scores, as in scipy.stats.brunnermunzel's documentation:
 # |W| = 3.1374674823029505, two-sided p = 0.0057862086661515377.
 BM_X = [1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 4, 1, 1]
@@ -56,11 +62,37 @@ def test_welch_ci_is_scipys_two_sided_interval():
     assert (r.ci_low, r.ci_high) == (pytest.approx(ci.low, rel=1e-12), pytest.approx(ci.high, rel=1e-12))
 
 
-def test_wilcoxon_known_answer():
-    r = stats.wilcoxon_paired(WILCOXON_X2, WILCOXON_X1, "greater")
-    assert r.statistic == 27.0  # W+, the zero pair dropped
-    assert r.effect == pytest.approx(0.2)  # (27 - 18) / 45
-    assert r.extra["zeros_dropped"] == 1 and r.n == 10
+def test_paired_t_known_answer():
+    r = stats.paired_t(SLEEP_1, SLEEP_2, "less")
+    assert r.statistic == pytest.approx(-4.0621, abs=5e-5) and r.n == 10 and r.n_per_group == 10
+    assert stats.two_sided(r.p_value, r.p_opposite) == pytest.approx(0.002833, abs=5e-7)
+    assert r.effect == pytest.approx(-1.58) and r.effect_name == "mean difference"
+    assert (r.ci_low, r.ci_high) == (pytest.approx(-2.4598858, abs=1e-7), pytest.approx(-0.7001142, abs=1e-7))
+    assert r.min_p == 0.0 and r.design == stats.Design.PAIRED
+
+
+def test_paired_t_is_scipys_ttest_rel():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0.3, 1, 50), rng.normal(0, 1, 50)
+    ref = sps.ttest_rel(a, b, alternative="greater")
+    r = stats.paired_t(a, b, "greater", sesoi=0.1)
+    assert r.statistic == pytest.approx(ref.statistic, rel=1e-12) and r.p_value == pytest.approx(ref.pvalue, rel=1e-12)
+    assert r.p_opposite == pytest.approx(sps.ttest_rel(a, b, alternative="less").pvalue, rel=1e-12)
+    ci = sps.ttest_rel(a, b).confidence_interval(0.95)
+    assert (r.ci_low, r.ci_high) == (pytest.approx(ci.low, rel=1e-12), pytest.approx(ci.high, rel=1e-12))
+    assert r.p_equivalence == stats.mean_tost(a - b, 0.1)
+
+
+def test_signed_rank_known_answer():
+    """The Wilcoxon sensitivity check beside the paired t: W+ = 27 over the 9 non-zero
+    pairs, r = (27 - 18) / 45 = 0.2, two-sided p as scipy's."""
+    d = np.subtract(WILCOXON_X2, WILCOXON_X1)
+    w = stats.signed_rank(d)
+    assert w["wilcoxon_statistic"] == 27.0 and w["rank_biserial"] == pytest.approx(0.2)
+    assert w["wilcoxon_zeros_dropped"] == 1
+    assert w["wilcoxon_p_two_sided"] == pytest.approx(sps.wilcoxon(d, zero_method="wilcox").pvalue, rel=1e-12)
+    r = stats.paired_t(WILCOXON_X2, WILCOXON_X1, "greater")
+    assert {k: r.extra[k] for k in w} == pytest.approx(w)  # reported beside the t-test
 
 
 def test_probability_of_superiority_known_answer():
@@ -240,12 +272,27 @@ def test_effect_and_test_treat_zero_differences_alike(d):
     assert stats.rank_biserial(d) == pytest.approx((w_plus - (total - w_plus)) / total)
 
 
-def test_zero_heavy_differences_keep_effect_and_test_in_sign():
+def test_zero_heavy_differences_keep_r_and_the_signed_rank_test_in_sign():
     # Many zeros, small positive differences and a few large negative ones: keeping
-    # zeros in the ranks (the old effect) made r positive while the test said "less".
+    # zeros in the ranks (an old effect) made r positive while the test said "less".
     d = np.array([0.0] * 30 + [1.0] * 8 + [-5.0] * 6)
-    r = stats.wilcoxon_one_sample(d, 0.0, "greater")
-    assert r.p_opposite < r.p_value and r.effect < 0
+    less, greater = (sps.wilcoxon(d, alternative=alt, zero_method="wilcox").pvalue for alt in ("less", "greater"))
+    assert less < greater and stats.signed_rank(d)["rank_biserial"] < 0
+
+
+def test_images_direction_is_decided_on_the_mean_not_the_ranks():
+    """Issue 19, 3: ranks favour a (rank-biserial +0.28: 800 small positive
+    differences) while the mean difference is -0.012 (200 large negative ones), 2.4
+    SESOIs of 0.005 the other way. The signed-rank test (the old direction test) says
+    "greater" with p < 1e-10; on the SESOI's estimand, the mean, it is "less"."""
+    rng = np.random.default_rng(19)
+    d = np.concatenate([rng.uniform(0, 0.02, 800), -rng.uniform(0.05, 0.15, 200)])
+    b = rng.uniform(0.3, 0.6, 1000)
+    r = stats.paired_t(b + d, b, "greater", sesoi=0.005)
+    assert r.extra["rank_biserial"] == pytest.approx(0.28, abs=0.01)
+    assert sps.wilcoxon(d, alternative="greater").pvalue < 1e-10  # what decided the direction before
+    assert r.effect == pytest.approx(-0.012, abs=0.001) and r.ci_high < -0.005
+    assert r.p_opposite < 1e-10 and r.p_value > 0.99 and r.p_equivalence > 0.99
 
 
 def test_floating_point_noise_is_never_significant():
@@ -254,8 +301,11 @@ def test_floating_point_noise_is_never_significant():
     b = np.full(5, one_ulp)
     w = stats.welch(a, b, "greater")
     assert w.p_value == 1.0 and w.p_opposite == 1.0
-    p = stats.wilcoxon_paired(np.full(12, 0.1), np.full(12, one_ulp), "less")
+    p = stats.paired_t(np.full(12, 0.1), np.full(12, one_ulp), "less")
     assert p.p_value == 1.0 and p.p_opposite == 1.0
+    # Noise beside real differences is a zero, not a rank or a direction of its own.
+    p = stats.paired_t(np.array([0.1, 0.1, 0.2, 0.4]), np.array([one_ulp, one_ulp, 0.1, 0.1]), "greater")
+    assert p.extra["wilcoxon_zeros_dropped"] == 2 and p.effect == pytest.approx(0.1)
     t = stats.t_one_sample(np.array([0.5, 0.5, np.nextafter(0.5, 1)]), 0.5, "greater")
     assert t.p_value == 1.0
 
@@ -271,6 +321,16 @@ def test_ci_and_p_agree_in_sidedness(a, b):
     p2 = stats.two_sided(r.p_value, r.p_opposite)
     if abs(p2 - 0.05) > 1e-6:
         assert (p2 < 0.05) == (r.ci_low > 0 or r.ci_high < 0)
+
+
+def test_the_images_tests_have_no_p_floor():
+    """The images scope's tests are t-tests: continuous from 2 images on (the signed
+    rank's floor 2^(1-n) made 4 images unreachable at 0.05), none below."""
+    x = np.array([0.1, 0.3, 0.2, 0.4])
+    assert stats.paired_t(x, x - 1.0 + [0, 0.01, 0.02, 0.03], "greater").min_p == 0.0
+    assert stats.one_sample_t_images(x, 0.0, "greater").min_p == 0.0
+    one = stats.paired_t(x[:1], x[:1] - 1, "greater")
+    assert one.min_p == 1.0 and one.p_value == 1.0 and "fewer than 2" in one.extra["note"]
 
 
 def test_minimal_p_of_small_designs():
@@ -305,36 +365,49 @@ def test_article_n_gives_the_primary_claims_power():
 # --- behaviour -------------------------------------------------------------------------
 
 
-def test_wilcoxon_direction():
+def test_paired_t_direction():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, 200)
     b = a - 0.5 + rng.normal(0, 0.1, 200)
-    r = stats.wilcoxon_paired(a, b, "greater", sesoi=0.1)
+    r = stats.paired_t(a, b, "greater", sesoi=0.1)
     assert r.p_value < 1e-10 and r.p_opposite > 0.99 and r.p_equivalence > 0.99
-    assert r.effect == pytest.approx(1.0, abs=0.05) and r.ci_low <= r.effect <= r.ci_high
-    assert stats.wilcoxon_paired(a, b, "less").p_value > 0.99
+    assert r.effect == pytest.approx(0.5, abs=0.02) and r.ci_low <= r.effect <= r.ci_high
+    assert r.extra["rank_biserial"] == pytest.approx(1.0, abs=0.05)
+    assert stats.paired_t(a, b, "less").p_value > 0.99
 
 
-def test_wilcoxon_equivalence():
+def test_paired_t_equivalence():
     rng = np.random.default_rng(1)
     a = rng.normal(size=300)
-    r = stats.wilcoxon_paired(a, a + rng.normal(0, 0.01, 300), "greater", sesoi=0.05)
+    r = stats.paired_t(a, a + rng.normal(0, 0.01, 300), "greater", sesoi=0.05)
     assert r.p_equivalence < 1e-6
+
+
+def test_paired_t_leaves_out_pairs_with_an_undefined_member():
+    a, b = np.array([1.0, np.nan, 3.0, 4.0]), np.array([0.5, 1.0, np.inf, 3.0])
+    r = stats.paired_t(a, b, "greater")
+    assert r.n == 2 and r.effect == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="equal 1-d shapes"):
+        stats.paired_t(a, b[:3], "greater")
 
 
 def test_equivalence_is_about_the_mean_difference():
     """0/1 correctness (C10 over frogs): 80% ties, 12 points more accuracy for one
     model. The signed-rank location is 0, but the accuracy difference is 12 times the
-    SESOI of one point: not negligible (a rank-based TOST said it was)."""
+    SESOI of one point: not negligible, and the test's effect is that difference."""
     d = np.array([0.0] * 800 + [1.0] * 160 + [-1.0] * 40)
-    r = stats.wilcoxon_one_sample(d, 0.0, "greater", sesoi=0.01)
-    assert r.p_value < 1e-10 and r.p_equivalence > 0.99 and r.extra["mean_difference"] == pytest.approx(0.12)
+    r = stats.one_sample_t_images(d, 0.0, "greater", sesoi=0.01)
+    assert r.p_value < 1e-10 and r.p_equivalence > 0.99 and r.effect == pytest.approx(0.12)
+    assert r.extra["median_difference"] == 0.0 and r.extra["wilcoxon_zeros_dropped"] == 800
     assert stats.mean_tost(np.full(5, 0.001), 0.01) == 0.0 and stats.mean_tost(np.full(5, 0.1), 0.01) == 1.0
 
 
-def test_wilcoxon_all_ties():
-    r = stats.wilcoxon_paired(np.ones(10), np.ones(10), "greater", sesoi=0.1)
-    assert r.p_value == 1.0 and r.effect == 0.0 and r.p_equivalence == 0.0
+def test_paired_t_all_ties():
+    r = stats.paired_t(np.ones(10), np.ones(10), "greater", sesoi=0.1)
+    assert r.p_value == 1.0 == r.p_opposite and r.effect == 0.0 and r.p_equivalence == 0.0
+    assert r.extra["note"] == "every difference is zero" and r.extra["wilcoxon_p_two_sided"] == 1.0
+    shifted = stats.paired_t(np.full(10, 2.0), np.ones(10), "greater", sesoi=0.1)  # one constant shift
+    assert shifted.p_value == 1.0 and shifted.p_equivalence == 1.0 and "no variance" in shifted.extra["note"]
 
 
 def test_rank_biserial_closed_forms():
@@ -368,7 +441,10 @@ def test_too_few_models():
 
 def test_one_sample_tests():
     assert stats.t_one_sample([0.6, 0.62, 0.61, 0.63, 0.6], 0.5, "greater").p_value < 1e-4
-    assert stats.wilcoxon_one_sample(np.linspace(0.55, 0.7, 50), 0.5, "greater").p_value < 1e-8
+    r = stats.one_sample_t_images(np.linspace(0.55, 0.7, 50), 0.5, "greater", sesoi=0.01)
+    assert r.p_value < 1e-8 and r.effect == pytest.approx(0.125) and r.effect_name == "mean - threshold"
+    ref = sps.ttest_1samp(np.linspace(0.55, 0.7, 50), 0.5, alternative="greater")
+    assert r.statistic == pytest.approx(ref.statistic, rel=1e-12) and r.p_value == pytest.approx(ref.pvalue, rel=1e-12)
 
 
 def test_descriptive_has_no_p_value():
@@ -379,6 +455,8 @@ def test_descriptive_has_no_p_value():
 def test_bad_alternative():
     with pytest.raises(ValueError, match="alternative"):
         stats.welch([1, 2], [3, 4], "two-sided")
+    with pytest.raises(ValueError, match="alternative"):
+        stats.paired_t([1, 2], [3, 4], "two-sided")
 
 
 def test_a_constant_sample_inside_the_margin_is_equivalent_in_both_tosts():
@@ -433,8 +511,9 @@ def test_each_test_result_carries_its_design_and_unit():
     a, b = rng.normal(size=12), rng.normal(size=12)
     D = stats.Design
     cases = {
-        "paired": (stats.wilcoxon_paired(a, b, "greater"), D.PAIRED, "images", True),
-        "wilcoxon one sample": (stats.wilcoxon_one_sample(a, 0.0, "greater"), D.ONE_SAMPLE, "images", True),
+        "paired": (stats.paired_t(a, b, "greater"), D.PAIRED, "images", True),
+        "paired, too few": (stats.paired_t(a[:1], b[:1], "greater"), D.PAIRED, "images", True),
+        "images one sample": (stats.one_sample_t_images(a, 0.0, "greater"), D.ONE_SAMPLE, "images", True),
         "welch": (stats.welch(a, b, "greater"), D.TWO_SAMPLE, "models", False),
         "welch, too few": (stats.welch(a[:1], b, "greater"), D.TWO_SAMPLE, "models", False),
         "t one sample": (stats.t_one_sample(a, 0.0, "greater"), D.ONE_SAMPLE, "models", True),
@@ -519,3 +598,10 @@ def test_minimal_effect_one_sample_is_ttest_against_the_shifted_threshold():
     x = np.array([0.5, 0.62, 0.58, 0.7, 0.66])
     res = stats.t_one_sample(x, 0.4, "greater", sesoi=0.1)
     assert res.p_minimal_effect == pytest.approx(sps.ttest_1samp(x, 0.5, alternative="greater").pvalue)
+
+
+def test_minimal_effect_on_images_is_the_paired_t_against_the_sesoi():
+    a = np.array([0.5, 0.62, 0.58, 0.7, 0.66, 0.61])
+    b = a - np.array([0.2, 0.15, 0.25, 0.18, 0.22, 0.2])
+    res = stats.paired_t(a, b, "greater", sesoi=0.1)
+    assert res.p_minimal_effect == pytest.approx(sps.ttest_rel(a - 0.1, b, alternative="greater").pvalue)

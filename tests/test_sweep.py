@@ -167,7 +167,24 @@ def test_trend_is_the_mean_of_per_seed_least_squares_slopes():
     assert res.p_value == pytest.approx(t.pvalue, rel=1e-10)
     lo, hi = sps.ttest_1samp(slopes, 0.0).confidence_interval(0.95)
     assert (res.ci_low, res.ci_high) == pytest.approx((lo, hi), rel=1e-10)
-    assert 0 < res.extra["jonckheere_terpstra_p"] < 0.01
+    assert 0 < res.extra["jonckheere_terpstra_p_two_sided"] < 0.01
+
+
+def test_jonckheere_terpstra_is_reported_two_sided_like_the_verdicts_p():
+    """Issue 19, 4: the JT p beside the verdict was one-sided in the claimed direction,
+    half of a two-sided one and blind to the other direction; now it is statsmodels'
+    two-sided p, the same whichever direction is claimed."""
+    from statsmodels.stats.nonparametric import jonckheere_terpstra
+
+    rng = np.random.default_rng(2)
+    y = -0.01 * np.log10(SIZES)[:, None] + rng.normal(0, 0.02, (6, 4))  # a weak fall
+    samples = list(y)
+    two = jonckheere_terpstra(samples, alternative="two-sided").pvalue
+    up, down = trend(SIZES, y, "greater").extra, trend(SIZES, y, "less").extra
+    assert up["jonckheere_terpstra_p_two_sided"] == down["jonckheere_terpstra_p_two_sided"] == pytest.approx(two)
+    assert "jonckheere_terpstra_p" not in up and up["jonckheere_terpstra"] == down["jonckheere_terpstra"]
+    one = jonckheere_terpstra(samples, alternative="smaller").pvalue
+    assert two == pytest.approx(2 * one)
 
 
 def test_a_seed_with_a_missing_model_is_fitted_on_the_rest():
@@ -177,16 +194,20 @@ def test_a_seed_with_a_missing_model_is_fitted_on_the_rest():
     assert res.extra["slopes_per_seed"] == pytest.approx([1.0, 1.0, 1.0])
 
 
-def _evidence(numbers, size_sign=1):
-    """Evidence whose sweep models carry ``numbers[i, j]`` as test accuracy."""
+def _evidence(numbers, size_sign=1, n_train=None):
+    """Evidence whose sweep models carry ``numbers[i, j]`` as test accuracy; conditions
+    a and b trained on 50,000 and 10,000 images (the other way round when size_sign < 0)."""
     sizes = {
         n: [ModelEvidence("sizes", j, f"k{n}-{j}", float(v), {}) for j, v in enumerate(row)]
         for n, row in zip(SIZES, numbers, strict=False)
     }
-    return Evidence({}, 0, 1, "test", sizes=sizes, size_sign=size_sign)
+    if n_train is None:
+        n_train = {"a": 50_000, "b": 10_000} if size_sign > 0 else {"a": 10_000, "b": 50_000}
+    return Evidence({}, 0, 1, "test", sizes=sizes, size_sign=size_sign, n_train=n_train)
 
 
-C10 = ARTICLE.claim("C10")  # test accuracy grows with size; SESOI 0.01 per decade
+C10 = ARTICLE.claim("C10")  # test accuracy grows with size; SESOI 0.01 between 10,000 and 50,000 images
+DECADES = np.log10(50_000 / 10_000)  # 0.699: the decades between the article's conditions
 
 
 @pytest.mark.parametrize(
@@ -244,3 +265,84 @@ def test_sizes_verdicts_name_the_sweep_ends():
     assert "n=50000 > n=1000" in v.claimed
     (w,) = evaluate_catalog(_evidence(y, size_sign=-1), [C10], ["sizes"])
     assert (w.a, w.b) == ("n=1000", "n=50000") and w.a_value < w.b_value
+
+
+# --- the margin per decade (issue 19, 4) ---------------------------------------------
+
+
+def _flat_slopes(slopes):
+    """Numbers along SIZES that are exactly linear in log10(size) per seed, with these
+    per-seed slopes (so the trend's slopes are known)."""
+    x = np.log10(SIZES) - np.log10(SIZES).mean()
+    return 0.6 + x[:, None] * np.asarray(slopes)[None, :]
+
+
+# Eight per-seed slopes around 0 with SD 0.018: the TOST's 90% CI is about +/-0.0121,
+# inside +/-0.0143 (SESOI 0.01 / 0.699 decades) but not inside +/-0.01.
+SLOPES = np.array([-2, -1.5, -0.5, 0, 0, 0.5, 1.5, 2]) * 0.018 / np.std([-2, -1.5, -0.5, 0, 0, 0.5, 1.5, 2], ddof=1)
+
+
+def test_the_margin_is_the_sesoi_per_decade_between_the_conditions():
+    """C10's SESOI (one accuracy point) is a difference between the 10,000 and 50,000
+    image conditions, 0.699 of a decade apart; as a margin per decade it is
+    0.01 / 0.699 = 0.0143. The old check used 0.01 per decade: a trend whose 90% CI
+    lies within +/-0.0143 but not +/-0.01 was underpowered, now negligible."""
+    (v,) = evaluate_catalog(_evidence(_flat_slopes(SLOPES)), [C10], ["sizes"])
+    assert v.sesoi == pytest.approx(0.01 / DECADES) == pytest.approx(0.01431, abs=1e-5)
+    assert "log10(50,000 / 10,000) = 0.699 decades: 0.0143 per decade" in v.data_scope
+    half = sps.t.ppf(0.95, 7) * np.std(SLOPES, ddof=1) / np.sqrt(8)
+    assert 0.01 < half < v.sesoi  # the case the margin decides
+    assert v.verdict == NEGLIGIBLE, v.summary()
+    # The plan of an underpowered verdict is at that margin too (the verdict's sesoi).
+    (u,) = evaluate_catalog(_evidence(_flat_slopes(SLOPES * 3)), [C10], ["sizes"])
+    assert u.verdict == UNDERPOWERED and u.sesoi == v.sesoi and f"(SESOI {v.sesoi:g})" in u.decides
+
+
+def test_the_margin_does_not_depend_on_which_condition_is_larger():
+    (v,) = evaluate_catalog(_evidence(_flat_slopes(-SLOPES), size_sign=-1), [C10], ["sizes"])
+    assert v.sesoi == pytest.approx(0.01 / DECADES) and v.verdict == NEGLIGIBLE
+
+
+def test_a_declared_margin_per_decade_is_used_as_it_is():
+    claim = replace(C10, sesoi_per_decade=0.005)
+    (v,) = evaluate_catalog(_evidence(_flat_slopes(SLOPES)), [claim], ["sizes"])
+    assert v.sesoi == 0.005 and "SESOI 0.005 per decade, declared" in v.data_scope
+    assert v.verdict == UNDERPOWERED  # the CI is wider than +/-0.005
+
+
+def test_without_the_conditions_sizes_the_margin_is_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"Evidence\(n_train=.*or declare Claim\(sesoi_per_decade=\.\.\.\)"):
+        evaluate_catalog(_evidence(_flat_slopes(SLOPES), n_train={}), [C10], ["sizes"])
+
+
+@pytest.mark.parametrize("bad", [0, -0.01, float("nan"), float("inf"), True, "0.01"])
+def test_a_bad_margin_per_decade_is_refused(bad):
+    with pytest.raises(ValueError, match="sesoi_per_decade must be a positive number"):
+        replace(C10, sesoi_per_decade=bad)
+
+
+def test_a_margin_per_decade_needs_the_sizes_scope():
+    with pytest.raises(ValueError, match="sesoi_per_decade is the sizes scope's margin"):
+        replace(C10, scopes=("seeds",), sesoi_per_decade=0.01)
+
+
+def test_run_evidence_gives_the_conditions_training_sizes(monkeypatch):
+    """run_evidence fills Evidence.n_train from the run's profile: what sizes_margin reads."""
+    from types import SimpleNamespace
+
+    from cnnclaims import evidence
+
+    monkeypatch.setattr(evidence, "_run_group", lambda run, models: [])
+    run = SimpleNamespace(
+        profile=ARTICLE.profile("article"),
+        a="benchmark",
+        b="dummy",
+        models=lambda role: [],
+        sweep_models=lambda: {},
+        probe_position=0,
+        probe_indices=np.arange(3),
+        experiment=ARTICLE,
+        data=SimpleNamespace(source="synthetic"),
+    )
+    ev = evidence.run_evidence(run)
+    assert ev.n_train == {"benchmark": 50_000, "dummy": 10_000} and ev.size_sign == 1

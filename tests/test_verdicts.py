@@ -30,6 +30,7 @@ from cnnclaims.verdicts import (
     Measured,
     claim_numbers,
     decide_family,
+    design_min_p,
     evaluate,
     evaluate_catalog,
     evaluate_numbers,
@@ -136,17 +137,54 @@ def test_unreachable_with_one_seed():
     assert v.verdict == UNDERPOWERED and v.unreachable
     assert "unreachable with N = 1" in v.decides
     assert unreachable_by_design("seeds", 1, CATALOG) and not unreachable_by_design("seeds", 8, CATALOG)
-    assert unreachable_by_design("images", 4, CATALOG)  # 2^(1-4) = 0.125 > 0.05
 
 
-def test_unreachable_by_design_says_negligible_is_still_reachable_on_few_images():
-    """With 4 images the signed-rank floor (0.125) blocks supported and refuted, but
-    the mean TOST is a t-test: negligible can still come out (issue 19, 5); with one
-    seed nothing can."""
-    (line, *_) = unreachable_by_design("images", 4, CATALOG)
-    assert "negligible, from the mean TOST, can still be reached" in line
-    assert "every verdict will be underpowered" not in line
-    assert all("every verdict will be underpowered" in x for x in unreachable_by_design("seeds", 1, CATALOG))
+def test_the_images_scope_has_no_p_floor_by_design():
+    """The images scope's direction test is a paired t now, continuous from 2 images
+    on: 4 images are no longer unreachable (the signed-rank floor 2^(1-4) = 0.125 made
+    them so); one image decides nothing, in any scope."""
+    assert design_min_p("images", 4) == 0.0 and design_min_p("images", 1) == 1.0
+    assert unreachable_by_design("images", 4, CATALOG) == []
+    lines = unreachable_by_design("images", 1, CATALOG) + unreachable_by_design("seeds", 1, CATALOG)
+    assert lines and all("every verdict will be underpowered" in x for x in lines)
+
+
+def _images_evidence(a, b, stat="c6_zero_fraction"):
+    """Evidence of one pair whose ``stat`` over the images is ``a`` and ``b``."""
+    n = len(a)
+    models = {}
+    for role, v in (("benchmark", a), ("dummy", b)):
+        stats = {k: np.random.default_rng(0).random(n) for k in STATS}
+        stats[stat] = np.asarray(v, dtype=np.float64)
+        models[role] = [ModelEvidence(role, 0, f"{role}0", 0.6, stats)]
+    return Evidence(models, 0, n, "article", "", "benchmark", "dummy", ARTICLE)
+
+
+def test_images_scope_decides_direction_on_the_mean_the_sesoi_is_about():
+    """Issue 19, 3, the constructed case: per-image differences whose ranks favour the
+    benchmark (rank-biserial +0.28: 800 small positive differences) while their mean
+    is -0.012 (200 large negative ones), 2.4 SESOIs of 0.005 the other way. The
+    signed-rank direction called C3 supported; on the mean it is refuted, with the
+    rank-biserial r and the Wilcoxon p reported beside it."""
+    rng = np.random.default_rng(19)
+    d = np.concatenate([rng.uniform(0, 0.02, 800), -rng.uniform(0.05, 0.15, 200)])
+    rng.shuffle(d)
+    dummy = rng.uniform(0.3, 0.6, 1000)
+    claim = dataclasses.replace(get_claim("C3"), sesoi=0.005)  # benchmark > dummy
+    (v,) = evaluate_catalog(_images_evidence(dummy + d, dummy), [claim], ["frogs"])
+    assert v.verdict == REFUTED, v.summary()
+    assert v.effect == pytest.approx(-0.012, abs=0.001) and v.effect < -2 * v.sesoi and v.ci_high < 0
+    assert v.extras["rank_biserial"] == pytest.approx(0.28, abs=0.01) and v.extras["wilcoxon_p_two_sided"] < 1e-10
+    assert v.a_value - v.b_value == pytest.approx(v.effect)  # means: the estimand, not medians
+    assert v.a_value == pytest.approx(np.mean(dummy + d)) and v.b_value == pytest.approx(np.mean(dummy))
+
+
+def test_images_threshold_claim_is_a_one_sample_t_on_the_mean():
+    rng = np.random.default_rng(5)
+    zeros = rng.uniform(0.4, 0.8, 300)  # C4: the benchmark's zero fraction > 0.5
+    (v,) = evaluate_catalog(_images_evidence(zeros, zeros), [get_claim("C4")], ["frogs"])
+    assert v.verdict == SUPPORTED and v.effect_name == "mean - threshold"
+    assert v.a_value == pytest.approx(np.mean(zeros)) and v.effect == pytest.approx(np.mean(zeros) - 0.5)
 
 
 def test_n_needed_comes_with_its_range():

@@ -223,6 +223,10 @@ class Claim:
     otherwise); ``primary`` puts the claim in the primary multiplicity family.
     ``model_metric="test_accuracy"`` makes the seeds scope compare each model's test
     accuracy instead of the metric's mean over the probe-class images.
+    ``sesoi_per_decade``: the sizes scope's equivalence margin, in the metric's units
+    per decade of training-set size; default (None) the SESOI spread over the decades
+    between the two conditions' training-set sizes, SESOI / |log10(n_a / n_b)|
+    (``verdicts.sizes_margin``).
     ``probe_checks``: ``(description, "a"/"b", metric name, "eq"/"ne", value)`` that
     must also hold on the probe image (else the probe verdict is refuted).
     """
@@ -252,6 +256,9 @@ class Claim:
     figure: str = ""  # where the paper shows it
     plot: Plot | str = Plot.HISTOGRAM  # diagnostic plot kind (diagnostics.claim_plots)
     alpha: float = ALPHA  # family-wise error rate of the claim's family
+    # The sizes scope's margin per decade of training-set size (None: SESOI / decades
+    # between the conditions' sizes; see verdicts.sizes_margin).
+    sesoi_per_decade: float | None = None
 
     def __post_init__(self) -> None:
         where = f"claim {self.id!r}"
@@ -276,6 +283,17 @@ class Claim:
                 f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
                 "(the smallest effect that would matter; see README 'The four verdicts, in plain words')"
             )
+        if self.sesoi_per_decade is not None and not (
+            isinstance(self.sesoi_per_decade, (int, float))
+            and not isinstance(self.sesoi_per_decade, bool)
+            and math.isfinite(self.sesoi_per_decade)
+            and self.sesoi_per_decade > 0
+        ):
+            raise ValueError(
+                f"{where}: sesoi_per_decade must be a positive number in the metric's units per decade of "
+                f"training-set size, or None (the SESOI over the decades between the conditions' sizes), "
+                f"got {self.sesoi_per_decade!r}"
+            )
         if self.scopes is None:
             object.__setattr__(self, "scopes", SCOPE_KINDS if self.kind == "compare" else SCOPE_KINDS[:3])
         if isinstance(self.scopes, str):  # ("seeds") is a string, not a tuple: said, not split into letters
@@ -296,6 +314,11 @@ class Claim:
             raise ValueError(
                 f"{where}: the sizes scope tests a trend of a comparison (a vs b along training-set "
                 "size); a threshold claim has none: leave 'sizes' out of its scopes"
+            )
+        if self.sesoi_per_decade is not None and SWEEP not in self.scopes:
+            raise ValueError(
+                f"{where}: sesoi_per_decade is the sizes scope's margin, and this claim has no sizes scope; "
+                "leave sesoi_per_decade out, or add 'sizes' to its scopes (comparisons only)"
             )
         if self.subject == "input" and "seeds" in self.scopes:
             raise ValueError(f"{where}: a claim about the input images has no seeds scope (no model is involved)")

@@ -121,7 +121,7 @@ def size_trend_figure(claim, verdict, title: str = ""):
 
 
 # Bump when a plot's content changes, so warm runs do not reuse old pictures.
-PLOTS_VERSION = 1
+PLOTS_VERSION = 2  # 2: the sizes trend's band is the margin per decade (SESOI / decades)
 
 
 def cached_claim_plots(exp, verdict, folder) -> list[Path]:

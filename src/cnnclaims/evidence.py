@@ -188,6 +188,9 @@ class Evidence:
     # read "grows with size" for "a greater than b"), -1 otherwise.
     sizes: dict = field(default_factory=dict)
     size_sign: int = 1
+    # {condition name: training images} of the run's profile: the sizes scope's margin
+    # per decade is the claim's SESOI over log10(n_a / n_b) (verdicts.sizes_margin).
+    n_train: dict = field(default_factory=dict)
     # The null control (b's recipe with other seeds against b): its verdicts take the
     # directional claims only, and any direction found is a false positive.
     null: bool = False
@@ -228,6 +231,7 @@ def run_evidence(run) -> Evidence:
         run.experiment,
         sizes={n: _run_group(run, models) for n, models in run.sweep_models().items()},
         size_sign=1 if n_a > n_b else -1,
+        n_train={run.a: n_a, run.b: n_b},
     )
 
 

@@ -190,9 +190,10 @@ def size_trend(sizes, per_seed, fit, sesoi: float, stat: str, title: str = ""):
 
     ``sizes``: (k,) training-set sizes (images, x on a log axis); ``per_seed``: (k, s)
     numbers, one per model (row: size, column: seed; NaN: no value); ``fit``: (slope per
-    decade, intercept, CI low, CI high) of ``stats.trend``; ``sesoi``: the claim's SESOI
-    per decade. The band is every line through the grand mean whose slope lies within
-    +/- SESOI per decade: a trend inside it is negligible."""
+    decade, intercept, CI low, CI high) of ``stats.trend``; ``sesoi``: the equivalence
+    margin per decade (the verdict's ``sesoi``, from ``verdicts.sizes_margin``). The band
+    is every line through the grand mean whose slope lies within +/- that margin: a
+    trend inside it is negligible."""
     from scipy import stats as sps
 
     sizes = np.asarray(sizes, dtype=np.float64)
@@ -233,7 +234,7 @@ def size_trend(sizes, per_seed, fit, sesoi: float, stat: str, title: str = ""):
             ym + sesoi * np.abs(xs - xm),
             color="grey",
             alpha=0.25,
-            label=f"|slope| < SESOI {sesoi:g}/decade",
+            label=f"|slope| < SESOI margin {sesoi:.3g}/decade",
         )
     ax.set_xscale("log")
     ax.set_xticks(sizes, [f"{int(n):,}" for n in sizes])

@@ -42,15 +42,16 @@ LEGEND = (
     "of the claim's (scope, tier) family; CIs: two-sided 95%; P(a>b): probability that a "
     "model of condition a beats a model of condition b; MDE (minimal detectable effect) and N needed (per condition) "
     "at 80% power and alpha/m, shown for "
-    "underpowered verdicts; r: rank-biserial, diff: difference of means, mean-thr: mean minus threshold; sizes scope: "
-    "slope/dec: slope per decade of training-set size (TOST on the slope, N needed: seeds per size), a and b there the "
-    "mean at the sweep's two ends"
+    "underpowered verdicts; diff: difference of means (images: the mean paired difference), m-thr: mean minus "
+    "threshold; sizes scope: slope/dec: slope per decade of training-set size (TOST on the slope; SESOI there: the "
+    "margin per decade, the claim's SESOI over the decades between the conditions' sizes; N needed: seeds per size), "
+    "a and b there the mean at the sweep's two ends"
 )
-SHORT_TESTS = {"Wilcoxon": "Wilcoxon", "Welch": "Welch t", "one-sample t": "1-sample t", "descriptive": "descriptive"}
+SHORT_TESTS = {"paired t": "paired t", "Welch": "Welch t", "one-sample t": "1-sample t", "descriptive": "descriptive"}
 SHORT_EFFECTS = {
-    "rank-biserial r": "r",
+    "mean difference": "diff",
     "difference of means": "diff",
-    "mean - threshold": "mean-thr",
+    "mean - threshold": "m-thr",  # short: the compact table fits 110 columns
     "difference": "diff",
     "slope per decade": "slope/dec",
 }
@@ -79,11 +80,7 @@ def verdict_label(v) -> str:
 
 
 def _effect(v) -> str:
-    cell = _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, ""))
-    if v.scope not in ("probe", "seeds") and "mean_difference" in v.extras:
-        # negligible is decided on the mean difference (the SESOI's unit), not on r
-        cell += f"; mean diff {_f(v.extras['mean_difference'])}"
-    return cell
+    return _ci(v.effect, v.ci_low, v.ci_high, SHORT_EFFECTS.get(v.effect_name, ""))
 
 
 def _superiority(v) -> str:

@@ -3,11 +3,17 @@
 The unit of replication decides the test:
 
 - images (the ``frogs`` scope): the same image through both models gives a pair;
-  one-sided Wilcoxon signed-rank test (Wilcoxon 1945; ``scipy.stats.wilcoxon``,
-  zeros dropped), matched-pairs rank-biserial correlation as effect size (Kerby
-  2014, zeros dropped the same way), percentile bootstrap CI over images;
-  equivalence of the mean difference by TOST (one-sample t on the paired
-  differences; the SESOI is a difference of means);
+  one-sided paired t-test on the per-image differences (``scipy.stats.ttest_1samp``
+  of a - b, equal to ``ttest_rel``; a threshold claim: one-sample t of x - threshold),
+  effect = the mean difference (or mean - threshold) with its t 95% CI, equivalence of
+  that mean by TOST (``mean_tost``). Direction and negligibility are decided on the
+  one estimand the SESOI is stated in, a difference of means (issue 19, 3: a
+  signed-rank direction could point against the mean, rank-biserial +0.28 beside a mean
+  difference of -0.012). With the scope's 1,000 images the t-test's normal
+  approximation is safe whatever the shape of the differences (central limit theorem).
+  Wilcoxon's signed-rank test (two-sided, zeros dropped; Wilcoxon 1945,
+  ``scipy.stats.wilcoxon``) and the matched-pairs rank-biserial correlation (Kerby
+  2014) are reported beside it as a sensitivity check, never used for the verdict;
 - training seeds (the ``seeds`` scope): one number per trained model; one-sided
   Welch t-test (``scipy.stats.ttest_ind(equal_var=False)``), effect = difference of
   means with its Welch 95% CI, Hedges' g beside it; equivalence by Welch TOST
@@ -36,7 +42,6 @@ from scipy import special, stats
 from .strenum import StrEnum
 
 __all__ = [
-    "BOOTSTRAP_SEED",
     "clopper_pearson",
     "CONFIDENCE",
     "descriptive",
@@ -48,14 +53,16 @@ __all__ = [
     "mean_tost",
     "minimal_effect_one_sample",
     "minimal_effect_welch",
-    "N_BOOTSTRAP",
     "n_needed",
     "n_needed_range",
     "NOISE_RTOL",
     "noise_tolerance",
+    "one_sample_t_images",
+    "paired_t",
     "POWER",
     "prob_superiority",
     "rank_biserial",
+    "signed_rank",
     "spread_df",
     "step_down_two_nulls",
     "t_one_sample",
@@ -64,14 +71,10 @@ __all__ = [
     "two_sided",
     "uncorrected",
     "welch",
-    "wilcoxon_one_sample",
-    "wilcoxon_paired",
 ]
 
 CONFIDENCE = 0.95
 POWER = 0.80
-N_BOOTSTRAP = 2000
-BOOTSTRAP_SEED = 20240607
 # Differences below this fraction of the values' magnitude are floating-point noise
 # (one unit in the last place is ~2e-16 relative), never evidence of a direction.
 NOISE_RTOL = 1e-12
@@ -107,7 +110,7 @@ class TestResult:
     p_minimal_effect: float = float("nan")
     spread: float = float("nan")  # SD of the unit-level numbers the power analysis uses
     n_per_group: int = 0  # units per condition (images for paired tests)
-    min_p: float = 0.0  # smallest two-sided p the test can attain with this n
+    min_p: float = 0.0  # smallest two-sided p the test can attain with this n (t-tests: 0 from n = 2 on)
     design: Design = Design.DESCRIPTIVE
     # What n_per_group counts: images, models (per condition), or seeds (of the sizes sweep).
     unit: Literal["image", "images", "models", "seeds"] = "image"
@@ -140,15 +143,15 @@ def _clean_pairs(a: ArrayLike, b: ArrayLike) -> tuple[npt.NDArray[np.float64], n
 
 
 def rank_biserial(d: ArrayLike, axis: int = -1) -> npt.NDArray[np.float64]:
-    """Matched-pairs rank-biserial correlation of differences ``d``, in [-1, 1].
+    """Matched-pairs rank-biserial correlation of differences ``d`` (float, any shape;
+    along ``axis``), in [-1, 1].
 
     r = (R+ - R-) / (R+ + R-), with R+ and R- the rank sums of the positive and the
     negative differences, ranks of |d| taken over the non-zero differences only
     (Kerby 2014, "The simple difference formula"; zeros are dropped as in Wilcoxon's
-    own test, so the effect and ``wilcoxon_one_sample``'s test always agree in sign).
+    own test, so the effect and ``signed_rank``'s test always agree in sign).
     Zeros take the lowest ranks of |d|, so dropping them subtracts their count from
-    every other rank, which keeps the function vectorised for the bootstrap. 0 when
-    every difference is zero.
+    every other rank. 0 when every difference is zero.
     """
     d = np.moveaxis(np.asarray(d, dtype=np.float64), axis, -1)
     zeros = (d == 0).sum(axis=-1, keepdims=True)
@@ -160,90 +163,152 @@ def rank_biserial(d: ArrayLike, axis: int = -1) -> npt.NDArray[np.float64]:
         return np.where(tot > 0, (pos - neg) / tot, 0.0)
 
 
-def wilcoxon_paired(a: ArrayLike, b: ArrayLike, alternative: str, sesoi: float = float("nan")) -> TestResult:
-    """One-sided Wilcoxon signed-rank test of a - b ('greater' or 'less'), pairs
-    with a non-finite member left out. ``a``, ``b``: (n,) arrays of one statistic per
-    image through two models; ``sesoi`` in the statistic's units."""
+def signed_rank(d: ArrayLike) -> dict[str, float]:
+    """Wilcoxon's signed-rank test of differences ``d`` ((n,) float, in the statistic's
+    units; exact zeros dropped, ``zero_method="wilcox"``), as a sensitivity check
+    reported beside the images scope's t-test, never deciding a verdict.
+
+    Returns ``wilcoxon_statistic`` (W+, the rank sum of the positive differences;
+    ``scipy.stats.wilcoxon``), ``wilcoxon_p_two_sided`` (two-sided, like the verdict's
+    p; 1 when every difference is zero), ``rank_biserial`` (Kerby 2014, see
+    ``rank_biserial``), ``median_difference`` and ``wilcoxon_zeros_dropped`` (a count).
+    Non-finite differences are left out."""
+    d = np.asarray(d, dtype=np.float64)
+    d = cast("npt.NDArray[np.float64]", d[np.isfinite(d)])
+    nz = int(np.count_nonzero(d))
+    out = {
+        "rank_biserial": float(rank_biserial(d)) if len(d) else float("nan"),
+        "median_difference": float(np.median(d)) if len(d) else float("nan"),
+        "wilcoxon_zeros_dropped": len(d) - nz,
+    }
+    if nz == 0:
+        return {"wilcoxon_statistic": float("nan"), "wilcoxon_p_two_sided": 1.0, **out}
+    res = stats.wilcoxon(d, alternative="greater", zero_method="wilcox")
+    two = stats.wilcoxon(d, alternative="two-sided", zero_method="wilcox")
+    # The one-sided call gives W+ (the two-sided one reports min(W+, W-)).
+    return {"wilcoxon_statistic": float(res.statistic), "wilcoxon_p_two_sided": float(two.pvalue), **out}
+
+
+def paired_t(a: ArrayLike, b: ArrayLike, alternative: str, sesoi: float = float("nan")) -> TestResult:
+    """One-sided paired t-test of mean(a - b) over images (``alternative``: "greater"
+    or "less", the claimed sign of the mean difference).
+
+    ``a``, ``b``: (n,) float arrays, one statistic per image through two models, in the
+    same image order; a pair with a non-finite member is left out. Raises ValueError
+    when the shapes differ or ``alternative`` is another word. The test is
+    ``scipy.stats.ttest_1samp`` of the differences against 0 (the same t, df = n - 1
+    and p as ``scipy.stats.ttest_rel(a, b)``; tested). Effect: the mean difference,
+    in the statistic's units, with its two-sided 95% t CI. ``p_equivalence``:
+    ``mean_tost`` against +/- ``sesoi`` (the same estimand). ``extra``: the Wilcoxon
+    signed-rank sensitivity check (``signed_rank``). Differences within floating-point
+    noise of the values count as zero; all-zero differences give p = 1 both ways."""
     a, b = _clean_pairs(a, b)
-    return wilcoxon_one_sample(
-        a - b,
-        0.0,
-        alternative,
-        sesoi,
-        _test="Wilcoxon signed-rank (paired images)",
-        _scale=(a, b),
-        _design=Design.PAIRED,
+    return _mean_difference_test(
+        a - b, alternative, sesoi, (a, b), "paired t-test (images)", "mean difference", Design.PAIRED
     )
 
 
-def wilcoxon_one_sample(
-    x: ArrayLike,
-    threshold: float,
-    alternative: str,
-    sesoi: float = float("nan"),
-    _test: str = "Wilcoxon signed-rank (one sample)",
-    _scale: tuple[ArrayLike, ...] | None = None,
-    _design: Design = Design.ONE_SAMPLE,
-) -> TestResult:
-    """One-sided Wilcoxon signed-rank test of x - threshold; ``x``: (n,) float array,
-    one number per image.
+def one_sample_t_images(x: ArrayLike, threshold: float, alternative: str, sesoi: float = float("nan")) -> TestResult:
+    """One-sided one-sample t-test of mean(x) against ``threshold`` over images.
 
-    Differences within floating-point noise of zero count as zero, and zeros are
-    dropped by the test and the effect alike (``zero_method="wilcox"``).
-    ``p_equivalence``: ``mean_tost`` of x - threshold against +/- sesoi."""
-    _check_alternative(alternative)
+    ``x``: (n,) floats, one statistic per image (non-finite values left out);
+    ``threshold`` and ``sesoi`` in its units. ``scipy.stats.ttest_1samp`` of
+    x - threshold against 0; effect: mean - threshold with its two-sided 95% t CI;
+    ``p_equivalence``: ``mean_tost`` of x - threshold against +/- ``sesoi``; ``extra``:
+    the signed-rank sensitivity check (``signed_rank``). Raises ValueError for an
+    ``alternative`` other than "greater"/"less". Noise and zeros as ``paired_t``."""
     x = np.asarray(x, dtype=np.float64)
     # numpy's stubs type a boolean-mask index as Any, which would widen x back to ArrayLike.
     x = cast("npt.NDArray[np.float64]", x[np.isfinite(x)])
-    d = x - threshold
-    tol = noise_tolerance(*(_scale or (x, np.array([threshold]))))
+    return _mean_difference_test(
+        x - threshold,
+        alternative,
+        sesoi,
+        (x, np.array([threshold])),
+        "one-sample t-test (images)",
+        "mean - threshold",
+        Design.ONE_SAMPLE,
+    )
+
+
+def _mean_difference_test(
+    d: npt.NDArray[np.float64],
+    alternative: str,
+    sesoi: float,
+    scale: tuple[ArrayLike, ...],
+    test: str,
+    effect_name: str,
+    design: Design,
+) -> TestResult:
+    """The images scope's t-test of mean(d) against 0, with TOST and the signed-rank
+    sensitivity check; ``scale``: the values whose magnitude sets the noise tolerance."""
+    _check_alternative(alternative)
+    tol = noise_tolerance(*scale)
+    # Rounding noise is no difference: it must not give a direction (nor a rank).
     d = np.where(np.abs(d) <= tol, 0.0, d)
     n = len(d)
-    nz = int(np.count_nonzero(d))
-    spread = float(np.std(d, ddof=1)) if n > 1 else float("nan")
-    base: dict[str, Any] = dict(n_per_group=n, spread=spread, min_p=_wilcoxon_min_p(nz), design=_design, unit="images")
-    if n < 2 or nz == 0:
-        nan = float("nan")
-        p_eq = 0.0 if n >= 2 and np.isfinite(sesoi) and sesoi > 0 else nan
-        note = "fewer than 2 values" if n < 2 else "every difference is zero"
+    nan = float("nan")
+    mean = float(np.mean(d)) if n else nan
+    sd = float(np.std(d, ddof=1)) if n > 1 else nan
+    extra: dict[str, Any] = signed_rank(d)
+    common: dict[str, Any] = dict(n_per_group=n, spread=sd, design=design, unit="images")
+    if n < 2 or sd <= tol:
+        # No t statistic: too few images, or differences without variance (all zero,
+        # or one constant shift). No p-value claims a direction; a constant lies
+        # inside the margin or not (mean_tost's convention for a constant sample).
+        extra["note"] = (
+            "fewer than 2 values"
+            if n < 2
+            else "every difference is zero"
+            if not np.any(d)
+            else "the differences have no variance: no test"
+        )
+        p_eq = nan
+        if n >= 2 and np.isfinite(sesoi) and sesoi > 0:
+            p_eq = 0.0 if abs(mean) < sesoi else 1.0
         return TestResult(
-            _test,
+            test,
             nan,
             1.0,
             1.0,
-            "rank-biserial r",
-            0.0,
+            effect_name,
+            mean,
             nan,
             nan,
             n,
-            {"median_difference": 0.0, "note": note},
+            extra,
             p_equivalence=p_eq,
-            **{**base, "min_p": 1.0 if n < 2 else base["min_p"]},
+            min_p=1.0 if n < 2 else 0.0,
+            **common,
         )
-    res = stats.wilcoxon(d, alternative=alternative, zero_method="wilcox")
-    opp = stats.wilcoxon(d, alternative=_flip(alternative), zero_method="wilcox")
-    ci = stats.bootstrap(
-        (d,),
-        rank_biserial,
-        vectorized=True,
-        n_resamples=N_BOOTSTRAP,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        random_state=np.random.default_rng(BOOTSTRAP_SEED),
-    ).confidence_interval
+    res = stats.ttest_1samp(d, 0.0, alternative=alternative)
+    # Same t and df in the other direction: p_opposite = 1 - p for a continuous t.
+    p_opp = float(
+        stats.t.sf(-res.statistic, res.df) if alternative == "greater" else stats.t.cdf(-res.statistic, res.df)
+    )
+    p = float(res.pvalue)
+    if abs(mean) <= tol:
+        p, p_opp = 1.0, 1.0
+    # The two-sided t CI from the same t and df (res.confidence_interval would be
+    # one-sided, as the test is; equal to ttest_rel's two-sided interval, tested).
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, res.df) * sd / np.sqrt(n))
     return TestResult(
-        _test,
+        test,
         float(res.statistic),
-        float(res.pvalue),
-        float(opp.pvalue),
-        "rank-biserial r",
-        float(rank_biserial(d)),
-        float(ci.low),
-        float(ci.high),
+        p,
+        p_opp,
+        effect_name,
+        mean,
+        mean - half,
+        mean + half,
         n,
-        {"median_difference": float(np.median(d)), "mean_difference": float(np.mean(d)), "zeros_dropped": n - nz},
+        extra,
         p_equivalence=mean_tost(d, sesoi),
-        **base,
+        p_minimal_effect=(
+            minimal_effect_one_sample(d, 0.0, alternative, sesoi) if np.isfinite(sesoi) and sesoi > 0 else nan
+        ),
+        min_p=0.0,
+        **common,
     )
 
 
@@ -251,10 +316,9 @@ def mean_tost(d: ArrayLike, sesoi: float) -> float:
     """TOST p that the mean of ``d`` ((n,) float differences, in the statistic's
     units) lies inside +/- ``sesoi``: the larger p of two one-sided one-sample t-tests
     (Schuirmann 1987; statsmodels ``DescrStatsW.ttost_mean``). The SESOI is a
-    difference of means (C10: one accuracy point), so equivalence is about the mean
-    even where the direction is tested on ranks: for 0/1 correctness the signed-rank
-    location is 0 whatever the accuracy difference. NaN without a SESOI; without
-    variance, 0 inside the margin and 1 outside."""
+    difference of means (C10: one accuracy point), and so is the images scope's
+    direction test (``paired_t``): one estimand for both. NaN without a SESOI or with
+    fewer than 2 values; without variance, 0 inside the margin and 1 outside."""
     from statsmodels.stats.weightstats import DescrStatsW
 
     d = np.asarray(d, dtype=np.float64)
@@ -263,12 +327,6 @@ def mean_tost(d: ArrayLike, sesoi: float) -> float:
     if np.std(d) == 0:
         return 0.0 if abs(d[0]) < sesoi else 1.0
     return float(DescrStatsW(d).ttost_mean(-sesoi, sesoi)[0])
-
-
-def _wilcoxon_min_p(n_nonzero: int) -> float:
-    # Exact signed-rank null: every sign pattern has probability 2^-n, so the
-    # smallest one-sided p is 2^-n and the smallest two-sided p 2^(1-n).
-    return 1.0 if n_nonzero < 1 else min(1.0, 2.0 ** (1 - n_nonzero))
 
 
 def welch(
@@ -651,8 +709,8 @@ def mde(n: int, spread: float, alpha_two_sided: float, paired: bool = False, pow
     """Minimal detectable effect, in the statistic's units: the true difference the
     test detects with ``power`` at a two-sided level ``alpha_two_sided`` (one-sided
     alpha/2 in the claimed direction), with ``n`` units per condition and SD
-    ``spread`` (statsmodels ``TTestIndPower``, or ``TTestPower`` for paired/one-sample
-    designs; the t approximation for rank tests). NaN when it cannot be computed."""
+    ``spread`` (statsmodels ``TTestIndPower``, or ``TTestPower`` for paired, one-sample
+    and slope designs: every verdict's test is a t-test). NaN when it cannot be computed."""
     if n < 2 or not np.isfinite(spread) or spread <= 0:
         return float("nan")
     return float(_standardised_mde(int(n), float(alpha_two_sided), bool(paired), float(power)) * spread)
@@ -793,15 +851,20 @@ def trend(sizes: ArrayLike, numbers: ArrayLike, alternative: str, sesoi: float =
     in the number's units per decade of training-set size. Models of one seed share
     their initial weights and nested training sets, so they are not independent; seeds
     are. So each seed's slope is fitted on its own (``numpy.polyfit``, degree 1), and
-    the s slopes are the replicates: a one-sample t-test of their mean against 0, with
-    its 95% CI and the TOST against +/- ``sesoi`` per decade (``t_one_sample``:
-    scipy ``ttest_1samp``, statsmodels ``ttost_mean``). With the same sizes for every
-    seed, the mean of the per-seed slopes equals the pooled least-squares slope (the
-    summary-statistics approach to repeated measures; Matthews et al. 1990, BMJ 300:230).
+    the s slopes are the replicates: a one-sample t-test of their mean against 0
+    (df = s - 1), with its 95% CI and the TOST against +/- ``sesoi``, which here is a
+    margin *per decade* in the number's units (``t_one_sample``: scipy
+    ``ttest_1samp``, statsmodels ``ttost_mean``; a claim's SESOI stated as a difference
+    between two sizes is converted by the caller, ``verdicts.sizes_margin``). With the
+    same sizes for every seed, the mean of the per-seed slopes equals the pooled
+    least-squares slope (the summary-statistics approach to repeated measures; Matthews
+    et al. 1990, BMJ 300:230).
 
     Beside it (``extra``, not used for the verdict): Jonckheere-Terpstra's test for an
-    ordered alternative across the sizes (statsmodels ``jonckheere_terpstra``), which
-    treats every model as independent and so is optimistic here.
+    ordered alternative across the sizes (statsmodels ``jonckheere_terpstra``),
+    two-sided like the verdict's p (``jonckheere_terpstra``: the statistic,
+    ``jonckheere_terpstra_p_two_sided``); it treats every model as independent and so
+    is optimistic here.
 
     Raises ValueError when the shapes disagree or fewer than 3 sizes are given."""
     from statsmodels.stats.nonparametric import jonckheere_terpstra
@@ -825,8 +888,9 @@ def trend(sizes: ArrayLike, numbers: ArrayLike, alternative: str, sesoi: float =
     samples = [row[np.isfinite(row)] for row in y]
     jt: dict[str, float] = {}
     if all(len(s) for s in samples):
-        r = jonckheere_terpstra(samples, alternative="larger" if alternative == "greater" else "smaller")
-        jt = {"jonckheere_terpstra": float(r.statistic), "jonckheere_terpstra_p": float(r.pvalue)}
+        # Two-sided, as the verdict's p is: a one-sided p beside it read as half of it.
+        r = jonckheere_terpstra(samples, alternative="two-sided")
+        jt = {"jonckheere_terpstra": float(r.statistic), "jonckheere_terpstra_p_two_sided": float(r.pvalue)}
     extra = {
         **res.extra,
         "slopes_per_seed": slopes,

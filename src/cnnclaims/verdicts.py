@@ -39,11 +39,22 @@ beside the verdict, never deciding it).
 Scopes are named by the experiment (``Experiment.scopes``) and checked by kind
 (``probe``, ``images``, ``seeds``, ``sizes``; see ``cnnclaims.declaration``).
 
+The ``images`` scope decides direction and negligibility on one estimand, the mean
+per-image difference (the SESOI's unit): a paired t-test (a threshold claim: a
+one-sample t against the threshold) and the TOST of that mean (``stats.paired_t``,
+``stats.one_sample_t_images``); its ``a_value``/``b_value`` are the two models' means
+over the paired images. Wilcoxon's signed-rank p (two-sided) and the rank-biserial r
+are reported in ``extras`` as a sensitivity check only.
+
 The ``sizes`` scope tests a comparison as a trend along the sweep's training-set sizes:
 the slope per decade of size (``stats.trend``), *negligible* when the TOST puts it
-inside +/- the claim's SESOI per decade, decided by the same step-down within its
-family as the other scopes. Its ``a_value``/``b_value`` are the mean numbers at condition a's end of
-the sweep (its size side) and at b's.
+inside +/- the margin per decade, decided by the same step-down within its family
+as the other scopes. The margin is the claim's ``sesoi_per_decade`` when declared, else its SESOI
+(a difference between the two conditions) over the decades between the conditions'
+training-set sizes, SESOI / |log10(n_a / n_b)| (``sizes_margin``; the article:
+SESOI / 0.699); the verdict's ``sesoi`` is that margin, and its data scope says how
+it was derived. Its ``a_value``/``b_value`` are the mean numbers at condition a's end
+of the sweep (its size side) and at b's.
 
 The ``probe`` scope is one image: descriptive *supported* / *refuted* by the sign of
 the difference, *negligible* when it is smaller than the SESOI, and *inconclusive*
@@ -53,7 +64,7 @@ when the statistic is undefined on the probe (the note says why).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import groupby
 from typing import Any, cast
 
@@ -91,6 +102,7 @@ __all__ = [
     "run_verdicts",
     "seed_numbers",
     "size_numbers",
+    "sizes_margin",
     "stored_catalog",
     "sweep_ends",
     "trend_alternative",
@@ -135,7 +147,9 @@ class Verdict:
     ci_low: float
     ci_high: float
     n: int
-    a_value: float  # condition a's median (images) or mean (seeds) of the statistic, or the subject's
+    # Condition a's mean of the statistic (images: over the paired images; seeds: over
+    # models; sizes: at a's end of the sweep), or the subject's for a threshold claim.
+    a_value: float
     b_value: float  # condition b's (NaN for a threshold claim)
     data_scope: str
     claimed: str
@@ -143,7 +157,7 @@ class Verdict:
     tier: str = PRIMARY  # multiplicity family: "primary" or "secondary"
     family_size: int = 1  # claims in the (scope, tier) family
     alpha: float = 0.05
-    sesoi: float = float("nan")
+    sesoi: float = float("nan")  # the equivalence margin used (sizes scope: per decade, see sizes_margin)
     mde: float = float("nan")  # minimal detectable effect at 80% power, statistic's units
     n_needed: float = float("nan")  # units per condition for 80% power at the SESOI
     # N needed at the ends of the SD's 95% CI (stats.n_needed_range)
@@ -296,18 +310,23 @@ def _nan_notes(claim: Claim, evidence: Any, models: Iterable[tuple[str, Any]]) -
 
 
 def check_images_compare(claim: Claim, evidence: Any) -> Measured:
+    """The images scope, a comparison: the paired t-test of the mean per-image
+    difference a - b and its TOST (``stats.paired_t``); ``a_value``/``b_value``: each
+    model's mean over the images where both values are defined (so that a_value -
+    b_value is the effect)."""
     an, bn = evidence.a, evidence.b
     a, b = evidence.first(an), evidence.first(bn)
     va, vb = values(a, claim.stat), values(b, claim.stat)
-    res = st.wilcoxon_paired(va, vb, claim.alternative, claim.sesoi)
+    res = st.paired_t(va, vb, claim.alternative, claim.sesoi)
+    both = np.isfinite(va) & np.isfinite(vb)
     extras = {}
     for x in claim.extras:
-        extras[f"{an}_median_{x.name}"] = float(np.nanmedian(values(a, x.name)))
-        extras[f"{bn}_median_{x.name}"] = float(np.nanmedian(values(b, x.name)))
+        extras[f"{an}_mean_{x.name}"] = _nanmean(values(a, x.name))
+        extras[f"{bn}_mean_{x.name}"] = _nanmean(values(b, x.name))
     return Measured(
         res,
-        _nanmedian(va),
-        _nanmedian(vb),
+        _nanmean(np.asarray(va)[both]),
+        _nanmean(np.asarray(vb)[both]),
         _images_scope(evidence),
         extras,
         _nan_notes(claim, evidence, ((an, a), (bn, b))),
@@ -315,20 +334,23 @@ def check_images_compare(claim: Claim, evidence: Any) -> Measured:
 
 
 def check_images_threshold(claim: Claim, evidence: Any) -> Measured:
+    """The images scope, a threshold claim: the one-sample t-test of the subject's
+    mean over the images against the threshold, and its TOST
+    (``stats.one_sample_t_images``); ``a_value``: that mean."""
     an, bn = evidence.a, evidence.b
     a, b = evidence.first(an), evidence.first(bn)
     v = subject_values(claim, a, b)
     # Threshold claims only (CHECKS): their threshold is a finite float (Claim.__post_init__).
-    res = st.wilcoxon_one_sample(v, cast(float, claim.threshold), claim.alternative, claim.sesoi)
-    extras = {f"{an}_median_{x.name}": float(np.nanmedian(values(a, x.name))) for x in claim.extras}
+    res = st.one_sample_t_images(v, cast(float, claim.threshold), claim.alternative, claim.sesoi)
+    extras = {f"{an}_mean_{x.name}": _nanmean(values(a, x.name)) for x in claim.extras}
     return Measured(
-        res, _nanmedian(v), float("nan"), _images_scope(evidence), extras, _nan_notes(claim, evidence, ((an, a),))
+        res, _nanmean(v), float("nan"), _images_scope(evidence), extras, _nan_notes(claim, evidence, ((an, a),))
     )
 
 
-def _nanmedian(v: ArrayLike) -> float:
+def _nanmean(v: ArrayLike) -> float:
     v = np.asarray(v, dtype=np.float64)
-    return float(np.median(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
+    return float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan")
 
 
 def _images_scope(evidence: Any) -> str:
@@ -436,19 +458,52 @@ def sweep_ends(evidence: Any) -> tuple[str, str]:
     return (hi, lo) if evidence.size_sign > 0 else (lo, hi)
 
 
+def sizes_margin(claim: Claim, evidence: Any) -> tuple[float, str]:
+    """The sizes scope's equivalence margin, in the claim's units per decade of
+    training-set size, and how it was derived (a phrase for the data scope).
+
+    The claim's ``sesoi_per_decade`` when it declares one; else its SESOI, a difference
+    between the two conditions, spread over the decades between their training-set
+    sizes: SESOI / |log10(n_a / n_b)| (issue 19, 4: the article's SESOI is a 50,000 vs
+    10,000 difference, 0.699 of a decade, and was used as a margin per decade). The
+    sizes come from ``evidence.n_train`` ({condition name: training images}, the run's
+    profile). Raises ValueError when neither is at hand, or the sizes are equal."""
+    if claim.sesoi_per_decade is not None:
+        return float(claim.sesoi_per_decade), f"SESOI {claim.sesoi_per_decade:g} per decade, declared"
+    n_a, n_b = evidence.n_train.get(evidence.a), evidence.n_train.get(evidence.b)
+    if not n_a or not n_b or n_a == n_b:
+        raise ValueError(
+            f"claim {claim.id}: the sizes scope's margin per decade is the claim's SESOI over the decades "
+            f"between the conditions' training-set sizes, but the evidence gives "
+            f"{evidence.a!r}: {n_a}, {evidence.b!r}: {n_b}; give Evidence(n_train={{condition: images}}) "
+            "for both conditions (run_evidence does), or declare Claim(sesoi_per_decade=...)"
+        )
+    decades = abs(float(np.log10(n_a / n_b)))
+    margin = claim.sesoi / decades
+    big, small = max(n_a, n_b), min(n_a, n_b)
+    how = (
+        f"SESOI {claim.sesoi:g} ({evidence.a} {n_a:,} vs {evidence.b} {n_b:,} images) / "
+        f"log10({big:,} / {small:,}) = {decades:.3g} decades: {margin:.3g} per decade"
+    )
+    return margin, how
+
+
 def check_sizes(claim: Claim, evidence: Any) -> Measured:
     """The sizes scope: ``stats.trend`` of the claim's number per model (mean over the
-    probe-class images, or test accuracy) across the sweep's training-set sizes."""
+    probe-class images, or test accuracy) across the sweep's training-set sizes, with
+    the TOST against +/- ``sizes_margin`` per decade (the data scope says how that
+    margin was derived). Raises ValueError without the sweep's models or a margin."""
     if not evidence.sizes:
         raise ValueError(f"claim {claim.id}: the sizes scope needs the sweep's models (a profile with sizes)")
     sizes, y, seeds = size_numbers(claim, evidence)
     alternative = trend_alternative(claim, evidence.size_sign)
-    res = st.trend(sizes, y, alternative, claim.sesoi)
+    margin, how = sizes_margin(claim, evidence)
+    res = st.trend(sizes, y, alternative, margin)
     what = "test accuracy" if claim.model_metric == "test_accuracy" else f"mean over {evidence.n_images} images"
     data_scope = (
         f"sizes: {len(sizes)} training-set sizes ({', '.join(f'{n:,}' for n in sizes)}) x "
         f"{len(seeds)} seeds ({','.join(map(str, seeds))}), one number per model ({what}); claimed: "
-        f"{'grows' if alternative == 'greater' else 'falls'} with log10(size)"
+        f"{'grows' if alternative == 'greater' else 'falls'} with log10(size); equivalence margin: {how}"
     )
     missing = int(np.sum(~np.isfinite(y)))
     notes = f"{missing} model(s) have no defined number: left out of their seed's fit" if missing else ""
@@ -729,6 +784,10 @@ def evaluate_catalog(
         names = sweep_ends(evidence) if kind == "sizes" else (evidence.a, evidence.b)
         for _tier, members in families(claims, kind):
             measured = [CHECKS[(kind, c.kind)](c, evidence) for c in members]
+            if kind == "sizes":
+                # The decision reads the claim's SESOI (the verdict's sesoi, MDE, N needed):
+                # in this scope it is the margin per decade the TOST used.
+                members = [replace(c, sesoi=sizes_margin(c, evidence)[0]) for c in members]
             for v in decide_family(members, scope, measured, evidence.label, correction, names=names, kind=kind):
                 decided[v.claim] = v
         out.extend(decided[c.id] for c in claims if c.id in decided)
@@ -737,8 +796,8 @@ def evaluate_catalog(
 
 def stored_catalog(store: Any, evidence: Any, scopes: Iterable[str], images: Iterable[int]) -> list[Verdict]:
     """``evaluate_catalog(evidence, scopes=scopes)``, kept in ``store`` (a
-    ``cache.ResultStore``): the bootstrap CIs cost seconds and a warm run should
-    recompute nothing heavy. The key holds the models, the probe-class images
+    ``cache.ResultStore``): a warm run reads them back. The key holds the models, the
+    conditions' training-set sizes (the sizes scope's margin), the probe-class images
     (``images``, their test-set indices), the claims, this decision code and the
     statistics' version."""
     from .declaration import claims_key
@@ -748,6 +807,7 @@ def stored_catalog(store: Any, evidence: Any, scopes: Iterable[str], images: Ite
         "models": {g: [e.key for e in ms] for g, ms in sorted(evidence.groups.items())},
         "sizes": [[n, [e.key for e in ms]] for n, ms in evidence.sizes.items()],
         "size_sign": evidence.size_sign,
+        "n_train": dict(sorted(evidence.n_train.items())),
         "label": evidence.label,
         "probe": evidence.probe_position,
         "n_images": evidence.n_images,
@@ -809,38 +869,29 @@ def evaluate_numbers(
 
 def design_min_p(scope: str, n_per_group: int) -> float:
     """Smallest two-sided p a scope's test can attain with ``n_per_group`` units per
-    condition, known before any data: the t-tests of the seeds scope are continuous
-    (0) but need two models per group (1 below); the signed-rank test's exact floor
-    is 2^(1-n)."""
-    if scope in ("seeds", "sizes"):
+    condition (images, models or seeds), known before any data: every inferential
+    scope's test is a t-test (images: paired or one-sample t; seeds: Welch or
+    one-sample t; sizes: one-sample t of per-seed slopes), continuous (0) from two
+    units on, with no p at all below (1); the probe has none (1)."""
+    if scope in ("images", "seeds", "sizes"):
         return 0.0 if n_per_group >= 2 else 1.0
-    if scope == "images":
-        return st._wilcoxon_min_p(n_per_group)
     return 1.0
 
 
 def unreachable_by_design(scope: str, n_per_group: int, claims: Iterable[Claim]) -> list[str]:
-    """One line per family of ``scope`` (a kind) whose verdicts no result could make
-    supported or refuted with ``n_per_group`` units: ``min_p * m >= alpha``. The line
-    says whether *negligible* stays reachable: in the images scope the equivalence test
-    is a t-test on the mean difference (``mean_tost``, continuous from 2 images on),
-    while the direction's signed-rank test has an exact floor of 2^(1-n)."""
+    """One line per family of ``scope`` (a kind) whose verdicts no result could decide
+    with ``n_per_group`` units: ``min_p * m >= alpha``. The scopes' tests are t-tests,
+    so this happens below two units, where the TOST has no p either: every verdict
+    will be underpowered."""
     lines = []
     for tier, members in families(list(claims), scope):
         min_p, m = design_min_p(scope, n_per_group), len(members)
         alpha = members[0].alpha
         if min_p * m >= alpha:
-            negligible = scope == "images" and n_per_group >= 2 and any(np.isfinite(c.sesoi) for c in members)
-            tail = (
-                "no verdict can be supported or refuted (negligible, from the mean TOST, can still be reached); "
-                "otherwise they will be underpowered"
-                if negligible
-                else "every verdict will be underpowered"
-            )
             lines.append(
                 f"unreachable with N = {n_per_group}: {scope} scope, {tier} claims "
                 f"({', '.join(c.id for c in members)}): the smallest attainable p ({min_p:.3g}) cannot "
-                f"pass the corrected threshold alpha/m = {alpha / m:.3g}; {tail}"
+                f"pass the corrected threshold alpha/m = {alpha / m:.3g}; every verdict will be underpowered"
             )
     return lines
 
