@@ -3,7 +3,8 @@
 The public API (see README "Test a claim of your own"):
 
 - ``Experiment``, ``Condition``, ``Claim``, ``Metric``, ``Probe``, ``Profile``:
-  declare an experiment (``cnnclaims.declaration``); ``ClaimKind``, ``Subject``,
+  declare an experiment (``cnnclaims.declaration``); ``EarlyStopping``: which images
+  choose the epoch (default: the article's test set, leakage); ``ClaimKind``, ``Subject``,
   ``Plot``, ``ModelMetric``: the closed vocabularies of a Claim's fields (their plain
   strings work too);
 - ``parametrize_claims(experiment)``: its claims as tests in your own test file;
@@ -17,6 +18,7 @@ from .declaration import (  # noqa: E402
     Claim,
     ClaimKind,
     Condition,
+    EarlyStopping,
     Experiment,
     Metric,
     ModelMetric,
@@ -31,6 +33,7 @@ __all__ = [
     "Claim",
     "ClaimKind",
     "Condition",
+    "EarlyStopping",
     "Experiment",
     "Metric",
     "ModelMetric",

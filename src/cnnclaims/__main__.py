@@ -61,6 +61,7 @@ def cmd_run(args):
     t0 = time.perf_counter()
     print(f"data: {exp.data.source} (fingerprint {exp.data.fingerprint})")
     print(f"probe: test image {exp.probe_index} (class {exp.experiment.probe.class_name})")
+    print(f"early stopping: {exp.experiment.early_stopping.describe()}")
     roles = exp.roles if args.all else (exp.a, exp.b)
     exp.train(exp.plan_roles if args.all else roles, first_only=not args.all)
     for role in roles:

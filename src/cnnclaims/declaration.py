@@ -16,7 +16,12 @@ An ``Experiment`` names everything the harness needs and nothing else:
   scope; the first, or ``index``, is the single probe image);
 - ``claims``: each a ``Metric`` (a function of named layers' activations), a direction
   or a threshold, its scopes, its SESOI with a reason, and whether it is primary;
-- ``profiles``: how many images, epochs and seeds (e.g. a full one and a smoke one).
+- ``profiles``: how many images, epochs and seeds (e.g. a full one and a smoke one);
+- ``early_stopping``: which images choose the epoch (``EarlyStopping``); by default the
+  article's protocol, the whole test set, which the claims are then judged on too
+  (leakage, kept because the article did it): ``EarlyStopping("test-half")`` monitors a
+  stratified half and evaluates the other, ``EarlyStopping("train-holdout",
+  holdout=N)`` monitors N training images that no model trains on.
 
 Everything downstream (training and its cache, activations, evidence, verdicts, pins,
 plots, report) reads the declaration; the article's own is ``cnnclaims.article``.
@@ -44,6 +49,7 @@ from typing import Any, cast
 import numpy as np
 
 from .errors import unknown
+from .monitoring import EarlyStopping
 from .options import DEFAULT_EXPERIMENT, ENV_EXPERIMENT
 from .strenum import StrEnum
 
@@ -54,6 +60,7 @@ __all__ = [
     "ClaimKind",
     "claims_key",
     "Condition",
+    "EarlyStopping",
     "Experiment",
     "load_experiment",
     "Metric",
@@ -361,7 +368,9 @@ class Claim:
 class Condition:
     """A named training recipe. ``build_model`` (a function returning an uncompiled
     model) replaces the experiment's builder for this condition; ``subset(y_train
-    (n,) int, n, seed) -> sorted indices`` replaces the class-stratified subset."""
+    (n,) int, n, seed) -> sorted indices`` replaces the class-stratified subset (the
+    labels it gets are the training pool's: every training image, less an
+    ``EarlyStopping("train-holdout")``'s holdout; its indices are positions in them)."""
 
     name: str
     build_model: Callable[..., Any] | None = None
@@ -383,7 +392,7 @@ class Profile:
     name: str
     n_train: dict[str, int]  # condition name -> training images (class-stratified subset)
     max_epochs: int
-    patience: int  # EarlyStopping on val_loss, best weights restored
+    patience: int  # EarlyStopping on the monitoring images' loss (Experiment.early_stopping), best weights restored
     n_seeds: int  # models per condition (the seeds scope's N)
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -505,9 +514,13 @@ class Experiment:
     # The experiment's own figures (``figures.make_figures``): (run, folder, progress) ->
     # {name: (PNG path, claim ids it supports)}, a function of a ``cnnclaims.run.Run``.
     figures: Callable[[Any, Path, Callable[..., Any]], dict[str, Any]] | None = field(default=None, compare=False)
+    # Which images early stopping and the best-epoch checkpoint monitor (monitoring.EarlyStopping):
+    # by default the article's, the whole test set, also evaluated (leakage).
+    early_stopping: EarlyStopping = EarlyStopping()
 
     def __post_init__(self) -> None:
         where = f"experiment {self.name!r}"
+        self._check_early_stopping(where)
         if "figures" in self.extra:
             import warnings
 
@@ -578,6 +591,24 @@ class Experiment:
             raise unknown("profile", self.default_profile, self.profiles)
         if self.probe.scope_name in ("probe", "seeds", SWEEP):
             raise ValueError(f"{where}: the images scope cannot be named {self.probe.scope_name!r}")
+
+    def _check_early_stopping(self, where: str) -> None:
+        """``early_stopping`` is an ``EarlyStopping`` whose holdout is a multiple of the
+        classes: TypeError or ValueError naming the fix."""
+        es = self.early_stopping
+        if not isinstance(es, EarlyStopping):
+            fix = f"EarlyStopping({es!r})" if isinstance(es, str) else "EarlyStopping('test-half')"
+            raise TypeError(
+                f"{where}: early_stopping must be a cnnclaims.EarlyStopping, got {type(es).__name__} {es!r}; "
+                f"write early_stopping={fix}"
+            )
+        k = len(self.classes) if isinstance(self.classes, (tuple, list)) else 0
+        if es.holdout and k and es.holdout % k:
+            raise ValueError(
+                f"{where}: early_stopping holds out {es.holdout} training images, not a multiple of the "
+                f"{k} classes (the holdout is class-stratified); use a multiple of {k}, e.g. "
+                f"holdout={max(k, es.holdout // k * k)}"
+            )
 
     def _check_contract(self, where: str) -> None:
         """The images' shape, the classes, the feed and the output: ValueError naming the fix."""

@@ -88,15 +88,20 @@ OBTAINED_SUFFIX = ".obtained"
 
 
 def pin_key(profile: Profile, experiment: Experiment | None = None, probe: int | str | None = None) -> str:
-    """``<version family>/<profile>[/seeds<N>][/probe<I>]``: the seeds suffix when N
-    differs from the experiment's profile, the probe suffix when the probe image is
-    another than the declared one (``--probe-index`` / $CNNCLAIMS_PROBE): its probe
-    verdicts are another image's and must not overwrite the reviewed ones (default
-    experiment: ``declaration.DEFAULT_EXPERIMENT``)."""
+    """``<version family>/<profile>[/monitor-<tag>][/seeds<N>][/probe<I>]``: the monitor
+    suffix when the experiment's early stopping is not the article's protocol
+    (``EarlyStopping.tag``, e.g. ``monitor-test-half``: other models, other evaluated
+    images, so other verdicts, never compared with or written over the default's), the
+    seeds suffix when N differs from the experiment's profile, the probe suffix when the
+    probe image is another than the declared one (``--probe-index`` / $CNNCLAIMS_PROBE):
+    its probe verdicts are another image's and must not overwrite the reviewed ones
+    (default experiment: ``declaration.DEFAULT_EXPERIMENT``)."""
     from .declaration import load_experiment
 
     exp = experiment or load_experiment()
     key = f"{version_family()}/{profile.name}"
+    if not exp.early_stopping.is_default:
+        key += f"/monitor-{exp.early_stopping.tag}"
     declared = exp.profiles.get(profile.name)
     if declared is not None and profile.n_seeds != declared.n_seeds:
         key += f"/seeds{profile.n_seeds}"
@@ -363,7 +368,7 @@ def fragile(doc: dict[str, Any], profile_name: str) -> dict[tuple[str, str], dic
     by_case: dict[tuple[str, str], dict[str, str]] = {}
     for key, e in doc.get("entries", {}).items():
         family, prof = key.split("/")[:2]
-        if prof != profile_name or "/seeds" in key:
+        if prof != profile_name or "/seeds" in key or "/monitor-" in key:
             continue
         for section in ("verdicts", "null_control"):
             for case, verdict in e.get(section, {}).items():

@@ -24,8 +24,9 @@ from .cache import ResultStore, default_cache_dir
 from .calibration import run_calibration, run_null_splits
 from .declaration import SWEEP, Experiment, claims_key, load_experiment
 from .evidence import null_control_evidence, run_evidence
+from .monitoring import run_split
 from .options import time_budget_choice
-from .probe import ENV_PROBE, class_indices, probe_index
+from .probe import ENV_PROBE, run_probe_index, run_probe_indices
 from .training.spec import specs_for, sweep_plan
 from .verdicts import null_control_verdicts, run_verdicts
 
@@ -117,7 +118,7 @@ class Run:
         """``training.sweep_plan``: ``{"specs": {size: [TrainSpec]}, "recipes": {...}}`` (empty without sizes)."""
         if not self.profile.sizes:
             return {"specs": {}, "recipes": {}}
-        return sweep_plan(self.profile, self.experiment, len(self.data.y_train))
+        return sweep_plan(self.profile, self.experiment, len(self.split.train_pool))
 
     a = property(lambda self: self.experiment.a.name, doc="condition a's name")
     b = property(lambda self: self.experiment.b.name, doc="condition b's name")
@@ -129,15 +130,12 @@ class Run:
 
         return load_dataset(self.experiment, self.data_path, self.cache_dir, self.progress)
 
-    @functools.cached_property
-    def probe_index(self) -> int:
-        given = self.probe if self.probe is not None else self.experiment.probe.index
-        return probe_index(self.data.y_test, given, self.experiment.probe_class, self.experiment.classes)
-
-    @functools.cached_property
-    def probe_indices(self) -> np.ndarray:
-        """Test-set indices of every image of the probe class (the images scope)."""
-        return class_indices(self.data.y_test, self.experiment.probe_class, self.experiment.classes)
+    # The data as the experiment's early stopping splits it (training pool, monitoring
+    # images, evaluated test images: monitoring.split), and the probe image and the
+    # probe-class images among the evaluated ones.
+    split = functools.cached_property(run_split)
+    probe_index = functools.cached_property(run_probe_index)
+    probe_indices = functools.cached_property(run_probe_indices)
 
     probe_position = property(lambda self: int(np.flatnonzero(self.probe_indices == self.probe_index)[0]))
     probe_image = property(lambda self: self.data.x_test[self.probe_index])

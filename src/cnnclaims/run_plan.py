@@ -85,21 +85,28 @@ def check(run, data: bool = True) -> None:
 
 
 def check_sizes(run) -> None:
-    """DataError naming the condition when a training size exceeds the data."""
+    """DataError naming the condition when a training size exceeds the training pool:
+    the data's training images, less those an early-stopping holdout keeps to monitor
+    (``monitoring.split``; n_train counts the images a model is fit on)."""
     from .errors import DataError
 
-    profile, n_data = run.profile, len(run.data.y_train)
+    profile, n_data = run.profile, len(run.split.train_pool)
+    held = len(run.data.y_train) - n_data
+    has = f"the data has {n_data}" + (
+        f" once early stopping holds out {held} to monitor ({run.experiment.early_stopping!r})" if held else ""
+    )
+    fix = "load more data" + (" or hold out fewer" if held else "")
     for cond, n in profile.n_train.items():
         if n > n_data:
             raise DataError(
-                f"profile {profile.name!r}: condition {cond!r} asks for {n} training images, "
-                f"but the data has {n_data}; lower n_train or load more data"
+                f"profile {profile.name!r}: condition {cond!r} asks for {n} training images, but {has}; "
+                f"lower n_train or {fix}"
             )
     too_big = [n for n in profile.sizes if n > n_data]
     if too_big:
         raise DataError(
-            f"profile {profile.name!r}: the sizes sweep asks for {too_big} training images, but "
-            f"the data has {n_data}; lower the profile's sizes or load more data"
+            f"profile {profile.name!r}: the sizes sweep asks for {too_big} training images, but {has}; "
+            f"lower the profile's sizes or {fix}"
         )
 
 

@@ -10,7 +10,7 @@ import inspect
 import sys
 import textwrap
 
-from .. import cache, compat, inputs, model, modelio
+from .. import cache, compat, inputs, model, modelio, monitoring
 from .entries import train_entry
 from .fitting import WeightDigests, fit, prepare
 from .spec import NestedSubset, TrainSpec, checked_subset, nested_subset, spec_dict, stratified_subset
@@ -39,7 +39,8 @@ def code_digest(sources) -> str:
 
 def training_functions() -> list:
     """What decides a trained model's weights beyond its spec, data and versions: the
-    fit, its inputs, the subsets, the architecture and compilation, the seeding."""
+    fit, its inputs, the subsets, the early-stopping split, the architecture and
+    compilation, the seeding."""
     return [
         TrainSpec,
         spec_dict,
@@ -51,6 +52,7 @@ def training_functions() -> list:
         stratified_subset,
         nested_subset,
         NestedSubset,
+        monitoring.split,
         model.build_model,
         model.compile_model,
         compat.set_determinism,

@@ -25,6 +25,7 @@ from ..compat import load_model, save_model, versions
 from ..errors import CacheError
 from ..model import build_model
 from ..modelio import ModelIO, fed, model_io, output_index, probabilities
+from ..monitoring import split
 from .fitting import fit, prepare, weights_sha256
 from .spec import TrainSpec, cache_key, checked_subset, recipe_functions, spec_dict, stratified_subset
 
@@ -290,22 +291,42 @@ def train_entry(
     """Train ``spec``'s model on ``data`` (``build`` on ``subset``'s images, fed as
     ``io`` says) and store it as the entry ``folder`` under ``key``, built in
     ``<folder>.partial`` (``building``); returns it. The caller holds the entry's lock
-    (``entry_lock``) and has removed any old entry. Raises the subset's ValueError
-    (``checked_subset``), the fit's InputError and the cache's CacheWriteError."""
+    (``entry_lock``) and has removed any old entry.
+
+    ``spec.early_stopping`` splits the data (``monitoring.split``): the subset is drawn
+    from the training pool (``subset(y_pool, n, seed)`` gives positions in the pool),
+    early stopping monitors the protocol's images, and the record's ``test_accuracy``
+    is on the evaluated test images (every test image under the article's protocol);
+    another protocol than the article's is recorded under ``early_stopping`` with the
+    split's sizes and index digests. Raises the subset's ValueError (``checked_subset``),
+    the split's ValueError (a holdout the data cannot give), the fit's InputError and
+    the cache's CacheWriteError."""
     io = io or ModelIO()
-    idx = checked_subset(subset, data.y_train, spec.n_train, spec.seed, spec.role)
+    # Which images monitor early stopping, which are evaluated, which may be trained on
+    # (monitoring.split; the article's protocol: every training image, the whole test
+    # set monitoring and evaluated). The subset is drawn from the pool, by position.
+    parts = split(spec.early_stopping, data.y_train, data.y_test)
+    pool = parts.train_pool
+    idx = pool[checked_subset(subset, data.y_train[pool], spec.n_train, spec.seed, spec.role)]
     x_tr, y_tr = prepare(data.x_train[idx], data.y_train[idx], io.input_shape, io.n_classes)
     x_te, y_te = prepare(data.x_test, data.y_test, io.input_shape, io.n_classes)
+    if spec.early_stopping.leaks:  # the article's protocol: the whole test set monitors, no copy
+        x_mon, y_mon = x_te, y_te
+    else:
+        watched = (data.x_test, data.y_test) if parts.monitor_split == "test" else (data.x_train, data.y_train)
+        x_mon, y_mon = prepare(watched[0][parts.monitor], watched[1][parts.monitor], io.input_shape, io.n_classes)
     progress(f"cnnclaims: training {spec.label} (up to {spec.max_epochs} epochs, patience {spec.patience}) ...")
     work = folder.with_name(folder.name + ".partial")
     with building(work):
         model, history, epochs, seconds, digests = fit(
-            spec, x_tr, y_tr, x_te, y_te, work / "best.weights.h5", progress, build, io=io
+            spec, x_tr, y_tr, x_mon, y_mon, work / "best.weights.h5", progress, build, io=io
         )
         probs = probabilities(
             model.predict(fed(model, io, x_te), batch_size=1000, verbose=0), output_index(model, io, "training")
         )
-        test_acc = float(np.mean(np.argmax(probs, axis=1) == data.y_test))
+        # Accuracy on the evaluated test images alone: the claims' images.
+        correct = np.argmax(probs, axis=1) == data.y_test
+        test_acc = float(np.mean(correct[parts.evaluated]))
         best = int(np.argmin(history["val_loss"]))
         record = {
             "key": key,
@@ -323,6 +344,10 @@ def train_entry(
             "weights_sha256": weights_sha256(model),
             "epoch_weights_sha256": digests,
         }
+        if not spec.early_stopping.is_default:
+            # Which images chose the epoch and which the test accuracy is on (left out
+            # under the article's protocol, whose records keep the fields they had).
+            record["early_stopping"] = {**spec.early_stopping.as_dict(), **parts.record()}
         save_model(model, work / "model.keras")
         record["model_sha256"] = cache.file_sha256(work / "model.keras")
         record["checksum"] = record_checksum(record)

@@ -15,6 +15,7 @@ from .. import cache
 from ..compat import versions
 from ..model import build_model
 from ..modelio import fed, model_io, probabilities
+from ..monitoring import EarlyStopping
 
 # Bump when the training procedure changes in a way the spec does not capture: it is
 # part of every model's key. TRAINING_CODE is training_code_digest() as of the last
@@ -23,7 +24,7 @@ from ..modelio import fed, model_io, probabilities
 # bits, then record the new digest), as joblib.Memory keys results by function code
 # but without retraining everything for a comment or a moved function.
 TRAINING_VERSION = 1
-TRAINING_CODE = "444da5be076d6810"
+TRAINING_CODE = "6369698b8b7e1477"
 # Where the subset functions were defined before this package: their qualified names
 # are part of the keys (recipe_id, sweep_plan), so they keep it (see set_module).
 KEYED_MODULE = "cnnclaims.training"
@@ -58,8 +59,16 @@ class TrainSpec:
     # The recipe when it is not the default CNN on a class-stratified subset: a hash
     # of the model's configuration and the subset function's name (see recipe_id).
     recipe: str = ""
+    # Which images early stopping monitors (``monitoring.EarlyStopping``): the
+    # experiment's protocol, so that a training worker, which gets the spec alone,
+    # splits the data as the run does.
+    early_stopping: EarlyStopping = EarlyStopping()
 
     def __post_init__(self):
+        if not isinstance(self.early_stopping, EarlyStopping):
+            raise TypeError(
+                f"early_stopping must be a cnnclaims.EarlyStopping, got {type(self.early_stopping).__name__}"
+            )
         if not isinstance(self.role, str) or not self.role or any(ch in self.role for ch in "/ "):
             raise ValueError(f"role {self.role!r}: a condition name (or 'null'), without spaces or '/'")
 
@@ -69,11 +78,17 @@ class TrainSpec:
 
 
 def spec_dict(spec: TrainSpec) -> dict:
-    """The spec as keyed and recorded: an empty ``recipe`` is left out, so models of
-    the default recipe keep the keys they had before recipes existed."""
+    """The spec as keyed and recorded: an empty ``recipe`` and the default early
+    stopping (the article's, on the test set) are left out, so models of the default
+    recipe and protocol keep the keys they had before recipes and protocols existed;
+    another protocol is its plain ``EarlyStopping.as_dict``."""
     d = asdict(spec)
     if not d["recipe"]:
         del d["recipe"]
+    if spec.early_stopping.is_default:
+        del d["early_stopping"]
+    else:
+        d["early_stopping"] = spec.early_stopping.as_dict()
     return d
 
 
@@ -209,7 +224,15 @@ def specs_for(profile, role: str, experiment=None, seeds=None) -> list[TrainSpec
     recipe = recipe_id(experiment, role)
     return [
         TrainSpec(
-            role, n, s, profile.max_epochs, profile.patience, profile.batch_size, profile.learning_rate, recipe=recipe
+            role,
+            n,
+            s,
+            profile.max_epochs,
+            profile.patience,
+            profile.batch_size,
+            profile.learning_rate,
+            recipe=recipe,
+            early_stopping=experiment.early_stopping,
         )
         for s in seeds
     ]
@@ -293,7 +316,8 @@ def sweep_plan(profile, experiment, n_data: int) -> dict:
     declaration checks) on ``nested_subset`` anchored at the smaller condition's size.
     A size equal to the smaller condition's ``n_train`` is that condition's specs (its
     cached models: the same subsets), and so is the larger condition's size when it is
-    the whole training set (``n_data`` images: every subset of it nests); any other size
+    the whole training pool (``n_data`` images: every training image, less an early-stopping
+    holdout, ``monitoring.split``; every subset of it nests); any other size
     is a spec of group ``"sizes"`` whose recipe id names the nesting and its anchor."""
     from ..declaration import SWEEP, load_experiment
 
@@ -329,6 +353,7 @@ def sweep_plan(profile, experiment, n_data: int) -> dict:
                     profile.batch_size,
                     profile.learning_rate,
                     recipe=recipe,
+                    early_stopping=experiment.early_stopping,
                 )
                 for s in seeds
             ]
