@@ -44,7 +44,8 @@ class ProgressCallback(keras.callbacks.Callback):  # type: ignore[name-defined] 
         )
         event = getattr(self.progress, "event", None)
         if event is not None:
-            event("epoch", epoch + 1, self.max_epochs, detail)
+            # The epoch's own time too: the driver's ETA for a size nothing predicts rests on it.
+            event("epoch", epoch + 1, self.max_epochs, detail, now - self.te)
         else:
             self.progress(f"cnnclaims: [{self.label}] epoch {epoch + 1}/{self.max_epochs} {detail}")
 
