@@ -315,6 +315,11 @@ def test_worker_events_reach_the_plan_and_lines_reach_progress():
     cb.on_epoch_begin(0)
     cb.on_epoch_end(0, {"loss": 1.5})
     assert plain[0].startswith("cnnclaims: [dummy seed=4 n=1000] epoch 1/30 loss=1.5000 acc=nan")
+    # ... with this model's own ETA (no plan's ETA there): the epochs left at this epoch's time.
+    assert plain[0].endswith(" left for this model (29 epochs at this epoch's time, at most)")
+    cb.on_epoch_begin(29)
+    cb.on_epoch_end(29, {"loss": 1.5})  # the last epoch: nothing left to say
+    assert plain[1].endswith("s)")
 
 
 # --- the simulated makespan ---------------------------------------------------------
