@@ -10,8 +10,8 @@ per decade of training-set size (``stats.trend``), their SD, the margin per deca
 size a one-sample t of the slopes needs for 80% power at that margin at its family's
 first Holm step, two-sided alpha / m (``stats.n_needed``, noncentral t of statsmodels'
 ``TTestPower``; the range over the SD's 95% CI from ``stats.n_needed_range``, df =
-seeds - 1). Beside it, the rule ``n_seeds`` was chosen by (README, "Design and power of
-the seeds scope"): 80% power for a true effect of 2 SDs at the primary family's first
+seeds - 1). Beside it, the rule ``n_seeds`` was chosen by (docs/concepts.md, "Design and power
+of the seeds scope"): 80% power for a true effect of 2 SDs at the primary family's first
 Holm step, here for the slope's one-sample t. Then the cost: models to train for a
 given ``size_seeds`` times the mean training seconds per size read from the cached
 models' records (``train_seconds``), and the 2-core wall time that sum suggests.

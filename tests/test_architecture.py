@@ -228,19 +228,17 @@ def test_checks_can_fail(tmp_path):
     assert class_lines(fake["pkg.plugin"][0], "Run") == 3
 
 
-def unnamed_in_layout(readme: str, root: Path) -> list[str]:
-    """Modules and packages under ``root`` that README's "Layout" section does not name
-    (as `name` or `name/`)."""
-    layout = readme[readme.index("## Layout") :]
-    layout = layout[: layout.find("\n## ", 1)] if "\n## " in layout[1:] else layout
+def unnamed_in_layout(page: str, root: Path) -> list[str]:
+    """Modules and packages under ``root`` that the layout page (docs/layout.md, one
+    line per module) does not name (as `name` or `name/`)."""
     names = {p.stem for p in root.rglob("*.py") if p.name != "__init__.py"}
     names |= {p.name for p in root.rglob("*") if p.is_dir() and p.name != "__pycache__"}
-    return sorted(n for n in names if f"`{n}`" not in layout and f"`{n}/`" not in layout)
+    return sorted(n for n in names if f"`{n}`" not in page and f"`{n}/`" not in page)
 
 
-def test_readme_layout_names_every_module(tmp_path):
-    readme = (PACKAGE.parents[1] / "README.md").read_text()
-    assert unnamed_in_layout(readme, PACKAGE) == [], "add a line for it to README's Layout"
+def test_layout_page_names_every_module(tmp_path):
+    page = (PACKAGE.parents[1] / "docs" / "layout.md").read_text()
+    assert unnamed_in_layout(page, PACKAGE) == [], "add a line for it to docs/layout.md"
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "new_module.py").write_text("")
-    assert unnamed_in_layout("## Layout\n- `old`\n", tmp_path / "pkg") == ["new_module"]  # the check can fail
+    assert unnamed_in_layout("- `old`\n", tmp_path / "pkg") == ["new_module"]  # the check can fail

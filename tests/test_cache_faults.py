@@ -8,7 +8,7 @@ A read-only folder is made read-only for real: chmod a-w as a normal user, a rea
 bind mount as root (chmod does not stop root). Where root cannot mount (a container
 without CAP_SYS_ADMIN) those tests are skipped rather than simulated. A full disk is
 simulated: the write (np.savez) raises OSError(ENOSPC), as it does on a full
-filesystem (checked by hand on 20 MB and 181 MB tmpfs caches, see the README).
+filesystem (checked by hand on 20 MB and 181 MB tmpfs caches, see docs/concepts.md).
 """
 
 import errno

@@ -2,9 +2,9 @@
 
 Ids read like ``test_claim[C3-last-layer-sparsity-frogs]``; ``-k C3`` selects a claim.
 A claim pinned as not replicating is a strict expected failure: CI goes red when
-any verdict changes. See README ("Pinned verdicts"). The same tests ship inside the
+any verdict changes. See docs/concepts.md ("Pinned verdicts"). The same tests ship inside the
 package (``pytest -p cnnclaims --pyargs cnnclaims.article``); this file is how any
-user's own test file looks (see README "Test a claim of your own").
+user's own test file looks (see README "Your own claim").
 """
 
 from cnnclaims import parametrize_claims

@@ -124,7 +124,7 @@ def test_repository_pins_are_valid():
     for key in doc["entries"]:
         family, profile = key.split("/")[:2]
         assert family.startswith("tf") and profile in ("article", "smoke")
-        assert pinned.has_numbers(doc["entries"][key]), f"{key} pins labels only: regenerate it (README)"
+        assert pinned.has_numbers(doc["entries"][key]), f"{key} pins labels only: regenerate it (docs/concepts.md)"
 
 
 def numbered(claim, scope, v, **numbers):

@@ -75,6 +75,8 @@ def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
             f"`python -m cnnclaims pin --profile smoke --file {pins}`, or `cp {pins}.obtained {pins}`*",
         ]
     )
+    # The summary names it too (the line travels on the test's report, for xdist).
+    r.stdout.fnmatch_lines([f"this run's pins differ from {pins} (unchanged): this run's entry is in {pins}.obtained"])
     assert not pins.exists(), "a run never writes the pins file from inside a test"
     doc = json.loads((pins.parent / "pins.json.obtained").read_text())
     (entry,) = doc["entries"].values()
@@ -267,6 +269,9 @@ def test_obtained_pins_go_to_the_artifacts_where_the_pins_folder_is_not_writable
             f"*obtained: {art / 'pins.json.obtained'} (this run's entry for *; the pins' folder "
             f"{blocker} is not writable*"
         ]
+    )
+    r.stdout.fnmatch_lines(
+        [f"this run's pins differ from *: this run's entry is in {art / 'pins.json.obtained'} (the pins' folder*"]
     )
     assert (art / "pins.json.obtained").exists()
     assert "Traceback" not in r.stdout.str()

@@ -221,7 +221,7 @@ def test_bad_values_are_one_usage_error_at_start(pytester, monkeypatch, args, en
 
 
 def test_a_path_option_with_a_space_that_moves_the_rootdir_is_one_usage_error(pytester, monkeypatch):
-    # README's layout: the data beside the checkout. pytest reads paths before plugins:
+    # README's setup: the data beside the checkout. pytest reads paths before plugins:
     # `pytest --data ../shared/data` made the data's parent the rootdir (no testpaths,
     # examples/ collected, a confusing "two experiments" error). Now one clear line.
     proj = pytester.path / "main"

@@ -111,3 +111,42 @@ def test_xdist_table_and_json_equal_a_plain_run(pytester, cnnclaims_plugin_args)
     assert b["null_splits"] == a["null_splits"] and b["null_splits"]["splits"] == 10
     assert b["models"] == a["models"] and set(b["models"]) == {"benchmark", "dummy", "null", "sizes"}
     assert _without_time(b) == _without_time(a)
+
+
+def test_xdist_summary_says_where_this_runs_pins_went_as_a_plain_run_does(pytester, cnnclaims_plugin_args):
+    """Pins that differ (here: none yet) make each process that ran claim tests write
+    ``<pins>.obtained``; the summary's line naming it must reach the controller's summary
+    under ``-n 2`` too, where no test ran in the controller (issue 22, item 4)."""
+    from cnnclaims.summary import recorded_line
+
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_inner=TESTS)
+    pins = pytester.path / "pins.json"  # absent: every case is new, so differs from its pin
+
+    def run(art, *args):
+        # Two cases, so that under -n 2 each worker may take one; the fixed cost is the
+        # synthetic experiment per process.
+        return pytester.runpytest_subprocess(
+            "--cnnclaims-profile",
+            "smoke",
+            "--cnnclaims-pinned-verdicts",
+            str(pins),
+            "--cnnclaims-artifacts",
+            str(pytester.path / art),
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "test_claim and (probe or seeds) and C3-",
+            "--cnnclaims-plots",
+            "never",  # (a new case fails, and would draw its plots)
+            *cnnclaims_plugin_args,
+            *args,
+        )
+
+    plain = run("art-plain")
+    dist = run("art-dist", "-p", "xdist", "-n", "2")
+    for r in (plain, dist):
+        assert r.parseoutcomes().get("failed") == 2, r.stdout.str()
+    line = recorded_line(pins, (pins.parent / "pins.json.obtained", ""))
+    assert line in _summary(plain.stdout.str())
+    assert _summary(dist.stdout.str()) == _summary(plain.stdout.str())

@@ -12,6 +12,7 @@ import pytest
 
 from cnnclaims.makespan import knee, markdown, plan_jobs, simulate
 from cnnclaims.training.progress import (
+    EPOCH_BASIS,
     PlanProgress,
     estimate,
     estimate_seconds,
@@ -205,6 +206,54 @@ def test_no_recorded_times_says_eta_unknown_until_this_run_gives_some():
     assert lines[-1].endswith("plan 2/2 done, running: none; elapsed 2m00s, all done")
 
 
+def test_with_nothing_recorded_the_epoch_just_finished_gives_the_eta():
+    """Issue 22: with no record and no forecast (a fresh cache, or a Ray plan) the first
+    model said "ETA unknown" the whole time, even after an epoch. After an epoch the ETA
+    is the epochs left to the limit times that epoch's time (an upper bound: early
+    stopping may end sooner); a queued model of a size nothing predicts takes the same
+    epoch's seconds per training image."""
+    # b's epoch limit differs, so that a's finished model does not predict it.
+    a, b = Spec("benchmark", 4000, 0), Spec("dummy", 1000, 1, max_epochs=20)
+    clock, lines = Clock(), []
+    plan = PlanProgress([a, b], 1, progress=lines.append, clock=clock, records=[])
+    plan.started(a)
+    assert lines[-1].endswith("ETA unknown (no recorded times yet)")
+    clock.t += 50
+    plan.epoch(a, 1, 30, "loss=2.0")  # no time given: the clock's 50 s since the start
+    # a: 29 epochs left x 50 s; b queued behind it: 1,000 images x 50/4,000 s x 20 epochs.
+    assert plan.eta() == (29 * 50 + 250, "LPT over 2 left on 1 worker, " + EPOCH_BASIS)
+    assert lines[-1].endswith(f"elapsed 50s, ETA 28m ({plan.eta()[1]})")
+    clock.t += 45
+    plan.epoch(a, 2, 30, "", 40.0)  # the worker's own measure of the epoch: 40 s
+    # From epoch 2's end: 28 x 40 s left for a, then b at 40/4,000 s per image.
+    assert plan.eta()[0] == 28 * 40 + 200
+    clock.t += 5  # time passing counts down from the epoch's end
+    assert plan.eta()[0] == 28 * 40 - 5 + 200
+    plan.epoch(a, 3, 30, "", 40.0)
+    plan.finished(a, 150.0)  # stopped early after 3 epochs
+    # b's size has no finished model: the epoch's per-image time still predicts it.
+    assert plan.eta() == (200, "LPT over 1 left on 1 worker, " + EPOCH_BASIS)
+    plan.started(b)
+    assert f"estimated 3m, {EPOCH_BASIS}" in lines[-1]
+    clock.t += 10
+    plan.epoch(b, 1, 20, "", 10.0)
+    assert plan.eta()[0] == 19 * 10  # b's own epoch now
+
+
+def test_a_forecast_predicts_the_eta_before_any_epoch_and_wins_over_epochs():
+    """The plan's forecast (``priors``, throughput measured here) gives the ETA from the
+    start; an epoch does not replace it."""
+    a, b = Spec("benchmark", 4000, 0), Spec("dummy", 1000, 1)
+    clock, lines = Clock(), []
+    plan = PlanProgress([a, b], 1, progress=lines.append, clock=clock, records=[], priors={a: 600.0, b: 150.0})
+    plan.started(a)
+    assert lines[-1].endswith("ETA 12m (LPT over 2 left on 1 worker, from throughput measured here)")
+    assert "estimated 10m, from throughput measured here" in lines[-1]
+    clock.t += 50
+    plan.epoch(a, 1, 30, "", 50.0)
+    assert plan.eta() == (700.0, "LPT over 2 left on 1 worker, from throughput measured here")
+
+
 def test_a_size_nothing_predicts_leaves_the_eta_unknown_and_says_which(tmp_path):
     known, other = Spec("dummy", 1000, 0), Spec("dummy", 1000, 0, max_epochs=5)
     plan = PlanProgress([known, other], 2, cache_dir=tmp_path, progress=[].append, clock=Clock())
@@ -247,6 +296,11 @@ def test_worker_events_reach_the_plan_and_lines_reach_progress():
     cb.on_epoch_end(0, {"loss": 1.5, "accuracy": 0.25, "val_loss": 1.75, "val_accuracy": 0.2})
     channel.event("finished", 12.0)
     assert [m if isinstance(m, str) else m[0] for m in q.items] == ["a plain line", "started", "epoch", "finished"]
+    *_, seconds = q.items[2]  # the epoch's own time, for the ETA of a size nothing predicts
+    assert isinstance(seconds, float) and seconds >= 0
+    no_plan: list = []
+    relay([q.items[2]], no_plan.append)  # without a plan: the plain epoch line
+    assert no_plan[0].startswith("cnnclaims: [dummy seed=4 n=1000] epoch 1/30 loss=1.5000")
     plan = PlanProgress([spec], 2, progress=lines.append, clock=clock, records=[rec(1000, 10.0)])
     relay(q.items, lines.append, plan)
     assert lines[0] == "a plain line" and lines[1].startswith("cnnclaims: started dummy seed=4 n=1000")
@@ -261,6 +315,11 @@ def test_worker_events_reach_the_plan_and_lines_reach_progress():
     cb.on_epoch_begin(0)
     cb.on_epoch_end(0, {"loss": 1.5})
     assert plain[0].startswith("cnnclaims: [dummy seed=4 n=1000] epoch 1/30 loss=1.5000 acc=nan")
+    # ... with this model's own ETA (no plan's ETA there): the epochs left at this epoch's time.
+    assert plain[0].endswith(" left for this model (29 epochs at this epoch's time, at most)")
+    cb.on_epoch_begin(29)
+    cb.on_epoch_end(29, {"loss": 1.5})  # the last epoch: nothing left to say
+    assert plain[1].endswith("s)")
 
 
 # --- the simulated makespan ---------------------------------------------------------

@@ -1,6 +1,6 @@
 """cnnclaims: the qualitative claims of a Keras experiment as statistical tests.
 
-The public API (see README "Test a claim of your own"):
+The public API (README's "Your own claim" shows it at work):
 
 - ``Experiment``, ``Condition``, ``Claim``, ``Metric``, ``Probe``, ``Profile``:
   declare an experiment (``cnnclaims.declaration``); ``EarlyStopping``: which images

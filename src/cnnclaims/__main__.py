@@ -319,7 +319,7 @@ def main(argv=None):
         "--experiments",
         type=_at_least(1),
         default=None,
-        help="simulated experiments per condition (default 2000; at least 2000 for the README figures)",
+        help="simulated experiments per condition (default 2000; at least 2000 for the figures in docs/concepts.md)",
     )
     p.add_argument("--seed", type=_at_least(0), default=None, help="random seed of the simulation (default fixed)")
     p.add_argument("--out", default="build/artifacts/calibration.json", help="JSON output")

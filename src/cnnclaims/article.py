@@ -339,11 +339,11 @@ PROFILES = {
     # The article: all 50,000 training images vs 10,000, trained to early stopping.
     # 8 seeds per condition: the primary claims' power for a 2-SD effect at their
     # corrected level (two-sided 0.05/4) is 0.85 (t approximation; 0.77 with 7, 0.66
-    # with 6); see README "Design and power of the seeds scope" and `cnnclaims calibrate`.
+    # with 6); see docs/concepts.md, "Design and power of the seeds scope", and `cnnclaims calibrate`.
     # The sizes sweep (dose-response, the conclusion's trend): 4 seeds per size, the
     # 10,000 and 50,000 points are the dummy's and benchmark's seeds 0-3 (cached). Four,
     # not eight: the 16 new models add about 15 minutes to a cold 2-core run (measured,
-    # README), eight would add 30 and overrun CI's 90 minutes.
+    # docs/cluster.md), eight would add 30 and overrun CI's 90 minutes.
     "article": Profile(
         "article",
         {"benchmark": 50_000, "dummy": 10_000},

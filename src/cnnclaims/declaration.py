@@ -288,7 +288,7 @@ class Claim:
         if not (isinstance(self.sesoi, (int, float)) and self.sesoi > 0):
             raise ValueError(
                 f"{where}: sesoi must be a positive number in the metric's units, got {self.sesoi!r} "
-                "(the smallest effect that would matter; see docs/concepts.md 'The verdicts, in plain words')"
+                "(the smallest effect that would matter; see docs/concepts.md, 'The verdicts, in plain words')"
             )
         if self.sesoi_per_decade is not None and not (
             isinstance(self.sesoi_per_decade, (int, float))

@@ -1,8 +1,8 @@
 """Which CPU kernels TensorFlow runs, fixed before it is imported: the same bits on
 every x86-64 machine with AVX2 and FMA.
 
-Why (measured with ``../shared/reference/numerics_probe.py``, README "Reproducibility
-across machines"): TensorFlow's convolutions and matrix products go through oneDNN,
+Why (measured with ``../shared/reference/numerics_probe.py``, docs/reproducibility.md,
+"Reproducibility across machines"): TensorFlow's convolutions and matrix products go through oneDNN,
 whose kernels are chosen at run time from the CPU's features, and TensorFlow turns its
 oneDNN custom operations on by default only on CPUs with AVX-512 VNNI/BF16 or AMX. So
 an AVX-512 machine and an AVX2 machine trained different models from the same seed.

@@ -381,9 +381,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(line)
     if entry and not pinned.has_numbers(entry):
         tr.write_line(labels_only_line(key, profile_name))
-    recorded = config.stash[LOCAL]["recorded"] if LOCAL in config.stash else None
-    if recorded and not isinstance(recorded, str):
-        tr.write_line(recorded_line(pins_path(config), recorded))
+    # From the test reports, as the verdicts: under xdist the workers wrote it.
+    recorded = res.get("recorded")
+    if recorded and not isinstance(recorded, str):  # (a text: each failure said it could not be written)
+        tr.write_line(recorded_line(pins_path(config), tuple(recorded)))
     full = option(config, "--table") == "full"
     text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"), full=full)
     for line in text.splitlines():

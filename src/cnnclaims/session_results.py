@@ -13,9 +13,19 @@ __all__ = ["new_results", "add_verdict", "merge_session", "case_of", "collected"
 
 def new_results() -> dict:
     """An empty collection: ``verdicts`` and ``null`` (case -> verdict dict), the
-    session's ``models``, ``null_splits`` and ``plan``, and the count of cases
-    ``not_checked`` (a time budget skipped them)."""
-    return {"verdicts": {}, "null": {}, "models": {}, "null_splits": None, "plan": None, "not_checked": 0}
+    session's ``models``, ``null_splits`` and ``plan``, the count of cases
+    ``not_checked`` (a time budget skipped them), and ``recorded``: where this run's
+    entry was written when its pins differ (``[obtained path, note]``, or the text
+    saying it could not be written; None while no case recorded it)."""
+    return {
+        "verdicts": {},
+        "null": {},
+        "models": {},
+        "null_splits": None,
+        "plan": None,
+        "not_checked": 0,
+        "recorded": None,
+    }
 
 
 def case_of(d: dict) -> str:
@@ -25,10 +35,14 @@ def case_of(d: dict) -> str:
 
 def add_verdict(res: dict, payload: dict) -> None:
     """One claim test's payload (its verdict, whether a null control, the pin key,
-    profile and data source of the run) into ``res``."""
+    profile and data source of the run, and ``recorded`` where the case wrote this
+    run's entry to ``<pins>.obtained``) into ``res``; the first ``recorded`` wins (every
+    process writes the same entry to the same file)."""
     res["null" if payload["null"] else "verdicts"][case_of(payload["verdict"])] = payload["verdict"]
     for name in ("pin_key", "profile", "data_source"):
         res.setdefault(name, payload[name])
+    if payload.get("recorded") and res.get("recorded") is None:
+        res["recorded"] = payload["recorded"]
 
 
 def merge_session(res: dict, extras: dict) -> None:

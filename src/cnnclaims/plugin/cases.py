@@ -67,8 +67,16 @@ def check_claim(request, case, null: bool | None = None):
         plots = cached_claim_plots(exp, v, artifacts_dir(config) / "plots")
     # This run's entry goes to <pins>.obtained whichever way the case is reported (a
     # failure here, or strict xfail's XPASS for a PASSED outcome with diffs).
-    if outcome.records and write_obtained(config, exp, path, key) is None and outcome.kind == pinned.NO_PIN:
-        pytest.fail(failures.not_recorded(f"{claim.id}/{scope}", key, local["recorded"]), pytrace=False)
+    if outcome.records:
+        obtained = write_obtained(config, exp, path, key)
+        # Where it went rides on this test's report too, for the summary's line: under
+        # xdist the reporting process (the controller) ran no test and wrote nothing.
+        recorded = local["recorded"]
+        request.node.stash[VERDICT]["recorded"] = (
+            recorded if isinstance(recorded, str) else [str(recorded[0]), recorded[1]]
+        )
+        if obtained is None and outcome.kind == pinned.NO_PIN:
+            pytest.fail(failures.not_recorded(f"{claim.id}/{scope}", key, local["recorded"]), pytrace=False)
     if not outcome.failed:
         return
     hint = accept_hint_for(config, path, key) if outcome.records else ""

@@ -13,11 +13,14 @@ from ..compat import check_numerics, check_threads, keras, set_determinism
 from ..inputs import IMAGE_SHAPE, N_CLASSES, check_images, class_labels, model_input, one_hot_labels
 from ..model import build_model, compile_model
 from ..modelio import ModelIO, fed, output_index, trainable
+from .progress import rough
 from .spec import TrainSpec
 
 
 class ProgressCallback(keras.callbacks.Callback):  # type: ignore[name-defined]  # keras: chosen at run time (compat)
-    """One line per epoch: which model, epoch, metrics, epoch and elapsed time.
+    """One line per epoch: which model, epoch, metrics, epoch and elapsed time, and
+    (trained in this process) the time left for this model at most: the epochs left to
+    its limit times this epoch's time.
 
     In a training worker ``progress`` also has an ``event`` method (a
     ``progress.ProgressChannel``): the epoch then goes to the driver as an event with its
@@ -44,9 +47,18 @@ class ProgressCallback(keras.callbacks.Callback):  # type: ignore[name-defined] 
         )
         event = getattr(self.progress, "event", None)
         if event is not None:
-            event("epoch", epoch + 1, self.max_epochs, detail)
+            # The epoch's own time too: the driver's ETA for a size nothing predicts rests on it.
+            event("epoch", epoch + 1, self.max_epochs, detail, now - self.te)
         else:
-            self.progress(f"cnnclaims: [{self.label}] epoch {epoch + 1}/{self.max_epochs} {detail}")
+            # Trained in this process, outside a plan's progress (one worker, one model):
+            # this model's own ETA, an upper bound since early stopping may end it sooner.
+            left = self.max_epochs - (epoch + 1)
+            eta = (
+                f"; {rough(left * (now - self.te))} left for this model ({left} epochs at this epoch's time, at most)"
+                if left > 0
+                else ""
+            )
+            self.progress(f"cnnclaims: [{self.label}] epoch {epoch + 1}/{self.max_epochs} {detail}{eta}")
 
 
 def weights_sha256(model) -> str:

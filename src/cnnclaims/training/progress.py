@@ -7,7 +7,11 @@ The ETA is predicted from the recorded training times of models of the same size
 makespan (``lpt_makespan``) of the work left on the plan's workers, where a running
 model keeps its worker for its estimate less the time it has run. Once models finish
 in this run, the estimates are corrected by the ratio of their observed to their
-estimated times (a busier or faster machine than the one that recorded them).
+estimated times (a busier or faster machine than the one that recorded them). A model
+that nothing predicts (no record of its size, no forecast: a fresh cache, or a Ray
+plan, which has no forecast) is predicted from the epoch just finished: the epochs left
+to its epoch limit times that epoch's time, an upper bound since early stopping may end
+it sooner; a queued model of such a size from the same epoch's time per training image.
 
 Every executor reports the same three events (``started``, ``epoch``, ``finished``) to
 a ``PlanProgress``: its workers talk through a ``ProgressChannel``, and the driver
@@ -217,6 +221,10 @@ def estimate_seconds(specs, records) -> list[float]:
 
 # --- the progress of a plan ---------------------------------------------------------
 
+# How an estimate from the epoch just finished is said: it assumes every epoch up to
+# the limit is trained, so it is an upper bound (early stopping may end a model sooner).
+EPOCH_BASIS = "at most, from the epoch just finished x the epochs left to the limit"
+
 
 def duration(seconds: float) -> str:
     """``12m04s``, ``1h02m04s``, ``45s``; ``?`` for NaN."""
@@ -284,6 +292,10 @@ class PlanProgress:
         self._running: dict = {}  # spec -> [start time, last epoch, max epochs]
         self._done: dict = {}  # spec -> observed seconds
         self._said: set = set()  # (spec, epoch) already said
+        # The epoch just finished, per running model: (clock at its event, its seconds);
+        # and the latest one's seconds per training image, for sizes nothing predicts.
+        self._last_epoch: dict = {}
+        self._per_image: float = math.nan
 
     # -- events ---------------------------------------------------------------------
 
@@ -296,22 +308,35 @@ class PlanProgress:
         """``spec`` began training now; says one line."""
         self._add(spec)
         self._done.pop(spec, None)  # trained again (a retry): it is not done
+        self._last_epoch.pop(spec, None)
         self._running[spec] = [self.clock(), 0, getattr(spec, "max_epochs", 0)]
-        est, prior = self._estimates().get(spec, math.nan), self._prior[spec]
-        basis = prior.basis if math.isfinite(prior.seconds) else "from this run's models"
+        est, how = self._estimated().get(spec, (math.nan, ""))
+        basis = {"prior": self._prior[spec].basis, "epoch": EPOCH_BASIS}.get(how, "from this run's models")
         guess = f"estimated {rough(est)}, {basis}" if math.isfinite(est) else "no estimate yet"
         self.progress(f"cnnclaims: started {_label(spec)} ({guess}); {self.status(prefix=False)}")
 
-    def epoch(self, spec, epoch: int, max_epochs: int, detail: str = "") -> None:
+    def epoch(self, spec, epoch: int, max_epochs: int, detail: str = "", seconds: float | None = None) -> None:
         """``spec`` finished epoch ``epoch`` (1-based) of at most ``max_epochs``;
-        ``detail``: the epoch's metrics, shown as they are. Says one line, unless this
-        model's epoch was said already."""
+        ``detail``: the epoch's metrics, shown as they are; ``seconds``: the epoch's wall
+        time as the worker measured it (default: the clock's time since this model's
+        previous epoch or start, per epoch). Says one line, unless this model's epoch was
+        said already."""
         if (spec, epoch) in self._said:
             return
         self._said.add((spec, epoch))
+        now = self.clock()
         if spec not in self._running:  # its start was not reported: it runs since now
             self._add(spec)
-            self._running[spec] = [self.clock(), 0, max_epochs]
+            self._running[spec] = [now, 0, max_epochs]
+        start, before, _ = self._running[spec]
+        if seconds is None or not math.isfinite(seconds) or seconds < 0:
+            # The driver's clock: events arrive within a poll (0.5 s) of being said.
+            since = self._last_epoch.get(spec, (start, 0.0))[0]
+            seconds = (now - since) / max(1, epoch - before) if epoch > before else math.nan
+        if math.isfinite(seconds):
+            self._last_epoch[spec] = (now, float(seconds))
+            n = _size(spec)[0]
+            self._per_image = float(seconds) / n
         self._running[spec][1:] = [epoch, max_epochs]
         detail = f" {detail}" if detail else ""
         self.progress(f"cnnclaims: [{_label(spec)}] epoch {epoch}/{max_epochs}{detail}; {self.status(prefix=False)}")
@@ -319,8 +344,9 @@ class PlanProgress:
     def finished(self, spec, seconds: float) -> None:
         """``spec`` is trained and stored, after ``seconds`` of wall time; says one line."""
         self._add(spec)
-        self._running.pop(spec, None)
         est = self._estimates().get(spec, math.nan)
+        self._running.pop(spec, None)
+        self._last_epoch.pop(spec, None)
         self._done[spec] = float(seconds)
         vs = f" (estimated {rough(est)})" if math.isfinite(est) else ""
         self.progress(f"cnnclaims: finished {_label(spec)} in {duration(seconds)}{vs}; {self.status(prefix=False)}")
@@ -340,26 +366,46 @@ class PlanProgress:
         return sum(o for o, _ in pairs) / est if pairs and est > 0 else 1.0
 
     def _estimates(self) -> dict:
-        """Current estimate per spec not done: the prior times the observed ratio;
-        for a size with no prior, what this run's finished models predict."""
+        """Current estimate in seconds per spec not done (``_estimated`` less how)."""
+        return {s: seconds for s, (seconds, _) in self._estimated().items()}
+
+    def _estimated(self) -> dict:
+        """``{spec: (seconds, how)}`` per spec not done, ``how`` naming the source:
+        ``"prior"``, the prior (records or the forecast) times the observed ratio; for a
+        size with no prior, ``"epoch"`` for a running model that finished an epoch (its
+        time so far to that epoch's end, plus the epochs left to its limit times that
+        epoch's time), ``"observed"``, what this run's finished models of its size
+        predict, else ``"epoch"`` again, the latest epoch's seconds per training image
+        times its images and epoch limit; NaN and ``""`` where nothing predicts it."""
         ratio = self.ratio()
         observed = [
             {"spec": {"n_train": n, "max_epochs": e, "patience": p}, "train_seconds": secs}
             for s, secs in self._done.items()
             for n, e, p in [_size(s)]
         ]
-        out = {}
+        out: dict = {}
         for s in self.specs:
             if s in self._done:
                 continue
             prior = self._prior[s].seconds
-            out[s] = prior * ratio if math.isfinite(prior) else estimate([s], observed)[0].seconds
+            if math.isfinite(prior):
+                out[s] = (prior * ratio, "prior")
+            elif s in self._last_epoch:
+                at, seconds = self._last_epoch[s]
+                start, epoch, max_epochs = self._running[s]
+                out[s] = (at - start + max(0, max_epochs - epoch) * seconds, "epoch")
+            else:
+                seen = estimate([s], observed)[0].seconds
+                n, max_epochs, _ = _size(s)
+                upper = self._per_image * n * max_epochs  # NaN before any epoch
+                out[s] = (seen, "observed") if math.isfinite(seen) else (upper, "epoch" if math.isfinite(upper) else "")
         return out
 
     def eta(self) -> tuple[float, str]:
         """(seconds until the plan is done, NaN when unknown; the basis in words)."""
         now = self.clock()
-        est = self._estimates()
+        estimated = self._estimated()
+        est = {s: seconds for s, (seconds, _) in estimated.items()}
         if not est:
             return 0.0, "nothing left"
         unknown = sorted({_size(s) for s, v in est.items() if not math.isfinite(v)})
@@ -374,6 +420,7 @@ class PlanProgress:
         # running model holds a worker of its own.
         workers = max(self.workers, len(busy))
         seconds = lpt_makespan(queued, workers, busy=busy)
+        how = {h for _, h in estimated.values()}
         basis = [
             "from throughput measured here"
             if any(self._prior[s].basis.endswith("measured here") for s in est)
@@ -381,6 +428,10 @@ class PlanProgress:
             if any(self._prior[s].basis.startswith("recorded") for s in est) or any(self._prior[s].scaled for s in est)
             else "from this run's times"
         ]
+        if how == {"epoch"}:  # nothing else predicts any of them
+            basis = [EPOCH_BASIS]
+        elif "epoch" in how:
+            basis.append(EPOCH_BASIS)
         scaled = sorted({_size(s)[0] for s in est if self._prior[s].scaled})
         if scaled:
             basis.append(f"n={', '.join(map(str, scaled))} scaled from other sizes")
@@ -446,5 +497,5 @@ def relay(messages, progress, plan=None) -> None:
             kind, spec, *args = message
             getattr(plan, kind)(spec, *args)
         elif message[0] == "epoch":
-            _, spec, epoch, max_epochs, detail = message
+            _, spec, epoch, max_epochs, detail, *_ = message  # (and the epoch's seconds)
             progress(f"cnnclaims: [{spec.label}] epoch {epoch}/{max_epochs} {detail}")

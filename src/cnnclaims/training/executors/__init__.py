@@ -11,7 +11,7 @@ reads for the choices) imports nothing of the package, of TensorFlow or of Ray.
 - ``ray`` (``ray.py``): one Ray task per model, on a local Ray or a cluster.
 
 A new executor is a module here implementing ``Executor`` and one line in
-``REGISTRY``; README, "Running on a cluster (Ray)", says what it must do.
+``REGISTRY``; docs/cluster.md, "Another executor",, says what it must do.
 """
 
 from __future__ import annotations
