@@ -327,3 +327,25 @@ def test_null_splits_count_every_balanced_split_once():
     assert "dependent" in cal.format_null_splits(res)
     with pytest.raises(ValueError, match="at least 4"):
         cal.null_splits(models[:3], CLAIMS)
+
+
+def test_a_stored_result_reads_in_the_order_it_ran():
+    """The result store's JSON sorts a dict's keys: the text and the check follow the
+    conditions as they ran and the families primary first, not the alphabet."""
+    import json
+
+    res = cal.calibrate_seeds(PAIR, 4, np.diag([1e-4, 1e-4]), np.full(2, 0.5), 4, ("null", "partial", "edge"))
+    stored = json.loads(json.dumps(res, sort_keys=True))
+    assert list(stored["scopes"]["seeds"]["conditions"]) == ["edge", "null", "partial"]
+    assert cal.format_calibration(stored) == cal.format_calibration(res)
+    rows = [line.split()[:2] for line in cal.format_calibration(stored).splitlines() if line.startswith("  null")]
+    assert rows == [["null", "primary"], ["null", "all"]]
+
+
+def test_a_conditions_experiments_do_not_depend_on_what_else_runs():
+    sim = cal.seeds_simulator(PAIR, 6, np.diag([1e-4, 1e-4]), np.full(2, 0.5))
+    alone = cal.calibrate([sim], 20, ("edge",))["scopes"]["seeds"]["conditions"]["edge"]
+    after = cal.calibrate([sim], 20, ("null", "edge"))["scopes"]["seeds"]["conditions"]["edge"]
+    assert alone == after
+    other_seed = cal.calibrate([sim], 20, ("edge",), seed=1)["scopes"]["seeds"]["conditions"]["edge"]
+    assert other_seed["rates"] != alone["rates"]

@@ -17,7 +17,7 @@ from .errors import CnnClaimsError
 # calibrate's defaults, spelled here so that building the parser imports no scipy
 # (tests/test_cli.py checks them against calibration.DEFAULT_EXPERIMENTS and
 # verdicts.CORRECTIONS).
-DEFAULT_CALIBRATION_EXPERIMENTS = 1000
+DEFAULT_CALIBRATION_EXPERIMENTS = 800
 CORRECTIONS = ("step-down", "holm-per-family", "none")
 TRAINING_ONLY = ("--retrain", "--workers", "--executor", "--ray-address", "--time-budget", "--probe-index")
 

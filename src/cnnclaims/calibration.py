@@ -65,6 +65,7 @@ and too narrow.
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -103,7 +104,7 @@ LARGE_SD = 4.0  # the partial null's large effect, in unit SDs (issue 19: 3 clai
 MIXED_CYCLE = (0.0, 1.0, 2.0)  # multiples of the SESOI, claim by claim
 EDGE_CYCLE = (0.0, 1.0)
 SCOPES = ("seeds", "images", "sizes")  # the inferential scope kinds, in the order calibrated
-DEFAULT_EXPERIMENTS = 1000
+DEFAULT_EXPERIMENTS = 800
 DEFAULT_SEED = 20261129
 
 DIRECTIONAL = {SUPPORTED: 1, SUPPORTED_NEGLIGIBLE: 1, REFUTED: -1, REFUTED_NEGLIGIBLE: -1}
@@ -533,16 +534,26 @@ class _Progress:
         )
 
 
+def condition_rng(seed: int, scope: str, condition: str) -> np.random.Generator:
+    """The random stream of one (scope, condition): seeded by ``seed`` and the two
+    names (CRC-32), so that a condition's experiments are the same whichever other
+    scopes and conditions run (a profile without a sweep, one condition added), and
+    the same for every ``correction``: old and new procedures decide the very same
+    simulated experiments."""
+    return np.random.default_rng([seed, zlib.crc32(f"{scope}/{condition}".encode())])
+
+
 def calibrate_scope(
     sim: Simulator,
     n_experiments: int,
-    rng: np.random.Generator,
+    seed: int = DEFAULT_SEED,
     conditions: Sequence[str] = CONDITIONS,
     correction: str = "step-down",
     progress: _Progress | None = None,
 ) -> dict:
     """One scope's figures under ``conditions``, ``n_experiments`` simulated
-    experiments each, through ``sim`` (see ``summarise``)."""
+    experiments each, through ``sim`` (see ``summarise``; random streams from
+    ``condition_rng``)."""
     out: dict[str, Any] = {
         "scope": sim.scope,
         "kind": sim.kind,
@@ -559,6 +570,7 @@ def calibrate_scope(
     }
     for cond in conditions:
         truth, said = sim.truths(cond)
+        rng = condition_rng(seed, sim.scope, cond)
         runs = []
         for i in range(n_experiments):
             runs.append(sim.draw(truth, rng, correction))
@@ -590,7 +602,6 @@ def calibrate(
         assignment(cond, 1)  # an unknown name fails before any simulation
     if n_experiments < 1:
         raise ValueError(f"n_experiments must be at least 1, got {n_experiments}")
-    rng = np.random.default_rng(seed)
     bar = _Progress(progress, len(simulators) * len(conditions) * n_experiments)
     alphas = {c.alpha for sim in simulators for c in sim.claims}
     return {
@@ -600,7 +611,7 @@ def calibrate(
         "correction": correction,
         "conditions": list(conditions),
         "scopes": {
-            sim.scope: calibrate_scope(sim, n_experiments, rng, conditions, correction, bar) for sim in simulators
+            sim.scope: calibrate_scope(sim, n_experiments, seed, conditions, correction, bar) for sim in simulators
         },
         "skipped": dict(skipped or {}),
     }
@@ -629,9 +640,9 @@ def exceeds_alpha(result: dict) -> list[str]:
     alpha = result["alpha"]
     out = []
     for scope, res in result["scopes"].items():
-        for cond, figures in res["conditions"].items():
-            for tier, r in figures["any_wrong"].items():
-                if tier != "all" and r["ci"][0] > alpha:
+        for cond in _conditions_of(result, res):
+            for tier, _ids in _families_of(res):
+                if res["conditions"][cond]["any_wrong"][tier]["ci"][0] > alpha:
                     out.append(f"{scope}/{tier}/{cond}")
     return out
 
@@ -730,21 +741,21 @@ def format_calibration(res: dict) -> str:
         lines.append(f"{scope} scope: not calibrated ({why})")
     for scope, r in res["scopes"].items():
         lines += ["", f"{scope} scope ({r['kind']}): {r['how']}; N = {r['n']} {r['unit']}"]
-        for cond, f in r["conditions"].items():
-            if cond == "null":
-                continue
-            by_family = "; ".join(
-                f"{tier} " + ", ".join(f"{cid} {f['assigned'][cid]}" for cid in ids) for tier, ids in _families_of(r)
-            )
-            lines.append(f"  {cond}: {by_family}")
+        conds, fams = _conditions_of(res, r), _families_of(r)
+        for cond in conds:
+            if cond != "null":
+                said = r["conditions"][cond]["assigned"]
+                by_family = "; ".join(f"{tier} " + ", ".join(f"{cid} {said[cid]}" for cid in ids) for tier, ids in fams)
+                lines.append(f"  {cond}: {by_family}")
         rows = []
-        for cond, f in r["conditions"].items():
-            for tier, rate in f["any_wrong"].items():
+        for cond in conds:
+            f = r["conditions"][cond]
+            for tier in [t for t, _ in fams] + ["all"]:
                 rows.append(
                     [
                         cond,
                         tier,
-                        _ci(rate),
+                        _ci(f["any_wrong"][tier]),
                         f"{f['wrong_zero'][tier]['rate']:.4f}",
                         f"{f['wrong_negligible'][tier]['rate']:.4f}",
                         f"{f['wrong_direction'][tier]['rate']:.4f}",
@@ -754,7 +765,7 @@ def format_calibration(res: dict) -> str:
             ["condition", "family", "any wrong verdict [95% CI]", "wrong 0", "wrong negligible", "wrong direction"],
             rows,
         )
-        power_conds = [c for c, f in r["conditions"].items() if f["power"]]
+        power_conds = [c for c in conds if r["conditions"][c]["power"]]
         if power_conds:
             lines.append("  power (share of correct directional verdicts), at each claim's nonzero truth:")
             rows = []
@@ -768,7 +779,15 @@ def format_calibration(res: dict) -> str:
     return "\n".join(lines)
 
 
+def _conditions_of(result: dict, scope_result: dict) -> list[str]:
+    """The conditions in the order they ran: a stored result's dicts come back with
+    their keys sorted (the result store's JSON), its lists in order."""
+    ran = [c for c in result.get("conditions", []) if c in scope_result["conditions"]]
+    return ran or sorted(scope_result["conditions"])
+
+
 def _families_of(r: dict) -> list[tuple[str, list[str]]]:
+    """A scope result's families, primary first, claims in declaration order."""
     order: dict[str, list[str]] = {}
     for cid in sorted(r["claims"], key=lambda c: r["tiers"][c] != "primary"):
         order.setdefault(r["tiers"][cid], []).append(cid)
