@@ -39,6 +39,23 @@ def test_calibrate_refuses_bad_numbers_naming_the_option(tmp_path, capsys, args,
     assert e.value.code == 2 and expected in capsys.readouterr().err
 
 
+def test_calibrate_refuses_an_unknown_correction(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["calibrate", "--cache-dir", str(tmp_path), "--correction", "bonferroni"])
+    assert e.value.code == 2 and "invalid choice: 'bonferroni'" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_calibrate_defaults_are_the_calibrations():
+    """The parser spells them without importing scipy; they must not drift."""
+    import cnnclaims.__main__ as cli
+    from cnnclaims.calibration import DEFAULT_EXPERIMENTS
+    from cnnclaims.verdicts import CORRECTIONS
+
+    assert cli.DEFAULT_CALIBRATION_EXPERIMENTS == DEFAULT_EXPERIMENTS
+    assert cli.CORRECTIONS == tuple(CORRECTIONS)
+
+
 @pytest.mark.unit
 def test_calibrate_out_that_is_a_folder_is_refused_before_the_simulation(tmp_path, capsys):
     # It ran the whole simulation, then failed with a raw IsADirectoryError.

@@ -600,6 +600,51 @@ def test_minimal_effect_one_sample_is_ttest_against_the_shifted_threshold():
     assert res.p_minimal_effect == pytest.approx(sps.ttest_1samp(x, 0.5, alternative="greater").pvalue)
 
 
+def test_minimal_effect_one_sample_both_directions_equal_scipy():
+    """Computed from the mean, SD and n (one scipy call less per verdict): the same p
+    as scipy's ttest_1samp against the shifted reference."""
+    rng = np.random.default_rng(5)
+    for x in (rng.normal(0.3, 0.2, 7), rng.normal(-0.3, 0.5, 30)):
+        for alt, shift in (("greater", 0.1), ("less", -0.1)):
+            expected = sps.ttest_1samp(x, 0.05 + shift, alternative=alt).pvalue
+            assert stats.minimal_effect_one_sample(x, 0.05, alt, 0.1) == pytest.approx(expected, rel=1e-12)
+
+
+def test_t_one_sample_ci_is_scipys_two_sided_interval():
+    x = np.array([0.52, 0.61, 0.58, 0.7, 0.49, 0.66])
+    res = stats.t_one_sample(x, 0.5, "greater", sesoi=0.05)
+    ci = sps.ttest_1samp(x, 0.5).confidence_interval(0.95)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ci.low - 0.5, ci.high - 0.5), rel=1e-12)
+
+
+def test_slope_t_is_the_trend_test_on_given_slopes():
+    """The calibration's sizes path (slope_t on simulated slopes) runs the very test
+    trend runs after fitting the slopes."""
+    rng = np.random.default_rng(6)
+    sizes = np.array([1_000, 5_000, 10_000, 50_000])
+    y = 0.02 * np.log10(sizes)[:, None] + rng.normal(0, 0.01, (4, 4))
+    full = stats.trend(sizes, y, "greater", 0.01)
+    lean = stats.slope_t(full.extra["slopes_per_seed"], "greater", 0.01)
+    for name in ("test", "statistic", "p_value", "p_opposite", "effect_name", "effect", "ci_low", "ci_high"):
+        assert getattr(lean, name) == getattr(full, name), name
+    assert (lean.p_equivalence, lean.design, lean.unit, lean.n_per_group) == (
+        full.p_equivalence,
+        full.design,
+        full.unit,
+        4,
+    )
+
+
+def test_images_sensitivity_check_can_be_left_out():
+    rng = np.random.default_rng(7)
+    a, b = rng.random(50), rng.random(50)
+    full, lean = stats.paired_t(a, b, "greater", 0.1), stats.paired_t(a, b, "greater", 0.1, sensitivity=False)
+    assert "wilcoxon_p_two_sided" in full.extra and lean.extra == {}
+    assert (lean.p_value, lean.p_equivalence, lean.ci_low) == (full.p_value, full.p_equivalence, full.ci_low)
+    thr = stats.one_sample_t_images(a, 0.4, "greater", 0.1, sensitivity=False)
+    assert thr.extra == {} and thr.p_value == stats.one_sample_t_images(a, 0.4, "greater", 0.1).p_value
+
+
 def test_minimal_effect_on_images_is_the_paired_t_against_the_sesoi():
     a = np.array([0.5, 0.62, 0.58, 0.7, 0.66, 0.61])
     b = a - np.array([0.2, 0.15, 0.25, 0.18, 0.22, 0.2])

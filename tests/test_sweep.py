@@ -232,6 +232,29 @@ def test_the_sizes_scope_reaches_each_verdict(slope, sd, seeds, size_sign, expec
         assert "seeds (models per size)" in v.decides
 
 
+@pytest.mark.parametrize("size_sign", [1, -1])
+def test_slopes_path_equals_the_evidence_path(size_sign):
+    """The calibration's sizes entry (evaluate_slopes on per-seed slopes) gives the
+    catalog's sizes verdict: the same slope t, margin and decision."""
+    from cnnclaims.verdicts import evaluate_slopes, sizes_margin
+
+    rng = np.random.default_rng(3)
+    x = np.log10(SIZES) - np.log10(SIZES).mean()
+    y = 0.6 + 0.01 * x[:, None] + rng.normal(0, 0.004, (6, 4))
+    ev = _evidence(y, size_sign)
+    (v,) = evaluate_catalog(ev, [C10], ["sizes"])
+    (w,) = evaluate_slopes(
+        [C10], {"C10": np.array(v.extras["slopes_per_seed"])}, {"C10": sizes_margin(C10, ev)[0]}, size_sign
+    )
+    assert (w.verdict, w.p_adjusted, w.p_equivalence_adjusted, w.sesoi) == (
+        v.verdict,
+        v.p_adjusted,
+        v.p_equivalence_adjusted,
+        v.sesoi,
+    )
+    assert w.test == v.test == "trend t (per-seed slopes)"
+
+
 def test_sweep_sizes_are_checked_before_training(tmp_path):
     """Sizes not divisible by the classes are refused by the declaration; sizes the
     data cannot give, before any model trains (they used to fail inside training, as a

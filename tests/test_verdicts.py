@@ -317,6 +317,23 @@ def test_numbers_path_equals_the_evidence_path():
     assert all(np.isnan(v.prob_superiority) for v in lean)
 
 
+def test_image_numbers_path_equals_the_evidence_path():
+    """The calibration's images entry (evaluate_image_numbers) gives the catalog's
+    images-scope verdicts, and its lean path (no signed-rank check) the same labels."""
+    from cnnclaims.verdicts import evaluate_image_numbers, image_numbers
+
+    ev = evidence(0.01, n_seeds=1)
+    claims = claims_for("images")
+    a = {v.claim: (v.verdict, v.p_adjusted, v.p_equivalence_adjusted) for v in evaluate_catalog(ev, scopes=("frogs",))}
+    numbers = {c.id: image_numbers(c, ev) for c in claims}
+    full = evaluate_image_numbers(claims, numbers)
+    assert {v.claim: (v.verdict, v.p_adjusted, v.p_equivalence_adjusted) for v in full} == a
+    assert all("wilcoxon_p_two_sided" in v.extras for v in full)
+    lean = evaluate_image_numbers(claims, numbers, plan=False, sensitivity=False)
+    assert {v.claim: (v.verdict, v.p_adjusted, v.p_equivalence_adjusted) for v in lean} == a
+    assert not any("wilcoxon_p_two_sided" in v.extras for v in lean)
+
+
 def test_both_subject_takes_the_smaller_of_each_pair():
     c = get_claim("C7b")
     x, none = claim_numbers(c, [1.0, 5.0], [2.0, 3.0])

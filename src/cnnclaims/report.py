@@ -414,8 +414,8 @@ def write_report(
     exp, folder, progress=print, calibration_experiments: int | None = None, pins_file: Path | None = None
 ) -> tuple[Path, Path]:
     """Write report.html (images embedded) and report.md (images beside it) for an
-    experiment; ``calibration_experiments``: simulated experiments per condition of
-    the design calibration (default ``calibration.DEFAULT_EXPERIMENTS``, cached);
+    experiment; ``calibration_experiments``: simulated experiments per condition and
+    scope of the calibration (default ``calibration.DEFAULT_EXPERIMENTS``, cached);
     ``pins_file``: the pinned verdicts file (default: the experiment's own,
     ``locations.pins_path_for``: read first, so that a broken one stops the report
     before any training)."""
@@ -435,7 +435,7 @@ def write_report(
     )
     figs = make_figures(exp, folder / "figures", progress=progress)
     forest = write_forest_plot(verdicts, folder / "figures" / "seeds-forest.png", exp.experiment.claims)
-    progress("cnnclaims report: calibrating the seeds design (cached after the first run) ...")
+    progress("cnnclaims report: calibrating every inferential scope by simulation (cached after the first run) ...")
     from .calibration import format_calibration, format_null_splits
 
     try:

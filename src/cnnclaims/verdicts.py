@@ -90,13 +90,19 @@ __all__ = [
     "design_min_p",
     "evaluate",
     "evaluate_catalog",
+    "evaluate_image_numbers",
     "evaluate_numbers",
+    "evaluate_slopes",
+    "EQUIVALENT",
     "false_positive_rate",
     "false_positive_rates",
     "FALSE_POSITIVES",
     "families",
+    "image_numbers",
     "INCONCLUSIVE",
+    "measure_images",
     "measure_seeds",
+    "measure_slopes",
     "Measured",
     "null_control_verdicts",
     "run_verdicts",
@@ -309,24 +315,49 @@ def _nan_notes(claim: Claim, evidence: Any, models: Iterable[tuple[str, Any]]) -
     return "; ".join(notes) + " (left out)" if notes else ""
 
 
+def measure_images(
+    claim: Claim,
+    numbers: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None],
+    data_scope: str = "images",
+    extras: dict[str, Any] | None = None,
+    notes: str = "",
+    sensitivity: bool = True,
+) -> Measured:
+    """The images scope's test on per-image numbers: ``(a (n,), b (n,))`` for a
+    comparison, the paired t-test of the mean difference a - b and its TOST
+    (``stats.paired_t``); ``(subject (n,), None)`` for a threshold claim, the one-sample
+    t-test of the mean against the threshold and its TOST (``stats.one_sample_t_images``).
+    Floats in the statistic's units, one per image, in the same image order; NaN left
+    out. ``a_value``/``b_value``: the means over the images where the tested values are
+    defined (so that a_value - b_value is the effect; NaN b for a threshold claim).
+    ``sensitivity=False`` skips the signed-rank sensitivity check (no verdict reads it;
+    the calibration's simulated experiments do not need it). The checks and the
+    calibration both measure here."""
+    a, b = np.asarray(numbers[0], dtype=np.float64), numbers[1]
+    if b is None:
+        # Threshold claims only (CHECKS): their threshold is a finite float (Claim.__post_init__).
+        res = st.one_sample_t_images(a, cast(float, claim.threshold), claim.alternative, claim.sesoi, sensitivity)
+        return Measured(res, _nanmean(a), float("nan"), data_scope, dict(extras or {}), notes)
+    b = np.asarray(b, dtype=np.float64)
+    res = st.paired_t(a, b, claim.alternative, claim.sesoi, sensitivity)
+    both = np.isfinite(a) & np.isfinite(b)
+    return Measured(res, _nanmean(a[both]), _nanmean(b[both]), data_scope, dict(extras or {}), notes)
+
+
 def check_images_compare(claim: Claim, evidence: Any) -> Measured:
     """The images scope, a comparison: the paired t-test of the mean per-image
-    difference a - b and its TOST (``stats.paired_t``); ``a_value``/``b_value``: each
-    model's mean over the images where both values are defined (so that a_value -
-    b_value is the effect)."""
+    difference a - b and its TOST (``measure_images``, ``stats.paired_t``);
+    ``a_value``/``b_value``: each model's mean over the images where both values are
+    defined (so that a_value - b_value is the effect)."""
     an, bn = evidence.a, evidence.b
     a, b = evidence.first(an), evidence.first(bn)
-    va, vb = values(a, claim.stat), values(b, claim.stat)
-    res = st.paired_t(va, vb, claim.alternative, claim.sesoi)
-    both = np.isfinite(va) & np.isfinite(vb)
     extras = {}
     for x in claim.extras:
         extras[f"{an}_mean_{x.name}"] = _nanmean(values(a, x.name))
         extras[f"{bn}_mean_{x.name}"] = _nanmean(values(b, x.name))
-    return Measured(
-        res,
-        _nanmean(np.asarray(va)[both]),
-        _nanmean(np.asarray(vb)[both]),
+    return measure_images(
+        claim,
+        image_numbers(claim, evidence),
         _images_scope(evidence),
         extras,
         _nan_notes(claim, evidence, ((an, a), (bn, b))),
@@ -335,17 +366,28 @@ def check_images_compare(claim: Claim, evidence: Any) -> Measured:
 
 def check_images_threshold(claim: Claim, evidence: Any) -> Measured:
     """The images scope, a threshold claim: the one-sample t-test of the subject's
-    mean over the images against the threshold, and its TOST
-    (``stats.one_sample_t_images``); ``a_value``: that mean."""
-    an, bn = evidence.a, evidence.b
-    a, b = evidence.first(an), evidence.first(bn)
-    v = subject_values(claim, a, b)
-    # Threshold claims only (CHECKS): their threshold is a finite float (Claim.__post_init__).
-    res = st.one_sample_t_images(v, cast(float, claim.threshold), claim.alternative, claim.sesoi)
+    mean over the images against the threshold, and its TOST (``measure_images``,
+    ``stats.one_sample_t_images``); ``a_value``: that mean."""
+    an = evidence.a
+    a = evidence.first(an)
     extras = {f"{an}_mean_{x.name}": _nanmean(values(a, x.name)) for x in claim.extras}
-    return Measured(
-        res, _nanmean(v), float("nan"), _images_scope(evidence), extras, _nan_notes(claim, evidence, ((an, a),))
+    return measure_images(
+        claim,
+        image_numbers(claim, evidence),
+        _images_scope(evidence),
+        extras,
+        _nan_notes(claim, evidence, ((an, a),)),
     )
+
+
+def image_numbers(claim: Claim, evidence: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """``measure_images``'s input from the evidence's first pair of models: per-image
+    ``(a, b)`` of a comparison, ``(subject, None)`` of a threshold claim
+    (``claims.values``, ``claims.subject_values``)."""
+    a, b = evidence.first(evidence.a), evidence.first(evidence.b)
+    if claim.kind == "threshold":
+        return subject_values(claim, a, b), None
+    return values(a, claim.stat), values(b, claim.stat)
 
 
 def _nanmean(v: ArrayLike) -> float:
@@ -864,6 +906,67 @@ def evaluate_numbers(
     for _tier, members in families(claims, "seeds"):
         measured = [measure_seeds(c, numbers[c.id], f"seeds: {label}", superiority=superiority) for c in members]
         out.extend(decide_family(members, "seeds", measured, label, correction, plan))
+    return out
+
+
+def evaluate_image_numbers(
+    claims: Iterable[Claim],
+    numbers: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]],
+    label: str = "simulated",
+    correction: str = "step-down",
+    plan: bool = True,
+    sensitivity: bool = True,
+) -> list[Verdict]:
+    """Images-scope verdicts from per-image numbers, ``{claim id: image_numbers(...)}``
+    (the same images, in the same order, for every claim): the same check
+    (``measure_images``), families and decision (``decide_family``) as
+    ``evaluate_catalog``. The calibration runs its resampled experiments through here;
+    ``sensitivity=False`` skips the signed-rank sensitivity check (left out of the
+    extras; the labels are the same)."""
+    out = []
+    for _tier, members in families(claims, "images"):
+        measured = [measure_images(c, numbers[c.id], f"images: {label}", sensitivity=sensitivity) for c in members]
+        out.extend(decide_family(members, "images", measured, label, correction, plan))
+    return out
+
+
+def measure_slopes(
+    claim: Claim, slopes: ArrayLike, alternative: str, margin: float, data_scope: str = "sizes"
+) -> Measured:
+    """The sizes scope's test on per-seed slopes (``stats.slope_t``, the t-test
+    ``stats.trend`` runs after fitting them): ``slopes`` (s,) float, one per seed, in
+    the claim's units per decade; ``alternative``: the claimed sign of the slope
+    (``trend_alternative``); ``margin``: the TOST's margin per decade
+    (``sizes_margin``). ``a_value``/``b_value`` are NaN (no sweep ends here)."""
+    res = st.slope_t(slopes, alternative, margin)
+    nan = float("nan")
+    return Measured(res, nan, nan, data_scope, {"slopes_per_seed": np.asarray(slopes, dtype=np.float64).tolist()})
+
+
+def evaluate_slopes(
+    claims: Iterable[Claim],
+    slopes: dict[str, npt.NDArray[np.float64]],
+    margins: dict[str, float],
+    size_sign: int = 1,
+    label: str = "simulated",
+    correction: str = "step-down",
+    plan: bool = True,
+) -> list[Verdict]:
+    """Sizes-scope verdicts from per-seed slopes, ``{claim id: (s,) slopes}``, with
+    each claim's margin per decade (``{claim id: sizes_margin(...)[0]}``) and the
+    sweep's direction (``size_sign``: +1 when condition a has the larger training set):
+    the same test (``measure_slopes``), families and decision (``decide_family``, the
+    claim's SESOI replaced by its margin) as ``evaluate_catalog``. The calibration
+    runs its simulated experiments through here. Raises KeyError naming a claim
+    without slopes or a margin."""
+    out = []
+    for _tier, members in families(claims, "sizes"):
+        measured = [
+            measure_slopes(c, slopes[c.id], trend_alternative(c, size_sign), margins[c.id], f"sizes: {label}")
+            for c in members
+        ]
+        members = [replace(c, sesoi=margins[c.id]) for c in members]
+        out.extend(decide_family(members, "sizes", measured, label, correction, plan, kind="sizes"))
     return out
 
 
