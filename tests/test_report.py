@@ -328,7 +328,7 @@ def test_the_report_opens_with_a_conclusion_and_a_headline_per_scope(exp, report
     for scope in dict.fromkeys(v.scope for v in exp.verdicts):
         mine = [v for v in exp.verdicts if v.scope == scope]
         line = next(ln for ln in top.splitlines() if ln.startswith(f"- **{scope} scope**: "))
-        counts = re.findall(r"(\d+) ([a-z-]+) \(([^)]*)\)", line.split(": of ", 1)[1])
+        counts = re.findall(r"(\d+) ([a-z-]+) \(([^)]*)\)", line.split(" claims: ", 1)[1])
         assert sum(int(n) for n, _, _ in counts) == len(mine), line
         for n, label, ids in counts:
             assert sorted(ids.split(", ")) == sorted(v.claim for v in mine if v.verdict == label), line
@@ -511,8 +511,8 @@ def test_no_title_or_label_runs_off_the_figure(name):
 
 @pytest.mark.unit
 def test_the_makespan_plot_writes_no_text_over_its_curves():
-    """Each plan's knee is said in the legend, not in text beside the curves, where
-    the plans' notes overlapped each other and the lines."""
+    """Each plan's knee is said in the legend, below the axes, not in text beside the
+    curves, where the plans' notes overlapped each other and the lines."""
     import matplotlib.pyplot as plt
 
     fig = _plot_makers()["makespan_plot"]()
@@ -522,7 +522,34 @@ def test_the_makespan_plot_writes_no_text_over_its_curves():
         in_legend = {id(t) for t in legend.get_texts()} | {id(legend.get_title())}
         over = [t.get_text() for t, box in _texts(fig) if id(t) not in in_legend and box.overlaps(ax.bbox)]
         assert over == [], over
+        assert not legend.get_window_extent().overlaps(ax.bbox)  # the legend lies below the axes
         labels = [t.get_text() for t in legend.get_texts()]
         assert any("bounds it from 4 workers" in t for t in labels) and any("from 3 workers" in t for t in labels)
     finally:
         plt.close(fig)
+
+
+@pytest.mark.unit
+def test_the_conclusion_says_where_a_claim_is_refuted():
+    """The one-line conclusion sorts the claims: supported in every scope, refuted in
+    at least one (naming where: one image is not eight models), and the rest."""
+    from cnnclaims.report import conclusion
+
+    def v(claim, scope, verdict):
+        return SimpleNamespace(claim=claim, scope=scope, verdict=verdict)
+
+    line = conclusion(
+        [
+            v("C1", "probe", "refuted"),
+            v("C1", "seeds", "supported"),
+            v("C2", "probe", "supported"),
+            v("C2", "seeds", "supported"),
+            v("C3", "frogs", "refuted-but-negligible"),
+            v("C3", "seeds", "underpowered"),
+            v("C4", "seeds", "underpowered"),
+        ]
+    )
+    assert line == (
+        "Of 4 claims, 1 is supported in every scope tested (C2), 2 are refuted in at least one scope "
+        "(C1 in probe, C3 in frogs), and 1 is neither: underpowered, negligible or mixed (C4)."
+    )

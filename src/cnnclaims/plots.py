@@ -394,7 +394,7 @@ def makespan_plot(plans: dict, title: str = ""):
     model (drawn as a horizontal line: no worker count beats it) and knee the worker
     count from which it is the makespan (marked; None: not marked). Log-x (base 2) and
     log-y in minutes: the curve falls as 1/workers until it meets the longest model."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5 + 0.17 * (len(plans) + 3)))  # the legend's lines below the axes
     for i, (label, (workers, makespan, lower, longest, knee)) in enumerate(plans.items()):
         colour = PALETTE[i % len(PALETTE)]
         w = np.asarray(workers, dtype=np.float64)
@@ -430,6 +430,7 @@ def makespan_plot(plans: dict, title: str = ""):
     ax.set_xlabel("workers (training processes)")
     ax.set_ylabel("makespan (minutes)")
     ax.set_title(fitted(title, 6), fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    # Below the axes, off the curves, which fill the top left and run along the bottom.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     fig.tight_layout()
     return fig

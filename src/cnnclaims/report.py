@@ -449,23 +449,34 @@ def scope_headline(verdicts, scope: str, what: str = "", named: bool = True) -> 
     counts = "; ".join(f"{len(by[label])} {label} ({_ids(by[label])})" for label in order)
     claims = f"{len(mine)} claim{'s' * (len(mine) != 1)}"
     if not named:
-        return f"{what[:1].upper() + what[1:]}: of {claims}, {counts}." if what else f"Of {claims}, {counts}."
+        return f"{what[:1].upper() + what[1:]}. Of {claims}: {counts}." if what else f"Of {claims}: {counts}."
     return f"{scope} scope{f' ({what})' if what else ''}: of {claims}, {counts}."
 
 
 def conclusion(verdicts) -> str:
     """The report's one-line conclusion over every scope: the claims supported in every
     scope they were tested in, those refuted (or refuted-but-negligible) in at least
-    one, and the rest (undecided, negligible or mixed), each with its claim ids."""
+    one (with the scopes), and the rest (undecided, negligible or mixed), each with its
+    claim ids, e.g. "Of 13 claims, 3 are supported in every scope tested (C7b, C8,
+    C10), 1 is refuted in at least one scope (C4 in probe and frogs), and ..."."""
     by: dict[str, list[str]] = {}
     for v in verdicts:
         by.setdefault(v.claim, []).append(v.verdict)
+    where: dict[str, list[str]] = {}
+    for v in verdicts:
+        if v.verdict in _AGAINST:
+            where.setdefault(v.claim, []).append(v.scope)
     held = [c for c, labels in by.items() if all(lab == "supported" for lab in labels)]
-    against = [c for c, labels in by.items() if c not in held and any(lab in _AGAINST for lab in labels)]
+    against = [c for c in by if c in where]
     rest = [c for c in by if c not in held and c not in against]
 
     def part(ids, words):
-        return f"{len(ids)} {words}" + (f" ({_ids(ids)})" if ids else "")
+        if len(ids) == 1:
+            words = words.replace("are ", "is ", 1)
+        return f"{len(ids)} {words} ({_ids(ids)})" if ids else f"none {words}"
+
+    # Where each refuted claim is refuted: one image is not a thousand, nor eight models.
+    against = [f"{c} in {' and '.join(where[c])}" for c in against]
 
     return (
         f"Of {len(by)} claims, {part(held, 'are supported in every scope tested')}, "
@@ -483,15 +494,15 @@ def scope_words(run, scope: str) -> str:
     except KeyError:
         return ""
     if kind == "probe":
-        return f"one test image, index {run.probe_index}; the first model of each condition"
+        return f"one test image (index {run.probe_index}), the first model of each condition"
     if kind == "images":
         return (
-            f"{len(run.probe_indices):,} test images of class {ex.probe.class_name}; the first model of each condition"
+            f"{len(run.probe_indices):,} test images of class {ex.probe.class_name}, the first model of each condition"
         )
     if kind == "seeds":
         return f"{run.profile.n_seeds} models per condition, one number per model"
     sizes = ", ".join(f"{n:,}" for n in run.profile.sizes)
-    return f"training-set sizes {sizes} images, {run.profile.size_seeds} models each; the trend per decade"
+    return f"the trend over training-set sizes of {sizes} images, {run.profile.size_seeds} models each"
 
 
 def pin_status(verdicts, null_verdicts, entry: dict | None, key: str, path, shown: int = 8) -> str:
