@@ -402,7 +402,9 @@ def test_the_report_computes_no_calibration_and_says_how(report):
     assert computed == [] and "cnnclaims report: reading the stored design calibration ..." in msgs
     section = md[md.index("## Design calibration") : md.index("## Trained models")]
     assert "Not computed for these models yet" in section
-    assert "`python -m cnnclaims calibrate --profile smoke --seeds 3`" in section
+    # the options that store what this report looks up: its N and its 60 simulated experiments
+    assert "`python -m cnnclaims calibrate --profile smoke --seeds 3 --experiments 60`" in section
+    assert "<code>python -m cnnclaims calibrate --profile smoke" in report[0].read_text()
 
 
 def test_a_stored_calibration_is_read_not_recomputed_and_fits_the_page(fresh, monkeypatch):

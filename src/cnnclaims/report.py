@@ -330,14 +330,20 @@ def _cell(tag: str, text: str, coloured: bool) -> str:
     return f"<{tag}{cls}>{html.escape(text)}</{tag}>"
 
 
+def _inline(text: str) -> str:
+    """Prose as HTML: escaped, with Markdown's `code` spans as <code> (the command lines
+    the report tells the reader to run)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def _html_block(b) -> str:
     e = html.escape
     if isinstance(b, Heading):
         return f"<h{b.level}>{e(b.text)}</h{b.level}>"
     if isinstance(b, Paragraph):
-        return f"<p>{e(b.text)}</p>"
+        return f"<p>{_inline(b.text)}</p>"
     if isinstance(b, Bullets):
-        items = [f"<b>{e(it[0])}</b>: {e(it[1])}" if isinstance(it, tuple) else e(it) for it in b.items]
+        items = [f"<b>{e(it[0])}</b>: {_inline(it[1])}" if isinstance(it, tuple) else _inline(it) for it in b.items]
         return "<ul>" + "".join(f"<li>{it}</li>" for it in items) + "</ul>" if items else ""
     if isinstance(b, Quote):
         return f"<blockquote>{e(b.text)}</blockquote>"
@@ -362,6 +368,7 @@ STYLE = (
     # Wide preformatted text wraps inside the page instead of running off its right edge.
     + "pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:12px;background:#f6f6f6;padding:6px}"
     + "img{max-width:100%}figure{margin:12px 0}figcaption{color:#444;font-size:13px}blockquote{color:#555}"
+    + "code{background:#f0f0f0;padding:0 3px}"
 )
 
 
@@ -668,7 +675,9 @@ def calibration_blocks(run, n_experiments: int | None = None, calibrate: bool = 
         return [Paragraph(f"No calibration: {exc}.")]
     if res is None:
         n = n_experiments or DEFAULT_EXPERIMENTS
+        # The options that make `calibrate` store the very result this report looks up.
         seeds = f" --seeds {run.n_seeds}" if run.n_seeds else ""
+        seeds += f" --experiments {n}" if n != DEFAULT_EXPERIMENTS else ""
         return [
             Paragraph(
                 f"Not computed for these models yet: the calibration simulates {n:,} experiments per condition, "
