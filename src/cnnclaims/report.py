@@ -690,7 +690,7 @@ def calibration_blocks(run, n_experiments: int | None = None, calibrate: bool = 
     text = [format_calibration(res)]
     if splits:
         text.append(format_null_splits(splits))
-    elif len(same_size(run)) < 4:
+    elif len(_same_size(run)) < 4:
         text.append("no null splits: fewer than 4 same-size models")
     else:
         text.append("null splits: not stored (`python -m cnnclaims calibrate` computes them)")
@@ -700,7 +700,9 @@ def calibration_blocks(run, n_experiments: int | None = None, calibrate: bool = 
     ]
 
 
-def same_size(run) -> list:
+def _same_size(run) -> list:
+    """The models the null splits divide (``calibration.same_size_models``), [] where
+    the run has no such groups."""
     from .calibration import same_size_models
 
     try:
