@@ -111,7 +111,9 @@ def cmd_report(args):
     from .report import write_report
 
     exp = _experiment(args)
-    html, md = write_report(exp, Path(args.out), progress=functools.partial(print, flush=True))
+    html, md = write_report(
+        exp, Path(args.out), progress=functools.partial(print, flush=True), calibrate=args.calibrate
+    )
     print(f"report: {html}\nmarkdown: {md}")
 
 
@@ -315,6 +317,13 @@ def main(argv=None):
         p = _add(sub, name, helptext)
         _common(p)
         p.add_argument("--out", default=default, help=f"output folder (default: {default})")
+        if name == "report":
+            p.add_argument(
+                "--calibrate",
+                action="store_true",
+                help="compute the design calibration if it is not stored (minutes; default: show the stored one, "
+                "or say how to compute it: python -m cnnclaims calibrate)",
+            )
         p.set_defaults(func=func)
     p = _add(
         sub,

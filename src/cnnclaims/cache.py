@@ -484,10 +484,11 @@ class ResultStore:
             {**key, "code": self.code, "versions": [np.__version__, scipy.__version__, statsmodels.__version__]}
         )[:20]
 
-    def get(self, kind: str, label: str, key: dict, compute) -> dict:
-        """The stored result of ``key``, else ``compute()`` (a JSON-able dict), stored.
-        Either way the value has made the JSON round trip (NaN kept), so a cold run
-        returns what a warm run would read."""
+    def peek(self, kind: str, label: str, key: dict) -> dict | None:
+        """The stored result of ``key``, or None where none is stored (or the stored one
+        is damaged: reported and discarded, as ``get`` does); never computes. The report
+        reads the calibration this way: it shows a stored one and says how to compute a
+        missing one, instead of spending minutes on it."""
         digest = self.digest(key)
         path = self.root / kind / f"{label}-{digest}.json"
         if path.exists():
@@ -502,6 +503,17 @@ class ResultStore:
                 return doc["value"]
             except (CacheError, KeyError, TypeError, AttributeError) as exc:
                 discard(path, f"unusable {kind} cache ({exc})")
+        return None
+
+    def get(self, kind: str, label: str, key: dict, compute) -> dict:
+        """The stored result of ``key`` (``peek``), else ``compute()`` (a JSON-able dict),
+        stored. Either way the value has made the JSON round trip (NaN kept), so a cold
+        run returns what a warm run would read."""
+        stored = self.peek(kind, label, key)
+        if stored is not None:
+            return stored
+        digest = self.digest(key)
+        path = self.root / kind / f"{label}-{digest}.json"
         value = to_jsonable(compute(), keep_nan=True)
         if write_json(path, {"key": digest, "value": value, "checksum": stable_hash(value)}, keep_nan=True):
             return read_json(path)["value"]  # the same round trip a warm run takes

@@ -19,12 +19,22 @@ def _fmt(v) -> str:
 
 
 def title_for(v) -> str:
+    """A verdict's plot title: the claim, scope and verdict; the test and its p-values;
+    the effect with its CI and the SESOI, one line each (the plots wrap a line that is
+    still wider than the figure)."""
     return (
         f"{v.name} [{v.scope}{', null control' if v.family == NULL_CONTROL else ''}]: {v.verdict}\n"
         f"{v.test}: stat={_fmt(v.statistic)}, p (2-sided)={_fmt(v.p_two_sided)}, p_adjusted={_fmt(v.p_adjusted)}, "
-        f"TOST p_adjusted={_fmt(v.p_equivalence_adjusted)}, {v.effect_name}={_fmt(v.effect)} "
-        f"[{_fmt(v.ci_low)}, {_fmt(v.ci_high)}], SESOI {_fmt(v.sesoi)}"
+        f"TOST p_adjusted={_fmt(v.p_equivalence_adjusted)}\n"
+        f"{v.effect_name}={_fmt(v.effect)} [{_fmt(v.ci_low)}, {_fmt(v.ci_high)}], SESOI {_fmt(v.sesoi)}"
     )
+
+
+def caption_for(claim, verdict, what: str) -> str:
+    """A diagnostic plot's caption in words (stored in its PNG, ``plots.save``): the
+    claim, the scope, and ``what`` the plot shows."""
+    null = " (null control)" if verdict.family == NULL_CONTROL else ""
+    return f"{claim.id}, {verdict.scope} scope{null}: {what}"
 
 
 def probe_activations(exp, evidence) -> dict:
@@ -56,7 +66,12 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
     kind = exp.experiment.scope_kind(verdict.scope)
 
     if kind == "sizes":
-        out.append(plots.save(size_trend_figure(claim, verdict, title), Path(folder) / f"{stem}-trend.png"))
+        what = (
+            f"{claim.seeds_label} per model against training-set size, each size's mean and 95% CI, the fitted "
+            "trend and the band of slopes within the SESOI margin"
+        )
+        fig = size_trend_figure(claim, verdict, title)
+        out.append(plots.save(fig, Path(folder) / f"{stem}-trend.png", caption_for(claim, verdict, what)))
         return out
 
     if kind == "seeds":
@@ -65,30 +80,41 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
         else:
             per_seed = {an: verdict.extras[f"{an}_per_seed"], bn: verdict.extras[f"{bn}_per_seed"]}
         fig = plots.seed_points(per_seed, claim.seeds_label, (verdict.effect, verdict.ci_low, verdict.ci_high), title)
-        out.append(plots.save(fig, Path(folder) / f"{stem}-per-seed.png"))
+        what = (
+            f"{claim.seeds_label}, one point per model of {' and '.join(map(str, per_seed))}, the group means and "
+            "the 95% CI of the effect"
+        )
+        out.append(plots.save(fig, Path(folder) / f"{stem}-per-seed.png", caption_for(claim, verdict, what)))
         return out
 
     a, b = evidence.first(an), evidence.first(bn)
     if kind == "images":
         per_image = {an: values(a, claim.stat), bn: values(b, claim.stat)}
+        what = f"{claim.label} on each image for the first model of {an} and of {bn}, and the per-image differences"
         out.append(
             plots.save(
-                plots.paired_distributions(per_image, claim.label, title), Path(folder) / f"{stem}-per-image.png"
+                plots.paired_distributions(per_image, claim.label, title),
+                Path(folder) / f"{stem}-per-image.png",
+                caption_for(claim, verdict, what),
             )
         )
 
     # The probe's own evidence (also shown for the images scope: what one image looks like).
     acts = probe_activations(exp, evidence)
     layer = _layer(claim, exp)
+    probe = f"the probe image (test image {exp.probe_index})"
     if claim.plot == Plot.FEATURE_MAPS:
         fig = plots.feature_maps_side_by_side(exp.probe_image, acts[an][layer][0], acts[bn][layer][0], (an, bn), title)
+        what = f"{probe} and its {layer} feature maps in {an} and {bn}"
     elif claim.plot == Plot.INPUT:
         fig = plots.value_histograms({"probe image": acts[an]["input"][0]}, title, "pixel value (/255)")
+        what = f"the pixel values of {probe}"
     elif claim.plot == Plot.ENTROPY:
         ent = {"input": m.histogram_entropy(acts[an]["input"])[0]}
         for label in (an, bn):
             ent[f"{label} {layer}"] = m.histogram_entropy(m.scale_unit(acts[label][layer]))[0]
         fig = plots.entropy_bars(ent, title)
+        what = f"the entropy of {probe} and of its {layer} activations in {an} and {bn}"
     elif claim.plot in (Plot.SOFTMAX, Plot.ACCURACY):
         out_layer = _output_layer(exp)
         fig = plots.softmax_bars(
@@ -97,12 +123,14 @@ def claim_plots(exp, verdict, folder) -> list[Path]:
             exp.experiment.probe_class,
             title,
         )
+        what = f"the softmax outputs of {an} and {bn} on {probe}"
     else:  # Plot.HISTOGRAM: Claim admits no other value
         fig = plots.value_histograms(
             {label: m.scale_unit(acts[label][layer]) for label in (an, bn)}, title, f"{layer} activation / image max"
         )
+        what = f"the {layer} activations on {probe}, each divided by its maximum, in {an} and {bn}"
     suffix = claim.plot if kind == "probe" else f"probe-{claim.plot}"
-    out.append(plots.save(fig, Path(folder) / f"{stem}-{suffix}.png"))
+    out.append(plots.save(fig, Path(folder) / f"{stem}-{suffix}.png", caption_for(claim, verdict, what)))
     return out
 
 
@@ -121,7 +149,9 @@ def size_trend_figure(claim, verdict, title: str = ""):
 
 
 # Bump when a plot's content changes, so warm runs do not reuse old pictures.
-PLOTS_VERSION = 2  # 2: the sizes trend's band is the margin per decade (SESOI / decades)
+# 2: the sizes trend's band is the margin per decade (SESOI / decades); 3: titles
+# wrapped to the figure, the caption stored in the PNG (plots.save)
+PLOTS_VERSION = 3
 
 
 def cached_claim_plots(exp, verdict, folder) -> list[Path]:

@@ -5,6 +5,7 @@ Each function is usable outside pytest; ``save`` writes a Figure as PNG and clos
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +21,7 @@ __all__ = [
     "entropy_bars",
     "feature_map_grid",
     "feature_maps_side_by_side",
+    "fitted",
     "forest_plot",
     "makespan_plot",
     "paired_distributions",
@@ -41,12 +43,55 @@ COLOURS = {"null": "tab:green"}
 DPI = 100
 
 
-def save(fig, path) -> Path:
+# The PNG text chunk that holds a figure's caption (``save``, ``caption_of``).
+CAPTION_KEY = "Description"
+
+
+def save(fig, path, caption: str | None = None) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (its folder made) and close it; returns ``path``.
+
+    ``caption``: what the figure shows, in words, stored in the PNG's ``Description``
+    text chunk, which the report reads as the figure's caption (``caption_of``);
+    default the figure's title (its suptitle, else its first axes' title), its lines
+    joined by "; ". The PNG is ``figsize x DPI`` pixels: titles are wrapped to fit (``fitted``)
+    where they are set."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    text = caption if caption is not None else _title_of(fig)
+    # A title's lines are its parts ("Fig. 2: conv2d_1, dummy" / "probe frog ..."): one line, "; " between.
+    metadata = (
+        {CAPTION_KEY: "; ".join(" ".join(ln.split()) for ln in text.splitlines() if ln.strip())} if text else None
+    )
+    fig.savefig(path, dpi=DPI, metadata=metadata)
     plt.close(fig)
     return path
+
+
+def _title_of(fig) -> str:
+    sup = fig.get_suptitle()
+    if sup:
+        return sup
+    return next((ax.get_title() for ax in fig.axes if ax.get_title()), "")
+
+
+def caption_of(path) -> str | None:
+    """The caption ``save`` stored in the PNG at ``path`` (None: none stored, as in a
+    PNG written elsewhere or before captions were stored)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        text = getattr(im, "text", {}).get(CAPTION_KEY)  # PNG text chunks (PIL's PngImageFile.text)
+    return text or None
+
+
+def fitted(text: str, width_in: float, fontsize: float = 10) -> str:
+    """``text`` with each line wrapped to fit ``width_in`` inches at ``fontsize`` points,
+    so that a title is never wider than its figure (matplotlib does not wrap titles;
+    ``tight_layout`` then makes room for the extra lines). DejaVu Sans, matplotlib's
+    default, averages about 0.55 em per character: a line holds
+    ``width_in * 72 / (0.55 * fontsize)`` characters."""
+    chars = max(20, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) if line.strip() else line for line in text.splitlines())
 
 
 def _grid(ax_grid, maps, cmap="viridis"):
@@ -65,7 +110,7 @@ def feature_map_grid(maps: np.ndarray, title: str = ""):
         raise ValueError(f"expected one image's maps of shape (h, w, c), got {maps.shape}")
     fig, axes = plt.subplots(4, 4, figsize=(5, 5.3))
     _grid(axes.ravel(), maps)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(fitted(title, 5), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -86,7 +131,7 @@ def feature_maps_side_by_side(image, maps_a, maps_b, labels: tuple[str, str], ti
     layer, side by side."""
     fig = plt.figure(figsize=(12, 5.2))
     head, body = fig.subfigures(2, 1, height_ratios=[0.14, 1])  # type: ignore[misc]  # an array of 2
-    head.text(0.5, 0.5, title, ha="center", va="center", fontsize=10)
+    head.text(0.5, 0.5, fitted(title, 12), ha="center", va="center", fontsize=10)
     sub = body.subfigures(1, 3, width_ratios=[1, 2, 2])
     ax = sub[0].subplots()
     show_image(ax, image)
@@ -112,9 +157,9 @@ def value_histograms(values: dict, title: str = "", xlabel: str = "value", bins:
             color=COLOURS.get(label),
             density=True,
         )
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(fitted(xlabel, 6))
     ax.set_ylabel("density")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(fitted(title, 6), fontsize=10)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -140,7 +185,7 @@ def paired_distributions(per_image: dict, stat: str, title: str = ""):
             color=COLOURS.get(label),
             label=f"{label}: median {np.median(v[np.isfinite(v)]) if np.isfinite(v).any() else float('nan'):.3g}",
         )
-    ax1.set_xlabel(stat)
+    ax1.set_xlabel(fitted(stat, 5))
     ax1.set_ylabel("images")
     ax1.legend()
     d = a - b
@@ -149,7 +194,7 @@ def paired_distributions(per_image: dict, stat: str, title: str = ""):
     ax2.axvline(0, color="black", lw=1)
     ax2.set_xlabel(f"{la} - {lb} (per image)")
     ax2.set_title(f"{np.mean(d > 0):.0%} of {len(d)} images > 0" if len(d) else "no image with both values", fontsize=9)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(fitted(title, 11), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -163,7 +208,7 @@ def seed_points(per_seed: dict, stat: str, ci=None, title: str = ""):
         ax.scatter(np.full(len(vals), i) + jitter, vals, color=COLOURS.get(label), zorder=3)
         ax.hlines(np.mean(vals), i - 0.2, i + 0.2, color="black")
     ax.set_xticks(range(len(per_seed)), list(per_seed))
-    ax.set_ylabel(stat)
+    ax.set_ylabel(fitted(stat, 3))  # along the axes' height: 4 in, less the title
     ax.set_xlim(-0.5, len(per_seed) - 0.5)
     if ci is not None:
         est, lo, hi = ci
@@ -179,7 +224,7 @@ def seed_points(per_seed: dict, stat: str, ci=None, title: str = ""):
         ax2.set_xticks([0], ["difference\n95% CI"])
     else:
         ax2.axis("off")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(fitted(title, 9), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -240,9 +285,9 @@ def size_trend(sizes, per_seed, fit, sesoi: float, stat: str, title: str = ""):
     ax.set_xticks(sizes, [f"{int(n):,}" for n in sizes])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("training-set size (images, log scale)")
-    ax.set_ylabel(stat)
+    ax.set_ylabel(fitted(stat, 3.5))
     ax.legend(fontsize=7, loc="best")
-    ax.set_title(title, fontsize=8)
+    ax.set_title(fitted(title, 9, 9), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -255,8 +300,9 @@ def entropy_bars(entropies: dict, title: str = ""):
     ax.bar(labels, vals, color=[COLOURS.get(k.split()[0], "grey") for k in labels])
     for i, v in enumerate(vals):
         ax.text(i, v, f"{v:.2f}", ha="center", va="bottom")
+    ax.margins(y=0.12)  # room above the tallest bar for its value
     ax.set_ylabel("entropy (bits)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(fitted(title, 5.2), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -284,7 +330,7 @@ def softmax_bars(probs: dict, classes, true_class: int, title: str = ""):
         ax.set_title(
             f"{label}: argmax {classes[int(np.argmax(p))]}, p({classes[true_class]})={p[true_class]:.2f}", fontsize=10
         )
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(fitted(title, 5 * len(probs)), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -295,7 +341,7 @@ def text_figure(text: str, title: str = ""):
     fig = plt.figure(figsize=(8, 0.6 + 0.16 * len(lines)))
     fig.text(0.01, 0.99, text, family="monospace", fontsize=7, va="top")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(fitted(title, 8, 12))
     return fig
 
 
@@ -334,7 +380,7 @@ def forest_plot(rows, title: str = ""):
         ax.text(1.01, y, verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=8, color=colour)
     ax.set_yticks(range(len(rows)), [r[0] for r in rows][::-1], fontsize=8)
     ax.set_xlabel("effect / SESOI (right: the claimed direction)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(fitted(title, 5), fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
@@ -348,23 +394,28 @@ def makespan_plot(plans: dict, title: str = ""):
     model (drawn as a horizontal line: no worker count beats it) and knee the worker
     count from which it is the makespan (marked; None: not marked). Log-x (base 2) and
     log-y in minutes: the curve falls as 1/workers until it meets the longest model."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5 + 0.17 * (len(plans) + 3)))  # the legend's lines below the axes
     for i, (label, (workers, makespan, lower, longest, knee)) in enumerate(plans.items()):
         colour = PALETTE[i % len(PALETTE)]
         w = np.asarray(workers, dtype=np.float64)
-        ax.plot(w, np.asarray(makespan) / 60, "o-", color=colour, label=f"{label}: LPT makespan")
-        ax.plot(w, np.asarray(lower) / 60, ":", color=colour, label="lower bound max(total/W, longest)")
-        ax.axhline(longest / 60, color=colour, lw=0.8, ls="--", label=f"longest model ({longest / 60:.1f} min)")
+        # One legend entry per plan, saying its longest model and knee: text beside the
+        # knees overlapped where two plans' knees lie close (issue 22).
+        bound = f"; bounds it from {knee} workers" if knee is not None else ""
+        ax.plot(
+            w,
+            np.asarray(makespan) / 60,
+            "o-",
+            color=colour,
+            label=f"{label}: longest model {longest / 60:.1f} min{bound}",
+        )
+        ax.plot(w, np.asarray(lower) / 60, ":", color=colour)
+        ax.axhline(longest / 60, color=colour, lw=0.8, ls="--")
         if knee is not None:
             ax.plot([knee], [longest / 60], "D", color=colour, ms=9, mfc="none")
-            ax.annotate(
-                f"longest model bounds it from {knee} workers",
-                (knee, longest / 60),
-                textcoords="offset points",
-                xytext=(6, 6 + 12 * i),
-                fontsize=8,
-                color=colour,
-            )
+    # What the line styles and the diamond mean, once for all plans (grey proxies).
+    ax.plot([], [], ":", color="grey", label="lower bound max(total/W, longest)")
+    ax.plot([], [], "--", color="grey", lw=0.8, label="longest single model")
+    ax.plot([], [], "D", color="grey", ms=7, mfc="none", label="from here the longest model is the makespan")
     ax.set_xscale("log", base=2)
     # Log minutes, unless a time is 0 (models loaded, not trained, record 0 s): linear then.
     if all(np.all(np.asarray(ms) > 0) and longest > 0 for _, ms, _, longest, _ in plans.values()):
@@ -378,7 +429,8 @@ def makespan_plot(plans: dict, title: str = ""):
     ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
     ax.set_xlabel("workers (training processes)")
     ax.set_ylabel("makespan (minutes)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_title(fitted(title, 6), fontsize=10)
+    # Below the axes, off the curves, which fill the top left and run along the bottom.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     fig.tight_layout()
     return fig
