@@ -514,6 +514,198 @@ def test_stopping_training_stops_every_worker_within_seconds(tmp_path):
             run.kill()
 
 
+# --- a stopped training leaves no .partial folder, even where a worker cannot stop in time
+#
+# A worker removes its .partial folder when it takes the SIGTERM that stops it, but only
+# once its main thread runs Python again: TensorFlow runs 50 training steps per call, and
+# on a busy 2-core machine a call (or the first one's graph building) can outlast the 5 s
+# the driver grants before SIGKILL. A user found an empty benchmark-n50000-s0-*.partial
+# after Ctrl-C, and a dummy-n10000-s0-*.partial/best.weights.h5 after SIGTERM. Here one
+# worker's builder makes the worker act on SIGTERM only 10 minutes after it arrives (what
+# a main thread stuck in native code does to Python's handler; the driver SIGKILLs it
+# long before); the other worker answers at once.
+STALLING = """
+import os
+import signal
+import time
+from pathlib import Path
+
+from cnnclaims.model import build_model
+from cnnclaims.training import entries
+
+
+def _building(kind):
+    if entries._IN_FLIGHT:  # the call inside the build (the .partial folder exists), not the parameter count
+        (Path(os.environ["CNNCLAIMS_TEST_PIDS"]) / f"{kind}-{os.getpid()}").touch()
+        return True
+    return False
+
+
+def stalled():
+    if _building("stalled"):
+        handler = signal.getsignal(signal.SIGTERM)  # the worker's: remove the build, exit
+
+        def late(signum, frame):
+            time.sleep(600)
+            handler(signum, frame)
+
+        signal.signal(signal.SIGTERM, late)
+    return build_model()
+
+
+def responsive():
+    _building("responsive")
+    return build_model()
+"""
+
+# Two tiny models trained "forever" by two workers (local executor), one of them stalled;
+# or (argv[2] == "alone") one model trained in this process, as with one worker.
+TRAIN_TWO = """
+import sys
+from pathlib import Path
+
+import stalling
+from cnnclaims import training
+from cnnclaims.data import load_cifar10
+from cnnclaims.testing import random_cifar, write_image_folder
+from cnnclaims.training.executors import local
+
+local._machine = lambda: (2, 64.0, 8)  # two workers on any machine: the models are tiny
+tmp = Path(sys.argv[1])
+folder = write_image_folder(tmp / "imgs", *random_cifar(10, 3, seed=2), fmt="png")
+data = load_cifar10(folder, tmp / "cache", per_class={"train": 10, "test": 3}, progress=lambda *_: None)
+forever = dict(n_train=50, seed=0, max_epochs=100_000, patience=100_000, batch_size=16)
+say = lambda line: print(line, flush=True)
+if sys.argv[2] == "alone":
+    training.get_trained(training.TrainSpec("dummy", **forever), data, tmp / "cache", progress=say,
+                         recipe=(stalling.responsive, training.stratified_subset))
+else:
+    training.train_missing(
+        [training.TrainSpec("benchmark", **forever), training.TrainSpec("dummy", **forever)], data, str(folder),
+        tmp / "cache", workers=2, progress=say,
+        recipes={"benchmark": (stalling.stalled, training.stratified_subset),
+                 "dummy": (stalling.responsive, training.stratified_subset)},
+    )
+"""
+
+
+class TrainingTwo:
+    """TRAIN_TWO in a process of its own session, its output collected by a thread; the
+    workers say their pids by files in ``pids/`` (stalled-PID, responsive-PID)."""
+
+    def __init__(self, tmp: Path, how: str = "workers"):
+        (tmp / "pids").mkdir(parents=True)
+        (tmp / "stalling.py").write_text(STALLING)
+        self.tmp, self.how, self.lines = tmp, how, []
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(tmp), *sys.path]),  # spawned workers import stalling too
+            "CNNCLAIMS_TEST_PIDS": str(tmp / "pids"),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", TRAIN_TWO, str(tmp), how],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=env,
+        )
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def pids(self) -> dict:
+        return {p.name.split("-")[0]: int(p.name.split("-")[1]) for p in (self.tmp / "pids").iterdir()}
+
+    def partials(self) -> list:
+        models = self.tmp / "cache" / "models"
+        return sorted(p.name for p in models.iterdir() if p.name.endswith(".partial")) if models.exists() else []
+
+    def wait_mid_training(self, timeout: float = 240) -> None:
+        """Until every model has trained an epoch (its .partial folder holds the best
+        epoch's weights so far), as in the user's dummy-n10000 leftover."""
+        want = 1 if self.how == "alone" else 2
+        models = self.tmp / "cache" / "models"
+        deadline = time.monotonic() + timeout
+        while len(list(models.glob("*.partial/best.weights.h5"))) < want or len(self.pids()) < want:
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.output()
+            time.sleep(0.2)
+
+    def wait_stopped(self, timeout: float = 90) -> None:
+        """Until the process and every process it started are gone (within seconds; the
+        limit is generous for a loaded machine, where TensorFlow's exit alone takes some)."""
+        kids = descendants(self.proc.pid)
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None or alive(kids):
+            if time.monotonic() > deadline:
+                pytest.fail(f"still running {timeout} s after the signal: {self.proc.poll()}, {alive(kids)}")
+            time.sleep(0.2)
+        self.reader.join(5)
+
+    def kill(self) -> None:
+        for pid in alive(descendants(self.proc.pid) | {self.proc.pid}):
+            os.kill(pid, signal.SIGKILL)
+        self.proc.wait(timeout=5)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_sigterm_to_a_training_worker_leaves_no_partial_folder(tmp_path):
+    """SIGTERM to one training worker mid-training: it removes its own .partial folder,
+    the pool breaks and the driver stops the other worker, which does not stop within
+    its grace and is SIGKILLed; its folder, which it could not remove, the driver
+    removes (it used to stay: <entry>.partial/best.weights.h5)."""
+    run = TrainingTwo(tmp_path)
+    try:
+        run.wait_mid_training()
+        assert len(run.partials()) == 2
+        os.kill(run.pids()["responsive"], signal.SIGTERM)
+        run.wait_stopped()
+        assert run.proc.returncode != 0, run.output()  # the pool broke: the run fails, it does not hang
+        assert run.partials() == [], run.output()
+        assert "removed 1 .partial folder(s) of models whose workers were stopped" in run.output()
+    finally:
+        run.kill()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_sigint_to_the_driver_leaves_no_partial_folder(tmp_path):
+    """SIGINT to the driver alone (not its process group) mid-training: it stops both
+    workers; the stalled one is SIGKILLed after its grace, and its .partial folder is
+    removed by the driver all the same (an empty benchmark-*.partial used to stay)."""
+    run = TrainingTwo(tmp_path)
+    try:
+        run.wait_mid_training()
+        assert len(run.partials()) == 2
+        run.proc.send_signal(signal.SIGINT)
+        run.wait_stopped()
+        assert "KeyboardInterrupt" in run.output()
+        # No .partial folder, nor an entry of an unfinished model.
+        assert [p.name for p in (tmp_path / "cache" / "models").iterdir() if p.is_dir()] == [], run.output()
+    finally:
+        run.kill()
+
+
+@pytest.mark.integration
+def test_sigterm_to_a_process_training_alone_leaves_no_partial_folder(tmp_path):
+    """A model trained in the process that asked for it (one worker, one missing model:
+    no pool is started), SIGTERM mid-training (what `timeout` sends): the process ends
+    and its .partial folder is removed. SIGTERM's default action used to end it at once,
+    the folder left behind."""
+    run = TrainingTwo(tmp_path, how="alone")
+    try:
+        run.wait_mid_training()
+        run.proc.send_signal(signal.SIGTERM)
+        run.wait_stopped()
+        assert run.partials() == [], run.output()
+        assert "SIGTERM: training stopped" in run.output()
+    finally:
+        run.kill()
+
+
 def test_every_line_a_worker_said_is_relayed(tiny, tmp_path, monkeypatch):
     """A worker's last lines come right before its result (the last "trained ..." line
     used to be lost at times): all of them are passed on before train_missing returns."""

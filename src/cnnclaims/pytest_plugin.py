@@ -45,6 +45,7 @@ from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, ca
     CacheNotices,
     SessionStop,
     artifacts_dir,
+    before_test,
     cache_dir,
     check_named_folders,
     check_usage,
@@ -55,9 +56,14 @@ from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, ca
     option,
     pins,
     pins_path,
+    preflight_or_stop,
     progress_printer,
     registered_flags,
+    release_gate,
+    session_error,
     set_experiment,
+    stop_after,
+    tell_workers,
     used,
     warn_deprecated_flags,
     where_lines,
@@ -249,8 +255,16 @@ def pytest_report_collectionfinish(config, start_path, items):
     return lines
 
 
+@pytest.fixture(scope="session")
+def _cnnclaims_preflight(request):
+    """Before the first claim test, once: what every claim needs (the data, a cache
+    that can store the models); a cause every test would meet stops the session in one
+    line (``plugin.session.preflight_or_stop``)."""
+    preflight_or_stop(request.config)
+
+
 @pytest.fixture
-def claim_checker(request):
+def claim_checker(request, _cnnclaims_preflight):
     """``check(case)``: assert a ``claim_case`` or ``null_case`` against its pin."""
 
     def check(case, null=None):
@@ -261,6 +275,17 @@ def claim_checker(request):
 
 
 # --- verdicts on reports; session end: regen, JSON, table ------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    # On an xdist worker, before a cnnclaims test: a stop another worker met ends this
+    # one too, silently; the first claim test waits for the preflight lock (plugin.session).
+    return before_test(item)
+
+
+def pytest_runtest_teardown(item, nextitem):
+    release_gate(item.config)  # (a first claim test whose setup failed before the preflight)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -276,19 +301,19 @@ def pytest_runtest_makereport(item, call):
             (str(item.path), item.location[1] or 0, f"Skipped: cnnclaims: {call.excinfo.value}"),
         )
         return
-    from .errors import DataContractError
-
-    err = write_error(item.config, call.excinfo.value) if call.excinfo is not None else None
-    if call.excinfo is not None and isinstance(call.excinfo.value, (SessionStop, DataContractError)):
-        # The experiment's data refused (another shape than declared, labels outside its
-        # classes): every test would fail alike; one line, and the session stops.
-        err = str(call.excinfo.value).removeprefix("cnnclaims: ")
-    if err is not None:
-        # A cache that cannot be written (full, read-only) fails every later test alike,
-        # each retrying the decoding or training first: one line, and the session stops.
+    # A cause every later test would meet alike, each retrying the load, the decoding or
+    # the training first (the data missing, refused or damaged, a cache that cannot be
+    # written): one line, the session stops, and other xdist workers are told.
+    msg = session_error(item.config, call.excinfo.value, item) if call.excinfo is not None else None
+    if msg is not None:
         if outcome.get_result().failed:  # (an xfail's report keeps its own form)
-            outcome.get_result().longrepr = f"cnnclaims: {err}"
-        item.session.shouldstop = f"cnnclaims: {err}"
+            outcome.get_result().longrepr = msg
+        item.session.shouldstop = msg
+        tell_workers(item.config, msg)
+    elif call.excinfo is not None and stop_after(item.config):
+        # The claim tests' preflight met an error it does not know: this report shows
+        # its traceback, once; the session stops.
+        item.session.shouldstop = stop_after(item.config)
     if call.when == "call" and VERDICT in item.stash:
         # A plain attribute survives xdist's report serialisation (pytest copies the
         # report's __dict__); JSON text keeps it to what execnet can carry.

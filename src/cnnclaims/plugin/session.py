@@ -6,6 +6,7 @@ and by ``plugin.cases``; pytest plumbing only, no science."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from pathlib import Path
@@ -234,6 +235,13 @@ def start_checks(config, run):
         stop(config, f"cnnclaims: {exc}")
     if option(config, "--probe-index") or os.environ.get(ENV_PROBE) or run.experiment.probe.index is not None:
         try:
+            run.data  # noqa: B018 - a data that does not load is said as such, not as a bad probe index
+        except Exception as exc:
+            msg = session_error(config, exc)
+            if msg is None:
+                raise
+            stop(config, msg)
+        try:
             run.probe_index  # noqa: B018 - reading it checks the index against the data's labels
         except CnnClaimsError as exc:
             err = write_error(config, exc, run)
@@ -263,6 +271,174 @@ def stop(config, msg: str):
     if is_worker(config):
         raise SessionStop(msg)
     pytest.exit(msg, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+def session_error(config, exc: BaseException, item=None) -> str | None:
+    """The one line (``cnnclaims: ...``) that stops the session when ``exc`` has a cause
+    that every later test would meet alike, else None: a ``SessionStop``; a failed
+    write into the cache (``write_error``: a full disk, a read-only folder); the data
+    refused (``DataContractError``); or any other DataError (data missing, unreachable,
+    damaged) in a test that uses cnnclaims (``item``: the test; None: the session's own
+    checks), where it comes from the session's data, so each test would retry the load
+    and fail alike. A DataError of a unit test that does not use cnnclaims stays its own."""
+    from ..errors import DataContractError, DataError
+
+    if isinstance(exc, SessionStop):
+        return str(exc)
+    err = write_error(config, exc)
+    if err is not None:
+        return f"cnnclaims: {err}"
+    if isinstance(exc, DataContractError) or (isinstance(exc, DataError) and (item is None or uses(item))):
+        return f"cnnclaims: {exc}"
+    return None
+
+
+def uses(item) -> bool:
+    """Whether the test ``item`` uses cnnclaims: one of its fixtures or parameters, or an
+    experiment's claim."""
+    return bool(FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("cnnclaims_experiment"))
+
+
+def is_claim(item) -> bool:
+    """Whether ``item`` checks a claim or the null control (it needs the data and the models)."""
+    names = getattr(item, "fixturenames", ())
+    return "claim_case" in names or "null_case" in names
+
+
+# --- one stop for the whole session, under pytest-xdist too ---------------------------
+#
+# Before the first claim test, the checks every claim needs run once (``preflight``, from
+# a session fixture that claim_checker requests, so that an experiment a session fixture
+# sets is seen). A cause every test would meet alike stops the session there, in one
+# line. An xdist worker cannot end the session with pytest.exit (the controller crashes),
+# and each worker meets such a cause on its own, in parallel: two workers used to fail
+# their tests alike. The workers of one run on this machine share the controller's
+# basetemp: the first worker to meet such a cause reports it as its first claim test's
+# error, in that one line, and writes the line there; every worker reads it before each
+# cnnclaims test, so that the others stop without running or reporting anything, and the
+# run ends with the line ("Interrupted: ..."). Until a worker's preflight has run, it
+# holds a lock there, so that one worker at a time runs it and only the first meets a
+# failure.
+
+STOP_FILE = "cnnclaims-session-stop.txt"
+GATE: pytest.StashKey[Any] = pytest.StashKey()  # this worker's hold on the preflight lock (None: released)
+STOP_AFTER: pytest.StashKey[str] = pytest.StashKey()  # the line to stop with after a test's error
+
+
+def shared_dir(config) -> Path | None:
+    """The folder the local pytest-xdist workers of this run share (the controller's
+    basetemp, of which each worker's basetemp ``popen-gwN`` is a child); None outside
+    a local worker (a plain run, or a remote worker that shares no folder)."""
+    base = getattr(config.option, "basetemp", None)
+    if not is_worker(config) or not base or not Path(base).name.startswith("popen-"):
+        return None
+    return Path(base).parent
+
+
+def stopped_elsewhere(config) -> str | None:
+    """The line another worker of this run stopped the session with, if one did."""
+    folder = shared_dir(config)
+    if folder is None:
+        return None
+    try:
+        return (folder / STOP_FILE).read_text() or None
+    except OSError:
+        return None
+
+
+def tell_workers(config, msg: str) -> None:
+    """On a worker: leave the session's stop line where the other workers read it
+    (written whole: they read it without the lock)."""
+    from ..cache import atomic_path
+
+    folder = shared_dir(config)
+    if folder is not None and not (folder / STOP_FILE).exists():
+        with contextlib.suppress(OSError), atomic_path(folder / STOP_FILE) as tmp:
+            tmp.write_text(msg)
+
+
+def before_test(item) -> bool | None:
+    """Before a test that uses cnnclaims (pytest_runtest_protocol), on an xdist worker:
+    True when another worker stopped the session (nothing is run or reported for this
+    test), else None; before this worker's first claim test, it waits for the preflight
+    lock (``release_gate`` lets it go), then looks again."""
+    config = item.config
+    folder = shared_dir(config)
+    if folder is None or not uses(item):
+        return None
+    msg = stopped_elsewhere(config)
+    if msg is None and is_claim(item) and GATE not in config.stash:
+        from ..cache import file_lock
+
+        hold = contextlib.ExitStack()
+        config.stash[GATE] = hold
+        hold.enter_context(file_lock(folder / "cnnclaims-preflight.lock"))
+        msg = stopped_elsewhere(config)
+    if msg is None:
+        return None
+    release_gate(config)
+    item.session.shouldstop = msg
+    return True
+
+
+def release_gate(config) -> None:
+    """Let the preflight lock go, if this worker holds it (once its preflight ran, or
+    its first claim test ended without it)."""
+    hold = config.stash.get(GATE, None)
+    if hold is not None:
+        config.stash[GATE] = None
+        hold.close()
+
+
+def preflight(config) -> None:
+    """What every claim test needs before any of them runs, checked once: the session's
+    Run (its folders, probe index and declaration, ``start_checks``), its data, and,
+    where models must be trained, that the cache can store them and the data has their
+    training sizes (``run_plan.can_store``, ``check_sizes``: what training checks
+    first, in its order). Raises what those raise (DataError, CacheWriteError, ...;
+    ``start_checks`` stops the session itself)."""
+    from .. import run_plan
+
+    run = get_experiment(config)
+    run.data  # noqa: B018 - loads it (DataError: missing, unreachable, damaged)
+    roles = [r for r in run.plan_roles if r not in run.loaded]
+    if roles:
+        run_plan.can_store(run, run.plan_specs(roles))
+        run_plan.check_sizes(run)
+
+
+def preflight_or_stop(config) -> None:
+    """``preflight``, from the claim tests' session fixture. A cause every test would meet
+    alike (``session_error``: data missing, unreachable, damaged or not as declared, a
+    cache that cannot store the models, a bad probe index or declaration) stops the
+    session with its one line, as ``stop`` does: before any test (pytest.exit), or on an
+    xdist worker in this test alone, the other workers told. Anything else (a bug in an
+    experiment's load_data) is raised as it is, the first claim test's setup error with
+    its traceback, and the session stops after it (``stop_after``)."""
+    try:
+        preflight(config)
+    except pytest.exit.Exception:
+        raise
+    except Exception as exc:
+        msg = session_error(config, exc)
+        if msg is None:
+            msg = (
+                f"cnnclaims: the session stopped: preparing the claim tests failed with {type(exc).__name__}: "
+                f"{exc} (its traceback: the first claim test's setup error)"
+            )
+            config.stash[STOP_AFTER] = msg
+            tell_workers(config, msg)
+            raise
+        tell_workers(config, msg)
+        stop(config, msg)
+    finally:
+        release_gate(config)
+
+
+def stop_after(config) -> str | None:
+    """The line the session stops with after a test whose error ``preflight_or_stop``
+    let through, if it did."""
+    return config.stash.get(STOP_AFTER, None)
 
 
 def write_error(config, exc, run=None):

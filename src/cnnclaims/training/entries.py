@@ -258,17 +258,74 @@ def building(work: Path):
     """An entry is built in ``<entry>.partial`` (under the entry's lock) and renamed into
     place when complete, so it appears whole or not at all. A .partial folder is never
     read: a stale one (a process killed by SIGKILL) is removed here before training, and
-    an abandoned build (Ctrl-C, SIGTERM, an error) removes its own."""
+    an abandoned build (Ctrl-C, SIGTERM, an error) removes its own.
+
+    Where SIGTERM would kill this process outright (its default action: a model trained
+    here, not in a worker, e.g. with one worker or one missing model), it raises
+    KeyboardInterrupt while the folder is built, as Ctrl-C does, so that the folder is
+    removed before the process ends (``timeout`` and CI send SIGTERM; it used to leave
+    ``<entry>.partial/best.weights.h5`` behind). A handler already set (a training
+    worker's, an executor's, Ray's) is left as it is."""
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    _IN_FLIGHT.add(work)
+    with _sigterm_interrupts_where_fatal():
+        try:
+            _IN_FLIGHT.add(work)
+            work.mkdir(parents=True)
+            yield work
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        finally:
+            _IN_FLIGHT.discard(work)
+
+
+def _sigterm_interrupts_where_fatal():
+    """``executors.sigterm_interrupts`` in the main thread while SIGTERM has its default
+    action (it would end the process without any cleanup); else nothing."""
+    import signal
+    import threading
+
+    from .executors import sigterm_interrupts
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        return sigterm_interrupts()
+    return contextlib.nullcontext()
+
+
+def partial_dir(folder: Path) -> Path:
+    """Where the entry ``folder`` is built (``building``): ``<entry>.partial``."""
+    return folder.with_name(folder.name + ".partial")
+
+
+def remove_abandoned(folder: Path) -> bool:
+    """Remove ``<folder>.partial`` (``partial_dir``) when no living process builds it,
+    which its entry's lock tells: whoever builds an entry holds that lock
+    (``entry_lock``), and the kernel releases a process's lock when it dies, however it
+    dies. Returns whether a folder was removed. A build another process is doing (its
+    lock held) is left alone, as is a cache this process cannot write."""
+    work = partial_dir(folder)
+    if not work.is_dir():
+        return False
     try:
-        yield work
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    finally:
-        _IN_FLIGHT.discard(work)
+        with entry_lock(folder, wait=False) as held:
+            if held:
+                shutil.rmtree(work, ignore_errors=True)
+                return not work.exists()
+    except OSError:  # no lock file can be made here (a read-only cache): nothing is built here either
+        pass
+    return False
+
+
+def remove_all_abandoned(cache_dir) -> list[Path]:
+    """``remove_abandoned`` for every ``.partial`` folder in ``cache_dir``'s models:
+    the builds of processes that died without removing theirs (a worker SIGKILLed when it
+    did not stop within its grace, every process of a run killed at once). Returns the
+    folders removed."""
+    try:
+        works = sorted(p for p in (Path(cache_dir) / "models").iterdir() if p.name.endswith(".partial"))
+    except OSError:  # no models folder (yet), or not readable
+        return []
+    return [w for w in works if remove_abandoned(w.with_name(w.name.removesuffix(".partial")))]
 
 
 def abandon_builds() -> None:
@@ -316,7 +373,7 @@ def train_entry(
         watched = (data.x_test, data.y_test) if parts.monitor_split == "test" else (data.x_train, data.y_train)
         x_mon, y_mon = prepare(watched[0][parts.monitor], watched[1][parts.monitor], io.input_shape, io.n_classes)
     progress(f"cnnclaims: training {spec.label} (up to {spec.max_epochs} epochs, patience {spec.patience}) ...")
-    work = folder.with_name(folder.name + ".partial")
+    work = folder.with_name(folder.name + ".partial")  # partial_dir (spelt out: TRAINING_CODE hashes this function)
     with building(work):
         model, history, epochs, seconds, digests = fit(
             spec, x_tr, y_tr, x_mon, y_mon, work / "best.weights.h5", progress, build, io=io

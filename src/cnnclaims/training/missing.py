@@ -11,7 +11,7 @@ from .. import cache
 from ..declaration import load_experiment
 from ..modelio import model_io
 from . import executors
-from .entries import is_cached
+from .entries import is_cached, remove_all_abandoned
 from .executors.local import default_workers
 from .spec import recipe_functions
 
@@ -61,6 +61,13 @@ def train_missing(
     """
     backend = executors.load(executor)
     cache_dir = Path(cache_dir or cache.default_cache_dir())
+    # Builds left by processes that died without removing them (every process of a run
+    # SIGKILLed at once, a machine that went down): never read, but they take room.
+    removed = remove_all_abandoned(cache_dir)
+    if removed:
+        progress(
+            f"cnnclaims: removed {len(removed)} .partial folder(s) left by a stopped run in {cache_dir / 'models'}"
+        )
     missing = [s for s in dict.fromkeys(specs) if retrain or not is_cached(s, data.fingerprint, cache_dir)]
     workers = default_workers(workers, progress if missing else None)
     if not missing or not backend.takes(len(missing), workers):

@@ -19,8 +19,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from ...options import ENV_WORKERS, positive_int_env
-from ..entries import abandon_builds, get_trained
+from ..entries import abandon_builds, entry_dir, get_trained, remove_abandoned
 from ..progress import PlanProgress, ProgressChannel, relay
+from ..spec import cache_key
 from . import TrainJob, sigterm_interrupts
 
 WORKER_GIB = 4  # measured peak of one article training process: 3.75 GiB
@@ -112,12 +113,32 @@ class LocalExecutor:
                         f.result()  # a worker's error stops the run, named by its message
                 finished = True
             finally:
-                if not finished:
-                    _stop_workers(pool)
-                pool.shutdown(wait=True, cancel_futures=True)
+                try:
+                    if not finished:
+                        _stop_workers(pool)
+                    pool.shutdown(wait=True, cancel_futures=True)
+                finally:
+                    if not finished:
+                        _remove_abandoned(job)
         relay(_drain(messages), progress, plan)
         progress(f"cnnclaims: trained {len(missing)} models in {time.perf_counter() - t0:.0f}s")
         return missing
+
+
+def _remove_abandoned(job: TrainJob) -> None:
+    """After the workers were stopped: the .partial folders of the job's models that no
+    process builds any more (``entries.remove_abandoned``). A worker removes its own when
+    it takes the SIGTERM, but one whose main thread stays in native code past the grace
+    (TensorFlow runs 50 steps per call, seconds on a busy machine) is SIGKILLed and
+    cannot: its folder was left behind (an empty one, or one with best.weights.h5).
+    Every worker is gone when this runs, so their entries' locks are free."""
+    folders = [entry_dir(job.cache_dir, s, cache_key(s, job.data.fingerprint)) for s in job.missing]
+    removed = [f for f in folders if remove_abandoned(f)]
+    if removed:
+        job.progress(
+            f"cnnclaims: removed {len(removed)} .partial folder(s) of models whose workers were stopped "
+            f"in {job.cache_dir / 'models'}"
+        )
 
 
 def _drain(messages):
@@ -189,6 +210,7 @@ def _watch_parent(parent: int) -> None:
         time.sleep(1)
     os.kill(os.getpid(), signal.SIGTERM)  # _worker_stop, in the main thread
     time.sleep(10)
+    abandon_builds()  # the main thread is stuck (in native code): remove its build from here
     os._exit(1)
 
 
