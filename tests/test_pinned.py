@@ -445,11 +445,13 @@ def test_a_claim_case_knows_whether_it_is_a_null_control():
         pinned.null_of(case, null=False)
 
 
-def test_pins_from_before_the_step_down_say_why_they_are_refused(tmp_path):
-    """Pins written by the two-Holm-families pipeline hold p_holm: one error that says
-    it was renamed and that the numbers changed, so the fix is to regenerate."""
-    bad = tmp_path / "pins.json"
+def test_pins_from_before_the_step_down_load_as_labels_only(tmp_path):
+    """Pins written by the two-Holm-families pipeline hold p_holm: their numbers are
+    dropped on load (the entry then pins labels only, which says to regenerate it),
+    so that regenerating the file works instead of being refused."""
+    old = tmp_path / "pins.json"
     numbers = {"verdicts": {"C1/frogs": {"p_holm": 0.1}}}
-    bad.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "supported"}, "numbers": numbers}}}))
-    with pytest.raises(CnnClaimsError, match="it pins p_holm, which is p_adjusted"):
-        pinned.load(bad)
+    old.write_text(json.dumps({"entries": {"k/smoke": {"verdicts": {"C1/frogs": "supported"}, "numbers": numbers}}}))
+    e = pinned.entry(pinned.load(old), "k/smoke")
+    assert e is not None and not pinned.has_numbers(e) and e["verdicts"] == {"C1/frogs": "supported"}
+    assert "p_holm" in e["stale_numbers"]

@@ -555,3 +555,24 @@ def test_the_conclusion_says_where_a_claim_is_refuted():
         "Of 4 claims, 1 is supported in every scope tested (C2), 2 are refuted in at least one scope "
         "(C1 in probe, C3 in frogs), and 1 is neither: underpowered, negligible or mixed (C4)."
     )
+
+
+def test_the_verdicts_command_marks_the_pins_as_pytest_does(exp, pins_file, monkeypatch, capsys):
+    """``python -m cnnclaims verdicts`` reads the pins the suite compares with: its pin
+    column says =, or 'was X' for the changed case (it said 'new' on every row)."""
+    from cnnclaims import __main__ as cli
+
+    monkeypatch.setattr(cli, "_experiment", lambda args: exp)
+    cli.cmd_verdicts(SimpleNamespace(table="compact", pinned_verdicts=str(pins_file)))
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith(("C", "D", "W")) and "  " in line]
+    assert sum(line.rstrip().endswith(" =") for line in rows) >= len(rows) - 2
+    assert " was " in out and not any(line.rstrip().endswith(" new") for line in rows)
+
+
+def test_the_report_says_what_each_label_means(report):
+    """The grid's colours carry labels such as supported-but-negligible: the report says
+    what they mean (it never did)."""
+    md = report[1].read_text()
+    glance = md[md.index("## Verdicts at a glance") : md.index("## This run")]
+    assert "supported-but-negligible / refuted-but-negligible: both at once" in glance

@@ -578,9 +578,11 @@ def test_step_down_controls_any_wrong_rejection_where_two_holm_families_do_not()
     assert wrong(stats.step_down_two_nulls) < 0.06
 
 
-def test_step_down_rejects_bad_shapes():
+def test_step_down_rejects_bad_shapes_and_p_values():
     with pytest.raises(ValueError, match=r"must be \(m,\)"):
         stats.step_down_two_nulls([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        stats.step_down_two_nulls([-0.5, 0.2], [0.1, np.nan])  # it came back as adjusted 0
 
 
 def test_minimal_effect_welch_equals_statsmodels():

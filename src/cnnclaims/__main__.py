@@ -93,10 +93,23 @@ def cmd_run(args):
 
 
 def cmd_verdicts(args):
+    from . import pinned
+    from .locations import pins_path_for
     from .report import verdict_table_text
 
     exp = _experiment(args)
-    print(verdict_table_text(exp.verdicts, exp.null_verdicts, full=args.table == "full"))
+    # The pins the test suite compares with, so the pin column reads as under pytest.
+    doc = pinned.load(pins_path_for(exp.experiment, getattr(args, "pinned_verdicts", None)))
+    entry = pinned.entry(doc, exp.pin_key) or {}
+    print(
+        verdict_table_text(
+            exp.verdicts,
+            exp.null_verdicts,
+            entry.get("verdicts", {}),
+            entry.get("null_control", {}),
+            full=args.table == "full",
+        )
+    )
 
 
 def cmd_figures(args):

@@ -226,6 +226,17 @@ def _null_summary(null_verdicts) -> str:
     return "; ".join(parts) + (f"; the {images[0]} scope compares one pair of models, which differ" if images else "")
 
 
+# What each label means, under the grid (docs/concepts.md, "The verdicts, in plain words").
+VERDICT_LEGEND = (
+    "supported / refuted: the difference is not 0 (after the family's step-down), in the claimed / the opposite "
+    "direction; negligible: it lies provably inside +/- SESOI; supported-but-negligible / refuted-but-negligible: "
+    "both at once, significant in that direction and yet inside +/- SESOI (for a threshold claim: on that side of "
+    "the threshold, but within the SESOI of it); underpowered: neither, and the verdict table says what N would "
+    "decide it; probe (one image): descriptive, by the sign of the difference, inconclusive where the statistic "
+    "is undefined."
+)
+
+
 COLOURS = {
     "supported": "#b7e4b7",
     "refuted": "#f4b6b6",
@@ -807,6 +818,7 @@ def write_report(
         Bullets(tuple(headlines)),
         Heading(2, "Verdicts at a glance"),
         matrix_table(verdicts, ex.claims),
+        Paragraph(VERDICT_LEGEND),
         Image(forest, figure_caption(forest)),
         Heading(2, "This run"),
         table(["setting", "value"], run_rows),

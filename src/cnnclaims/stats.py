@@ -688,7 +688,7 @@ def step_down_two_nulls(
     hypothesis not tested (no SESOI: the claim has one hypothesis, counted while it is
     unrejected). Returns the two (m,) arrays of adjusted p-values, NaN where NaN came in.
     Ties are taken in input order (zero-difference hypotheses first). Raises ValueError
-    when the shapes differ or are not 1-d."""
+    when the shapes differ or are not 1-d, or a p-value lies outside [0, 1]."""
     pz, pm = np.asarray(p_zero, dtype=np.float64), np.asarray(p_margin, dtype=np.float64)
     if pz.ndim != 1 or pz.shape != pm.shape:
         raise ValueError(f"step_down_two_nulls: p_zero and p_margin must be (m,) each, got {pz.shape} and {pm.shape}")
@@ -696,6 +696,8 @@ def step_down_two_nulls(
     p = np.concatenate([pz, pm])
     claim = np.concatenate([np.arange(m), np.arange(m)])
     tested = np.isfinite(p)
+    if np.any((p[tested] < 0) | (p[tested] > 1)):
+        raise ValueError(f"step_down_two_nulls: p-values must lie in [0, 1] (NaN: not tested), got {p[tested]}")
     open_per_claim = np.bincount(claim[tested], minlength=m)  # hypotheses not yet rejected, per claim
     order = np.flatnonzero(tested)[np.argsort(p[tested], kind="stable")]
     adj = np.full(2 * m, np.nan)

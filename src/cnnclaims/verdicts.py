@@ -22,7 +22,8 @@ follows from which of a claim's two hypotheses the step-down rejects (Lakens, Sc
 - *supported-but-negligible* / *refuted-but-negligible*: both at once: the difference is
   not 0 (in the claimed / the opposite direction) and yet provably smaller than the
   SESOI. Common with 1,000 images, where tiny differences are significant; the claim,
-  as a difference that matters, does not hold;
+  as a difference that matters, does not hold (a threshold claim: the value is on the
+  claimed, or the other, side of the threshold, but within the SESOI of it);
 - *underpowered*: neither. The verdict says what would decide it: the minimal
   detectable effect (MDE) at 80% power with the present N, the N per condition that
   would give 80% power at the SESOI given the observed spread, or that the test's
@@ -634,7 +635,7 @@ def _decides(
     if np.isfinite(n_needed):
         lo, hi = n_range
         spread_ci = (
-            f"; the SD is itself estimated from {res.n_per_group} per condition, so N needed is "
+            f"; the SD is itself estimated from N = {res.n_per_group} {unit}, so N needed is "
             f"{_count(lo)}-{_count(hi)} over the SD's 95% CI"
             if np.isfinite(lo) or hi == np.inf
             else ""
