@@ -19,6 +19,7 @@ from cnnclaims.errors import DataError, InputError, ModelError
 from cnnclaims.metrics import grey, map_input_correlation, softmax_entropy, zero_fraction
 from cnnclaims.modelio import ModelIO, checked_io, model_io
 from cnnclaims.testing import random_images
+from cnnclaims.verdicts import VERDICTS
 
 L = keras.layers
 
@@ -95,7 +96,7 @@ def test_every_shape_and_class_count_runs_end_to_end_on_untrained_models(case, t
     assert {(v.claim, v.scope) for v in verdicts} == {
         (c, s) for c in ("S1", "S2", "S3") for s in ("probe", "c1s", "seeds")
     }
-    assert all(v.verdict in ("supported", "refuted", "negligible", "underpowered", "inconclusive") for v in verdicts)
+    assert all(v.verdict in VERDICTS for v in verdicts)
     assert run.null_verdicts
     for v in verdicts:
         for path in claim_plots(run, v, tmp_path / "plots"):

@@ -100,7 +100,7 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
     from .modelio import fed, model_io, output_index, probabilities
     from .run import Run
     from .training.entries import TrainedModel
-    from .training.spec import recipe_functions, specs_for
+    from .training.spec import recipe_functions, spec_dict, specs_for
 
     tmp = Path(tmp)
     declared = load_experiment(experiment)
@@ -122,7 +122,7 @@ def synthetic_experiment(tmp, n_seeds: int = 3, frogs: int = 12, profile: str = 
         acc = float(np.mean(probs.argmax(1) == yte))
         record = {
             "key": f"synthetic-{role}-n{spec.n_train}-{spec.seed}",
-            "spec": spec.__dict__,
+            "spec": spec_dict(spec),  # as a cached record holds it: JSON-able
             "epochs": 0,
             "best_epoch": 0,
             "test_accuracy": acc,
