@@ -441,6 +441,7 @@ def test_probe_index_that_is_not_a_frog_stops_the_session_at_once(
     )
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_probe_index_that_is_not_a_frog_stops_xdist_workers_too(pytester, tmp_path, cnnclaims_plugin_args):
     """pytest.exit on an xdist worker crashes the controller (INTERNALERROR): there each
     worker fails its first test in one line and the session stops."""

@@ -68,6 +68,7 @@ def _python(code: str, **env):
     return subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_tensorflow_cpp_log_is_quiet_here_and_in_spawned_training_workers():
     """`python -m cnnclaims run` printed ~15 lines of TF's C++ log before its first own line."""
     r = _python(
@@ -84,6 +85,7 @@ def test_tensorflow_cpp_log_is_quiet_here_and_in_spawned_training_workers():
     assert not NOISE.search(r.stderr), r.stderr
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_user_set_log_level_is_respected():
     r = _python("import os, cnnclaims.compat; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])", TF_CPP_MIN_LOG_LEVEL="0")
     assert r.returncode == 0, r.stderr

@@ -41,6 +41,7 @@ def test_model_seconds_and_the_plan_on_workers():
     assert "predicted 26m to train 3 models on 2 workers" in line and "1,000 training and 4,000 evaluation" in line
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_throughput_is_measured_here(monkeypatch):
     from cnnclaims.model import build_model
 
@@ -91,6 +92,7 @@ def test_a_plan_over_the_budget_trains_nothing_and_says_what_it_will_not_check(u
     }
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_without_a_budget_the_prediction_is_said_and_training_starts(unfit_run, monkeypatch):
     import cnnclaims.run_plan as run_plan
 
@@ -101,6 +103,7 @@ def test_without_a_budget_the_prediction_is_said_and_training_starts(unfit_run, 
     assert started and len(started[0]) == 15  # the measured estimates go to the progress's ETA
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_pytest_reports_the_claims_skipped_and_one_summary_line(unfit_run, pytester, cnnclaims_plugin_args):
     cnnclaims.testing.SHARED["experiment"] = unfit_run
     try:

@@ -277,6 +277,7 @@ except Exception as exc:
 """
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_keras_set_to_channels_first_is_named_with_the_fix_before_anything_trains(tmp_path):
     """Building the article's model under a keras.json with "image_data_format":
     "channels_first" failed with a raw error about pooling sizes and `kwargs`."""

@@ -120,6 +120,7 @@ def test_the_option_is_in_the_one_table_and_checked_for_both_front_ends():
     assert opt.env == numerics.ENV_NUMERICS and opt.choices == numerics.MODES and set(opt.fronts) == {"pytest", "cli"}
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_the_onednn_table_matches_this_tensorflow():
     """ONEDNN_BY_TENSORFLOW names the oneDNN of the installed TensorFlow (read from
     ONEDNN_VERBOSE in a fresh process)."""
@@ -220,6 +221,7 @@ def test_a_contradicting_variable_stops_pytest_once_before_any_test():
     assert "passed" not in r.stdout
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_the_numerics_command_prints_the_fingerprint_and_the_probe(capsys):
     from cnnclaims.__main__ import main
 

@@ -294,6 +294,7 @@ def test_no_cnnclaims_disables_it_in_this_checkout_too():
     assert "cnnclaims" not in out.stdout.lower(), out.stdout
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_options_are_prefixed_and_the_old_names_are_deprecated_aliases(pytester, monkeypatch, cnnclaims_plugin_args):
     """``--cnnclaims-NAME`` is the option (no clash with another plugin's ``--profile``);
     the old short name still sets it, with one deprecation warning naming the new

@@ -61,6 +61,7 @@ def _without_time(doc: dict) -> dict:
     return {k: v for k, v in doc.items() if k != "written"}
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_xdist_table_and_json_equal_a_plain_run(pytester, cnnclaims_plugin_args):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_inner=TESTS)
@@ -113,6 +114,7 @@ def test_xdist_table_and_json_equal_a_plain_run(pytester, cnnclaims_plugin_args)
     assert _without_time(b) == _without_time(a)
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_xdist_summary_says_where_this_runs_pins_went_as_a_plain_run_does(pytester, cnnclaims_plugin_args):
     """Pins that differ (here: none yet) make each process that ran claim tests write
     ``<pins>.obtained``; the summary's line naming it must reach the controller's summary

@@ -68,6 +68,7 @@ def _setup(pytester, units="10", activation="softmax"):
     )
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_users_own_experiment_runs_and_prints_its_verdict_table(pytester, tmp_path):
     _setup(pytester)
     args = ("-p", "no:cacheprovider", f"--cache-dir={tmp_path / 'cache'}", f"--artifacts={tmp_path / 'art'}")
@@ -98,6 +99,7 @@ def test_a_bad_builder_stops_the_session_once(pytester, tmp_path, units, activat
     assert text.count(expected) == 1 and "condition 'big'" in text
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_an_unknown_profile_of_the_users_experiment_is_one_usage_error(pytester, tmp_path):
     # It was a 96-line INTERNALERROR (the collection report asked for the profile again).
     _setup(pytester)
@@ -109,6 +111,7 @@ def test_an_unknown_profile_of_the_users_experiment_is_one_usage_error(pytester,
     assert "experiment 'mine': unknown profile 'huge'; valid profiles: tiny" in text
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_experiment_option_that_contradicts_the_test_file_is_one_usage_error(pytester, tmp_path):
     _setup(pytester)
     r = pytester.runpytest_subprocess(
@@ -175,6 +178,7 @@ def _nested(pytester, layer="backbone/conv", loaded="SHAPE", outputs="probs", ex
     pytester.makepyfile(myexp=text, test_mine=TEST_FILE)
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_nested_backbone_on_grayscale_images_runs_with_a_claim_on_an_inner_layer(pytester, tmp_path):
     """From the folder above the experiment's, as from a repository root: the hint to
     accept new pins names the experiment's folder (a bare `pytest` there would run
@@ -243,6 +247,7 @@ def test_a_declaration_mistake_is_one_usage_error_before_any_training(pytester, 
     assert not (tmp_path / "cache" / "models").exists()
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_images_of_another_shape_than_declared_stop_the_session_in_one_line(pytester, tmp_path):
     """Met before the first claim test (the data is loaded then, once): one usage error,
     no test run (the first test used to fail with it)."""
@@ -259,6 +264,7 @@ def test_images_of_another_shape_than_declared_stop_the_session_in_one_line(pyte
     assert not (tmp_path / "cache" / "models").exists()
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_keras_set_to_channels_first_is_one_usage_error_naming_the_setting(pytester, tmp_path, monkeypatch):
     home = tmp_path / "keras_home"
     home.mkdir()

@@ -43,6 +43,7 @@ def run(tmp_path_factory):
     return r
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_the_sample_is_one_model_per_group_cheapest_first(run):
     specs = reproduce.sample(run)
     assert [s.role for s in specs] == ["dummy", "null", "benchmark"]
@@ -51,6 +52,7 @@ def test_the_sample_is_one_model_per_group_cheapest_first(run):
         reproduce.sample(run, ["nul"])
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_retrained_from_scratch_every_model_is_identical(run):
     rows = reproduce.reproduce(
         run, reproduce.choose(run, reproduce.sample(run), None, 2, print), workers=2, progress=lambda *_: None
@@ -59,6 +61,7 @@ def test_retrained_from_scratch_every_model_is_identical(run):
     assert "identical" in reproduce.table(rows)
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_cached_model_that_is_not_what_the_code_trains_is_named(run, tmp_path):
     """A cached entry whose weights are not what the code trains (here: its record's
     digest, with a valid checksum, as another machine's numerics would give) fails,
@@ -79,6 +82,7 @@ def test_a_cached_model_that_is_not_what_the_code_trains_is_named(run, tmp_path)
     assert rows[0]["entry"] == folder.name and "DIFFERS" in reproduce.table(rows)
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_budget_checks_what_fits_whole_and_the_rest_for_their_first_epochs(run, monkeypatch):
     from cnnclaims import forecast
 

@@ -125,6 +125,7 @@ def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "cache" / "verdicts").glob("*.json")) == before
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 @pytest.mark.unit
 def test_edited_decision_code_is_never_served_stale_verdicts(tmp_path, monkeypatch):
     """The verdict cache is keyed by the code that decides (verdicts.decision_code):

@@ -172,6 +172,7 @@ def test_same_seed_same_weights_and_activations(tiny, trained, tmp_path):
     assert a.record["history"] == b.record["history"]
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_parallel_training_equals_one_at_a_time_and_trains_each_model_once(trained, tmp_path):
     """Two models trained at once in worker processes while this process asks for one
     of them too: the shared model is trained once (the cache's file lock), each model
@@ -482,6 +483,7 @@ class TrainingForever:
         self.proc.wait(timeout=5)
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
 def test_stopping_training_stops_every_worker_within_seconds(tmp_path):
     """Ctrl-C (SIGINT to the process group), SIGTERM (what `timeout` sends) and SIGKILL,

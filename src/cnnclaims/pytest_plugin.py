@@ -117,7 +117,7 @@ def pytest_collection_modifyitems(config, items):
     if USAGE in config.stash:
         raise pytest.UsageError(config.stash[USAGE])
     for item in items:
-        if not any(item.get_closest_marker(m) for m in ("integration", "claim", "portability")):
+        if not any(item.get_closest_marker(m) for m in ("integration", "claim", "portability", "ray")):
             item.add_marker(pytest.mark.unit)
 
 
