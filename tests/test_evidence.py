@@ -148,3 +148,27 @@ def test_an_edited_metric_function_gets_a_new_statistics_key():
     assert metrics_key(one) != metrics_key(two) != metrics_key(ARTICLE)
     assert metrics_key(one) == metrics_key(_with_metric(one.metrics["probe_me"].fn))
     assert metrics_key(ARTICLE).startswith("article-v2-")
+
+
+def test_an_edited_softmax_metric_gets_a_new_statistics_key():
+    """softmax_metric wraps the user's function in a lambda whose own source never
+    changes: the key follows the closure, so an edited function is recomputed, not
+    served its old cached values (a fresh user's verdicts stayed the same, all pins =)."""
+    import dataclasses
+
+    from cnnclaims import softmax_metric
+    from cnnclaims.article import ARTICLE
+    from cnnclaims.evidence import metrics_key
+
+    def top(p, labels):
+        return p.max(1)
+
+    def flipped(p, labels):
+        return 1 - p.max(1)
+
+    keys = set()
+    for fn in (top, flipped):
+        metric = softmax_metric("top", fn)
+        claim = dataclasses.replace(ARTICLE.claims[0], metric=metric, extras=())
+        keys.add(metrics_key(dataclasses.replace(ARTICLE, claims=(claim, *ARTICLE.claims[1:]))))
+    assert len(keys) == 2

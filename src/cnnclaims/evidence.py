@@ -97,16 +97,39 @@ class _MetricActs(dict):
 
 def _code_digest(fn) -> str:
     """The source of a metric's function (its bytecode where the source is not at
-    hand): a metric edited in place gets a new statistics key instead of its old
-    cached values. Helpers it calls are not followed: their changes need the
-    experiment's ``version``."""
+    hand), and that of every function it closes over or wraps (``functools.partial``):
+    ``softmax_metric(name, fn)`` is a one-line lambda around the user's ``fn``, whose
+    edits the lambda's own source never showed (a fresh user's edited metric kept its
+    old cached verdicts). A metric edited in place gets a new statistics key instead of
+    its old cached values. Module-level helpers it calls by name are not followed:
+    their changes need the experiment's ``version``."""
     import inspect
 
-    try:
-        return inspect.getsource(fn)
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        return repr((code.co_code, code.co_consts, code.co_names)) if code else getattr(fn, "__qualname__", repr(fn))
+    def own(f) -> str:
+        try:
+            return inspect.getsource(f)
+        except (OSError, TypeError):
+            code = getattr(f, "__code__", None)
+            return repr((code.co_code, code.co_consts, code.co_names)) if code else getattr(f, "__qualname__", repr(f))
+
+    parts, seen, todo = [], set(), [fn]
+    while todo:
+        f = todo.pop(0)
+        if id(f) in seen:
+            continue
+        seen.add(id(f))
+        inner = getattr(f, "func", None)  # functools.partial
+        parts.append(own(inner) if inner is not None and callable(inner) else own(f))
+        if inner is not None and callable(inner):
+            todo.append(inner)
+        for cell in getattr(f, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            if callable(value) and (hasattr(value, "__code__") or hasattr(value, "func")):
+                todo.append(value)
+    return "\n".join(parts)
 
 
 def images_digest(images: np.ndarray) -> str:
