@@ -375,3 +375,13 @@ def test_labels_only_entry_compares_labels_and_says_so(inner, pytester):
             f"*[[]{key}] pins labels only (written before numbers were pinned): numbers not compared",
         ]
     )
+
+
+def test_the_fragile_line_fits_the_terminal_and_counts_the_cases():
+    """It was one line of about 6,000 characters on the smoke profile (a fresh user)."""
+    from cnnclaims.summary import fragile_line
+
+    fragile = {("verdicts", f"C{i}/frogs"): {"tf2.15": "supported", "tf2.21": "refuted"} for i in range(20)}
+    text = fragile_line(fragile, "smoke")
+    assert max(map(len, text.splitlines())) <= 110
+    assert "20 case(s) pinned differently" in text and "and 16 more" in text

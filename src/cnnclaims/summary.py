@@ -5,6 +5,8 @@ families. Plain values in, text out.
 
 from __future__ import annotations
 
+import textwrap
+
 __all__ = ["plan_line", "labels_only_line", "recorded_line", "fragile_line"]
 
 
@@ -46,12 +48,21 @@ def recorded_line(pins, recorded: tuple) -> str:
     )
 
 
-def fragile_line(fragile: dict, profile: str) -> str:
-    """Cases pinned differently in several version families (``pinned.fragile``)."""
-    return f"fragile across version families ({profile} profile): " + "; ".join(
+def fragile_line(fragile: dict, profile: str, shown: int = 4, width: int = 110) -> str:
+    """Cases pinned differently in several version families (``pinned.fragile``): how
+    many, the first ``shown`` with each family's label, wrapped at ``width`` columns
+    (it was one line of thousands of characters); the report has them all."""
+    cases = [
         f"{case}{' (null)' if section == 'null_control' else ''}: " + ", ".join(f"{fam} {v}" for fam, v in fams.items())
         for (section, case), fams in fragile.items()
+    ]
+    more = f"; and {len(cases) - shown} more (the report's 'Fragile across versions' lists them all)"
+    text = (
+        f"fragile across version families ({profile} profile): {len(cases)} case(s) pinned differently; "
+        + "; ".join(cases[:shown])
+        + (more if len(cases) > shown else "")
     )
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  "))
 
 
 # Profiles that check the harness's plumbing, not an experiment's claims.

@@ -120,7 +120,9 @@ def accept_hint_for(config, path, key) -> str:
     from ..failures import accept_hint
 
     opts = f" --profile {get_experiment(config).profile.name}"  # the option may be unset: the default's name
-    for flag in ("--experiment", "--seeds"):
+    # The options that choose the pin key or the models (a command that dropped the cache
+    # folder would retrain the plan into the default one).
+    for flag in ("--experiment", "--seeds", "--probe-index", "--data", "--cache-dir"):
         if option(config, flag):
             opts += f" {flag} {option(config, flag)}"
     return accept_hint(
