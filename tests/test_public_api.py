@@ -205,7 +205,10 @@ def test_a_nested_backbone_on_grayscale_images_runs_with_a_claim_on_an_inner_lay
     out = r.stdout.str()
     assert (
         "no pinned verdict for M1/probe" in out
-        and "`pytest exp --cnnclaims-regen-verdicts --cnnclaims-profile tiny`" in out
+        # the command keeps the cache folder: run as printed it must not retrain into the default one
+        and "`pytest exp --cnnclaims-regen-verdicts --cnnclaims-profile tiny "
+        f"--cnnclaims-cache-dir {tmp_path / 'cache'}`"
+        in out
     ), out
     assert "cnnclaims pin" not in out
     r = pytester.runpytest_subprocess(*args, "--regen-verdicts")
