@@ -890,6 +890,28 @@ def evaluate(claim: Claim, scope: str, evidence: Any) -> Verdict:
     return next(v for v in evaluate_catalog(evidence, claims, (scope,)) if v.claim == claim.id)
 
 
+def _evaluate(
+    claims: Iterable[Claim],
+    scope: str,
+    measure: Callable[[Claim], Measured],
+    label: str,
+    correction: str,
+    plan: bool,
+    sesoi: Callable[[Claim], float] | None = None,
+    kind: str | None = None,
+) -> list[Verdict]:
+    """The loop the ``evaluate_*`` entries share: for each family of ``claims`` in
+    ``scope``, ``measure`` each claim, then ``decide_family`` (with ``sesoi(claim)``
+    in place of the claim's SESOI where given: the sizes scope's margin per decade)."""
+    out = []
+    for _tier, members in families(claims, scope):
+        measured = [measure(c) for c in members]
+        if sesoi is not None:
+            members = [replace(c, sesoi=sesoi(c)) for c in members]
+        out.extend(decide_family(members, scope, measured, label, correction, plan, kind=kind))
+    return out
+
+
 def evaluate_numbers(
     claims: Iterable[Claim],
     numbers: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]],
@@ -903,11 +925,14 @@ def evaluate_numbers(
     null splits run through here). ``superiority=False`` leaves out P(superiority)
     and its CI (NaN in the verdicts; the labels are the same), which the
     calibration's simulated experiments do not read."""
-    out = []
-    for _tier, members in families(claims, "seeds"):
-        measured = [measure_seeds(c, numbers[c.id], f"seeds: {label}", superiority=superiority) for c in members]
-        out.extend(decide_family(members, "seeds", measured, label, correction, plan))
-    return out
+    return _evaluate(
+        claims,
+        "seeds",
+        lambda c: measure_seeds(c, numbers[c.id], f"seeds: {label}", superiority=superiority),
+        label,
+        correction,
+        plan,
+    )
 
 
 def evaluate_image_numbers(
@@ -924,11 +949,14 @@ def evaluate_image_numbers(
     ``evaluate_catalog``. The calibration runs its resampled experiments through here;
     ``sensitivity=False`` skips the signed-rank sensitivity check (left out of the
     extras; the labels are the same)."""
-    out = []
-    for _tier, members in families(claims, "images"):
-        measured = [measure_images(c, numbers[c.id], f"images: {label}", sensitivity=sensitivity) for c in members]
-        out.extend(decide_family(members, "images", measured, label, correction, plan))
-    return out
+    return _evaluate(
+        claims,
+        "images",
+        lambda c: measure_images(c, numbers[c.id], f"images: {label}", sensitivity=sensitivity),
+        label,
+        correction,
+        plan,
+    )
 
 
 def measure_slopes(
@@ -960,15 +988,16 @@ def evaluate_slopes(
     claim's SESOI replaced by its margin) as ``evaluate_catalog``. The calibration
     runs its simulated experiments through here. Raises KeyError naming a claim
     without slopes or a margin."""
-    out = []
-    for _tier, members in families(claims, "sizes"):
-        measured = [
-            measure_slopes(c, slopes[c.id], trend_alternative(c, size_sign), margins[c.id], f"sizes: {label}")
-            for c in members
-        ]
-        members = [replace(c, sesoi=margins[c.id]) for c in members]
-        out.extend(decide_family(members, "sizes", measured, label, correction, plan, kind="sizes"))
-    return out
+    return _evaluate(
+        claims,
+        "sizes",
+        lambda c: measure_slopes(c, slopes[c.id], trend_alternative(c, size_sign), margins[c.id], f"sizes: {label}"),
+        label,
+        correction,
+        plan,
+        sesoi=lambda c: margins[c.id],
+        kind="sizes",
+    )
 
 
 def design_min_p(scope: str, n_per_group: int) -> float:

@@ -221,7 +221,12 @@ def specs_for(profile, role: str, experiment=None, seeds=None) -> list[TrainSpec
     n = profile.n_train[experiment.recipe(role).name]
     if seeds is None:
         seeds = profile.null_seeds() if role == NULL else profile.seeds()
-    recipe = recipe_id(experiment, role)
+    return _group_specs(profile, experiment, role, n, seeds, recipe_id(experiment, role))
+
+
+def _group_specs(profile, experiment, role: str, n: int, seeds, recipe: str) -> list[TrainSpec]:
+    """One TrainSpec per seed of group ``role``, ``n`` training images, under ``profile``'s
+    training settings and ``experiment``'s early stopping (the conditions' and the sweep's)."""
     return [
         TrainSpec(
             role,
@@ -343,20 +348,7 @@ def sweep_plan(profile, experiment, n_data: int) -> dict:
         elif n == profile.n_train[large] and n >= n_data:
             specs[n] = specs_for(profile, large, experiment, seeds)
         else:
-            specs[n] = [
-                TrainSpec(
-                    SWEEP,
-                    n,
-                    s,
-                    profile.max_epochs,
-                    profile.patience,
-                    profile.batch_size,
-                    profile.learning_rate,
-                    recipe=recipe,
-                    early_stopping=experiment.early_stopping,
-                )
-                for s in seeds
-            ]
+            specs[n] = _group_specs(profile, experiment, SWEEP, n, seeds, recipe)
     return {"specs": specs, "recipes": {SWEEP: (build, NestedSubset(anchor))}}
 
 
