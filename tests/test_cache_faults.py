@@ -36,8 +36,6 @@ from cnnclaims.testing import random_cifar
 
 pytest_plugins = ["pytester"]
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def read_only():

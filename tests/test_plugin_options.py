@@ -208,7 +208,8 @@ def test_artifacts_land_under_the_rootdir_from_a_subdirectory(pytester, monkeypa
         (["--workers", "0"], {}, "--workers must be at least 1, got 0"),
         ([], {"CNNCLAIMS_WORKERS": "abc"}, "$CNNCLAIMS_WORKERS='abc' is not a positive number"),
         (["--seeds", "0"], {}, "--seeds must be at least 1"),
-        (["--profile", "huge"], {}, "unknown profile 'huge'"),
+        # The profile is checked against the experiment's declaration: TensorFlow is imported.
+        pytest.param(["--profile", "huge"], {}, "unknown profile 'huge'", marks=pytest.mark.integration),
     ],
 )
 def test_bad_values_are_one_usage_error_at_start(pytester, monkeypatch, args, env, expected):
@@ -334,3 +335,26 @@ def test_an_alias_another_plugin_took_is_left_to_it(pytester, cnnclaims_plugin_a
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", *cnnclaims_plugin_args, "-s", "--workers", "5")
     r.stdout.fnmatch_lines(["*WORKERS 5 None*"])  # theirs: not taken for cnnclaims's old spelling
     assert "is deprecated" not in r.stdout.str()
+
+
+def test_a_test_marked_unit_and_another_tier_is_one_usage_error(pytester):
+    """`-m unit` selects a test marked unit anywhere, a module's pytestmark included:
+    twelve tests moved to the integration tier still ran in the unit tier (2 of its 6
+    minutes). Both marks on one test now stop the session, naming it; one mark runs."""
+    pytester.makepyfile(
+        test_x=(
+            "import pytest\n"
+            "pytestmark = pytest.mark.unit\n\n"
+            "@pytest.mark.integration\n"
+            "def test_both():\n    pass\n\n"
+            "def test_unit():\n    pass\n"
+        )
+    )
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "unit")
+    assert r.ret == pytest.ExitCode.USAGE_ERROR
+    assert "1 test(s) marked unit and another tier: test_x.py::test_both (integration)" in r.stderr.str()
+    pytester.makepyfile(
+        test_x="import pytest\n\n@pytest.mark.integration\ndef test_both():\n    pass\n\ndef test_unit():\n    pass\n"
+    )
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-m", "unit")
+    r.assert_outcomes(passed=1, deselected=1)

@@ -4,7 +4,9 @@ images, a tiny named CNN, one epoch)."""
 
 import pytest
 
-pytestmark = pytest.mark.unit
+# Every test here runs whole pytest sessions in subprocesses (TensorFlow imported, most
+# of them training a tiny model): the integration tier.
+pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
 
 EXPERIMENT = """

@@ -97,6 +97,7 @@ def test_a_budget_checks_what_fits_whole_and_the_rest_for_their_first_epochs(run
     assert all(r["identical"] for r in rows)
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_cold_cache_is_not_cached_neither_identical_nor_different(run, tmp_path):
     """A cache that holds none of the sample (a fresh machine, CI's first run) was
     reported DIFFERS and failed CI: nothing was compared. Now each group is named
@@ -139,6 +140,7 @@ def test_the_outcome_fails_on_any_difference_and_counts_what_went_unchecked():
     assert reproduce.outcome([same], "/c")[0] == 0
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_partly_warm_cache_checks_a_cached_model_of_the_group(run, monkeypatch):
     """The cheapest model of a group not cached, another of the group cached: that one
     is checked (the group is not left unchecked)."""
@@ -155,12 +157,14 @@ def test_a_partly_warm_cache_checks_a_cached_model_of_the_group(run, monkeypatch
 # --- the inventory ---------------------------------------------------------------------
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_list_and_verify_an_intact_cache(run):
     text = inventory.listing(run.cache_dir)
     assert "3 model entries" in text and text.count(" ok ") == 3 and "portable" in text
     assert inventory.verify(run.cache_dir) == []
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 @pytest.mark.parametrize("damage", ["record-digit", "model-bytes", "record-json"])
 def test_verify_names_each_damaged_entry(run, tmp_path, damage):
     import shutil
@@ -182,6 +186,7 @@ def test_verify_names_each_damaged_entry(run, tmp_path, damage):
     assert str(entry) in problem
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_prune_by_name_versions_and_damage(run, tmp_path):
     import shutil
 
@@ -199,6 +204,7 @@ def test_prune_by_name_versions_and_damage(run, tmp_path):
     assert len(inventory.prune(cache, damaged=True)) == 1
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_the_plan_key_changes_with_the_plan(run):
     key = inventory.plan_key(run)
     assert key.startswith("cnnclaims-tf") and key.endswith(key.rsplit("-", 1)[1]) and "-tiny-" in key
@@ -208,6 +214,7 @@ def test_the_plan_key_changes_with_the_plan(run):
     assert inventory.plan_key(other) != key
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_cli_verify_exits_1_on_damage(run, tmp_path, capsys):
     import shutil
 
@@ -254,6 +261,7 @@ def damaged_copy(run, tmp_path):
     return copy, dummy, null
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_a_damaged_entry_is_missing_so_predicted_and_budgeted(damaged_copy):
     """A damaged entry was counted as cached: retrained past --time-budget, with no
     prediction, and the summary said '15 cached, 0 trained' (a fresh user's finding)."""
@@ -268,6 +276,7 @@ def test_a_damaged_entry_is_missing_so_predicted_and_budgeted(damaged_copy):
     assert {s.role for s in missing(copy, copy.plan_specs())} == {"dummy", "null"}
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_reproduce_names_a_damaged_entry_damaged_not_identical_or_differs(damaged_copy):
     copy, dummy, null = damaged_copy
     rows = reproduce.reproduce(copy, [(dummy, None), (null, None)], workers=1, progress=lambda *_: None)
@@ -285,6 +294,7 @@ def test_reproduce_names_a_damaged_entry_damaged_not_identical_or_differs(damage
     assert len(bad) == 2 and absent == [] and len(bad) + len(absent) + len(cached) == len(specs) == 3
 
 
+@pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
 def test_the_hint_names_the_profile(run):
     assert reproduce.train_hint(run) == "python -m cnnclaims run --all --profile tiny"
 

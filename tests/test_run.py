@@ -1,4 +1,5 @@
-"""Integration: the real data and the configured profile's trained models."""
+"""Run: the real data and the configured profile's trained models (integration), and
+the options and aliases that build a Run (unit)."""
 
 import numpy as np
 import pytest
@@ -9,15 +10,16 @@ from cnnclaims.model import LAYER_NAMES, N_PARAMS
 from cnnclaims.run import Run
 from cnnclaims.training import get_trained
 
-pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_data_is_cifar10(cifar10):
     assert cifar10.x_train.shape == (50_000, 32, 32, 3) and cifar10.x_test.shape == (10_000, 32, 32, 3)
     assert np.bincount(cifar10.y_test).tolist() == [1000] * 10
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_probe_is_a_held_out_frog(cifar10, probe_image):
     idx, img = probe_image
     assert cifar10.y_test[idx] == FROG
@@ -26,11 +28,13 @@ def test_probe_is_a_held_out_frog(cifar10, probe_image):
     assert not (rows == probe).any(), "the probe frog appears in the training set"
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_probe_frogs(probe_images, probe_image, cifar10):
     idx, imgs = probe_images
     assert len(idx) == 1000 and (cifar10.y_test[idx] == FROG).all() and probe_image[0] in idx
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_models_trained_and_recorded(models_a, models_b, run):
     for t in models_a + models_b:
         assert t.model.count_params() == N_PARAMS and layer_names(t.model) == list(LAYER_NAMES)
@@ -40,12 +44,14 @@ def test_models_trained_and_recorded(models_a, models_b, run):
         assert rec["spec"]["n_train"] == run.profile.n_train[t.spec.role]
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_second_load_comes_from_cache(models_a, run):
     msgs = []
     t = get_trained(models_a[0].spec, run.data, run.cache_dir, progress=msgs.append)
     assert msgs == [] and t.key == models_a[0].key
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_activations_of_every_layer(activations):
     for role in ("benchmark", "dummy"):
         acts = activations[role]
@@ -54,6 +60,7 @@ def test_activations_of_every_layer(activations):
         assert acts["dense_2"].shape == (1, 10)
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     import math
 
@@ -83,6 +90,7 @@ def test_verdicts_are_cached_per_evidence(tmp_path, monkeypatch, capsys):
     assert calls == [1] and "discarding corrupt cache entry" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_one_seed_per_condition_has_no_null_splits_and_says_unreachable(tmp_path):
     """--seeds 1: no seed-to-seed spread. The run still gives every verdict (seeds:
     underpowered, unreachable with N = 1 per condition), no null splits, no crash."""
@@ -98,6 +106,7 @@ def test_one_seed_per_condition_has_no_null_splits_and_says_unreachable(tmp_path
     assert "underpowered (unreachable)" in verdict_table_text(exp.verdicts, exp.null_verdicts)
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch):
     """An edit of the source after import must not change this run's cache keys: the
     run computes with the code it imported, so that code must key what it stores
@@ -126,7 +135,6 @@ def test_cached_results_are_keyed_by_the_code_as_imported(tmp_path, monkeypatch)
 
 
 @pytest.mark.integration  # trains or runs TensorFlow sessions: minutes on 2 cores
-@pytest.mark.unit
 def test_edited_decision_code_is_never_served_stale_verdicts(tmp_path, monkeypatch):
     """The verdict cache is keyed by the code that decides (verdicts.decision_code):
     a fixed TOST or a new rule in an upgraded cnnclaims recomputes; the key used to
@@ -146,6 +154,7 @@ def test_edited_decision_code_is_never_served_stale_verdicts(tmp_path, monkeypat
     assert calls == [1]
 
 
+@pytest.mark.integration  # the real data or trained models, or TensorFlow sessions: minutes on 2 cores
 def test_edited_claims_are_never_served_stale_verdicts(tmp_path):
     # The verdict cache is keyed by the declaration's claims: a flipped direction or a
     # new SESOI under the same experiment name recomputes (it used to serve the old).
@@ -166,14 +175,12 @@ def test_edited_claims_are_never_served_stale_verdicts(tmp_path):
 # --- a slim Run (issue 20, item 2) ------------------------------------------------------
 
 
-@pytest.mark.unit
 def test_run_stays_under_150_lines():
     import inspect
 
     assert len(inspect.getsourcelines(Run)[0]) < 150
 
 
-@pytest.mark.unit
 def test_from_options_reads_each_option_by_its_flag_and_given_fields_win(tmp_path, monkeypatch):
     from cnnclaims.options import ENV_TIME_BUDGET, OPTIONS
 
@@ -210,7 +217,6 @@ def test_from_options_reads_each_option_by_its_flag_and_given_fields_win(tmp_pat
     assert other.cache_dir == tmp_path / "x" and other.profile_name == "article"
 
 
-@pytest.mark.unit
 def test_the_experiment_module_is_a_deprecated_alias_of_run():
     import importlib
     import sys
@@ -227,7 +233,6 @@ def test_the_experiment_module_is_a_deprecated_alias_of_run():
     )
 
 
-@pytest.mark.unit
 def test_the_experiment_fixture_is_a_deprecated_alias_of_run(pytester, synthetic_exp, cnnclaims_plugin_args):
     import cnnclaims.testing
 

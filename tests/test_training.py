@@ -124,6 +124,7 @@ def test_corrupt_entry_is_detected(trained, tmp_path, damage):
         load_entry(SPEC, path, trained[0].key)
 
 
+@pytest.mark.integration  # trains models of its own: seconds to minutes on 2 cores
 def test_corrupt_entry_is_reported_and_retrained(tiny, trained, tmp_path, capsys):
     cache_dir = copy_cache(trained, tmp_path)
     damage_entry(cache_dir / "models" / trained[0].path.name, "truncate-model")
@@ -152,12 +153,14 @@ def test_models_load_lazily_and_old_records_get_their_hash(tiny, trained, tmp_pa
     assert migrated["model_sha256"] == b.record["model_sha256"] and migrated["checksum"] == b.record["checksum"]
 
 
+@pytest.mark.integration  # trains models of its own: seconds to minutes on 2 cores
 def test_retrain_flag(tiny, trained, tmp_path):
     msgs = []
     get_trained(SPEC, tiny, copy_cache(trained, tmp_path), retrain=True, progress=quiet(msgs))
     assert any("training" in m for m in msgs)
 
 
+@pytest.mark.integration  # trains models of its own: seconds to minutes on 2 cores
 def test_same_seed_same_weights_and_activations(tiny, trained, tmp_path):
     from cnnclaims.activations import layer_activations
 
@@ -376,6 +379,7 @@ def test_record_of_wrong_type_is_a_cache_error_naming_the_file(trained, tmp_path
         load_entry(SPEC, path, trained[0].key)
 
 
+@pytest.mark.integration  # trains models of its own: seconds to minutes on 2 cores
 @pytest.mark.parametrize("damage", ["null", "one-digit"])
 def test_damaged_record_is_discarded_and_retrained_bit_identical(tiny, trained, tmp_path, capsys, damage):
     """A record that is JSON null (55 AttributeErrors on every rerun) or has one digit of
@@ -716,6 +720,7 @@ def test_sigterm_to_a_process_training_alone_leaves_no_partial_folder(tmp_path):
         run.kill()
 
 
+@pytest.mark.integration  # spawns two TensorFlow worker processes: seconds to minutes on 2 cores
 def test_every_line_a_worker_said_is_relayed(tiny, tmp_path, monkeypatch):
     """A worker's last lines come right before its result (the last "trained ..." line
     used to be lost at times): all of them are passed on before train_missing returns."""
@@ -851,6 +856,7 @@ def test_records_carry_the_weights_digest_per_epoch_and_at_the_end(trained):
     assert record["epoch_weights_sha256"][record["best_epoch"] - 1] == record["weights_sha256"]
 
 
+@pytest.mark.integration  # trains models of its own: seconds to minutes on 2 cores
 def test_fit_can_stop_after_a_prefix_of_the_same_training(tiny, trained, tmp_path):
     """max_epochs=1: the same first epoch, bit for bit, as the whole training's."""
     from cnnclaims.training import fit, stratified_subset

@@ -89,6 +89,10 @@ def pytest_load_initial_conftests(early_config, parser, args):
     early_config.stash[DEPRECATED] = rewrite_deprecated(args, taken=registered_flags(parser))
 
 
+# The tiers other than unit; a test with none of them is unit (pytest -m unit).
+TIERS = ("integration", "claim", "portability", "ray")
+
+
 def pytest_configure(config):
     for line in (
         "unit: fast tests on synthetic data (no CIFAR-10, no trained models); `pytest -m unit`",
@@ -116,9 +120,25 @@ def pytest_collection_modifyitems(config, items):
             config.stash[USAGE] = f"cnnclaims: {exc}"
     if USAGE in config.stash:
         raise pytest.UsageError(config.stash[USAGE])
+    both = []
     for item in items:
-        if not any(item.get_closest_marker(m) for m in ("integration", "claim", "portability", "ray")):
+        tiers = [m for m in TIERS if item.get_closest_marker(m)]
+        if not tiers:
             item.add_marker(pytest.mark.unit)
+        elif item.get_closest_marker("unit"):
+            both.append(f"{item.nodeid} ({', '.join(tiers)})")
+    if both:
+        # `-m unit` selects a test that is marked unit anywhere (a module's pytestmark
+        # included): twelve tests marked integration to leave the unit tier still ran in
+        # it, 2 minutes of its 6 on a 2-core machine, until this was an error.
+        raise pytest.UsageError(
+            f"cnnclaims: {len(both)} test(s) marked unit and another tier: "
+            + "; ".join(both[:5])
+            + (f"; and {len(both) - 5} more" if len(both) > 5 else "")
+            + ". A test is unit, integration, claim, portability or ray, never two: remove the unit mark "
+            "(a test without a tier mark is unit) or the other one, or move the test out of the module whose "
+            "pytestmark gives it."
+        )
 
 
 # --- fixtures -------------------------------------------------------------------
