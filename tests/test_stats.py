@@ -267,9 +267,9 @@ def test_effect_and_test_treat_zero_differences_alike(d):
     nz = d[d != 0]
     if len(nz) < 1:
         return
-    w_plus = sps.wilcoxon(
-        d, alternative="greater", zero_method="wilcox", method="approx"
-    ).statistic  # the statistic alone: the exact or permutation p-value (the default with ties) took 70 ms a call
+    # The statistic alone: the p-value's exact or permutation method (the default with
+    # ties) took 70 ms a call, 8 s of this test.
+    w_plus = sps.wilcoxon(d, alternative="greater", zero_method="wilcox", method="approx").statistic
     total = len(nz) * (len(nz) + 1) / 2
     assert stats.rank_biserial(d) == pytest.approx((w_plus - (total - w_plus)) / total)
 
