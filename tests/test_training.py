@@ -661,11 +661,6 @@ class TrainingTwo:
 
 @pytest.mark.integration
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-@pytest.mark.skip(
-    reason="quarantined, a known defect: in about half the runs on machine D (2026-12-07; CI of 670315f, and 3 of 6 "
-    "runs alone) the driver and the stalled worker are still running 90 s after the other worker's SIGTERM, so "
-    "the driver can hang when one worker is killed while another ignores SIGTERM; CHANGELOG 'Known issues'"
-)
 def test_sigterm_to_a_training_worker_leaves_no_partial_folder(tmp_path):
     """SIGTERM to one training worker mid-training: it removes its own .partial folder,
     the pool breaks and the driver stops the other worker, which does not stop within
@@ -734,6 +729,23 @@ def test_every_line_a_worker_said_is_relayed(tiny, tmp_path, monkeypatch):
     assert set(train_missing(specs, tiny, None, tmp_path, workers=2, progress=msgs.append)) == set(specs)
     for spec in specs:
         assert [m for m in msgs if m.startswith(spec.label)] == [f"{spec.label} line {i}" for i in range(50)]
+
+
+def test_a_worker_that_ended_breaks_the_run_though_the_pool_did_not_say():
+    """The pool's manager thread can miss the end of a worker started after its last
+    wake-up (a SIGTERM to that worker hung the run): the driver asks the workers' exit
+    codes itself and stops the run with BrokenProcessPool, naming the worker."""
+    from concurrent.futures.process import BrokenProcessPool
+    from types import SimpleNamespace
+
+    from cnnclaims.training.executors import local
+
+    alive = SimpleNamespace(pid=11, exitcode=None)
+    pool = SimpleNamespace(_processes={11: alive, 12: SimpleNamespace(pid=12, exitcode=143)})
+    with pytest.raises(BrokenProcessPool, match=r"training worker 12 ended \(exit code 143\)"):
+        local._check_workers(pool)
+    local._check_workers(SimpleNamespace(_processes={11: alive}))  # all alive: nothing to say
+    local._check_workers(SimpleNamespace(_processes=None))  # after shutdown
 
 
 def test_explicit_worker_count_is_capped_by_cores_and_memory_and_said_once(tiny, tmp_path, monkeypatch):
