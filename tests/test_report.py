@@ -168,6 +168,27 @@ def test_compact_table_fits_110_columns_and_says_what_holds_per_scope(exp):
     assert "TOST p_adj" in full and max(len(x) for x in full.splitlines()) > 110  # the compact one is the change
 
 
+def test_compact_table_fits_a_100_column_terminal_by_cutting_claim_names(exp, monkeypatch):
+    """At 100 columns (issue 22's terminal) no line is wider, the claim column is cut
+    with "..." and keeps the claim ids; without a terminal the width is 110 (the same
+    log on every machine), and a terminal is never taken below 80 or above 110."""
+    from cnnclaims.report import terminal_width
+
+    pins = {v.key: v.verdict for v in exp.verdicts}
+    wide = verdict_table_text(exp.verdicts, exp.null_verdicts, pins, width=110)
+    text = verdict_table_text(exp.verdicts, exp.null_verdicts, pins, width=100)
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert max(len(line) for line in wide.splitlines()) > 100  # the names the test cuts
+    assert "..." in text and all(line == line.rstrip() for line in text.splitlines())
+    rows = [line for line in text.splitlines() if line[:1] == "C" and "  " in line]
+    assert {r.split("-")[0] for r in rows} == {v.claim for v in exp.verdicts}
+    for columns, want in (("100", 100), ("60", 80), ("250", 110)):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert terminal_width() == want
+    monkeypatch.delenv("COLUMNS")
+    assert terminal_width() in range(80, 111)  # this terminal's, or 110 where there is none
+
+
 def test_forest_plot_is_a_picture(exp, tmp_path):
     from cnnclaims.report import write_forest_plot
 

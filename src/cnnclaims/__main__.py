@@ -95,7 +95,7 @@ def cmd_run(args):
 def cmd_verdicts(args):
     from . import pinned
     from .locations import pins_path_for
-    from .report import verdict_table_text
+    from .report import terminal_width, verdict_table_text
 
     exp = _experiment(args)
     # The pins the test suite compares with, so the pin column reads as under pytest.
@@ -108,6 +108,7 @@ def cmd_verdicts(args):
             entry.get("verdicts", {}),
             entry.get("null_control", {}),
             full=args.table == "full",
+            width=terminal_width(),
         )
     )
 

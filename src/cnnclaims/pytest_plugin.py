@@ -95,8 +95,9 @@ TIERS = ("integration", "claim", "portability", "ray")
 
 def pytest_configure(config):
     for line in (
-        "unit: fast tests on synthetic data (no CIFAR-10, no trained models); `pytest -m unit`",
-        "integration: uses the real data and the configured profile's trained models",
+        "unit: fast in-process tests on synthetic data (no CIFAR-10, no training of their own); every test "
+        "without another tier's mark; `pytest -m unit`",
+        "integration: uses the real data or trained models, trains models, or runs whole sessions in subprocesses",
         "claim: a claim of the experiment, checked against its pinned verdict",
         "cnnclaims_experiment(experiment, null): set by cnnclaims.parametrize_claims",
     ):
@@ -412,36 +413,41 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(plan_text)
         return
     from . import pinned
-    from .report import verdict_table_text, wrapped
+    from .report import terminal_width, verdict_table_text, wrapped
 
+    width = terminal_width()
     found, null = collected(config)
     key, profile_name = res["pin_key"], res["profile"]["name"]
     _, doc = pins(config)
     entry = pinned.entry(doc, key) or {}
     tr = terminalreporter
     tr.section("cnnclaims verdicts")
-    tr.write_line(f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}")
+    for line in wrapped(
+        f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}", width
+    ):
+        tr.write_line(line)
     plumbing = plumbing_line(profile_name, res.get("models"))
-    for line in wrapped(plumbing) if plumbing else []:
+    for line in wrapped(plumbing, width) if plumbing else []:
         tr.write_line(line)
     if entry and not pinned.has_numbers(entry):
-        tr.write_line(labels_only_line(key, profile_name))
+        for line in wrapped(labels_only_line(key, profile_name), width):
+            tr.write_line(line)
     # From the test reports, as the verdicts: under xdist the workers wrote it.
     recorded = res.get("recorded")
     if recorded and not isinstance(recorded, str):  # (a text: each failure said it could not be written)
         tr.write_line(recorded_line(pins_path(config), tuple(recorded)))
     full = option(config, "--table") == "full"
-    text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"), full=full)
+    text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"), full=full, width=width)
     for line in text.splitlines():
         tr.write_line(line)
     if null and res["null_splits"] is not None:  # None: no worker that ran them finished
         from .calibration import format_null_splits
 
-        for line in wrapped(format_null_splits(res["null_splits"])):
+        for line in wrapped(format_null_splits(res["null_splits"]), width):
             tr.write_line(line)
     fragile = pinned.fragile(doc, profile_name)
     if fragile:
-        tr.write_line(fragile_line(fragile, profile_name))
+        tr.write_line(fragile_line(fragile, profile_name, width=width))
     tr.write_line(f"verdict JSON: {artifacts_dir(config) / 'verdicts.json'}")
-    if plan_text:
-        tr.write_line(plan_text)
+    for line in wrapped(plan_text, width) if plan_text else []:
+        tr.write_line(line)

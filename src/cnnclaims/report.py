@@ -10,6 +10,7 @@ import base64
 import copy
 import html
 import re
+import shutil
 import textwrap
 import time
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ def _text_table(header, body) -> str:
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*header), line.format(*["-" * w for w in widths])]
     out += [line.format(*r) for r in body]
-    return "\n".join(out)
+    return "\n".join(x.rstrip() for x in out)  # no padding after the last column: it counted as width
 
 
 # The terminal's default table (about 110 columns): what a reader needs to see which
@@ -130,12 +131,20 @@ def _text_table(header, body) -> str:
 # carry every statistic.
 COMPACT_COLUMNS = ("claim", "scope", "verdict", "effect [95% CI]", "p_adj", "pin")
 WIDTH = 110
+MIN_WIDTH = 80
 
 
-def wrapped(line: str) -> list[str]:
-    """A line of prose beside the compact table, as lines of at most ``WIDTH`` columns
+def terminal_width() -> int:
+    """Columns for the compact table and its prose: the terminal's ($COLUMNS, else the
+    size of the terminal on stdout), kept within ``MIN_WIDTH``..``WIDTH``; ``WIDTH``
+    where there is no terminal (a CI log), so a log reads the same on every machine."""
+    return max(MIN_WIDTH, min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns))
+
+
+def wrapped(line: str, width: int = WIDTH) -> list[str]:
+    """A line of prose beside the compact table, as lines of at most ``width`` columns
     (continuations indented two spaces); a short line as it is."""
-    return [line] if len(line) <= WIDTH else textwrap.wrap(line, WIDTH, subsequent_indent="  ")
+    return [line] if len(line) <= width else textwrap.wrap(line, width, subsequent_indent="  ")
 
 
 COMPACT_LEGEND = (
@@ -168,12 +177,13 @@ def compact_rows(verdicts, pins: dict | None = None) -> list[tuple]:
     ]
 
 
-def _fit_names(body: list[tuple], header: tuple) -> list[tuple]:
+def _fit_names(body: list[tuple], header: tuple, width: int = WIDTH) -> list[tuple]:
     """The compact rows with the claim column cut (``...``) as far as needed for the
-    table to fit ``WIDTH`` columns (never below the claim id): the full names are in
-    the full table and the JSON."""
+    table to fit ``width`` columns (never below 12 characters, which hold the claim id):
+    the full names are in the full table and the JSON. The last column's width is that
+    of its longest cell (the lines carry no padding after it)."""
     widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    excess = sum(widths) + 2 * (len(widths) - 1) - WIDTH
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
     if excess <= 0:
         return body
     keep = max(12, widths[0] - excess)
@@ -189,23 +199,28 @@ def scope_summary(verdicts) -> list[str]:
     return [f"{s}: " + ", ".join(f"{n} {label}" for label, n in c.items()) for s, c in counts.items()]
 
 
-def verdict_table_text(verdicts, null_verdicts=(), pins=None, null_pins=None, full: bool = False) -> str:
-    """The verdict table as text: compact by default (``COMPACT_COLUMNS``, about 110
-    columns, its prose wrapped there, with a line per scope saying what holds), every
-    statistic with ``full``."""
+def verdict_table_text(
+    verdicts, null_verdicts=(), pins=None, null_pins=None, full: bool = False, width: int = WIDTH
+) -> str:
+    """The verdict table as text: compact by default (``COMPACT_COLUMNS`` within
+    ``width`` columns, about 110 with the longest claim names, its prose wrapped there,
+    claim names cut where the terminal is narrower (``terminal_width``), with a line per
+    scope saying what holds), every statistic with ``full``."""
     columns, make = (COLUMNS, rows) if full else (COMPACT_COLUMNS, compact_rows)
 
     def prose(line: str) -> str:
-        return line if full else "\n".join(wrapped(line))
+        return line if full else "\n".join(wrapped(line, width))
+
+    def fit(body: list[tuple]) -> list[tuple]:
+        return body if full else _fit_names(body, columns, width)
 
     parts: list[str] = []
     if verdicts:
-        parts.append(_text_table(columns, make(verdicts, pins) if full else _fit_names(make(verdicts, pins), columns)))
+        parts.append(_text_table(columns, fit(make(verdicts, pins))))
         parts.extend(scope_summary(verdicts))
     if null_verdicts:
         parts.append(prose(f"null control (same training size, other seeds): {_null_summary(null_verdicts)}"))
-        null_rows = make(null_verdicts, null_pins)
-        parts.append(_text_table(columns, null_rows if full else _fit_names(null_rows, columns)))
+        parts.append(_text_table(columns, fit(make(null_verdicts, null_pins))))
     if verdicts or null_verdicts:
         parts.append(prose(LEGEND if full else COMPACT_LEGEND))
         decides = [prose(f"  {v.key}: {v.decides}") for v in verdicts if v.decides]
