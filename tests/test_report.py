@@ -172,7 +172,7 @@ def test_compact_table_fits_a_100_column_terminal_by_cutting_claim_names(exp, mo
     """At 100 columns (issue 22's terminal) no line is wider, the claim column is cut
     with "..." and keeps the claim ids; without a terminal the width is 110 (the same
     log on every machine), and a terminal is never taken below 80 or above 110."""
-    from cnnclaims.report import terminal_width
+    from cnnclaims.formatting import terminal_width
 
     pins = {v.key: v.verdict for v in exp.verdicts}
     wide = verdict_table_text(exp.verdicts, exp.null_verdicts, pins, width=110)

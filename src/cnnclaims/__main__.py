@@ -94,8 +94,9 @@ def cmd_run(args):
 
 def cmd_verdicts(args):
     from . import pinned
+    from .formatting import terminal_width
     from .locations import pins_path_for
-    from .report import terminal_width, verdict_table_text
+    from .report import verdict_table_text
 
     exp = _experiment(args)
     # The pins the test suite compares with, so the pin column reads as under pytest.

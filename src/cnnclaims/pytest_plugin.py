@@ -413,7 +413,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(plan_text)
         return
     from . import pinned
-    from .report import terminal_width, verdict_table_text, wrapped
+    from .formatting import terminal_width, wrapped
+    from .report import verdict_table_text
 
     width = terminal_width()
     found, null = collected(config)

@@ -10,7 +10,6 @@ import base64
 import copy
 import html
 import re
-import shutil
 import textwrap
 import time
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .formatting import number
+from .formatting import WIDTH as FORMATTING_WIDTH
+from .formatting import number, wrapped
 
 COLUMNS = (
     "claim",
@@ -130,21 +130,9 @@ def _text_table(header, body) -> str:
 # claims hold; the full one (``full=True``, ``--cnnclaims-table=full``) and the JSON
 # carry every statistic.
 COMPACT_COLUMNS = ("claim", "scope", "verdict", "effect [95% CI]", "p_adj", "pin")
-WIDTH = 110
-MIN_WIDTH = 80
-
-
-def terminal_width() -> int:
-    """Columns for the compact table and its prose: the terminal's ($COLUMNS, else the
-    size of the terminal on stdout), kept within ``MIN_WIDTH``..``WIDTH``; ``WIDTH``
-    where there is no terminal (a CI log), so a log reads the same on every machine."""
-    return max(MIN_WIDTH, min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns))
-
-
-def wrapped(line: str, width: int = WIDTH) -> list[str]:
-    """A line of prose beside the compact table, as lines of at most ``width`` columns
-    (continuations indented two spaces); a short line as it is."""
-    return [line] if len(line) <= width else textwrap.wrap(line, width, subsequent_indent="  ")
+# The width and wrapping of the terminal's lines: formatting.terminal_width, .wrapped
+# (the plugin's session header uses them without importing this module).
+WIDTH = FORMATTING_WIDTH
 
 
 COMPACT_LEGEND = (

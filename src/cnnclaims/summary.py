@@ -5,7 +5,7 @@ families. Plain values in, text out.
 
 from __future__ import annotations
 
-import textwrap
+from .formatting import wrapped
 
 __all__ = ["plan_line", "labels_only_line", "recorded_line", "fragile_line"]
 
@@ -62,7 +62,7 @@ def fragile_line(fragile: dict, profile: str, shown: int = 4, width: int = 110) 
         + "; ".join(cases[:shown])
         + (more if len(cases) > shown else "")
     )
-    return "\n".join(textwrap.wrap(text, width, subsequent_indent="  "))
+    return "\n".join(wrapped(text, width))  # at spaces only: family keys stay whole
 
 
 # Profiles that check the harness's plumbing, not an experiment's claims.

@@ -541,15 +541,23 @@ def where_lines(config) -> list[str]:
         data = resolve_source(option(config, "--data")).describe()
     except CnnClaimsError as exc:
         data = f"unusable: {exc}"
+    from ..formatting import terminal_width, wrapped
+
+    # A line each (they were one line of about 220 columns); a path is never broken
+    # from its label, and the notes go on lines of their own where they do not fit.
+    width = terminal_width()
+    pins = f"cnnclaims: pinned verdicts {pins_path(config)}"
+    own = "(a test file using parametrize_claims keeps its own beside it)"
+    if option(config, "--pinned-verdicts"):
+        pins_lines = [pins]
+    else:
+        pins_lines = [f"{pins} {own}"] if len(pins) + 1 + len(own) <= width else [pins, f"  {own}"]
+    data_line = f"cnnclaims: data: {data}"
     return [
-        f"cnnclaims: cache {cache_dir(config)}, artifacts {artifacts_dir(config)}, "
-        f"pinned verdicts {pins_path(config)}"
-        + (
-            ""
-            if option(config, "--pinned-verdicts")
-            else " (a test file using parametrize_claims keeps its own beside it)"
-        ),
-        f"cnnclaims: data: {data}",
+        f"cnnclaims: cache {cache_dir(config)}",
+        f"cnnclaims: artifacts {artifacts_dir(config)}",
+        *pins_lines,
+        *(wrapped(data_line, width) if data.startswith("unusable") else [data_line]),
     ]
 
 
