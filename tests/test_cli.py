@@ -114,3 +114,17 @@ def test_the_public_api_lists_what_it_exports():
 
     assert all(hasattr(cnnclaims, name) for name in cnnclaims.__all__)
     assert {"Claim", "Experiment", "parametrize_claims", "ClaimKind"} <= set(cnnclaims.__all__)
+
+
+def test_verdicts_says_the_profile_pins_and_that_smoke_checks_the_plumbing(synthetic_exp, monkeypatch, capsys):
+    """`verdicts --profile smoke` printed the bare table: no profile, no pin key and no
+    plumbing warning, which pytest's table and the report both give (a fresh user)."""
+    import cnnclaims.__main__ as cli
+
+    monkeypatch.setattr(cli, "_experiment", lambda args, progress=None: synthetic_exp)
+    monkeypatch.setenv("COLUMNS", "100")
+    assert cli.main(["verdicts", "--profile", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"profile smoke, data: synthetic random images, pin key {synthetic_exp.pin_key}")
+    assert "the smoke profile checks the plumbing" in out and "claim " in out
+    assert max(len(line) for line in out.splitlines()) <= 100, max(out.splitlines(), key=len)

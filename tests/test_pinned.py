@@ -412,12 +412,19 @@ def test_a_failures_whole_text_and_its_accept_hint(tmp_path):
         pins, "k/smoke", (tmp_path / "o.json", ""), " --profile smoke", explicit=False, offer_cli=True, start=tmp_path
     )
     assert hint == (
-        f"\n  pinned:   {pins} (unchanged)"
+        f"\n  pinned:   {pins} (does not exist yet)"
         f"\n  obtained: {tmp_path / 'o.json'} (this run's entry for [k/smoke])"
         "\n  to accept this run's entry, if the change is deliberate: `pytest sub --cnnclaims-regen-verdicts "
         f"--cnnclaims-profile smoke` or `python -m cnnclaims pin --profile smoke --file {pins}`, or "
-        f"`cp {tmp_path / 'o.json'} {pins}`; then review `git diff {pins}` and commit it"
+        f"`cp {tmp_path / 'o.json'} {pins}`; then review {pins} and commit it"
     )
+    # An existing pins file: unchanged by the run, and git shows what accepting changes.
+    pins.parent.mkdir()
+    pins.write_text("{}")
+    hint = failures.accept_hint(
+        pins, "k/smoke", (tmp_path / "o.json", ""), " --profile smoke", explicit=False, offer_cli=True, start=tmp_path
+    )
+    assert f"pinned:   {pins} (unchanged)" in hint and hint.endswith(f"then review `git diff {pins}` and commit it")
     hint = failures.accept_hint(pins, "k/smoke", "could not write", " --profile smoke", explicit=True, offer_cli=False)
     assert (
         "obtained: none, could not write" in hint

@@ -71,7 +71,7 @@ def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
     r.stdout.fnmatch_lines(
         [
             "*no pinned verdict for C3/frogs under*review it",
-            f"*pinned:   {pins} (unchanged)",
+            f"*pinned:   {pins} (does not exist yet)",
             f"*obtained: {pins}.obtained (this run's entry for*",
             "*to accept*`pytest --cnnclaims-regen-verdicts --cnnclaims-profile smoke "
             f"--cnnclaims-pinned-verdicts {pins}` or "
@@ -79,7 +79,9 @@ def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
         ]
     )
     # The summary names it too (the line travels on the test's report, for xdist).
-    r.stdout.fnmatch_lines([f"this run's pins differ from {pins} (unchanged): this run's entry is in {pins}.obtained"])
+    r.stdout.fnmatch_lines(
+        [f"this run's pins differ from {pins} (does not exist yet)", f"  this run's entry is in {pins}.obtained"]
+    )
     assert not pins.exists(), "a run never writes the pins file from inside a test"
     doc = json.loads((pins.parent / "pins.json.obtained").read_text())
     (entry,) = doc["entries"].values()
@@ -88,6 +90,7 @@ def test_missing_pins_are_recorded_beside_the_pins_and_fail(inner):
     assert "p_two_sided" in entry["numbers"]["verdicts"]["C3/frogs"]
 
 
+@pytest.mark.integration  # three whole inner sessions over the synthetic experiment: 15-25 s on 2 cores
 def test_regen_then_pass_then_flip_fails_with_plots(inner, pytester):
     run, pins = inner
     r = run("--regen-verdicts")
@@ -274,7 +277,7 @@ def test_obtained_pins_go_to_the_artifacts_where_the_pins_folder_is_not_writable
         ]
     )
     r.stdout.fnmatch_lines(
-        [f"this run's pins differ from *: this run's entry is in {art / 'pins.json.obtained'} (the pins' folder*"]
+        ["this run's pins differ from *", f"  this run's entry is in {art / 'pins.json.obtained'} (the pins' folder*"]
     )
     assert (art / "pins.json.obtained").exists()
     assert "Traceback" not in r.stdout.str()
@@ -332,6 +335,7 @@ def test_pinned_number_changed_by_hand_fails_with_a_diff(inner, pytester, suppor
     assert r.ret == 0, r.stdout.str()
 
 
+@pytest.mark.integration  # three whole inner sessions over the synthetic experiment: 15-25 s on 2 cores
 def test_pinned_number_changed_within_the_tolerance_passes(inner, pytester):
     from cnnclaims import pinned
 
@@ -347,6 +351,7 @@ def test_pinned_number_changed_within_the_tolerance_passes(inner, pytester):
     assert not (pins.parent / "pins.json.obtained").exists(), "a passing run writes no .obtained file"
 
 
+@pytest.mark.integration  # three whole inner sessions over the synthetic experiment: 15-25 s on 2 cores
 def test_labels_only_entry_compares_labels_and_says_so(inner, pytester):
     """An entry written before numbers were pinned still loads: its labels are compared,
     its numbers not, and the summary and failures say how to pin them."""

@@ -92,6 +92,7 @@ def report(fresh, pins_file, tmp_path_factory):
     return html_path, md_path, msgs, computed
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_report(exp, report):
     html_path, md_path, msgs, _ = report
     assert any("writing HTML" in m for m in msgs)
@@ -120,6 +121,7 @@ def test_report(exp, report):
             assert (md_path.parent / line.rsplit("](", 1)[1].rstrip(")")).exists()
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 @pytest.mark.parametrize("scope", ["frogs", "seeds"])
 def test_every_claim_has_diagnostics_in_the_report(exp, report, scope):
     figures = report[0].parent / "figures"
@@ -338,6 +340,7 @@ def _first_screen(md: str) -> str:
     return md[: md.index("## Verdicts at a glance")]
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_the_report_opens_with_a_conclusion_and_a_headline_per_scope(exp, report):
     """Before the grid: the one-line conclusion, then one headline per scope whose
     counts add up to the scope's verdicts and name each claim, the null control's
@@ -359,6 +362,7 @@ def test_the_report_opens_with_a_conclusion_and_a_headline_per_scope(exp, report
     assert top.index("Warning: the smoke profile checks the plumbing") < top.index("Conclusion")
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_the_pin_status_names_what_differs_from_the_pins(exp, report, pins_file):
     """The pins line counts the cases as pinned and names the one whose pin differs
     (``pins_file`` changed one label)."""
@@ -380,6 +384,7 @@ def test_the_pin_status_without_pins_says_how_to_pin():
     assert "python -m cnnclaims pin" in line
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_the_grid_states_each_claim(exp, report):
     """The claims x scopes grid names each claim by its id and its statement in the
     paper's words, not only by its slug."""
@@ -394,6 +399,7 @@ def test_the_grid_states_each_claim(exp, report):
             assert [f"{claim.id}: {claim.text}"] in [row[:1] for row in grid], claim.id
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_the_report_holds_no_python_reprs(report):
     """Settings (the profile's training sizes, the numerics) and the fragile cases are
     written as words and tables, never as a dict's or tuple's repr."""
@@ -404,6 +410,7 @@ def test_the_report_holds_no_python_reprs(report):
     assert "| training images per condition | " in md
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_figure_captions_are_words(report):
     """Every figure's caption says what it shows, in words: never its file's name."""
     md = report[1].read_text()
@@ -416,6 +423,7 @@ def test_figure_captions_are_words(report):
     assert any(c.startswith("Seeds scope: each claim's effect") for c, _ in images)
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_the_report_computes_no_calibration_and_says_how(report):
     """Nothing stored: the report simulates nothing (the calibration took 6.5 of the
     report's 7 minutes) and says how to compute it."""
@@ -591,6 +599,7 @@ def test_the_verdicts_command_marks_the_pins_as_pytest_does(exp, pins_file, monk
     assert " was " in out and not any(line.rstrip().endswith(" new") for line in rows)
 
 
+@pytest.mark.integration  # the module fixture renders the whole report, every figure: 40 s and more on 2 cores
 def test_the_report_says_what_each_label_means(report):
     """The grid's colours carry labels such as supported-but-negligible: the report says
     what they mean (it never did)."""

@@ -94,22 +94,32 @@ def cmd_run(args):
 
 def cmd_verdicts(args):
     from . import pinned
-    from .formatting import terminal_width
+    from .formatting import terminal_width, wrapped
     from .locations import pins_path_for
     from .report import verdict_table_text
+    from .summary import plumbing_line
 
     exp = _experiment(args)
     # The pins the test suite compares with, so the pin column reads as under pytest.
-    doc = pinned.load(pins_path_for(exp.experiment, getattr(args, "pinned_verdicts", None)))
+    path = pins_path_for(exp.experiment, getattr(args, "pinned_verdicts", None))
+    doc = pinned.load(path)
     entry = pinned.entry(doc, exp.pin_key) or {}
+    width = terminal_width()
+    # What pytest's table says above it: the profile, data and pins, and that a smoke
+    # profile checks the plumbing (a fresh user found neither here).
+    verdicts = exp.verdicts
+    head = [f"profile {exp.profile.name}, data: {exp.data.source}, pin key {exp.pin_key} in {path}"]
+    plumbing = plumbing_line(exp.profile.name, exp.records())  # accuracies of the models loaded, if any
+    for line in head + ([plumbing] if plumbing else []):
+        print("\n".join(wrapped(line, width)))
     print(
         verdict_table_text(
-            exp.verdicts,
+            verdicts,
             exp.null_verdicts,
             entry.get("verdicts", {}),
             entry.get("null_control", {}),
             full=args.table == "full",
-            width=terminal_width(),
+            width=width,
         )
     )
 

@@ -116,11 +116,15 @@ def accept_hint(
     cli = f" or `python -m cnnclaims pin{opts} --file {path}`" if offer_cli else ""
     # pytest spells the same options with the plugin's prefix (options.Option.pytest_flag).
     under_pytest = opts.replace(" --", " --cnnclaims-")
+    # A new experiment's pins file does not exist yet, and its folder need not be a git
+    # checkout: say so rather than "(unchanged)" and a `git diff` of nothing.
+    exists = Path(path).exists()
+    review = f"review `git diff {path}` and commit it" if exists else f"review {path} and commit it"
     return (
-        f"\n  pinned:   {path} (unchanged){where}"
+        f"\n  pinned:   {path} ({'unchanged' if exists else 'does not exist yet'}){where}"
         f"\n  to accept this run's entry, if the change is deliberate: `pytest{folder} --cnnclaims-regen-verdicts"
         f"{under_pytest}{f' --cnnclaims-pinned-verdicts {path}' if explicit else ''}`{cli}"
-        f"{copy}; then review `git diff {path}` and commit it"
+        f"{copy}; then {review}"
     )
 
 

@@ -436,7 +436,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     # From the test reports, as the verdicts: under xdist the workers wrote it.
     recorded = res.get("recorded")
     if recorded and not isinstance(recorded, str):  # (a text: each failure said it could not be written)
-        tr.write_line(recorded_line(pins_path(config), tuple(recorded)))
+        for line in recorded_line(pins_path(config), tuple(recorded)).splitlines():
+            tr.write_line(line)
     full = option(config, "--table") == "full"
     text = verdict_table_text(found, null, entry.get("verdicts"), entry.get("null_control"), full=full, width=width)
     for line in text.splitlines():

@@ -165,17 +165,41 @@ def compact_rows(verdicts, pins: dict | None = None) -> list[tuple]:
     ]
 
 
+# The pin column's labels, shortened where a table of many moved pins would not fit
+# otherwise ("was supported-but-negligible" is 28 columns).
+SHORT_LABELS = {
+    "supported-but-negligible": "supp-but-negl",
+    "refuted-but-negligible": "ref-but-negl",
+    "underpowered": "underpow",
+    "inconclusive": "inconcl",
+    "negligible": "negl",
+}
+
+
 def _fit_names(body: list[tuple], header: tuple, width: int = WIDTH) -> list[tuple]:
-    """The compact rows with the claim column cut (``...``) as far as needed for the
-    table to fit ``width`` columns (never below 12 characters, which hold the claim id):
-    the full names are in the full table and the JSON. The last column's width is that
-    of its longest cell (the lines carry no padding after it)."""
-    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-    excess = sum(widths) + 2 * (len(widths) - 1) - width
-    if excess <= 0:
+    """The compact rows cut to fit ``width`` columns: the claim column cut (``...``) as
+    far as needed (never below 12 characters, which hold the claim id), then, if still
+    too wide, the pin column's ``was X`` labels shortened (``SHORT_LABELS``): the full
+    names and labels are in the full table and the JSON. The last column's width is
+    that of its longest cell (the lines carry no padding after it)."""
+
+    def excess(rows: list[tuple]) -> int:
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        return sum(widths) + 2 * (len(widths) - 1) - width
+
+    over = excess(body)
+    if over <= 0:
         return body
-    keep = max(12, widths[0] - excess)
-    return [(r[0] if len(r[0]) <= keep else r[0][: keep - 3] + "...", *r[1:]) for r in body]
+    keep = max(8, max(len(str(r[0])) for r in body) - over)
+    body = [(r[0] if len(r[0]) <= keep else r[0][: keep - 3] + "...", *r[1:]) for r in body]
+    if excess(body) <= 0:
+        return body
+
+    def short(mark: str) -> str:
+        label = mark.removeprefix("was ")
+        return f"was {SHORT_LABELS.get(label, label)}" if mark.startswith("was ") else mark
+
+    return [(*r[:-1], short(r[-1])) for r in body]
 
 
 def scope_summary(verdicts) -> list[str]:

@@ -5,6 +5,8 @@ families. Plain values in, text out.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .formatting import wrapped
 
 __all__ = ["plan_line", "labels_only_line", "recorded_line", "fragile_line"]
@@ -40,11 +42,12 @@ def labels_only_line(key: str, profile: str) -> str:
 
 
 def recorded_line(pins, recorded: tuple) -> str:
-    """This run's entry, written to ``recorded`` = (obtained path, note) for review."""
+    """This run's entry, written to ``recorded`` = (obtained path, note) for review: two
+    lines, each path beside its label (one line was about 150 columns)."""
     obtained, note = recorded
-    return (
-        f"this run's pins differ from {pins} (unchanged): this run's entry is in "
-        f"{obtained}{f' ({note})' if note else ''}"
+    state = "unchanged" if Path(pins).exists() else "does not exist yet"
+    return f"this run's pins differ from {pins} ({state})\n  this run's entry is in {obtained}" + (
+        f" ({note})" if note else ""
     )
 
 
