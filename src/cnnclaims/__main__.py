@@ -396,7 +396,10 @@ def main(argv=None):
         "cache",
         "the cache folder: list, verify, prune, a key for CI caches, and reproduce "
         "(retrain a sample from scratch and compare bit for bit)",
-        description="The model and result cache (default: the user's cache folder).",
+        description=(
+            "The model and result cache: each command's --cache-dir PATH, else $CNNCLAIMS_CACHE, else the "
+            "user's cache folder ($XDG_CACHE_HOME/cnnclaims or ~/.cache/cnnclaims)."
+        ),
     )
     actions = p.add_subparsers(dest="action", required=True)
     for name, helptext in (
