@@ -97,7 +97,7 @@ def cmd_verdicts(args):
     from .formatting import terminal_width, wrapped
     from .locations import pins_path_for
     from .report import verdict_table_text
-    from .summary import plumbing_line
+    from .summary import plumbing_line, profile_line
 
     exp = _experiment(args)
     # The pins the test suite compares with, so the pin column reads as under pytest.
@@ -106,11 +106,11 @@ def cmd_verdicts(args):
     entry = pinned.entry(doc, exp.pin_key) or {}
     width = terminal_width()
     # What pytest's table says above it: the profile, data and pins, and that a smoke
-    # profile checks the plumbing (a fresh user found neither here).
+    # profile checks the plumbing (a fresh user found neither here). The verdicts come
+    # first: they load the models whose accuracies the plumbing line gives, if any.
     verdicts = exp.verdicts
-    head = [f"profile {exp.profile.name}, data: {exp.data.source}, pin key {exp.pin_key} in {path}"]
-    plumbing = plumbing_line(exp.profile.name, exp.records())  # accuracies of the models loaded, if any
-    for line in head + ([plumbing] if plumbing else []):
+    plumbing = plumbing_line(exp.profile.name, exp.records())
+    for line in [profile_line(exp.profile.name, exp.data.source, exp.pin_key, path)] + ([plumbing] if plumbing else []):
         print("\n".join(wrapped(line, width)))
     print(
         verdict_table_text(

@@ -69,7 +69,14 @@ from .plugin.session import (  # noqa: F401 - get_experiment, set_experiment, ca
     where_lines,
     write_error,
 )
-from .summary import fragile_line, labels_only_line, plan_line, plumbing_line, recorded_line  # noqa: F401 - plan_line: public here
+from .summary import (  # noqa: F401 - plan_line: public here
+    fragile_line,
+    labels_only_line,
+    plan_line,
+    plumbing_line,
+    profile_line,
+    recorded_line,
+)
 
 
 def pytest_addoption(parser):
@@ -423,9 +430,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     entry = pinned.entry(doc, key) or {}
     tr = terminalreporter
     tr.section("cnnclaims verdicts")
-    for line in wrapped(
-        f"profile {profile_name}, data: {res['data_source']}, pin key {key} in {pins_path(config)}", width
-    ):
+    for line in wrapped(profile_line(profile_name, res["data_source"], key, pins_path(config)), width):
         tr.write_line(line)
     plumbing = plumbing_line(profile_name, res.get("models"))
     for line in wrapped(plumbing, width) if plumbing else []:

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .formatting import WIDTH as FORMATTING_WIDTH
-from .formatting import number, wrapped
+from .formatting import WIDTH, number, wrapped
 
 COLUMNS = (
     "claim",
@@ -118,8 +117,13 @@ def rows(verdicts, pins: dict | None = None) -> list[tuple]:
     ]
 
 
+def _widths(header, body) -> list[int]:
+    """Each column's width in a text table: its longest cell, the header included."""
+    return [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+
+
 def _text_table(header, body) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    widths = _widths(header, body)
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [line.format(*header), line.format(*["-" * w for w in widths])]
     out += [line.format(*r) for r in body]
@@ -130,9 +134,6 @@ def _text_table(header, body) -> str:
 # claims hold; the full one (``full=True``, ``--cnnclaims-table=full``) and the JSON
 # carry every statistic.
 COMPACT_COLUMNS = ("claim", "scope", "verdict", "effect [95% CI]", "p_adj", "pin")
-# The width and wrapping of the terminal's lines: formatting.terminal_width, .wrapped
-# (the plugin's session header uses them without importing this module).
-WIDTH = FORMATTING_WIDTH
 
 
 COMPACT_LEGEND = (
@@ -178,19 +179,19 @@ SHORT_LABELS = {
 
 def _fit_names(body: list[tuple], header: tuple, width: int = WIDTH) -> list[tuple]:
     """The compact rows cut to fit ``width`` columns: the claim column cut (``...``) as
-    far as needed (never below 12 characters, which hold the claim id), then, if still
+    far as needed (never below 8 characters, which hold the claim id), then, if still
     too wide, the pin column's ``was X`` labels shortened (``SHORT_LABELS``): the full
     names and labels are in the full table and the JSON. The last column's width is
     that of its longest cell (the lines carry no padding after it)."""
 
-    def excess(rows: list[tuple]) -> int:
-        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    def excess(rows: list[tuple]) -> int:  # columns over ``width``, as _text_table lays them out
+        widths = _widths(header, rows)
         return sum(widths) + 2 * (len(widths) - 1) - width
 
     over = excess(body)
     if over <= 0:
         return body
-    keep = max(8, max(len(str(r[0])) for r in body) - over)
+    keep = max(8, _widths(header, body)[0] - over)
     body = [(r[0] if len(r[0]) <= keep else r[0][: keep - 3] + "...", *r[1:]) for r in body]
     if excess(body) <= 0:
         return body

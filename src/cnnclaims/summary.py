@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .formatting import wrapped
+from .formatting import WIDTH, wrapped
 
-__all__ = ["plan_line", "labels_only_line", "recorded_line", "fragile_line"]
+__all__ = ["plan_line", "profile_line", "labels_only_line", "recorded_line", "fragile_line"]
 
 
 def plan_line(plan: dict | None, profile: str, checked: int, checked_null: int, not_checked: int) -> str:
@@ -41,6 +41,12 @@ def labels_only_line(key: str, profile: str) -> str:
     )
 
 
+def profile_line(profile: str, data_source: str, key: str, pins) -> str:
+    """The line above the verdict table: the profile, the data and where its pins are
+    (pytest's summary and ``python -m cnnclaims verdicts`` alike)."""
+    return f"profile {profile}, data: {data_source}, pin key {key} in {pins}"
+
+
 def recorded_line(pins, recorded: tuple) -> str:
     """This run's entry, written to ``recorded`` = (obtained path, note) for review: two
     lines, each path beside its label (one line was about 150 columns)."""
@@ -51,7 +57,7 @@ def recorded_line(pins, recorded: tuple) -> str:
     )
 
 
-def fragile_line(fragile: dict, profile: str, shown: int = 4, width: int = 110) -> str:
+def fragile_line(fragile: dict, profile: str, shown: int = 4, width: int = WIDTH) -> str:
     """Cases pinned differently in several version families (``pinned.fragile``): how
     many, the first ``shown`` with each family's label, wrapped at ``width`` columns
     (it was one line of thousands of characters); the report has them all."""
